@@ -1,0 +1,5 @@
+import sys
+
+from flinkscale.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""The ``flinkscale`` command line: one module per command group, argument handling and output only.
+
+``main`` is the console entry point. It turns every ``FlinkscaleError`` into one line on stderr and
+the error's exit code (2 for bad input or an unreachable endpoint, 1 for a failure), so users never see
+a traceback for something they can fix. ``FLINKSCALE_DEBUG=1`` shows the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from flinkscale.cli import _app
+from flinkscale.core.errors import FlinkscaleError
+
+app = _app.app
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="flinkscale", standalone_mode=False)
+    except FlinkscaleError as exc:
+        if os.environ.get("FLINKSCALE_DEBUG"):
+            raise
+        print(f"flinkscale: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("flinkscale: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("flinkscale: aborted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a click usage error and friends
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

@@ -1,0 +1,27 @@
+"""The root Typer application; each command group module adds itself in ``_register``."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="flinkscale",
+    help="Right-size, profile, autoscale and load-shed Apache Flink pipelines, on real Flink.\n\n"
+    "Start with `flinkscale cluster up`, then `flinkscale kafka up` and `flinkscale job submit clickstream`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Command group modules, each exposing `register(app)`. Add yours here.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"flinkscale.cli.{name}").register(app)
+
+
+_register()

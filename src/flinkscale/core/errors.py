@@ -1,0 +1,45 @@
+"""One exception hierarchy for the whole package.
+
+The CLI turns every ``FlinkscaleError`` into a one-line message without a traceback: ``InputError``
+(a bad spec, flag or file; exit code 2) names the field path or file, ``EndpointError`` names the URL
+that failed, and anything else that went wrong at run time is a ``RuntimeFailure`` (exit code 1).
+"""
+
+from __future__ import annotations
+
+
+class FlinkscaleError(Exception):
+    """Base of every error flinkscale raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(FlinkscaleError):
+    """The user gave something invalid: a spec field, a flag, a file. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class EndpointError(FlinkscaleError):
+    """A remote endpoint (Flink REST, a broker) was unreachable or answered with an error."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, endpoint: str, status: int | None = None) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        super().__init__(f"{endpoint}: {message}")
+
+
+class NotFoundError(EndpointError):
+    """The endpoint answered, but the thing asked for (a job, a vertex, a savepoint) does not exist."""
+
+
+class RuntimeFailure(FlinkscaleError):
+    """Something flinkscale started or drove did not behave: a process died, a wait timed out."""
+
+    exit_code = 1

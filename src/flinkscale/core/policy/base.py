@@ -1,0 +1,88 @@
+"""The contract every autoscaling policy meets, whether it drives a real job or the simulator.
+
+A policy is a pure function of the current ``MetricsSnapshot`` and a ``History`` (earlier snapshots,
+earlier decisions and the rescales that were carried out, with how long each took). It returns one
+``Decision``: per-vertex new parallelism, each with a human reason and the numbers behind it, so that
+a decision can always explain itself. Policies keep no hidden state: anything they need to remember
+lives in the history the caller hands back, which is what makes a recorded run replayable offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flinkscale.core.snapshot import MetricsSnapshot
+
+
+@dataclass(frozen=True)
+class VertexDecision:
+    vertex_id: str
+    vertex_name: str
+    current_parallelism: int
+    new_parallelism: int
+    reason: str
+    # The inputs and intermediate values behind the decision (true_processing_rate, target_rate, ...).
+    numbers: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.new_parallelism != self.current_parallelism
+
+
+@dataclass(frozen=True)
+class Decision:
+    timestamp: float
+    policy: str
+    vertices: tuple[VertexDecision, ...]
+    # Why nothing was changed although some vertex wanted to (cooldown, backlog, GC pressure, ...).
+    blocked_reason: str | None = None
+    # Fraction of source records to shed (0 = none); policies that do not shed leave it at 0.
+    shed_fraction: float = 0.0
+
+    @property
+    def rescale(self) -> bool:
+        return self.blocked_reason is None and any(v.changed for v in self.vertices)
+
+    def parallelism(self) -> dict[str, int]:
+        return {v.vertex_id: v.new_parallelism for v in self.vertices}
+
+
+@dataclass(frozen=True)
+class RescaleRecord:
+    """A rescale that was carried out: when it was asked for and how long until the job ran again."""
+
+    requested_at: float
+    completed_at: float
+    old_parallelism: Mapping[str, int]
+    new_parallelism: Mapping[str, int]
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.completed_at - self.requested_at
+
+
+@dataclass(frozen=True)
+class History:
+    snapshots: tuple[MetricsSnapshot, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    rescales: tuple[RescaleRecord, ...] = ()
+
+    def append(self, snapshot: MetricsSnapshot | None = None, decision: Decision | None = None,
+               rescale: RescaleRecord | None = None, keep_seconds: float = 7200.0) -> History:
+        """A new history with the item added and snapshots older than ``keep_seconds`` dropped."""
+        snapshots = self.snapshots + ((snapshot,) if snapshot else ())
+        if snapshots:
+            horizon = snapshots[-1].timestamp - keep_seconds
+            snapshots = tuple(s for s in snapshots if s.timestamp >= horizon)
+        return History(snapshots, self.decisions + ((decision,) if decision else ()),
+                       self.rescales + ((rescale,) if rescale else ()))
+
+
+class Policy(Protocol):
+    """An autoscaling policy. ``name`` is what ``--policy`` accepts."""
+
+    name: str
+
+    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision: ...

@@ -1,0 +1,309 @@
+"""``MetricsSnapshot``: one job at one instant, the same type for a real and a simulated job.
+
+The real collector (``flinkscale.flink.collector``) builds it from Flink's REST API, the simulator
+(``flinkscale.core.sim``) builds it from its model, and recorded snapshots load from JSON. The planner,
+the profiler analysis, the autoscaling policies and the reports only ever read this type, which is why
+one policy can drive a real cluster, a simulated one and an offline replay alike.
+
+Metric fields carry Flink's own metric names in snake case (``busy_time_ms_per_second`` is Flink's
+``busyTimeMsPerSecond``). Per-vertex rates are sums over subtasks; time-per-second metrics come as the
+max and the average over subtasks, because the busiest subtask bounds a vertex (skew) while the
+average shows its cost. ``None`` means Flink did not report the metric (missing, or the string "NaN"),
+which is different from a measured zero.
+
+The JSON form (``to_dict``/``from_dict``) is versioned by ``SNAPSHOT_SCHEMA_VERSION`` and documented in
+docs/snapshot-format.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from flinkscale.core.errors import InputError
+
+SNAPSHOT_SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+
+class ShipStrategy(StrEnum):
+    """How records cross an edge; Flink's names from the job plan (``ship_strategy``)."""
+
+    FORWARD = "FORWARD"
+    HASH = "HASH"
+    REBALANCE = "REBALANCE"
+    RESCALE = "RESCALE"
+    BROADCAST = "BROADCAST"
+    GLOBAL = "GLOBAL"
+    CUSTOM = "CUSTOM"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, text: str) -> ShipStrategy:
+        name = text.strip().upper()
+        if name.startswith("HASH") or name == "KEYED":
+            return cls.HASH
+        if name in ("REBALANCE", "ROUND_ROBIN"):
+            return cls.REBALANCE
+        return cls.__members__.get(name, cls.UNKNOWN)
+
+    @property
+    def is_keyed(self) -> bool:
+        return self is ShipStrategy.HASH
+
+
+@dataclass(frozen=True)
+class SubtaskMetrics:
+    """One parallel subtask; filled only by an explicit per-subtask (skew) pass or the simulator."""
+
+    index: int
+    num_records_in_per_second: float | None = None
+    num_records_out_per_second: float | None = None
+    busy_time_ms_per_second: float | None = None
+    back_pressured_time_ms_per_second: float | None = None
+    idle_time_ms_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class VertexMetrics:
+    """Per-vertex metrics over the sampling window, named after Flink's metrics."""
+
+    num_records_in_per_second: float | None = None
+    num_records_out_per_second: float | None = None
+    num_bytes_in_per_second: float | None = None
+    num_bytes_out_per_second: float | None = None
+    busy_time_ms_per_second_max: float | None = None
+    busy_time_ms_per_second_avg: float | None = None
+    back_pressured_time_ms_per_second_max: float | None = None
+    back_pressured_time_ms_per_second_avg: float | None = None
+    idle_time_ms_per_second_avg: float | None = None
+    # Sources only: Flink's ``pendingRecords`` summed over subtasks (= consumer lag), and its growth.
+    pending_records: float | None = None
+    pending_records_per_second: float | None = None
+    # Flink's ``agg=skew`` value for numRecordsInPerSecond: min(mean abs deviation / mean x 100, 100).
+    records_in_skew: float | None = None
+    subtasks: tuple[SubtaskMetrics, ...] = ()
+
+    @property
+    def busy_ratio_max(self) -> float | None:
+        return None if self.busy_time_ms_per_second_max is None else self.busy_time_ms_per_second_max / 1000
+
+
+@dataclass(frozen=True)
+class Vertex:
+    """A Flink job vertex (a chain of operators) with its metrics."""
+
+    id: str
+    name: str
+    parallelism: int
+    max_parallelism: int
+    is_source: bool = False
+    is_sink: bool = False
+    # Sources: the number of partitions (Kafka) or splits they read; caps useful source parallelism.
+    partitions: int | None = None
+    metrics: VertexMetrics = field(default_factory=VertexMetrics)
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    ship_strategy: ShipStrategy = ShipStrategy.UNKNOWN
+
+
+@dataclass(frozen=True)
+class ClusterResources:
+    """What the cluster can give: used to never ask for slots that do not exist."""
+
+    task_managers: int
+    slots_total: int
+    slots_available: int
+    slots_per_task_manager: int
+    # The most TaskManagers the cluster may grow to (None = unknown / fixed at task_managers).
+    max_task_managers: int | None = None
+
+    @property
+    def slots_ceiling(self) -> int:
+        tms = self.max_task_managers if self.max_task_managers is not None else self.task_managers
+        return max(self.slots_total, tms * self.slots_per_task_manager)
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    completed: int = 0
+    failed: int = 0
+    in_progress: int = 0
+    restored: int = 0
+    last_duration_ms: float | None = None
+    avg_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    last_size_bytes: int | None = None
+    state_size_bytes: int | None = None
+    avg_alignment_ms: float | None = None
+    interval_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class JvmPressure:
+    """TaskManager JVM health, which blocks scaling when it is poor (the operator's GC/heap rule)."""
+
+    heap_used_ratio_max: float | None = None
+    gc_time_ms_per_second_max: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """A Flink job at one instant: its graph and its per-vertex metrics."""
+
+    timestamp: float
+    job_id: str
+    job_name: str
+    vertices: tuple[Vertex, ...]
+    edges: tuple[Edge, ...] = ()
+    job_state: str = "RUNNING"
+    # Seconds of data the metrics summarise (counter deltas over this window).
+    window_seconds: float = 60.0
+    cluster: ClusterResources | None = None
+    checkpoints: CheckpointStats | None = None
+    jvm: JvmPressure | None = None
+    # Notes the producer wants readers to know ("vertex X reported NaN busy time", ...).
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        ids = [v.id for v in self.vertices]
+        if len(set(ids)) != len(ids):
+            raise InputError("vertex ids must be unique", field="vertices")
+        known = set(ids)
+        for i, edge in enumerate(self.edges):
+            if edge.source not in known or edge.target not in known:
+                raise InputError(f"edge {edge.source}->{edge.target} names an unknown vertex", field=f"edges[{i}]")
+
+    # --- graph queries -------------------------------------------------------------------------
+    def vertex(self, vertex_id: str) -> Vertex:
+        for v in self.vertices:
+            if v.id == vertex_id:
+                return v
+        raise KeyError(vertex_id)
+
+    def inputs_of(self, vertex_id: str) -> tuple[Edge, ...]:
+        return tuple(e for e in self.edges if e.target == vertex_id)
+
+    def outputs_of(self, vertex_id: str) -> tuple[Edge, ...]:
+        return tuple(e for e in self.edges if e.source == vertex_id)
+
+    def sources(self) -> tuple[Vertex, ...]:
+        return tuple(v for v in self.vertices if v.is_source or not self.inputs_of(v.id))
+
+    def is_keyed(self, vertex_id: str) -> bool:
+        """True when any input edge hashes by key, so key groups decide the subtask."""
+        return any(e.ship_strategy.is_keyed for e in self.inputs_of(vertex_id))
+
+    def topological_order(self) -> tuple[Vertex, ...]:
+        """Vertices with every vertex after all of its inputs (sources first)."""
+        indegree = {v.id: 0 for v in self.vertices}
+        for e in self.edges:
+            indegree[e.target] += 1
+        ready = [v.id for v in self.vertices if indegree[v.id] == 0]
+        order: list[str] = []
+        while ready:
+            vid = ready.pop(0)
+            order.append(vid)
+            for e in self.outputs_of(vid):
+                indegree[e.target] -= 1
+                if indegree[e.target] == 0:
+                    ready.append(e.target)
+        if len(order) != len(self.vertices):
+            raise InputError("the job graph has a cycle", field="edges")
+        return tuple(self.vertex(vid) for vid in order)
+
+    def total_parallelism(self) -> int:
+        return sum(v.parallelism for v in self.vertices)
+
+    def source_lag(self) -> float:
+        """Total pending records over all sources (0 when no source reports lag)."""
+        return sum(v.metrics.pending_records or 0.0 for v in self.sources())
+
+    def with_parallelism(self, parallelism: Mapping[str, int]) -> MetricsSnapshot:
+        return replace(self, vertices=tuple(
+            replace(v, parallelism=parallelism.get(v.id, v.parallelism)) for v in self.vertices))
+
+    def __iter__(self) -> Iterator[Vertex]:
+        return iter(self.vertices)
+
+    # --- JSON ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_version"] = SNAPSHOT_SCHEMA_VERSION
+        data["edges"] = [{**asdict(e), "ship_strategy": e.ship_strategy.value} for e in self.edges]
+        cleaned: dict[str, Any] = _drop_nan(data)
+        return cleaned
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricsSnapshot:
+        return _snapshot_from_dict(data)
+
+
+def _drop_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _drop_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_drop_nan(v) for v in value]
+    return value
+
+
+def _build(kind: type[_T], data: Mapping[str, Any], where: str, **nested: Any) -> _T:
+    known = set(kind.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = set(data) - known - {"schema_version"}
+    if unknown:
+        raise InputError(f"unknown field(s) {sorted(unknown)}", field=where)
+    try:
+        return kind(**{**{k: v for k, v in data.items() if k in known}, **nested})
+    except TypeError as exc:
+        raise InputError(str(exc), field=where) from None
+
+
+def _snapshot_from_dict(data: Mapping[str, Any]) -> MetricsSnapshot:
+    if not isinstance(data, Mapping):
+        raise InputError("a snapshot must be a JSON object", field="snapshot")
+    version = data.get("schema_version", SNAPSHOT_SCHEMA_VERSION)
+    if version != SNAPSHOT_SCHEMA_VERSION:
+        raise InputError(f"unsupported schema_version {version} (expected {SNAPSHOT_SCHEMA_VERSION})",
+                         field="schema_version")
+    for required in ("timestamp", "job_id", "vertices"):
+        if required not in data:
+            raise InputError("is required", field=required)
+    vertices = []
+    for i, raw in enumerate(data["vertices"]):
+        where = f"vertices[{i}]"
+        for required in ("id", "parallelism"):
+            if required not in raw:
+                raise InputError("is required", field=f"{where}.{required}")
+        raw_metrics = dict(raw.get("metrics") or {})
+        subtasks = tuple(_build(SubtaskMetrics, s, f"{where}.metrics.subtasks[{j}]")
+                         for j, s in enumerate(raw_metrics.pop("subtasks", ()) or ()))
+        metrics = _build(VertexMetrics, raw_metrics, f"{where}.metrics", subtasks=subtasks)
+        body = {k: v for k, v in raw.items() if k != "metrics"}
+        body.setdefault("name", body["id"])
+        body.setdefault("max_parallelism", 128)
+        vertex = _build(Vertex, body, where, metrics=metrics)
+        if vertex.parallelism < 1 or vertex.max_parallelism < vertex.parallelism:
+            raise InputError("need 1 <= parallelism <= max_parallelism", field=f"{where}.parallelism")
+        vertices.append(vertex)
+    edges = tuple(
+        _build(Edge, e, f"edges[{i}]", ship_strategy=ShipStrategy.parse(str(e.get("ship_strategy", "UNKNOWN"))))
+        for i, e in enumerate(data.get("edges") or ()))
+    optional = {
+        "cluster": ClusterResources, "checkpoints": CheckpointStats, "jvm": JvmPressure,
+    }
+    parts = {name: _build(kind, data[name], name) if data.get(name) else None for name, kind in optional.items()}
+    return MetricsSnapshot(
+        timestamp=float(data["timestamp"]), job_id=str(data["job_id"]),
+        job_name=str(data.get("job_name", data["job_id"])), vertices=tuple(vertices), edges=edges,
+        job_state=str(data.get("job_state", "RUNNING")), window_seconds=float(data.get("window_seconds", 60.0)),
+        notes=tuple(data.get("notes") or ()), **parts,
+    )
