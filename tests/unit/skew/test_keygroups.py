@@ -152,7 +152,7 @@ def test_operator_index_matches_flink(max_parallelism: int, parallelism: int, ke
 @given(st.integers(1, 4096).flatmap(lambda m: st.tuples(st.just(m), st.integers(1, m))))
 def test_ranges_partition_the_key_groups_and_agree_with_the_operator_index(layout: tuple[int, int]) -> None:
     max_parallelism, parallelism = layout
-    seen = []
+    seen: list[int] = []
     for index in range(parallelism):
         owned = key_group_range(max_parallelism, parallelism, index)
         for key_group in owned.as_range():
