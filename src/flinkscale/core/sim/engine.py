@@ -1,0 +1,284 @@
+"""The discrete-time model of a running Flink job: flat numpy arrays over every subtask, one step at a time.
+
+Every subtask of every vertex is one slot in flat arrays (sources first, then the rest in topological
+order), so a step is a fixed number of numpy operations whatever the parallelism: no Python loop over
+subtasks or vertices. That is what lets a day of a 2,000-subtask job run at one-second resolution in
+seconds (see bench/sim_speed.py).
+
+State: ``queue[j]`` is the records waiting for subtask ``j``. For a source reader it is its partitions'
+pending records (Flink's ``pendingRecords``, unbounded: the lag); for any other subtask it is its input
+buffer, bounded by ``buffer_seconds`` x its capacity, which is how backpressure exists.
+
+One step of ``dt`` seconds (all vertices update together from the state at the start of the step):
+
+1. The records offered at the sources (after shedding) join the readers' pending records, split by
+   their partitions (``keyload.partition_shares``).
+2. Each subtask wants to process ``want = min(queue, capacity x dt)``.
+3. Backpressure: the records those would send to each downstream subtask (``demand``) must fit into its
+   free buffer space; ``ratio = free / demand`` where that is below 1. An upstream vertex is held back by the
+   WORST ratio among the subtasks it sends to, because a Flink subtask blocks as soon as any one output
+   channel has no buffer (that is how one hot key group backpressures the whole upstream vertex); a FORWARD
+   edge holds back only its paired subtask.
+4. ``processed = want x throttle`` leaves the queue; ``processed x selectivity`` is split over downstream
+   subtasks by the edge's shares (key groups for HASH edges) and joins their queues for the next step.
+
+Flink's time metrics follow from it per subtask: busy = processed / (capacity x dt), backpressured = the
+part of ``want`` that the throttle held back (time the subtask had input but no output buffer), idle = the
+rest. Records move one hop per step, so every buffer holds about one step of its flow; the bounded buffer
+is sized in seconds (default 4 s, at least 2 steps) for that reason, and is far larger than Flink's
+millisecond-sized network buffers: the model is right about rates, lag and backpressure, not about
+sub-second latency.
+
+Conservation holds by construction and is checked by the tests: for every vertex, records that arrived =
+records processed + records still queued, and at the sources offered = admitted + shed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.sim.keyload import FloatArray, key_group_weights, partition_shares, subtask_shares
+from flinkscale.core.sim.model import SimEdge, SimPipeline, SimVertex
+from flinkscale.core.snapshot import ShipStrategy
+
+IntArray = npt.NDArray[np.int64]
+
+
+def edge_shares(edge: SimEdge, target: SimVertex, key_group_weight: FloatArray | None) -> FloatArray:
+    """Share of the edge's records that each downstream subtask receives (sums to 1; p for BROADCAST)."""
+    p = target.parallelism
+    strategy = edge.ship_strategy
+    if strategy is ShipStrategy.HASH and key_group_weight is not None:
+        return subtask_shares(key_group_weight, p)
+    if strategy is ShipStrategy.BROADCAST:
+        return np.ones(p)
+    if strategy is ShipStrategy.GLOBAL:
+        shares = np.zeros(p)
+        shares[0] = 1.0
+        return shares
+    return np.full(p, 1.0 / p)
+
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    """Per-subtask sums over the metrics window, what a snapshot is built from."""
+
+    seconds: float
+    processed: FloatArray
+    wanted: FloatArray
+    admitted: float
+
+
+class JobModel:
+    """The mutable simulation state of one job; ``step`` advances it by ``dt`` seconds.
+
+    Mutable on purpose (it is the hot loop); the run loop owns it and turns it into immutable snapshots.
+    """
+
+    def __init__(self, pipeline: SimPipeline, *, step_seconds: float = 1.0, buffer_seconds: float = 4.0,
+                 metrics_window_seconds: float = 60.0) -> None:
+        if not step_seconds > 0:
+            raise InputError(f"must be > 0, got {step_seconds}", field="step")
+        if buffer_seconds < 2 * step_seconds:
+            raise InputError(f"must be >= 2 steps ({2 * step_seconds:g}s): records move one hop per step",
+                             field="buffer_seconds")
+        if metrics_window_seconds < step_seconds:
+            raise InputError(f"must be >= the step ({step_seconds:g}s)", field="metrics_window")
+        self.dt = step_seconds
+        self.buffer_seconds = buffer_seconds
+        self.window_steps = max(1, round(metrics_window_seconds / step_seconds))
+        self.order = pipeline.topological_order()
+        self.pipeline = pipeline
+        # Key-group weights depend only on the key distribution and max parallelism: computed once.
+        self._key_group_weight: dict[int, FloatArray] = {}
+        for i, edge in enumerate(pipeline.edges):
+            if edge.ship_strategy is ShipStrategy.HASH:
+                target = pipeline.vertex(edge.target)
+                self._key_group_weight[i] = key_group_weights(edge.key_distribution, target.max_parallelism)
+        self.source_ids = tuple(v.id for v in pipeline.sources())
+        self.sink_ids = tuple(v.id for v in pipeline.sinks())
+        # Cumulative per-vertex accounting (kept over rescales).
+        n_vertices = len(self.order)
+        self.arrived_total = np.zeros(n_vertices)
+        self.processed_total = np.zeros(n_vertices)
+        self.admitted_total = 0.0
+        self.queue = np.zeros(0)
+        self._build(pipeline, queued_per_vertex=np.zeros(n_vertices))
+
+    # --- layout ------------------------------------------------------------------------------------
+    def _build(self, pipeline: SimPipeline, queued_per_vertex: FloatArray) -> None:
+        """Flat arrays for the current parallelism; queued records are redistributed per vertex."""
+        self.pipeline = pipeline
+        self.vertices = tuple(pipeline.vertex(v.id) for v in self.order)
+        index = {v.id: i for i, v in enumerate(self.vertices)}
+        self.index = index
+        counts = np.array([v.parallelism for v in self.vertices], dtype=np.int64)
+        self.parallelism_array = counts
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self.seg_start = starts
+        n = int(counts.sum())
+        self.n_subtasks = n
+        self.vertex_of = np.repeat(np.arange(len(self.vertices)), counts)
+        capacity = np.repeat([v.capacity for v in self.vertices], counts).astype(np.float64)
+        self.capacity = capacity
+        self.capacity_dt = capacity * self.dt
+        source_set = set(self.source_ids)
+        is_source = np.repeat([v.id in source_set for v in self.vertices], counts)
+        self.queue_max = np.where(is_source, np.inf, capacity * self.buffer_seconds)
+        n_source_subtasks = int(counts[: len(self.source_ids)].sum())
+        self.n_source_subtasks = n_source_subtasks
+        # Sources come first in topological order, so source readers are queue[:n_source_subtasks].
+        share = np.concatenate([partition_shares(v.partitions, v.parallelism) / len(self.source_ids)
+                                for v in self.vertices[: len(self.source_ids)]])
+        self.source_share = share
+
+        channel_up: list[IntArray] = []
+        channel_target: list[IntArray] = []
+        channel_coef: list[FloatArray] = []
+        forward_src: list[IntArray] = []
+        forward_dst: list[IntArray] = []
+        forward_coef: list[FloatArray] = []
+        out_selectivity = np.zeros(len(self.vertices))
+        for i, edge in enumerate(pipeline.edges):
+            u, d = index[edge.source], index[edge.target]
+            up, down = self.vertices[u], self.vertices[d]
+            out_selectivity[u] += edge.selectivity
+            if edge.ship_strategy is ShipStrategy.FORWARD and up.parallelism == down.parallelism:
+                forward_src.append(starts[u] + np.arange(up.parallelism))
+                forward_dst.append(starts[d] + np.arange(down.parallelism))
+                forward_coef.append(np.full(up.parallelism, edge.selectivity))
+                continue
+            shares = edge_shares(edge, down, self._key_group_weight.get(i))
+            used = np.nonzero(shares > 0)[0]
+            channel_up.append(np.full(len(used), u, dtype=np.int64))
+            channel_target.append(starts[d] + used)
+            channel_coef.append(edge.selectivity * shares[used])
+        # Sinks write what they process; their records out are what they processed.
+        self.out_factor = np.where(out_selectivity > 0, out_selectivity, 1.0)
+        n_v = len(self.vertices)
+        # One dummy channel per vertex pointing at index n (ratio 1) so every min-reduce segment is non-empty.
+        up_all = np.concatenate([np.arange(n_v, dtype=np.int64), *channel_up])
+        target_all = np.concatenate([np.full(n_v, n, dtype=np.int64), *channel_target])
+        coef_all = np.concatenate([np.zeros(n_v), *channel_coef])
+        order = np.argsort(up_all, kind="stable")
+        self.ch_up = up_all[order]
+        self.ch_target = target_all[order]
+        self.ch_coef = coef_all[order]
+        self.ch_seg = np.searchsorted(self.ch_up, np.arange(n_v)).astype(np.int64)
+        self.has_forward = bool(forward_src)
+        self.fw_src = np.concatenate(forward_src) if forward_src else np.zeros(0, dtype=np.int64)
+        self.fw_dst = np.concatenate(forward_dst) if forward_dst else np.zeros(0, dtype=np.int64)
+        self.fw_coef = np.concatenate(forward_coef) if forward_coef else np.zeros(0)
+        self._ratio_ext = np.ones(n + 1)
+        # Redistribute what was queued per vertex over the new subtasks: a source's pending records by its
+        # partitions (lag lives in partitions, which move to the new readers), buffers evenly.
+        queue = np.zeros(n)
+        for v_index, vertex in enumerate(self.vertices):
+            lo, hi = starts[v_index], starts[v_index] + counts[v_index]
+            if v_index < len(self.source_ids):
+                queue[lo:hi] = queued_per_vertex[v_index] * partition_shares(vertex.partitions, vertex.parallelism)
+            else:
+                queue[lo:hi] = queued_per_vertex[v_index] / vertex.parallelism
+        self.queue = queue
+        self.reset_metrics()
+
+    def rescale(self, parallelism: Mapping[str, int]) -> None:
+        queued = self.queued_per_vertex()
+        self._build(self.pipeline.with_parallelism(parallelism), queued)
+
+    def reset_metrics(self) -> None:
+        """Forget the metrics window (Flink's meters restart with the tasks)."""
+        self.ring_processed = np.zeros((self.window_steps, self.n_subtasks))
+        self.ring_wanted = np.zeros((self.window_steps, self.n_subtasks))
+        self.ring_admitted = np.zeros(self.window_steps)
+        self.ring_index = 0
+        self.ring_filled = 0
+
+    # --- the step ----------------------------------------------------------------------------------
+    def admit(self, records: float) -> None:
+        """Records offered to the sources (after shedding) join the readers' pending records."""
+        self.queue[: self.n_source_subtasks] += records * self.source_share
+        self.admitted_total += records
+
+    def step(self, admitted: float, processing: bool = True) -> None:
+        """Advance ``dt``: admit ``admitted`` records at the sources, then process (unless paused)."""
+        self.admit(admitted)
+        row = self.ring_index
+        self.ring_admitted[row] = admitted
+        self.ring_index = (row + 1) % self.window_steps
+        self.ring_filled = min(self.ring_filled + 1, self.window_steps)
+        if not processing:
+            self.ring_processed[row] = 0.0
+            self.ring_wanted[row] = 0.0
+            return
+        queue = self.queue
+        want = np.minimum(queue, self.capacity_dt)
+        want_out = np.add.reduceat(want, self.seg_start)
+        demand = np.bincount(self.ch_target, want_out[self.ch_up] * self.ch_coef, minlength=self.n_subtasks + 1)
+        if self.has_forward:
+            demand[: self.n_subtasks] += np.bincount(self.fw_dst, want[self.fw_src] * self.fw_coef,
+                                                     minlength=self.n_subtasks)
+        free = self.queue_max - queue
+        demand = demand[: self.n_subtasks]
+        if bool(np.all(demand <= free)):
+            processed = want
+        else:
+            # A buffer left over-full by a scale-down has no room at all (not negative room).
+            np.maximum(free, 0.0, out=free)
+            ratio = self._ratio_ext
+            ratio[: self.n_subtasks] = 1.0
+            np.divide(free, demand, out=ratio[: self.n_subtasks], where=demand > free)
+            throttle = np.minimum.reduceat(ratio[self.ch_target], self.ch_seg)[self.vertex_of]
+            if self.has_forward:
+                np.minimum.at(throttle, self.fw_src, ratio[self.fw_dst])
+            processed = want * throttle
+        queue -= processed
+        out = np.add.reduceat(processed, self.seg_start)
+        arrivals = np.bincount(self.ch_target, out[self.ch_up] * self.ch_coef, minlength=self.n_subtasks + 1)
+        arrivals = arrivals[: self.n_subtasks]
+        if self.has_forward:
+            arrivals += np.bincount(self.fw_dst, processed[self.fw_src] * self.fw_coef, minlength=self.n_subtasks)
+        queue += arrivals
+        self.processed_total += out
+        self.arrived_total += np.add.reduceat(arrivals, self.seg_start)
+        self.ring_processed[row] = processed
+        self.ring_wanted[row] = want
+
+    def downtime_step(self, admitted: float) -> None:
+        """A step while the job restarts: the sources' partitions keep filling, nothing runs or is measured."""
+        self.admit(admitted)
+
+    # --- reading the state -------------------------------------------------------------------------
+    def source_pending(self) -> float:
+        return float(self.queue[: self.n_source_subtasks].sum())
+
+    def queued_per_vertex(self) -> FloatArray:
+        queued: FloatArray = np.add.reduceat(self.queue, self.seg_start)
+        return queued
+
+    def window(self) -> WindowMetrics | None:
+        """Per-subtask sums over the filled part of the metrics window (None right after a restart)."""
+        if self.ring_filled == 0:
+            return None
+        return WindowMetrics(seconds=self.ring_filled * self.dt,
+                             processed=self.ring_processed.sum(axis=0),
+                             wanted=self.ring_wanted.sum(axis=0),
+                             admitted=float(self.ring_admitted.sum()))
+
+    def parallelism(self) -> dict[str, int]:
+        return {v.id: v.parallelism for v in self.vertices}
+
+    def arrived_per_vertex(self) -> dict[str, float]:
+        """Records that ever arrived at each vertex (admitted records for the sources)."""
+        arrived = {v.id: float(self.arrived_total[i]) for i, v in enumerate(self.vertices)}
+        for sid in self.source_ids:
+            arrived[sid] = self.admitted_total / len(self.source_ids)
+        return arrived
+
+    def processed_per_vertex(self) -> dict[str, float]:
+        return {v.id: float(self.processed_total[i]) for i, v in enumerate(self.vertices)}

@@ -1,0 +1,360 @@
+"""The run loop: a policy drives the simulated job exactly as it would drive a real one.
+
+Every ``decision_interval`` the loop builds a ``MetricsSnapshot`` (the type the real collector emits) from
+the model's metrics window, hands it with the ``History`` to ``policy.decide``, and applies the ``Decision``:
+its ``shed_fraction`` at the sources from then on, and, when ``decision.rescale`` is true, the new
+parallelism clamped to ``[1, max_parallelism]`` and to the cluster ceiling. A rescale stops the job for
+``restart_time + state / restore_bandwidth`` seconds (``RescaleSpec``) while the sources keep filling, is
+recorded as a ``RescaleRecord`` (requested_at, completed_at) and fed back through the history, and restarts
+the metrics window (Flink's meters restart with the tasks). No decision is asked for while the job is down,
+as the operator autoscaler does not evaluate a restarting job.
+
+``SimOutcome`` holds what the comparison table shows, each a plain definition:
+
+- core-hours = integral of slots in use dt / 3600 (1 slot = 1 core; ``ClusterSpec`` says how slots count);
+- lag seconds = pending records / offered rate of that step (the trace mean when the rate is 0);
+  ``seconds_over_target`` counts steps with lag seconds above the latency target, times the step;
+- peak lag in records and in seconds; rescales; records dropped by shedding.
+
+The per-step lag is kept in full; the timeline (for plots) has one point per decision interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
+from flinkscale.core.sim.engine import JobModel, WindowMetrics
+from flinkscale.core.sim.keyload import FloatArray
+from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
+from flinkscale.core.snapshot import (
+    CheckpointStats,
+    ClusterResources,
+    Edge,
+    MetricsSnapshot,
+    SubtaskMetrics,
+    Vertex,
+    VertexMetrics,
+)
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    duration_seconds: float = 3600.0
+    step_seconds: float = 1.0
+    decision_interval_seconds: float = 60.0
+    metrics_window_seconds: float = 60.0
+    latency_target_seconds: float = 60.0
+    buffer_seconds: float = 4.0
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+    rescale: RescaleSpec = field(default_factory=RescaleSpec)
+    checkpoints: CheckpointSpec = field(default_factory=CheckpointSpec)
+    # Put per-subtask metrics into snapshots (costly for thousands of subtasks; max/avg are always there).
+    subtask_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.step_seconds > 0:
+            raise InputError(f"must be > 0, got {self.step_seconds}", field="step")
+        if self.duration_seconds < self.step_seconds:
+            raise InputError(f"must be >= one step, got {self.duration_seconds}", field="duration")
+        if self.decision_interval_seconds < self.step_seconds:
+            raise InputError(f"must be >= one step, got {self.decision_interval_seconds}",
+                             field="decision_interval")
+        if self.latency_target_seconds <= 0:
+            raise InputError(f"must be > 0, got {self.latency_target_seconds}", field="latency_target")
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.duration_seconds / self.step_seconds))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One point per decision interval (plots); arrays are (points,) or (points, vertices)."""
+
+    vertex_ids: tuple[str, ...]
+    times: FloatArray
+    offered_rate: FloatArray
+    source_rate: FloatArray
+    sink_rate: FloatArray
+    lag_records: FloatArray
+    lag_seconds: FloatArray
+    slots: FloatArray
+    parallelism: FloatArray
+    busy_max: FloatArray
+    busy_avg: FloatArray
+    backpressured_max: FloatArray
+
+
+@dataclass(frozen=True)
+class SimOutcome:
+    policy: str
+    duration_seconds: float
+    core_hours: float
+    seconds_over_target: float
+    latency_target_seconds: float
+    peak_lag_records: float
+    peak_lag_seconds: float
+    rescales: int
+    downtime_seconds: float
+    records_offered: float
+    records_dropped: float
+    records_written: float
+    peak_slots: int
+    final_parallelism: Mapping[str, int]
+    # Conservation, per vertex: arrived = processed + queued (within float rounding).
+    arrived: Mapping[str, float]
+    processed: Mapping[str, float]
+    queued: Mapping[str, float]
+
+    def as_row(self) -> dict[str, float | int | str]:
+        return {
+            "policy": self.policy, "core_hours": round(self.core_hours, 2),
+            "seconds_over_target": round(self.seconds_over_target, 1),
+            "peak_lag_records": round(self.peak_lag_records), "peak_lag_seconds": round(self.peak_lag_seconds, 1),
+            "rescales": self.rescales, "downtime_seconds": round(self.downtime_seconds, 1),
+            "records_dropped": round(self.records_dropped), "peak_slots": self.peak_slots,
+        }
+
+
+@dataclass(frozen=True)
+class SimRun:
+    outcome: SimOutcome
+    timeline: Timeline
+    history: History
+    lag_records: FloatArray
+    offered_rate: FloatArray
+
+
+def clamp_parallelism(requested: Mapping[str, int], pipeline: SimPipeline, cluster: ClusterSpec) -> dict[str, int]:
+    """The requested parallelism within [1, max_parallelism] per vertex and within the cluster's slots.
+
+    Over the ceiling, every vertex is scaled down by the same factor (never below 1), so the shape a policy
+    asked for is kept as far as the cluster allows.
+    """
+    wanted = {v.id: max(1, min(v.max_parallelism, int(requested.get(v.id, v.parallelism))))
+              for v in pipeline.vertices}
+    if cluster.slots_for(wanted) <= cluster.max_slots:
+        return wanted
+    factor = cluster.max_slots / cluster.slots_for(wanted)
+    clamped = {vid: max(1, math.floor(p * factor)) for vid, p in wanted.items()}
+    while cluster.slots_for(clamped) > cluster.max_slots and max(clamped.values()) > 1:
+        biggest = max(clamped, key=lambda vid: clamped[vid])
+        clamped[biggest] -= 1
+    return clamped
+
+
+def _skew(values: FloatArray) -> float | None:
+    """Flink's ``agg=skew``: min(mean absolute deviation / mean x 100, 100)."""
+    mean = float(values.mean())
+    if mean <= 0:
+        return None
+    return min(float(np.abs(values - mean).mean()) / mean * 100, 100.0)
+
+
+def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: float, job_name: str,
+                   config: SimConfig, job_state: str = "RUNNING", checkpoints: CheckpointStats | None = None,
+                   ) -> MetricsSnapshot:
+    """What Flink's REST API would report for the simulated job, averaged over the metrics window."""
+    slots = config.cluster.slots_for(model.parallelism())
+    spt = config.cluster.slots_per_task_manager
+    task_managers = -(-slots // spt)
+    cluster = ClusterResources(task_managers=task_managers, slots_total=task_managers * spt,
+                               slots_available=task_managers * spt - slots, slots_per_task_manager=spt,
+                               max_task_managers=config.cluster.max_slots // spt)
+    queued = model.queued_per_vertex()
+    targets = {e.target for e in model.pipeline.edges}
+    origins = {e.source for e in model.pipeline.edges}
+    vertices = []
+    for i, v in enumerate(model.vertices):
+        lo, hi = int(model.seg_start[i]), int(model.seg_start[i] + model.parallelism_array[i])
+        metrics = VertexMetrics()
+        if window is not None:
+            seconds = window.seconds
+            processed = window.processed[lo:hi]
+            capacity_seconds = model.capacity[lo:hi] * seconds
+            busy = processed / capacity_seconds * 1000
+            backpressured = (window.wanted[lo:hi] - processed) / capacity_seconds * 1000
+            idle = np.clip(1000 - busy - backpressured, 0, 1000)
+            rate_in = processed / seconds
+            is_source = v.id not in targets
+            pending = float(queued[i]) if is_source else None
+            pending_growth = None
+            if is_source:
+                admitted_here = window.admitted / len(model.source_ids)
+                pending_growth = (admitted_here - float(processed.sum())) / seconds
+            subtasks: tuple[SubtaskMetrics, ...] = ()
+            if config.subtask_metrics:
+                subtasks = tuple(SubtaskMetrics(index=k, num_records_in_per_second=float(rate_in[k]),
+                                                num_records_out_per_second=float(rate_in[k] * model.out_factor[i]),
+                                                busy_time_ms_per_second=float(busy[k]),
+                                                back_pressured_time_ms_per_second=float(backpressured[k]),
+                                                idle_time_ms_per_second=float(idle[k]))
+                                 for k in range(hi - lo))
+            metrics = VertexMetrics(
+                num_records_in_per_second=float(rate_in.sum()),
+                num_records_out_per_second=float(rate_in.sum() * model.out_factor[i]),
+                busy_time_ms_per_second_max=float(busy.max()), busy_time_ms_per_second_avg=float(busy.mean()),
+                back_pressured_time_ms_per_second_max=float(backpressured.max()),
+                back_pressured_time_ms_per_second_avg=float(backpressured.mean()),
+                idle_time_ms_per_second_avg=float(idle.mean()),
+                pending_records=pending, pending_records_per_second=pending_growth,
+                records_in_skew=_skew(rate_in), subtasks=subtasks)
+        elif v.id not in targets:
+            metrics = VertexMetrics(pending_records=float(queued[i]))
+        vertices.append(Vertex(id=v.id, name=v.label, parallelism=v.parallelism, max_parallelism=v.max_parallelism,
+                               is_source=v.id not in targets, is_sink=v.id not in origins, partitions=v.partitions,
+                               metrics=metrics))
+    edges = tuple(Edge(e.source, e.target, e.ship_strategy) for e in model.pipeline.edges)
+    return MetricsSnapshot(timestamp=timestamp, job_id=f"sim-{job_name}", job_name=job_name,
+                           vertices=tuple(vertices), edges=edges, job_state=job_state,
+                           window_seconds=window.seconds if window else 0.0, cluster=cluster,
+                           checkpoints=checkpoints)
+
+
+def _lag_seconds(lag_records: FloatArray, offered_rate: FloatArray) -> FloatArray:
+    mean_rate = float(offered_rate.mean()) if offered_rate.size else 0.0
+    rate = np.where(offered_rate > 0, offered_rate, mean_rate if mean_rate > 0 else 1.0)
+    seconds: FloatArray = lag_records / rate
+    return seconds
+
+
+def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: SimConfig, *,
+             progress: ProgressCallback | None = None, policy_name: str | None = None) -> SimRun:
+    """Run ``policy`` on ``pipeline`` under the offered ``rates`` (records/s, one value per step)."""
+    name: str = policy_name or str(getattr(policy, "name", type(policy).__name__))
+    dt = config.step_seconds
+    steps = min(config.steps, len(rates))
+    model = JobModel(pipeline, step_seconds=dt, buffer_seconds=config.buffer_seconds,
+                     metrics_window_seconds=config.metrics_window_seconds)
+    decision_every = max(1, round(config.decision_interval_seconds / dt))
+    checkpoint_every = max(1, round(config.checkpoints.interval_seconds / dt))
+    pause_steps = round(config.checkpoints.pause_seconds / dt)
+    state_bytes = pipeline.state_bytes()
+    history = History()
+    lag = np.zeros(steps)
+    shed_fraction = 0.0
+    dropped = 0.0
+    down_until = -1.0
+    slot_seconds = 0.0
+    slots = config.cluster.slots_for(model.parallelism())
+    peak_slots = slots
+    rescales = 0
+    downtime = 0.0
+    checkpoints_done = 0
+    steps_since_restart = 0
+    points: list[dict[str, object]] = []
+    progress_every = max(1, steps // 200)
+    vertex_ids = tuple(v.id for v in model.vertices)
+    sink_index = [model.index[s] for s in model.sink_ids]
+    source_index = [model.index[s] for s in model.source_ids]
+    interval_offered = 0.0
+    for t in range(steps):
+        now = (t + 1) * dt
+        offered = float(rates[t]) * dt
+        interval_offered += offered
+        admitted = offered * (1.0 - shed_fraction)
+        dropped += offered - admitted
+        if now <= down_until + 1e-9:
+            model.downtime_step(admitted)
+        else:
+            steps_since_restart += 1
+            # A checkpoint triggers every interval after a (re)start and stops processing for its pause.
+            in_checkpoint = (pause_steps > 0 and steps_since_restart >= checkpoint_every
+                             and steps_since_restart % checkpoint_every < pause_steps)
+            if steps_since_restart % checkpoint_every == 0:
+                checkpoints_done += 1
+            model.step(admitted, processing=not in_checkpoint)
+        slot_seconds += slots * dt
+        lag[t] = model.source_pending()
+        if (t + 1) % decision_every == 0 or t == steps - 1:
+            running = now > down_until + 1e-9
+            window = model.window() if running else None
+            checkpoint_stats = CheckpointStats(
+                completed=checkpoints_done, interval_ms=config.checkpoints.interval_seconds * 1000,
+                state_size_bytes=round(state_bytes), last_duration_ms=config.checkpoints.pause_seconds * 1000)
+            snapshot = build_snapshot(model, window, timestamp=now, job_name=pipeline.name, config=config,
+                                      job_state="RUNNING" if running else "RESTARTING",
+                                      checkpoints=checkpoint_stats)
+            points.append(_timeline_point(snapshot, now, interval_offered / (decision_every * dt), lag[t],
+                                          slots, source_index, sink_index))
+            interval_offered = 0.0
+            if running and window is not None and t < steps - 1:
+                try:
+                    decision = policy.decide(snapshot, history)
+                except Exception as exc:  # a policy bug must name the policy, not kill the comparison silently
+                    raise RuntimeFailure(f"policy {name!r} failed at t={now:g}s: {exc!r}") from exc
+                history = history.append(snapshot=snapshot, decision=decision)
+                shed_fraction = _checked_shed(decision, name)
+                if decision.rescale:
+                    old = model.parallelism()
+                    new = clamp_parallelism(decision.parallelism(), model.pipeline, config.cluster)
+                    if new != old:
+                        cost = config.rescale.downtime_seconds(state_bytes)
+                        model.rescale(new)
+                        slots = config.cluster.slots_for(new)
+                        peak_slots = max(peak_slots, slots)
+                        down_until = now + cost
+                        downtime += cost
+                        rescales += 1
+                        steps_since_restart = 0
+                        history = history.append(rescale=RescaleRecord(requested_at=now, completed_at=now + cost,
+                                                                       old_parallelism=old, new_parallelism=new))
+        if progress is not None and t % progress_every == 0:
+            progress(t / steps)
+    if progress is not None:
+        progress(1.0)
+    offered_rates = np.asarray(rates[:steps], dtype=np.float64)
+    lag_s = _lag_seconds(lag, offered_rates)
+    processed = model.processed_per_vertex()
+    queued_array = model.queued_per_vertex()
+    outcome = SimOutcome(
+        policy=name, duration_seconds=steps * dt, core_hours=slot_seconds / 3600,
+        seconds_over_target=float(np.count_nonzero(lag_s > config.latency_target_seconds)) * dt,
+        latency_target_seconds=config.latency_target_seconds,
+        peak_lag_records=float(lag.max()), peak_lag_seconds=float(lag_s.max()), rescales=rescales,
+        downtime_seconds=downtime, records_offered=float(offered_rates.sum() * dt), records_dropped=dropped,
+        records_written=sum(processed[s] for s in model.sink_ids), peak_slots=peak_slots,
+        final_parallelism=model.parallelism(), arrived=model.arrived_per_vertex(), processed=processed,
+        queued={v.id: float(queued_array[i]) for i, v in enumerate(model.vertices)})
+    return SimRun(outcome=outcome, timeline=_timeline(vertex_ids, points), history=history, lag_records=lag,
+                  offered_rate=offered_rates)
+
+
+def _checked_shed(decision: Decision, policy_name: str) -> float:
+    fraction = float(decision.shed_fraction)
+    if not 0 <= fraction < 1:
+        raise RuntimeFailure(f"policy {policy_name!r} asked to shed {fraction} (must be in [0, 1))")
+    return fraction
+
+
+def _timeline_point(snapshot: MetricsSnapshot, now: float, offered_rate: float, lag_records: float, slots: int,
+                    source_index: list[int], sink_index: list[int]) -> dict[str, object]:
+    rate_in = [v.metrics.num_records_in_per_second or 0.0 for v in snapshot.vertices]
+    return {
+        "time": now, "offered": offered_rate, "lag": lag_records, "slots": float(slots),
+        "source": sum(rate_in[i] for i in source_index), "sink": sum(rate_in[i] for i in sink_index),
+        "parallelism": [float(v.parallelism) for v in snapshot.vertices],
+        "busy_max": [(v.metrics.busy_time_ms_per_second_max or 0.0) / 1000 for v in snapshot.vertices],
+        "busy_avg": [(v.metrics.busy_time_ms_per_second_avg or 0.0) / 1000 for v in snapshot.vertices],
+        "bp_max": [(v.metrics.back_pressured_time_ms_per_second_max or 0.0) / 1000 for v in snapshot.vertices],
+    }
+
+
+def _timeline(vertex_ids: tuple[str, ...], points: list[dict[str, object]]) -> Timeline:
+    def column(key: str) -> FloatArray:
+        return np.asarray([p[key] for p in points], dtype=np.float64)
+
+    offered = column("offered")
+    lag = column("lag")
+    return Timeline(vertex_ids=vertex_ids, times=column("time"), offered_rate=offered, source_rate=column("source"),
+                    sink_rate=column("sink"), lag_records=lag, lag_seconds=_lag_seconds(lag, offered),
+                    slots=column("slots"), parallelism=column("parallelism"), busy_max=column("busy_max"),
+                    busy_avg=column("busy_avg"), backpressured_max=column("bp_max"))

@@ -1,0 +1,366 @@
+"""Scenario files: a pipeline, a workload trace, a cluster and the policies to compare, in YAML.
+
+``parse_scenario`` takes the YAML text (or the already-loaded mapping) and returns a validated ``Scenario``.
+It reads no files itself: a ``replay`` trace names a CSV file, and the caller passes ``read_text`` to fetch it
+(the CLI reads the file relative to the scenario), keeping this module pure. Every error is an
+``InputError`` with the path of the offending field (``pipeline.vertices[2].capacity: ...``), and unknown
+keys are errors too, because a typo silently ignored is a wrong simulation.
+
+Rates and sizes use the one unit parser (``40k/s``, ``1TB/day``, ``500mb``); a byte rate becomes a record
+rate through ``event_bytes``. The format is documented with examples in docs/simulate.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import yaml
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.keygroups import default_max_parallelism
+from flinkscale.core.sim.keyload import FloatArray, KeyDistribution
+from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
+from flinkscale.core.sim.run import SimConfig
+from flinkscale.core.sim.traces import (
+    ConstantTrace,
+    DiurnalTrace,
+    Noise,
+    RampTrace,
+    SpikesTrace,
+    StepTrace,
+    Trace,
+    parse_rate_csv,
+)
+from flinkscale.core.snapshot import ShipStrategy
+from flinkscale.core.units import parse_duration, parse_rate, parse_size
+
+ReadText = Callable[[str], str]
+
+TRACE_TYPES = ("constant", "step", "ramp", "diurnal", "spikes", "replay")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    pipeline: SimPipeline
+    trace: Trace
+    config: SimConfig
+    description: str = ""
+    event_bytes: float | None = None
+    policies: tuple[str, ...] = ()
+    policy_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def rates(self) -> FloatArray:
+        return self.trace.rates(self.config.duration_seconds, self.config.step_seconds)
+
+
+_T = TypeVar("_T")
+
+
+def _v(value: _T | None) -> _T:
+    """A field read with a default or as required, which therefore cannot be None."""
+    if value is None:
+        raise AssertionError("a defaulted or required field read as None")
+    return value
+
+
+class _Fields:
+    """A mapping read field by field; ``done()`` rejects any key nobody asked for."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise InputError(f"must be a mapping, got {type(data).__name__}", field=where)
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None, required: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise InputError("is required", field=self.path(key))
+            return default
+        return self.data[key]
+
+    def number(self, key: str, default: float | None = None, required: bool = False) -> float | None:
+        value = self.raw(key, default, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"must be a number, got {value!r}", field=self.path(key))
+        return float(value)
+
+    def integer(self, key: str, default: int | None = None, required: bool = False) -> int | None:
+        value = self.raw(key, default, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"must be an integer, got {value!r}", field=self.path(key))
+        return value
+
+    def duration(self, key: str, default: float | None = None, required: bool = False) -> float | None:
+        value = self.raw(key, default, required)
+        return None if value is None else parse_duration(value, field=self.path(key))
+
+    def rate(self, key: str, event_bytes: float | None, required: bool = False,
+             default: float | None = None) -> float | None:
+        value = self.raw(key, default, required)
+        if value is None:
+            return None
+        parsed = parse_rate(value, field=self.path(key))
+        if parsed.is_bytes:
+            if event_bytes is None:
+                raise InputError(f"{value!r} is a byte rate: set event_bytes to turn it into records/s",
+                                 field=self.path(key))
+            return parsed.records_per_second(event_bytes)
+        return parsed.per_second
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise InputError(f"must be true or false, got {value!r}", field=self.path(key))
+        return value
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.raw(key, default)
+        return str(value)
+
+    def done(self) -> None:
+        unknown = sorted(set(map(str, self.data)) - self.seen)
+        if unknown:
+            raise InputError(f"unknown field(s) {unknown}", field=self.where or "scenario")
+
+
+def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None = None) -> Scenario:
+    """A validated ``Scenario`` from YAML text or a mapping."""
+    if isinstance(source, str):
+        try:
+            data = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            raise InputError(f"not valid YAML: {exc}", field="scenario") from None
+    else:
+        data = source
+    top = _Fields(data, "")
+    event_bytes_value = top.raw("event_bytes")
+    event_bytes = None if event_bytes_value is None else float(parse_size(event_bytes_value, field="event_bytes"))
+    if event_bytes is not None and event_bytes <= 0:
+        raise InputError("must be > 0", field="event_bytes")
+    name = top.text("name", "scenario")
+    pipeline = _pipeline(top.raw("pipeline", required=True), event_bytes, name)
+    trace = _trace(top.raw("trace", required=True), event_bytes, read_text)
+    cluster = _cluster(top.raw("cluster", {}))
+    rescale = _rescale(top.raw("rescale", {}))
+    checkpoints = _checkpoints(top.raw("checkpoints", {}))
+    config = SimConfig(
+        duration_seconds=_v(top.duration("duration", 3600.0)),
+        step_seconds=_v(top.duration("step", 1.0)),
+        decision_interval_seconds=_v(top.duration("decision_interval", 60.0)),
+        metrics_window_seconds=_v(top.duration("metrics_window", 60.0)),
+        latency_target_seconds=_v(top.duration("latency_target", 60.0)),
+        buffer_seconds=_v(top.duration("buffer", 4.0)),
+        cluster=cluster, rescale=rescale, checkpoints=checkpoints,
+        subtask_metrics=top.boolean("subtask_metrics", False))
+    policies, settings = _policies(top.raw("policies", ()))
+    description = top.text("description", "")
+    top.done()
+    return Scenario(name=name, description=description.strip(), pipeline=pipeline, trace=trace, config=config,
+                    event_bytes=event_bytes, policies=policies, policy_settings=settings)
+
+
+def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
+    fields = _Fields(data, "pipeline")
+    default_max_p = fields.integer("max_parallelism")
+    raw_vertices = fields.raw("vertices", required=True)
+    if not isinstance(raw_vertices, list) or not raw_vertices:
+        raise InputError("must be a non-empty list", field="pipeline.vertices")
+    vertices = []
+    for i, raw in enumerate(raw_vertices):
+        where = f"pipeline.vertices[{i}]"
+        v = _Fields(raw, where)
+        vid = v.text("id")
+        parallelism = _v(v.integer("parallelism", 1))
+        max_p = v.integer("max_parallelism", default_max_p)
+        if max_p is None:
+            max_p = default_max_parallelism(max(parallelism, 1))
+        state = v.raw("state", 0)
+        vertices.append(SimVertex(
+            id=vid, name=v.text("name", ""), parallelism=parallelism, max_parallelism=max_p,
+            capacity=_v(v.rate("capacity", event_bytes, required=True)),
+            is_source=v.boolean("source", False), partitions=v.integer("partitions"),
+            state_bytes=float(parse_size(state, field=f"{where}.state")), where=where))
+        v.done()
+    edges = []
+    for i, raw in enumerate(fields.raw("edges", []) or []):
+        where = f"pipeline.edges[{i}]"
+        e = _Fields(raw, where)
+        ship_text = e.text("ship", "REBALANCE")
+        ship = ShipStrategy.parse(ship_text)
+        if ship is ShipStrategy.UNKNOWN:
+            raise InputError(f"unknown ship strategy {ship_text!r} (HASH, REBALANCE, FORWARD, RESCALE, BROADCAST, "
+                             "GLOBAL)", field=f"{where}.ship")
+        keys = KeyDistribution()
+        if e.has("keys"):
+            if ship is not ShipStrategy.HASH:
+                raise InputError("only a HASH (keyed) edge has a key distribution", field=f"{where}.keys")
+            keys = _keys(e.raw("keys"), f"{where}.keys")
+        edges.append(SimEdge(source=e.text("from"), target=e.text("to"), ship_strategy=ship,
+                             selectivity=_v(e.number("selectivity", 1.0)), key_distribution=keys, where=where))
+        e.done()
+    fields.done()
+    return SimPipeline(tuple(vertices), tuple(edges), name=name)
+
+
+def _keys(data: Any, where: str) -> KeyDistribution:
+    k = _Fields(data, where)
+    try:
+        distribution = KeyDistribution(kind=k.text("distribution", "uniform"), keys=k.integer("count"),
+                                       exponent=_v(k.number("exponent", 1.0)))
+    except InputError as exc:
+        raise InputError(str(exc).split(": ", 1)[-1], field=f"{where}.{exc.field}") from None
+    k.done()
+    return distribution
+
+
+def _noise(t: _Fields) -> Noise:
+    return Noise(relative_stddev=_v(t.number("noise", 0.0)), seed=_v(t.integer("seed", 0)))
+
+
+def _trace(data: Any, event_bytes: float | None, read_text: ReadText | None) -> Trace:
+    t = _Fields(data, "trace")
+    kind = t.text("type", "")
+    trace: Trace
+    if kind == "constant":
+        trace = ConstantTrace(rate=_v(t.rate("rate", event_bytes, required=True)), noise=_noise(t))
+    elif kind == "step":
+        trace = StepTrace(before=_v(t.rate("before", event_bytes, required=True)),
+                          after=_v(t.rate("after", event_bytes, required=True)),
+                          at_seconds=_v(t.duration("at", required=True)), noise=_noise(t))
+    elif kind == "ramp":
+        trace = RampTrace(start_rate=_v(t.rate("from", event_bytes, required=True)),
+                          end_rate=_v(t.rate("to", event_bytes, required=True)),
+                          start_seconds=_v(t.duration("start", 0.0)),
+                          duration_seconds=_v(t.duration("over", required=True)), noise=_noise(t))
+    elif kind == "diurnal":
+        trace = DiurnalTrace(average=_v(t.rate("average", event_bytes, required=True)),
+                             peak_factor=_v(t.number("peak_factor", 2.0)),
+                             peak_at_seconds=_v(t.duration("peak_at", 14 * 3600.0)),
+                             period_seconds=_v(t.duration("period", 86400.0)),
+                             sharpness=t.number("sharpness"), noise=_noise(t))
+    elif kind == "spikes":
+        trace = SpikesTrace(base=_v(t.rate("base", event_bytes, required=True)),
+                            factor=_v(t.number("factor", required=True)),
+                            duration_seconds=_v(t.duration("duration", required=True)),
+                            every_seconds=_v(t.duration("every", required=True)),
+                            start_seconds=_v(t.duration("start", 0.0)), noise=_noise(t))
+    elif kind == "replay":
+        text = t.raw("csv_text")
+        if text is None:
+            path = t.raw("csv", required=True)
+            if read_text is None:
+                raise InputError("a replay trace needs its CSV text (no file reader given)", field="trace.csv")
+            text = read_text(str(path))
+        replay = parse_rate_csv(str(text))
+        scale = _v(t.number("scale", 1.0))
+        trace = replace(replay, rates_per_second=tuple(r * scale for r in replay.rates_per_second), noise=_noise(t))
+    else:
+        raise InputError(f"unknown trace type {kind!r} (one of {', '.join(TRACE_TYPES)})", field="trace.type")
+    t.done()
+    return trace
+
+
+def _cluster(data: Any) -> ClusterSpec:
+    c = _Fields(data, "cluster")
+    spec = ClusterSpec(max_slots=_v(c.integer("max_slots", 10_000)),
+                       slots_per_task_manager=_v(c.integer("slots_per_task_manager", 4)),
+                       slot_sharing=c.boolean("slot_sharing", False))
+    c.done()
+    return spec
+
+
+def _rescale(data: Any) -> RescaleSpec:
+    r = _Fields(data, "rescale")
+    bandwidth = r.raw("restore_bandwidth", "200MB/s")
+    parsed = parse_rate(bandwidth, field="rescale.restore_bandwidth")
+    if not parsed.is_bytes:
+        raise InputError(f"must be a byte rate such as 200MB/s, got {bandwidth!r}", field="rescale.restore_bandwidth")
+    spec = RescaleSpec(restart_seconds=_v(r.duration("restart_time", 30.0)),
+                       restore_bytes_per_second=parsed.per_second)
+    r.done()
+    return spec
+
+
+def _checkpoints(data: Any) -> CheckpointSpec:
+    c = _Fields(data, "checkpoints")
+    spec = CheckpointSpec(interval_seconds=_v(c.duration("interval", 180.0)),
+                          pause_seconds=_v(c.duration("pause", 0.0)))
+    c.done()
+    return spec
+
+
+def _policies(data: Any) -> tuple[tuple[str, ...], dict[str, Mapping[str, Any]]]:
+    if isinstance(data, str):
+        return tuple(p.strip() for p in data.split(",") if p.strip()), {}
+    if isinstance(data, list):
+        return tuple(str(p) for p in data), {}
+    if isinstance(data, Mapping):
+        settings: dict[str, Mapping[str, Any]] = {}
+        for name, value in data.items():
+            if value is not None and not isinstance(value, Mapping):
+                raise InputError("policy settings must be a mapping", field=f"policies.{name}")
+            settings[str(name)] = dict(value or {})
+        return tuple(settings), settings
+    raise InputError("must be a list of policy names or a mapping name -> settings", field="policies")
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the scenario mapping with dotted-path overrides applied (``trace.peak_factor`` -> 2.5)."""
+    result: dict[str, Any] = _deep_copy(data)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node: Any = result
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                node = _list_item(node, part, ".".join(parts[: depth + 1]))
+                continue
+            if not isinstance(node, dict):
+                raise InputError("cannot set a field inside a value", field=".".join(parts[:depth]))
+            node = node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            index = _list_index(node, last, dotted)
+            node[index] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise InputError("cannot set a field inside a value", field=dotted)
+    return result
+
+
+def _list_index(node: list[Any], part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise InputError(f"no item {part!r} in a list of {len(node)}", field=where)
+    return int(part)
+
+
+def _list_item(node: list[Any], part: str, where: str) -> Any:
+    # Vertices are easier to address by id than by position: pipeline.vertices.sessionize.capacity
+    for item in node:
+        if isinstance(item, dict) and str(item.get("id")) == part:
+            return item
+    return node[_list_index(node, part, where)]
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
