@@ -15,8 +15,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    # A callback keeps `flinkscale <command>` a group even while only one command is registered
+    # (Typer otherwise collapses a one-command app into that command).
+    pass
+
+
 # Command group modules, each exposing `register(app)`. Add yours here.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("decide",)
 
 
 def _register() -> None:

@@ -9,9 +9,10 @@ lives in the history the caller hands back, which is what makes a recorded run r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from flinkscale.core.snapshot import MetricsSnapshot
 
@@ -30,6 +31,18 @@ class VertexDecision:
     def changed(self) -> bool:
         return self.new_parallelism != self.current_parallelism
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"vertex_id": self.vertex_id, "vertex_name": self.vertex_name,
+                "current_parallelism": self.current_parallelism, "new_parallelism": self.new_parallelism,
+                "changed": self.changed, "reason": self.reason,
+                "numbers": {k: _number_to_json(v) for k, v in self.numbers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VertexDecision:
+        return cls(str(data["vertex_id"]), str(data.get("vertex_name", data["vertex_id"])),
+                   int(data["current_parallelism"]), int(data["new_parallelism"]), str(data.get("reason", "")),
+                   {str(k): float(v) if v is not None else math.nan for k, v in (data.get("numbers") or {}).items()})
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -47,6 +60,26 @@ class Decision:
 
     def parallelism(self) -> dict[str, int]:
         return {v.vertex_id: v.new_parallelism for v in self.vertices}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; non-finite numbers are spelled "inf", "-inf" or null (NaN), as JSON has none."""
+        return {"timestamp": self.timestamp, "policy": self.policy, "rescale": self.rescale,
+                "blocked_reason": self.blocked_reason, "shed_fraction": self.shed_fraction,
+                "vertices": [v.to_dict() for v in self.vertices]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(float(data["timestamp"]), str(data["policy"]),
+                   tuple(VertexDecision.from_dict(v) for v in data.get("vertices") or ()),
+                   data.get("blocked_reason"), float(data.get("shed_fraction", 0.0)))
+
+
+def _number_to_json(value: float) -> float | str | None:
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,422 @@
+"""Evaluation maths shared by the policies: rates over a window, true processing rates, target rates
+propagated along the graph, key-group and partition layout, and what the history says about rescales.
+
+Everything here is a plain function of snapshots and history, so the Flink-operator reproduction and
+our own policy compute the same quantities the same way and differ only in the rules they apply.
+
+Definitions (per job vertex ``v`` at parallelism ``p``):
+
+- input rate ``λ``: ``num_records_in_per_second`` summed over subtasks; for a source, the records it
+  reads (a collector or simulator reports them there; if only ``num_records_out_per_second`` is known
+  it stands in).
+- true processing rate (busy time): ``TPR = λ / (busy_time_ms_per_second_max / 1000)``: what the vertex
+  would process if its busiest subtask were busy all the time. A vertex that is never busy has an
+  infinite TPR.
+- observed true processing rate (sources under backpressure): ``λ / (1 - back_pressured_ms / 1000)``.
+- target rate: at a source ``λ + d(lag)/dt`` (what arrives, whether or not it is read); downstream the
+  sum over input edges of ``upstream target x output ratio`` with ``output ratio = records arriving on
+  the edge / upstream records in``.
+- key-group layout: with ``K`` key groups (max parallelism, or a source's partition count) over ``p``
+  subtasks the busiest subtask owns ``ceil(K/p)`` of them, ``ceil(K/p) / (K/p)`` times its fair share.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from flinkscale.core.policy.base import Decision, History, VertexDecision
+from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex
+
+# Guards float noise in ceil(): 7.000000000001 subtasks are 7 subtasks.
+_EPSILON = 1e-9
+
+
+def ceil_safe(value: float) -> int:
+    return math.ceil(value - _EPSILON)
+
+
+def vertex_input_rate(vertex: Vertex) -> float | None:
+    metrics = vertex.metrics
+    if metrics.num_records_in_per_second is not None and (
+            metrics.num_records_in_per_second > 0 or not vertex.is_source):
+        return metrics.num_records_in_per_second
+    if vertex.is_source and metrics.num_records_out_per_second is not None:
+        return metrics.num_records_out_per_second
+    return metrics.num_records_in_per_second
+
+
+def busy_time_true_processing_rate(input_rate: float, busy_time_ms_per_second: float) -> float:
+    """``λ / busy ratio``; infinite for a vertex that is never busy (it could take any rate)."""
+    if busy_time_ms_per_second <= 0:
+        return math.inf
+    return input_rate / (min(busy_time_ms_per_second, 1000.0) / 1000.0)
+
+
+def observed_true_processing_rate(input_rate: float, back_pressured_time_ms_per_second: float) -> float:
+    """``λ / (1 - backpressured ratio)``: what a source reads when nothing downstream holds it back."""
+    free = 1.0 - min(back_pressured_time_ms_per_second, 1000.0) / 1000.0
+    return math.inf if free <= 0 else input_rate / free
+
+
+# --- window of snapshots ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    """One vertex's metrics averaged over the snapshots of an evaluation window."""
+
+    input_rate: float | None
+    output_rate: float | None
+    busy_time_ms_per_second_max: float | None
+    busy_time_ms_per_second_avg: float | None
+    back_pressured_time_ms_per_second: float | None
+    lag: float | None
+    lag_growth_rate: float
+    observations: int
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(present) / len(present) if present else None
+
+
+def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
+    return {v.id: v.parallelism for v in snapshot.vertices}
+
+
+def window_snapshots(snapshot: MetricsSnapshot, history: History, start: float) -> tuple[MetricsSnapshot, ...]:
+    """History snapshots whose own sampling window starts at or after ``start``, at the current
+    parallelism, followed by ``snapshot`` itself (always included)."""
+    current = parallelism_of(snapshot)
+    earlier = tuple(
+        s for s in history.snapshots
+        if s.timestamp < snapshot.timestamp and s.timestamp - s.window_seconds >= start - _EPSILON
+        and parallelism_of(s) == current)
+    return (*earlier, snapshot)
+
+
+def window_coverage_seconds(window: Sequence[MetricsSnapshot]) -> float:
+    """Seconds from the start of the first snapshot's sampling window to the last snapshot."""
+    return window[-1].timestamp - (window[0].timestamp - window[0].window_seconds)
+
+
+def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics]:
+    """Per-vertex means over ``window`` (oldest first); lag is the latest and its growth the slope
+    between the first and last snapshots that report it (the snapshot's own
+    ``pending_records_per_second`` when only one does)."""
+    latest = window[-1]
+    result: dict[str, WindowMetrics] = {}
+    for vertex in latest.vertices:
+        series = [s.vertex(vertex.id) for s in window if _has_vertex(s, vertex.id)]
+        lag_points = [(s.timestamp, s.vertex(vertex.id).metrics.pending_records) for s in window
+                      if _has_vertex(s, vertex.id) and s.vertex(vertex.id).metrics.pending_records is not None]
+        growth = 0.0
+        if len(lag_points) >= 2 and lag_points[-1][0] > lag_points[0][0]:
+            (t0, lag0), (t1, lag1) = lag_points[0], lag_points[-1]
+            growth = ((lag1 or 0.0) - (lag0 or 0.0)) / (t1 - t0)
+        elif vertex.metrics.pending_records_per_second is not None:
+            growth = vertex.metrics.pending_records_per_second
+        result[vertex.id] = WindowMetrics(
+            input_rate=_mean(vertex_input_rate(v) for v in series),
+            output_rate=_mean(v.metrics.num_records_out_per_second for v in series),
+            busy_time_ms_per_second_max=_mean(v.metrics.busy_time_ms_per_second_max for v in series),
+            busy_time_ms_per_second_avg=_mean(v.metrics.busy_time_ms_per_second_avg for v in series),
+            back_pressured_time_ms_per_second=_mean(
+                v.metrics.back_pressured_time_ms_per_second_avg
+                if v.metrics.back_pressured_time_ms_per_second_avg is not None
+                else v.metrics.back_pressured_time_ms_per_second_max for v in series),
+            lag=vertex.metrics.pending_records,
+            lag_growth_rate=growth,
+            observations=len(series),
+        )
+    return result
+
+
+def _has_vertex(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
+    return any(v.id == vertex_id for v in snapshot.vertices)
+
+
+# --- rates along the graph -------------------------------------------------------------------------
+
+def edge_output_ratio(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics], edge: Edge) -> float:
+    """Records arriving on ``edge`` per record its upstream vertex takes in.
+
+    With a single input the target's own input rate is what arrives on the edge (exact even when the
+    upstream has several outputs or side outputs); otherwise the upstream's output rate stands in.
+    An upstream that takes nothing in gives no ratio to measure; 1.0 (pass-through) is assumed.
+    """
+    upstream = metrics[edge.source]
+    if not upstream.input_rate:
+        return 1.0
+    if len(snapshot.inputs_of(edge.target)) == 1 and metrics[edge.target].input_rate is not None:
+        arriving = metrics[edge.target].input_rate
+    else:
+        arriving = upstream.output_rate
+    return 1.0 if arriving is None else arriving / upstream.input_rate
+
+
+def is_graph_source(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
+    return not snapshot.inputs_of(vertex_id)
+
+
+def propagate_rates(snapshot: MetricsSnapshot, source_rates: Mapping[str, float],
+                    ratios: Mapping[tuple[str, str], float]) -> dict[str, float]:
+    """A rate given at every graph source carried downstream: each vertex gets the sum over its input
+    edges of the upstream value times that edge's output ratio."""
+    rates: dict[str, float] = {}
+    for vertex in snapshot.topological_order():
+        inputs = snapshot.inputs_of(vertex.id)
+        if not inputs:
+            rates[vertex.id] = max(0.0, source_rates.get(vertex.id, 0.0))
+        else:
+            rates[vertex.id] = sum(rates[e.source] * ratios[(e.source, e.target)] for e in inputs)
+    return rates
+
+
+def output_ratios(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics]) -> dict[tuple[str, str], float]:
+    return {(e.source, e.target): edge_output_ratio(snapshot, metrics, e) for e in snapshot.edges}
+
+
+def source_target_rate(metrics: WindowMetrics) -> float:
+    """What arrives at a source: the rate it reads plus the growth of its lag (never negative)."""
+    return max(0.0, (metrics.input_rate or 0.0) + metrics.lag_growth_rate)
+
+
+def lag_seconds(metrics: WindowMetrics) -> float:
+    """The source's lag expressed in seconds of its input (infinite when lag exists but nothing is read)."""
+    lag = metrics.lag or 0.0
+    if lag <= 0:
+        return 0.0
+    rate = source_target_rate(metrics) or (metrics.input_rate or 0.0)
+    return math.inf if rate <= 0 else lag / rate
+
+
+# --- layout ----------------------------------------------------------------------------------------
+
+def layout_groups(snapshot: MetricsSnapshot, vertex: Vertex) -> int | None:
+    """How many indivisible units spread over the subtasks: a source's partitions, a keyed vertex's key
+    groups (max parallelism); ``None`` when records spread freely (rebalance, forward)."""
+    if is_graph_source(snapshot, vertex.id):
+        return vertex.partitions
+    if snapshot.is_keyed(vertex.id):
+        return vertex.max_parallelism
+    return None
+
+
+def layout_factor(parallelism: int, groups: int | None) -> float:
+    """``ceil(K/p) / (K/p)``: how much more than its fair share the busiest subtask owns (1 = even)."""
+    if not groups or parallelism <= 0:
+        return 1.0
+    return math.ceil(groups / parallelism) * parallelism / groups
+
+
+def align_like_operator(parallelism: int, groups: int, lower: int, upper: int) -> int:
+    """The Flink operator's alignment of a computed parallelism to ``groups`` (key groups or partitions).
+
+    Search upward from ``parallelism`` (up to ``groups / 2`` and ``upper``) for a divisor of ``groups``.
+    Failing that, search downward for the smallest parallelism whose busiest subtask owns no more groups
+    than at ``parallelism`` (the first ``q`` where ``groups // q`` grows, stepped back up unless ``q``
+    divides), never under ``lower``.
+    """
+    for candidate in range(parallelism, min(groups // 2, upper) + 1):
+        if groups % candidate == 0:
+            return candidate
+    candidate = parallelism
+    while candidate > 0:
+        if groups // candidate > groups // parallelism:
+            if groups % candidate != 0:
+                candidate += 1
+            break
+        candidate -= 1
+    return max(candidate, lower)
+
+
+def smallest_parallelism_for_load(load: float, per_subtask_allowed: float, groups: int | None,
+                                  lower: int, upper: int) -> int:
+    """The fewest subtasks whose busiest one carries at most ``per_subtask_allowed`` records/s.
+
+    Records spread freely: ``ceil(load / allowed)``. Over ``K`` groups the busiest subtask carries
+    ``ceil(K/p) / K x load``, so it needs ``ceil(K/p) <= g = floor(allowed x K / load)`` and the fewest
+    subtasks doing that are ``ceil(K/g)``: always a parallelism that spreads the groups as evenly as
+    any larger one with the same busiest share (aligned by construction). Clamped to [lower, upper];
+    a clamp at ``upper`` steps down to the aligned value under it.
+    """
+    if load <= 0 or math.isinf(per_subtask_allowed):
+        return max(lower, 1)
+    if per_subtask_allowed <= 0:
+        return upper
+    if groups:
+        most_groups = math.floor(per_subtask_allowed * groups / load + _EPSILON)
+        wanted = groups if most_groups < 1 else math.ceil(groups / most_groups)
+    else:
+        wanted = ceil_safe(load / per_subtask_allowed)
+    if wanted > upper:
+        wanted = upper if not groups else math.ceil(groups / math.ceil(groups / upper))
+    return max(lower, min(wanted, upper))
+
+
+# --- cluster ---------------------------------------------------------------------------------------
+
+def slots_required(parallelism: Mapping[str, int]) -> int:
+    """Slots a job needs in Flink's default slot sharing group: its highest vertex parallelism."""
+    return max(parallelism.values(), default=0)
+
+
+def job_slot_ceiling(snapshot: MetricsSnapshot) -> int | None:
+    """Slots this job may use: the cluster's ceiling minus what other jobs hold (``None`` = unknown)."""
+    cluster = snapshot.cluster
+    if cluster is None:
+        return None
+    used_by_job = slots_required(parallelism_of(snapshot))
+    used_by_others = max(0, cluster.slots_total - cluster.slots_available - used_by_job)
+    return max(1, cluster.slots_ceiling - used_by_others)
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | None:
+    """When the job last started running at its current parallelism, as far as the history knows.
+
+    The latest of: the first snapshot of the history (observation start counts as a start), each
+    completed rescale, and each snapshot whose parallelism differs from the one before it. ``None``
+    with an empty history (an offline snapshot: nothing is known about restarts).
+    """
+    if not history.snapshots and not history.rescales:
+        return None
+    times = [r.completed_at for r in history.rescales if r.completed_at <= snapshot.timestamp]
+    ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp] + [snapshot]
+    if history.snapshots:
+        times.append(ordered[0].timestamp)
+    for before, after in itertools.pairwise(ordered):
+        if parallelism_of(before) != parallelism_of(after):
+            times.append(after.timestamp)
+    return max(times) if times else None
+
+
+def learned_restart_seconds(history: History) -> float | None:
+    """Mean duration of the rescales the history recorded (``None`` before the first one)."""
+    durations = [r.duration_seconds for r in history.rescales if r.duration_seconds >= 0]
+    return sum(durations) / len(durations) if durations else None
+
+
+@dataclass(frozen=True)
+class ScaleUpOutcome:
+    """How the last scale-up of a vertex worked out: the TPR it expected and the TPR it got."""
+
+    old_parallelism: int
+    new_parallelism: int
+    true_processing_rate_before: float
+    true_processing_rate_after: float
+
+    @property
+    def expected_gain(self) -> float:
+        return self.true_processing_rate_before * (self.new_parallelism / self.old_parallelism - 1.0)
+
+    @property
+    def actual_gain(self) -> float:
+        return self.true_processing_rate_after - self.true_processing_rate_before
+
+    def effective(self, threshold: float) -> bool:
+        """At least ``threshold`` of the expected TPR gain was realised."""
+        return self.actual_gain >= threshold * self.expected_gain
+
+
+def _mean_tpr(snapshots: Iterable[MetricsSnapshot], vertex_id: str) -> float | None:
+    values: list[float] = []
+    for s in snapshots:
+        vertex = s.vertex(vertex_id)
+        rate, busy = vertex_input_rate(vertex), vertex.metrics.busy_time_ms_per_second_max
+        if rate is not None and busy is not None and busy > 0:
+            values.append(busy_time_true_processing_rate(rate, busy))
+    return sum(values) / len(values) if values else None
+
+
+def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id: str,
+                          settle_seconds: float, lookback_seconds: float) -> ScaleUpOutcome | None:
+    """The TPR before and after the vertex's most recent parallelism change, if that was a scale-up.
+
+    "Before" averages the snapshots at the old parallelism within ``lookback_seconds`` before the
+    change; "after" those at the new parallelism from ``settle_seconds`` after it (a restarting job's
+    first metrics say little). ``None`` when there is no such change or too little data to judge.
+    """
+    ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp and _has_vertex(s, vertex_id)]
+    ordered.append(snapshot)
+    change_index = None
+    for i in range(len(ordered) - 1, 0, -1):
+        if ordered[i].vertex(vertex_id).parallelism != ordered[i - 1].vertex(vertex_id).parallelism:
+            change_index = i
+            break
+    if change_index is None:
+        return None
+    old_p = ordered[change_index - 1].vertex(vertex_id).parallelism
+    new_p = ordered[change_index].vertex(vertex_id).parallelism
+    if new_p <= old_p:
+        return None
+    changed_at = ordered[change_index].timestamp
+    before = [s for s in ordered[:change_index]
+              if s.vertex(vertex_id).parallelism == old_p and s.timestamp >= changed_at - lookback_seconds]
+    after = [s for s in ordered[change_index:] if s.timestamp >= changed_at + settle_seconds]
+    tpr_before, tpr_after = _mean_tpr(before, vertex_id), _mean_tpr(after, vertex_id)
+    if tpr_before is None or tpr_after is None or math.isinf(tpr_before) or math.isinf(tpr_after):
+        return None
+    return ScaleUpOutcome(old_p, new_p, tpr_before, tpr_after)
+
+
+def gc_pressure(snapshot: MetricsSnapshot) -> float | None:
+    """Fraction of time the worst TaskManager spends collecting garbage."""
+    if snapshot.jvm is None or snapshot.jvm.gc_time_ms_per_second_max is None:
+        return None
+    return snapshot.jvm.gc_time_ms_per_second_max / 1000.0
+
+
+def heap_usage(snapshot: MetricsSnapshot) -> float | None:
+    return None if snapshot.jvm is None else snapshot.jvm.heap_used_ratio_max
+
+
+# --- decisions -------------------------------------------------------------------------------------
+
+def hold_decision(snapshot: MetricsSnapshot, policy: str, reason: str, blocked_reason: str | None = None,
+                  numbers: Mapping[str, Mapping[str, float]] | None = None) -> Decision:
+    """Every vertex stays where it is, for ``reason`` (and, when something wanted to change, why not)."""
+    return Decision(
+        timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason,
+        vertices=tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason,
+                                      dict((numbers or {}).get(v.id, {})))
+                       for v in snapshot.vertices))
+
+
+def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelism: int, max_parallelism: int,
+                       slot_ceiling: int | None) -> tuple[int, int]:
+    """[lower, upper] a policy may choose from: its own limits, the vertex's max parallelism, a
+    source's partition count (extra readers would sit idle) and the slots the job may use."""
+    upper = min(vertex.max_parallelism, max_parallelism)
+    if is_graph_source(snapshot, vertex.id) and vertex.partitions:
+        upper = min(upper, vertex.partitions)
+    if slot_ceiling is not None:
+        upper = min(upper, slot_ceiling)
+    upper = max(upper, 1)
+    return min(max(min_parallelism, 1), upper), upper
+
+
+def _lag_growth_at(window: Sequence[MetricsSnapshot], index: int, vertex_id: str) -> float:
+    """d(lag)/dt at ``window[index]``: its own ``pending_records_per_second``, else the slope from the
+    snapshot before it, else 0."""
+    metrics = window[index].vertex(vertex_id).metrics
+    if metrics.pending_records_per_second is not None:
+        return metrics.pending_records_per_second
+    if index > 0 and metrics.pending_records is not None:
+        before = window[index - 1]
+        previous = before.vertex(vertex_id).metrics.pending_records
+        if previous is not None and window[index].timestamp > before.timestamp:
+            return (metrics.pending_records - previous) / (window[index].timestamp - before.timestamp)
+    return 0.0
+
+
+def source_targets_at(window: Sequence[MetricsSnapshot], index: int) -> dict[str, float]:
+    """Target rate ``λ + d(lag)/dt`` of every graph source in ``window[index]`` alone (no averaging, so a
+    step in the rate shows at once)."""
+    snapshot = window[index]
+    return {v.id: max(0.0, (vertex_input_rate(v) or 0.0) + _lag_growth_at(window, index, v.id))
+            for v in snapshot.vertices if is_graph_source(snapshot, v.id)}

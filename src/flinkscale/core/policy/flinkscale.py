@@ -1,0 +1,424 @@
+"""``flinkscale``: our policy. Same evaluation maths as ``flink-operator``, different rules, each aimed
+at one of the operator's user complaints (anchors.md section 1).
+
+Model. A vertex's cost is measured per subtask: ``c = λ / (p x busy_avg)`` records/s for one fully busy
+subtask (records over busy seconds, so the average, not the max). Where the records land is modelled
+separately: over ``K`` key groups (or a source's partitions) the busiest of ``p`` subtasks owns
+``ceil(K/p)`` groups, ``layout(p) = ceil(K/p) / (K/p)`` times its fair share, and whatever imbalance
+the measured ``busy_max / busy_avg`` shows beyond that layout is hot keys, ``residual`` (kept as
+measured for any new ``p``). The busiest subtask at ``p'`` then runs at
+``utilization(p') = load x layout(p') x residual / (p' x c)``. Sizing solves this for the fewest
+subtasks directly (``smallest_parallelism_for_load``), so a keyed vertex lands on a parallelism that
+spreads its key groups as evenly as any larger one: skew-aware, and aligned by construction.
+
+Rules:
+1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
+   snapshot (a step shows at once, not diluted by a window mean), optionally plus the rate trend over
+   ``metrics.window`` x ``prediction.horizon``, carried to every vertex by edge output ratios. Each
+   vertex needs capacity ``R = max(target / utilization.target, target + (lag + target x restart) /
+   catch-up.duration)`` at full speed: the utilization headroom doubles as catch-up capacity, and extra
+   capacity is added only while the backlog could not drain within ``catch-up.duration`` otherwise.
+2. Scale up when any vertex's busiest subtask would run above ``utilization.max`` at the target rate,
+   or the lag cannot drain within ``catch-up.duration`` at full speed. Then every vertex is set to its
+   own need in the same rescale (vertices whose need is lower also come down if rule 3 allows).
+3. Scale down only when nothing has changed for ``scale-down.interval``, no source lags by more than
+   ``backlog-processing.lag-threshold`` of input, heap usage is under ``memory.heap-usage.threshold``,
+   and the highest load seen during the interval would still leave the busiest subtask at no more than
+   ``utilization.target - scale-down.margin`` at the lower parallelism (hysteresis: a scale-down never
+   lands where the next rate bump triggers a scale-up).
+4. Restart cost is the mean duration of the rescales in the history (``restart.time`` until the first).
+5. Ceilings: never above a vertex's max parallelism, ``vertex.max-parallelism``, a source's partition
+   count or the slots the job may use. When a vertex cannot reach its need, the whole graph is sized
+   for the fraction of the target that vertex can carry (more capacity elsewhere would only wait on it),
+   and the reason says which ceiling binds.
+6. Ineffective scaling: if the vertex's last scale-up realised less than ``scaling.effectiveness.threshold``
+   of the TPR gain it should have (hot key, external bottleneck), it is not scaled up again.
+7. GC pressure over ``memory.gc-pressure.threshold`` blocks scale-ups (a GC-bound job needs memory, not
+   parallelism); heap usage over ``memory.heap-usage.threshold`` blocks scale-downs (fewer subtasks
+   hold more state each).
+
+Keys are accepted bare (``utilization.target``) or with the operator's ``job.autoscaler.`` prefix, so a
+user's operator configuration carries over for the keys that mean the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy._settings import Setting, parse_settings
+from flinkscale.core.policy.base import Decision, History, VertexDecision
+from flinkscale.core.snapshot import MetricsSnapshot, Vertex
+
+NAME = "flinkscale"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("scaling.enabled", "bool", "true", "apply decisions; false = recommend only"),
+    Setting("utilization.target", "fraction", "0.8", "busiest-subtask utilization a rescale sizes for"),
+    Setting("utilization.max", "fraction", "0.9", "busiest-subtask utilization that triggers a scale-up"),
+    Setting("scale-down.margin", "fraction", "0.1", "scale down only to <= utilization.target - margin"),
+    Setting("scale-down.interval", "duration", "1h", "no scale-down until this long without change"),
+    Setting("stabilization.interval", "duration", "2m", "no decision this long after a (re)start or rescale"),
+    Setting("metrics.window", "duration", "5m", "window for per-subtask cost and the rate trend"),
+    Setting("catch-up.duration", "duration", "30m", "the backlog must drain within this"),
+    Setting("restart.time", "duration", "5m", "restart cost until the history has a rescale"),
+    Setting("backlog-processing.lag-threshold", "duration", "1m", "lag (seconds of input) that blocks scale-down"),
+    Setting("vertex.min-parallelism", "int", "1", "lowest parallelism set"),
+    Setting("vertex.max-parallelism", "int", "200", "highest parallelism set"),
+    Setting("scaling.effectiveness.threshold", "fraction", "0.3",
+            "a scale-up realising less of its expected TPR gain blocks further scale-ups (0 = off)"),
+    Setting("prediction.horizon", "duration", "0s", "extrapolate a rising rate trend this far (0 = off)"),
+    Setting("memory.gc-pressure.threshold", "fraction", "0.3", "GC time ratio that blocks scale-ups"),
+    Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
+)
+
+
+@dataclass(frozen=True)
+class FlinkscaleSettings:
+    """Our policy's settings; durations in seconds."""
+
+    scaling_enabled: bool = True
+    utilization_target: float = 0.8
+    utilization_max: float = 0.9
+    scale_down_margin: float = 0.1
+    scale_down_interval: float = 3600.0
+    stabilization_interval: float = 120.0
+    metrics_window: float = 300.0
+    catch_up_duration: float = 1800.0
+    restart_time: float = 300.0
+    backlog_lag_threshold: float = 60.0
+    vertex_min_parallelism: int = 1
+    vertex_max_parallelism: int = 200
+    effectiveness_threshold: float = 0.3
+    prediction_horizon: float = 0.0
+    gc_pressure_threshold: float = 0.3
+    heap_usage_threshold: float = 0.9
+
+    @classmethod
+    def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
+        v = parse_settings(NAME, SETTINGS, given, aliases=("kubernetes.operator.", "job.autoscaler."))
+        return cls(
+            scaling_enabled=v.flag("scaling.enabled"),
+            utilization_target=v.number("utilization.target"),
+            utilization_max=v.number("utilization.max"),
+            scale_down_margin=v.number("scale-down.margin"),
+            scale_down_interval=v.number("scale-down.interval"),
+            stabilization_interval=v.number("stabilization.interval"),
+            metrics_window=v.number("metrics.window"),
+            catch_up_duration=v.number("catch-up.duration"),
+            restart_time=v.number("restart.time"),
+            backlog_lag_threshold=v.number("backlog-processing.lag-threshold"),
+            vertex_min_parallelism=v.integer("vertex.min-parallelism"),
+            vertex_max_parallelism=v.integer("vertex.max-parallelism"),
+            effectiveness_threshold=v.number("scaling.effectiveness.threshold"),
+            prediction_horizon=v.number("prediction.horizon"),
+            gc_pressure_threshold=v.number("memory.gc-pressure.threshold"),
+            heap_usage_threshold=v.number("memory.heap-usage.threshold"),
+        ).validated()
+
+    def validated(self) -> FlinkscaleSettings:
+        from flinkscale.core.errors import InputError
+
+        if self.utilization_target <= 0:
+            raise InputError("must be > 0", field="utilization.target")
+        if self.utilization_max < self.utilization_target:
+            raise InputError(f"must be >= utilization.target ({self.utilization_target})", field="utilization.max")
+        if self.scale_down_margin >= self.utilization_target:
+            raise InputError(f"must be < utilization.target ({self.utilization_target})", field="scale-down.margin")
+        return self
+
+
+@dataclass(frozen=True)
+class VertexCost:
+    """What one subtask of a vertex can process, and how unevenly records land on its subtasks."""
+
+    records_per_subtask_second: float  # c: records/s of one fully busy subtask (inf = never busy)
+    residual_skew: float  # imbalance beyond the key-group layout (hot keys), >= 1
+    groups: int | None
+
+    def busiest_utilization(self, load: float, parallelism: int) -> float:
+        if math.isinf(self.records_per_subtask_second) or load <= 0:
+            return 0.0
+        return (load * ev.layout_factor(parallelism, self.groups) * self.residual_skew
+                / (parallelism * self.records_per_subtask_second))
+
+    def full_speed_capacity(self, parallelism: int) -> float:
+        """Records/s the vertex takes when its busiest subtask is fully busy."""
+        return (parallelism * self.records_per_subtask_second
+                / (ev.layout_factor(parallelism, self.groups) * self.residual_skew))
+
+    def parallelism_for(self, full_speed_load: float, lower: int, upper: int) -> int:
+        return ev.smallest_parallelism_for_load(full_speed_load, self.records_per_subtask_second / self.residual_skew,
+                                                self.groups, lower, upper)
+
+
+def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None) -> VertexCost | None:
+    """Per-subtask cost from window means; ``None`` when the metrics cannot say (nothing flowed, or
+    busy time missing)."""
+    rate = metrics.input_rate
+    busy_avg, busy_max = metrics.busy_time_ms_per_second_avg, metrics.busy_time_ms_per_second_max
+    if rate is None or (busy_avg is None and busy_max is None):
+        return None
+    layout_now = ev.layout_factor(parallelism, groups)
+    if busy_avg is not None and busy_avg > 0:
+        imbalance = (busy_max / busy_avg) if busy_max else 1.0
+        return VertexCost(rate / (parallelism * busy_avg / 1000.0), max(1.0, imbalance / layout_now), groups)
+    if busy_max is not None and busy_max > 0:
+        # Without the mean, the busiest subtask's share is assumed to be the layout's alone.
+        return VertexCost(rate * layout_now / (parallelism * busy_max / 1000.0), 1.0, groups)
+    if rate > 0:
+        return VertexCost(math.inf, 1.0, groups)
+    return None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    vertex: Vertex
+    cost: VertexCost | None
+    numbers: dict[str, float]
+    need: int  # parallelism for the target (up or down)
+    floor: int | None  # lowest parallelism a scale-down may go to (None = no scale-down)
+    trigger: str | None  # why this vertex forces a rescale
+    reason: str
+
+
+class FlinkscalePolicy:
+    """Whole-graph, skew-aware, ceiling-aware sizing with hysteresis; see the module docstring."""
+
+    name = NAME
+
+    def __init__(self, settings: FlinkscaleSettings | None = None) -> None:
+        self.settings = settings or FlinkscaleSettings()
+
+    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+        s = self.settings
+        now = snapshot.timestamp
+        if snapshot.job_state != "RUNNING":
+            return ev.hold_decision(snapshot, NAME, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
+        since = ev.last_change_time(snapshot, history)
+        if since is not None and now < since + s.stabilization_interval:
+            why = f"stabilizing for {since + s.stabilization_interval - now:.0f}s more (stabilization.interval)"
+            return ev.hold_decision(snapshot, NAME, why, why)
+        start = now - s.metrics_window if since is None else max(since + s.stabilization_interval,
+                                                                 now - s.metrics_window)
+        window = ev.window_snapshots(snapshot, history, start)
+        metrics = ev.window_metrics(window)
+        ratios = ev.output_ratios(snapshot, metrics)
+        source_targets = ev.source_targets_at(window, len(window) - 1)
+        trend = _rate_trend(window)
+        if s.prediction_horizon > 0:
+            source_targets = {k: v + max(0.0, trend.get(k, 0.0)) * s.prediction_horizon
+                              for k, v in source_targets.items()}
+        targets = ev.propagate_rates(snapshot, source_targets, ratios)
+        graph_sources = [v for v in snapshot.vertices if ev.is_graph_source(snapshot, v.id)]
+        lags = ev.propagate_rates(snapshot, {v.id: metrics[v.id].lag or 0.0 for v in graph_sources}, ratios)
+        backlog = max((_lag_seconds(metrics[v.id].lag, source_targets.get(v.id, 0.0)) for v in graph_sources),
+                      default=0.0)
+        learned = ev.learned_restart_seconds(history)
+        restart = s.restart_time if learned is None else learned
+        ceiling = ev.job_slot_ceiling(snapshot)
+        peak_loads, down_block = self._scale_down_window(snapshot, history, since, ratios, backlog)
+
+        plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], lags[v.id], restart,
+                                   ceiling, peak_loads.get(v.id), down_block, learned is not None)
+                 for v in snapshot.vertices]
+        triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
+        downs = [p for p in plans if p.floor is not None and p.floor < p.vertex.parallelism]
+        if not triggers and not downs:
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism, p.reason,
+                               {**p.numbers, "new_parallelism": float(p.vertex.parallelism)}) for p in plans))
+        new, binding = self._size_graph(snapshot, plans, targets, lags, restart, ceiling)
+        why_rescale = "; ".join(triggers) if triggers else "rate stayed low for scale-down.interval"
+        decisions = []
+        for plan in plans:
+            p_new = new[plan.vertex.id]
+            numbers = {**plan.numbers, "new_parallelism": float(p_new)}
+            if plan.cost is not None:
+                numbers["utilization_after"] = plan.cost.busiest_utilization(targets[plan.vertex.id], p_new)
+            reason = f"{plan.reason}; rescale of the whole graph ({why_rescale})"
+            if binding:
+                reason += f"; {binding}"
+            decisions.append(VertexDecision(plan.vertex.id, plan.vertex.name, plan.vertex.parallelism, p_new,
+                                            reason, numbers))
+        blocked = None
+        if not s.scaling_enabled and any(d.changed for d in decisions):
+            blocked = "scaling.enabled=false (recommendation only)"
+            decisions = [VertexDecision(d.vertex_id, d.vertex_name, d.current_parallelism, d.current_parallelism,
+                                        f"{blocked}; would set {d.new_parallelism}: {d.reason}",
+                                        {**d.numbers, "recommended_parallelism": float(d.new_parallelism),
+                                         "new_parallelism": float(d.current_parallelism)})
+                         for d in decisions]
+        return Decision(now, NAME, tuple(decisions), blocked_reason=blocked)
+
+    # --- per vertex --------------------------------------------------------------------------------
+    def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
+                     target: float, lag: float, restart: float, ceiling: int | None, peak_load: float | None,
+                     down_block: str | None, restart_learned: bool) -> _Plan:
+        s = self.settings
+        p = vertex.parallelism
+        groups = ev.layout_groups(snapshot, vertex)
+        lower, upper = ev.parallelism_bounds(snapshot, vertex, s.vertex_min_parallelism, s.vertex_max_parallelism,
+                                             ceiling)
+        numbers: dict[str, float] = {"target_rate": target, "lag": lag, "restart_seconds": restart,
+                                     "restart_learned": float(restart_learned)}
+        if metrics.input_rate is not None:
+            numbers["input_rate"] = metrics.input_rate
+        cost = vertex_cost(metrics, p, groups)
+        over_ceiling = f"parallelism {p} above the {upper} allowed (slots, partitions or max parallelism)" \
+            if p > upper else None
+        if cost is None:
+            reason = "no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept"
+            return _Plan(vertex, None, numbers, min(p, upper), None, over_ceiling, reason)
+        c = cost.records_per_subtask_second
+        numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
+                       layout_factor=ev.layout_factor(p, groups),
+                       true_processing_rate=cost.full_speed_capacity(p),
+                       utilization=cost.busiest_utilization(target, p))
+        if groups:
+            numbers["key_groups_or_partitions"] = float(groups)
+        need_load = self._need_load(target, lag, restart)
+        numbers["required_capacity"] = need_load
+        need = cost.parallelism_for(need_load, lower, upper)
+        utilization = cost.busiest_utilization(target, p)
+        drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
+        trigger = over_ceiling
+        if utilization > s.utilization_max:
+            trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
+        elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9):
+            trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
+        reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
+                  f"{need_load:.1f}/s at full speed -> p {need}")
+        if need > p:
+            outcome = None
+            if s.effectiveness_threshold > 0:
+                outcome = ev.last_scale_up_outcome(snapshot, history, vertex.id, s.stabilization_interval,
+                                                   max(s.metrics_window, s.stabilization_interval))
+            if outcome is not None and not outcome.effective(s.effectiveness_threshold):
+                numbers.update(expected_tpr_gain=outcome.expected_gain, actual_tpr_gain=outcome.actual_gain)
+                reason = (f"ineffective scaling: the scale-up {outcome.old_parallelism}->{outcome.new_parallelism} "
+                          f"gained {outcome.actual_gain:.1f}/s of the {outcome.expected_gain:.1f}/s expected "
+                          f"(hot key or outside bottleneck?): not scaling up again ({reason})")
+                need, trigger = p if p <= upper else upper, over_ceiling
+            gc = ev.gc_pressure(snapshot)
+            if gc is not None and gc > s.gc_pressure_threshold and need > p:
+                reason = (f"GC pressure {gc:.2f} > memory.gc-pressure.threshold: no scale-up (give TaskManagers "
+                          f"more memory) ({reason})")
+                need, trigger = p, over_ceiling
+        floor: int | None = None
+        if down_block is None and peak_load is not None and need <= p:
+            floor_load = (peak_load / (s.utilization_target - s.scale_down_margin))
+            floor = max(need, cost.parallelism_for(floor_load, lower, upper))
+            numbers["peak_target_rate_in_interval"] = peak_load
+            numbers["scale_down_floor"] = float(floor)
+            if floor < p:
+                reason += (f"; peak {peak_load:.1f}/s over scale-down.interval fits p {floor} at <= "
+                           f"{s.utilization_target - s.scale_down_margin:.2f}")
+        elif down_block is not None and need < p:
+            reason += f"; no scale-down: {down_block}"
+        numbers["recommended_parallelism"] = float(need)
+        return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
+
+    def _need_load(self, target: float, lag: float, restart: float) -> float:
+        """Full-speed capacity: the target at the utilization target, or enough to drain the lag plus the
+        restart's backlog within catch-up.duration, whichever is more."""
+        s = self.settings
+        need = target / s.utilization_target
+        if s.catch_up_duration > 0:
+            need = max(need, target + (lag + target * restart) / s.catch_up_duration)
+        return need
+
+    # --- whole graph -------------------------------------------------------------------------------
+    def _size_graph(self, snapshot: MetricsSnapshot, plans: Sequence[_Plan], targets: Mapping[str, float],
+                    lags: Mapping[str, float], restart: float, ceiling: int | None) -> tuple[dict[str, int], str]:
+        """New parallelism per vertex for a rescale, and which ceiling binds (empty when none)."""
+        s = self.settings
+        fraction, binding_vertex = 1.0, None
+        for plan in plans:
+            if plan.cost is None:
+                continue
+            lower, upper = ev.parallelism_bounds(snapshot, plan.vertex, s.vertex_min_parallelism,
+                                                 s.vertex_max_parallelism, ceiling)
+            need_load = self._need_load(targets[plan.vertex.id], lags[plan.vertex.id], restart)
+            reachable = plan.cost.full_speed_capacity(upper)
+            if need_load > 0 and reachable < need_load and reachable / need_load < fraction:
+                fraction, binding_vertex = reachable / need_load, plan.vertex
+        new: dict[str, int] = {}
+        for plan in plans:
+            p = plan.vertex.parallelism
+            lower, upper = ev.parallelism_bounds(snapshot, plan.vertex, s.vertex_min_parallelism,
+                                                 s.vertex_max_parallelism, ceiling)
+            if plan.cost is None:
+                new[plan.vertex.id] = min(p, upper)
+                continue
+            need = plan.need
+            if fraction < 1.0 and need > p:
+                scaled = self._need_load(targets[plan.vertex.id], lags[plan.vertex.id], restart) * fraction
+                need = max(p if p <= upper else upper, plan.cost.parallelism_for(scaled, lower, upper))
+            if need > p:
+                new[plan.vertex.id] = min(need, upper)
+            elif plan.floor is not None and plan.floor < p:
+                new[plan.vertex.id] = plan.floor
+            else:
+                new[plan.vertex.id] = min(p, upper)
+        binding = ""
+        if binding_vertex is not None:
+            _, upper = ev.parallelism_bounds(snapshot, binding_vertex, s.vertex_min_parallelism,
+                                             s.vertex_max_parallelism, ceiling)
+            limits = [f"max parallelism {binding_vertex.max_parallelism}",
+                      f"vertex.max-parallelism {s.vertex_max_parallelism}"]
+            if binding_vertex.partitions and ev.is_graph_source(snapshot, binding_vertex.id):
+                limits.append(f"{binding_vertex.partitions} partitions")
+            if ceiling is not None:
+                limits.append(f"{ceiling} slots for this job")
+            binding = (f"capacity ceiling binds at {binding_vertex.name} (p <= {upper}: {', '.join(limits)}): "
+                       f"the graph is sized for {fraction:.0%} of the target rate")
+        return new, binding
+
+    def _scale_down_window(self, snapshot: MetricsSnapshot, history: History, since: float | None,
+                           ratios: Mapping[tuple[str, str], float], backlog_seconds: float
+                           ) -> tuple[dict[str, float], str | None]:
+        """Per-vertex peak target rate over scale-down.interval, or why no scale-down may happen."""
+        s = self.settings
+        now = snapshot.timestamp
+        if since is None:
+            return {}, "no history: the rate has not been seen low for scale-down.interval"
+        if now - since < s.scale_down_interval:
+            return {}, f"{now - since:.0f}s since the last change < scale-down.interval {s.scale_down_interval:.0f}s"
+        if backlog_seconds > s.backlog_lag_threshold:
+            return {}, f"backlog of {backlog_seconds:.0f}s of input is draining (backlog-processing.lag-threshold)"
+        heap = ev.heap_usage(snapshot)
+        if heap is not None and heap > s.heap_usage_threshold:
+            return {}, f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more state)"
+        window = ev.window_snapshots(snapshot, history, now - s.scale_down_interval)
+        peaks: dict[str, float] = {}
+        for index in range(len(window)):
+            loads = ev.propagate_rates(snapshot, ev.source_targets_at(window, index), ratios)
+            for vertex_id, load in loads.items():
+                peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), load)
+        return peaks, None
+
+
+def _lag_seconds(lag: float | None, target: float) -> float:
+    if not lag or lag <= 0:
+        return 0.0
+    return math.inf if target <= 0 else lag / target
+
+
+def _rate_trend(window: Sequence[MetricsSnapshot]) -> dict[str, float]:
+    """Per source, the least-squares slope of its target rate over the window (records/s per second)."""
+    if len(window) < 2:
+        return {}
+    series = [(s.timestamp, ev.source_targets_at(window, i)) for i, s in enumerate(window)]
+    t_mean = sum(t for t, _ in series) / len(series)
+    spread = sum((t - t_mean) ** 2 for t, _ in series)
+    if spread <= 0:
+        return {}
+    slopes: dict[str, float] = {}
+    for source in series[-1][1]:
+        values = [(t, rates.get(source, 0.0)) for t, rates in series]
+        v_mean = sum(v for _, v in values) / len(values)
+        slopes[source] = sum((t - t_mean) * (v - v_mean) for t, v in values) / spread
+    return slopes
