@@ -20,7 +20,10 @@ app = _app.app
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="flinkscale", standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of raising it.
+        returned = app(args=argv, prog_name="flinkscale", standalone_mode=False)
+        if isinstance(returned, int) and not isinstance(returned, bool):
+            return returned
     except FlinkscaleError as exc:
         if os.environ.get("FLINKSCALE_DEBUG"):
             raise

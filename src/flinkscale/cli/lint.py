@@ -1,0 +1,72 @@
+"""``flinkscale lint``: static checks of PyFlink job files for what breaks horizontal scaling.
+
+Argument handling and output only: the files are read here and handed as text to
+``flinkscale.core.lint.lint_source``. Exit codes: 0 clean, 1 findings, 2 for an unreadable file or a
+syntax error (one line, via ``InputError``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.lint import RULES, Finding, lint_source
+
+_RULE_LINES = "\n\n".join(f"  {rule.id} {rule.name}" for rule in RULES.values())
+_HELP = f"""Find what quietly defeats scaling in PyFlink jobs (Python ast, nothing is run).
+
+Each finding: file:line, rule id, why it breaks scaling, and the fix. Rules:
+
+{_RULE_LINES}
+
+A line ending in `# flinkscale: ignore[FSL001]` (or `# flinkscale: ignore`) silences that line.
+Exit code 0 when clean, 1 when there are findings, 2 for unreadable files or syntax errors.
+
+Examples:
+
+  flinkscale lint jobs/clickstream.py
+
+  flinkscale lint jobs/*.py --partitions 12 --format json
+"""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError("cannot read: not UTF-8 text", field=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", field=str(path)) from None
+
+
+def lint(
+    files: Annotated[list[Path], typer.Argument(help="PyFlink job files (.py).", show_default=False)],
+    output_format: Annotated[str, typer.Option("--format", help="text (people) or json (scripts).")] = "text",
+    partitions: Annotated[int | None, typer.Option(
+        "--partitions", help="Partitions of the source topic, to check source parallelism (FSL006).")] = None,
+) -> None:
+    if output_format not in ("text", "json"):
+        raise InputError(f"expected text or json, got {output_format!r}", field="--format")
+    if partitions is not None and partitions < 1:
+        raise InputError(f"must be >= 1, got {partitions}", field="--partitions")
+    findings: list[Finding] = []
+    for path in files:
+        findings.extend(lint_source(_read(path), str(path), partitions=partitions))
+    if output_format == "json":
+        typer.echo(json.dumps({"files": [str(p) for p in files], "count": len(findings),
+                               "findings": [f.to_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            typer.echo(finding.format_text())
+        noun = "finding" if len(findings) == 1 else "findings"
+        typer.echo(f"{len(findings)} {noun} in {len(files)} file{'s' if len(files) != 1 else ''}")
+    if findings:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lint", help=_HELP, no_args_is_help=True)(lint)
