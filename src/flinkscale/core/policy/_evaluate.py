@@ -213,14 +213,15 @@ def layout_factor(parallelism: int, groups: int | None) -> float:
 
 
 def align_like_operator(parallelism: int, groups: int, lower: int, upper: int) -> int:
-    """The Flink operator's alignment of a computed parallelism to ``groups`` (key groups or partitions).
+    """The Flink operator's alignment of a computed parallelism to ``groups`` (key groups or partitions),
+    in its default mode (``EVENLY_SPREAD``).
 
-    Search upward from ``parallelism`` (up to ``groups / 2`` and ``upper``) for a divisor of ``groups``.
-    Failing that, search downward for the smallest parallelism whose busiest subtask owns no more groups
-    than at ``parallelism`` (the first ``q`` where ``groups // q`` grows, stepped back up unless ``q``
+    Search upward from ``parallelism`` to ``min(groups, upper)`` for a divisor of ``groups``. Failing
+    that, search downward for the smallest parallelism whose busiest subtask owns no more groups than
+    at ``parallelism`` (the first ``q`` where ``groups // q`` grows, stepped back up unless ``q``
     divides), never under ``lower``.
     """
-    for candidate in range(parallelism, min(groups // 2, upper) + 1):
+    for candidate in range(parallelism, min(groups, upper) + 1):
         if groups % candidate == 0:
             return candidate
     candidate = parallelism

@@ -19,8 +19,9 @@ defaults. The rules, in the order they apply:
    ``upper/lower = utilization.target +- target.utilization.boundary`` (or ``utilization.max/min``).
 5. ``factor = capacity(utilization.target) / TPR`` clamped to ``[1 - scale-down.max-factor,
    1 + scale-up.max-factor]``; ``p' = ceil(factor x p)`` clamped to ``[vertex.min-parallelism,
-   min(max parallelism, vertex.max-parallelism, partitions)]``, then aligned to the key groups (or a
-   source's partitions): the operator's search up for a divisor, else down.
+   min(max parallelism, vertex.max-parallelism, partitions)]``, then, for a keyed vertex (or a source
+   with known partitions), aligned to its key groups (partitions): the operator's search up for a
+   divisor, else down to the fewest subtasks with the same busiest share.
 6. Scale-down: none while any source's lag exceeds ``backlog-processing.lag-threshold`` of input;
    otherwise delayed until it has been asked for continuously for ``scale-down.interval`` and then to
    the highest parallelism recommended in that time (read back from earlier decisions in the history,
@@ -280,7 +281,8 @@ class FlinkOperatorPolicy:
         lower, upper = ev.parallelism_bounds(snapshot, vertex, s.vertex_min_parallelism, s.vertex_max_parallelism,
                                              None)
         wanted = min(max(ev.ceil_safe(factor * p), lower), upper)
-        groups = (vertex.partitions or vertex.max_parallelism) if is_source else (
+        # The operator aligns sources with known partitions and vertices with a keyed input only.
+        groups = vertex.partitions if is_source and vertex.partitions else (
             vertex.max_parallelism if snapshot.is_keyed(vertex.id) else None)
         if groups:
             wanted = ev.align_like_operator(wanted, groups, lower, upper)

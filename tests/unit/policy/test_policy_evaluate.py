@@ -1,0 +1,118 @@
+"""The shared evaluation maths, each case worked out by hand from the formulas in anchors.md."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from policy_snapshots import clickstream, history_of, job, vertex
+
+from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy.base import History, RescaleRecord
+
+
+@pytest.mark.parametrize(("rate", "busy_ms", "expected"), [
+    (1000.0, 500.0, 2000.0),   # half busy -> could take twice the input
+    (1000.0, 1000.0, 1000.0),  # saturated -> takes what it takes
+    (300.0, 750.0, 400.0),
+    (1000.0, 0.0, math.inf),   # never busy
+])
+def test_busy_time_true_processing_rate(rate: float, busy_ms: float, expected: float) -> None:
+    assert ev.busy_time_true_processing_rate(rate, busy_ms) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("rate", "back_pressured_ms", "expected"), [
+    (5000.0, 250.0, 5000.0 / 0.75), (1000.0, 0.0, 1000.0), (1000.0, 1000.0, math.inf)])
+def test_observed_true_processing_rate(rate: float, back_pressured_ms: float, expected: float) -> None:
+    assert ev.observed_true_processing_rate(rate, back_pressured_ms) == pytest.approx(expected)
+
+
+def test_target_rate_at_source_adds_lag_growth_and_propagates_by_output_ratio() -> None:
+    # The source reads 5000/s and its lag grows 1000/s -> 6000/s arrive. The window emits 1 record per 60
+    # it takes in, so the sink's target is 6000 / 60 = 100/s.
+    snap = clickstream(0.0, arrival=6000.0, lag=60000.0)
+    metrics = ev.window_metrics((snap,))
+    ratios = ev.output_ratios(snap, metrics)
+    assert ratios[("src", "win")] == pytest.approx(1.0)
+    assert ratios[("win", "sink")] == pytest.approx(1 / 60)
+    targets = ev.propagate_rates(snap, {"src": ev.source_target_rate(metrics["src"])}, ratios)
+    assert targets == pytest.approx({"src": 6000.0, "win": 6000.0, "sink": 100.0})
+
+
+def test_fan_in_sums_upstream_targets() -> None:
+    snap = job(0.0,
+               vertex("a", 1, rate_in=100.0, rate_out=100.0, busy_max=100.0, source=True),
+               vertex("b", 1, rate_in=200.0, rate_out=50.0, busy_max=100.0, source=True),
+               vertex("join", 1, rate_in=150.0, busy_max=100.0),
+               edges=(("a", "join", "HASH"), ("b", "join", "HASH")))
+    metrics = ev.window_metrics((snap,))
+    targets = ev.propagate_rates(snap, {"a": 1000.0, "b": 400.0}, ev.output_ratios(snap, metrics))
+    # two inputs: each edge carries upstream out/in -> 1000 x 1 + 400 x 0.25
+    assert targets["join"] == pytest.approx(1100.0)
+
+
+def test_lag_growth_over_a_window_is_the_slope_between_first_and_last() -> None:
+    first = clickstream(0.0, arrival=6000.0, lag=60000.0)
+    last = clickstream(120.0, arrival=6000.0, lag=180000.0)
+    metrics = ev.window_metrics((first, last))
+    assert metrics["src"].lag_growth_rate == pytest.approx((180000 - 60000) / 120)
+    assert metrics["src"].lag == 180000.0
+
+
+@pytest.mark.parametrize(("p", "groups", "expected"), [
+    (96, 128, 1.5),        # anchors.md: 128 key groups over 96 subtasks -> the busiest carries 1.5x
+    (64, 128, 1.0), (3, 8, 9 / 8), (5, 8, 10 / 8), (7, None, 1.0)])
+def test_layout_factor(p: int, groups: int | None, expected: float) -> None:
+    assert ev.layout_factor(p, groups) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("p", "groups", "lower", "upper", "expected"), [
+    (5, 720, 1, 200, 5),     # 5 divides 720
+    (7, 720, 1, 200, 8),     # up: 7 no, 8 yes
+    (100, 128, 1, 128, 128),  # up to min(groups, upper): 128 divides
+    (100, 128, 1, 110, 64),  # no divisor in 100..110 -> down: 128//64 = 2 > 128//100 = 1 at 64, which divides
+    (5, 8, 1, 7, 4),         # 5..7 no divisor of 8; down: 8//4 = 2 > 1 -> 4
+    (8, 8, 1, 8, 8),
+    # 3, 4 do not divide 10; down: 10//2 = 5 > 10//3 = 3 and 2 divides 10 -> 2. (Its floor-based rule
+    # misses that the busiest of 2 reads 5 partitions where the busiest of 3 read 4.)
+    (3, 10, 1, 4, 2),
+])
+def test_align_like_operator(p: int, groups: int, lower: int, upper: int, expected: int) -> None:
+    assert ev.align_like_operator(p, groups, lower, upper) == expected
+
+
+@pytest.mark.parametrize(("load", "allowed", "groups", "expected"), [
+    (7500.0, 5000.0, None, 2),     # ceil(1.5)
+    (7000.0, 1000.0, None, 7),     # exactly 7, not 8 (float noise)
+    (7500.0, 5000.0, 128, 2),      # g = floor(5000 x 128 / 7500) = 85 groups each -> ceil(128 / 85) = 2
+    (10000.0, 100.0, 128, 128),    # needs 100 subtasks; 128 groups -> 2 per subtask impossible under 1.28 -> 1 each
+    (7500.0, 1000.0, 8, 8),        # g = floor(1000 x 8 / 7500) = 1 -> 8
+    (3000.0, 1000.0, 8, 4),        # g = floor(8000 / 3000) = 2 -> 4 (3 subtasks would leave one with 3 partitions)
+])
+def test_smallest_parallelism_for_load(load: float, allowed: float, groups: int | None, expected: int) -> None:
+    assert ev.smallest_parallelism_for_load(load, allowed, groups, 1, 10_000) == expected
+
+
+def test_job_slot_ceiling_subtracts_slots_of_other_jobs() -> None:
+    snap = clickstream(0.0, arrival=100.0, p_win=2, slots=8)
+    assert ev.job_slot_ceiling(snap) == 8  # the builder leaves 8 - 2 available: no other job
+    from dataclasses import replace
+    other_jobs = replace(snap, cluster=replace(snap.cluster, slots_available=3))  # type: ignore[arg-type]
+    assert ev.job_slot_ceiling(other_jobs) == 8 - (8 - 3 - 2)
+
+
+def test_last_change_time_is_the_latest_start_rescale_or_parallelism_change() -> None:
+    a = clickstream(0.0, arrival=100.0)
+    b = clickstream(60.0, arrival=100.0)
+    c = clickstream(120.0, arrival=100.0, p_win=2)
+    assert ev.last_change_time(c, History()) is None
+    assert ev.last_change_time(b, history_of(a)) == 0.0
+    assert ev.last_change_time(clickstream(180.0, arrival=100.0, p_win=2), history_of(a, b, c)) == 120.0
+    with_rescale = history_of(a, b).append(rescale=RescaleRecord(100.0, 130.0, {"win": 1}, {"win": 2}))
+    assert ev.last_change_time(clickstream(150.0, arrival=100.0), with_rescale) == 130.0
+
+
+def test_learned_restart_is_the_mean_rescale_duration() -> None:
+    history = History(rescales=(RescaleRecord(0.0, 20.0, {}, {}), RescaleRecord(100.0, 140.0, {}, {})))
+    assert ev.learned_restart_seconds(history) == pytest.approx(30.0)
+    assert ev.learned_restart_seconds(History()) is None
