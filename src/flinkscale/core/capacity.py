@@ -357,8 +357,10 @@ def size_operators(spec: WorkloadSpec, provisioned: float) -> tuple[
         for group_members in members.values():
             top = max(parallelism[m] for m in group_members)
             caps = [c for m in group_members if (c := cap_of(m)) is not None]
-            if caps and top > min(caps):
-                top = min(caps)
+            if caps:
+                # A source reads whole partitions: the smallest divisor of the partition count >= the need.
+                cap = min(caps)
+                top = next(d for d in range(min(top, cap), cap + 1) if cap % d == 0)
             for m in group_members:
                 parallelism[m] = top
 

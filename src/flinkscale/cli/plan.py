@@ -1,0 +1,91 @@
+"""``flinkscale plan``: a workload spec (or a measured profile) in, a sized and explained deployment out.
+
+Argument handling and output only: the spec and profile files are read here and handed to the pure
+core (``parse_workload_text``, ``workload_from_profile``, ``build_plan``); rendering is in
+``flinkscale.report.plan``. Bad input surfaces as ``InputError`` with the field path (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.plan import build_plan
+from flinkscale.core.units import parse_rate
+from flinkscale.core.workload import WorkloadSpec, parse_workload_text, profile_snapshot, workload_from_profile
+from flinkscale.report.plan import FORMATS, flink_config_yaml, flink_deployment_yaml, render, render_markdown
+
+_HELP = """Size a Flink deployment from a workload spec, explaining every number.
+
+Examples:
+
+  flinkscale plan examples/workloads/clickstream-1tb.yaml
+
+  flinkscale plan examples/workloads/clickstream-10tb.yaml --format json
+
+  flinkscale plan spec.yaml --emit out/   (writes config.yaml, flinkdeployment.yaml, plan.md, plan.json)
+
+  flinkscale plan --from-profile profile.json --target 1TB/day [spec.yaml for targets and cluster]
+
+The spec format is documented in docs/workload-spec.md; the model in docs/plan.md.
+"""
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror}", field=str(path)) from None
+
+
+def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) -> WorkloadSpec:
+    """The spec to plan: from YAML, or from a profile plus a target (the spec then gives the rest)."""
+    base = parse_workload_text(_read(spec_path, "the spec"), str(spec_path)) if spec_path else None
+    if profile is None:
+        if target is not None:
+            raise InputError("--target needs --from-profile", field="--target")
+        if base is None:
+            raise InputError("give a spec file, or --from-profile FILE --target RATE", field="SPEC")
+        return base
+    if target is None:
+        raise InputError("--from-profile needs --target (e.g. 1TB/day or 50k/s)", field="--target")
+    try:
+        data = json.loads(_read(profile, "the profile"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno})", field=str(profile)) from None
+    return workload_from_profile(profile_snapshot(data), parse_rate(target, field="--target"), base)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan", help=_HELP)
+    def plan_command(
+        spec: Annotated[Path | None, typer.Argument(help="Workload spec (YAML).", show_default=False)] = None,
+        output_format: Annotated[str, typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}.")] = "table",
+        emit: Annotated[Path | None, typer.Option(
+            "--emit", help="Directory for config.yaml, flinkdeployment.yaml, plan.md, plan.json.")] = None,
+        from_profile: Annotated[Path | None, typer.Option(
+            "--from-profile", help="Profile JSON (a MetricsSnapshot, or one under 'snapshot').")] = None,
+        target: Annotated[str | None, typer.Option(
+            "--target", help="Target volume for --from-profile: 1TB/day, 50k/s, ...")] = None,
+    ) -> None:
+        if output_format not in FORMATS:
+            raise InputError(f"must be one of {', '.join(FORMATS)}", field="--format")
+        plan = build_plan(load_spec(spec, from_profile, target))
+        if emit is not None:
+            emit.mkdir(parents=True, exist_ok=True)
+            files = {
+                "config.yaml": flink_config_yaml(plan),
+                "flinkdeployment.yaml": flink_deployment_yaml(plan),
+                "plan.md": render_markdown(plan),
+                "plan.json": render(plan, "json"),
+            }
+            for name, text in files.items():
+                (emit / name).write_text(text, encoding="utf-8")
+        typer.echo(render(plan, output_format), nl=False)
+        if emit is not None and output_format == "table":
+            typer.echo(f"wrote {', '.join(sorted(str(emit / n) for n in ('config.yaml', 'flinkdeployment.yaml')))}"
+                       f", plan.md, plan.json")
