@@ -50,7 +50,10 @@ class Scenario:
     description: str = ""
     event_bytes: float | None = None
     policies: tuple[str, ...] = ()
-    policy_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    policy_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Policies that start at the peak-provisioned parallelism (static = peak capacity all day).
+    peak_provisioned: tuple[str, ...] = ("static",)
+    peak_utilization: float = 0.8
 
     def rates(self) -> FloatArray:
         return self.trace.rates(self.config.duration_seconds, self.config.step_seconds)
@@ -169,10 +172,19 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
         cluster=cluster, rescale=rescale, checkpoints=checkpoints,
         subtask_metrics=top.boolean("subtask_metrics", False))
     policies, settings = _policies(top.raw("policies", ()))
+    peak = _Fields(top.raw("peak_provisioning", {}), "peak_provisioning")
+    peak_policies = peak.raw("policies", ["static"])
+    if not isinstance(peak_policies, list):
+        raise InputError("must be a list of policy names", field="peak_provisioning.policies")
+    peak_utilization = _v(peak.number("utilization", 0.8))
+    if not 0 < peak_utilization <= 1:
+        raise InputError(f"must be in (0, 1], got {peak_utilization}", field="peak_provisioning.utilization")
+    peak.done()
     description = top.text("description", "")
     top.done()
     return Scenario(name=name, description=description.strip(), pipeline=pipeline, trace=trace, config=config,
-                    event_bytes=event_bytes, policies=policies, policy_settings=settings)
+                    event_bytes=event_bytes, policies=policies, policy_settings=settings,
+                    peak_provisioned=tuple(str(p) for p in peak_policies), peak_utilization=peak_utilization)
 
 
 def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
@@ -305,17 +317,24 @@ def _checkpoints(data: Any) -> CheckpointSpec:
     return spec
 
 
-def _policies(data: Any) -> tuple[tuple[str, ...], dict[str, Mapping[str, Any]]]:
+def _setting_text(value: Any) -> str:
+    # Policies read settings as command-line text; YAML's true/false must read back the same way.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _policies(data: Any) -> tuple[tuple[str, ...], dict[str, Mapping[str, str]]]:
     if isinstance(data, str):
         return tuple(p.strip() for p in data.split(",") if p.strip()), {}
     if isinstance(data, list):
         return tuple(str(p) for p in data), {}
     if isinstance(data, Mapping):
-        settings: dict[str, Mapping[str, Any]] = {}
+        settings: dict[str, Mapping[str, str]] = {}
         for name, value in data.items():
             if value is not None and not isinstance(value, Mapping):
                 raise InputError("policy settings must be a mapping", field=f"policies.{name}")
-            settings[str(name)] = dict(value or {})
+            settings[str(name)] = {str(k): _setting_text(v) for k, v in (value or {}).items()}
         return tuple(settings), settings
     raise InputError("must be a list of policy names or a mapping name -> settings", field="policies")
 

@@ -1,0 +1,136 @@
+"""``flinkscale simulate``: run autoscaling policies on one simulated trace and compare them.
+
+Argument handling and output only: the scenario is parsed and simulated by ``flinkscale.core.sim``, the
+policies come from ``flinkscale.core.policy.registry.make_policy``, and the table / markdown / JSON / HTML
+come from ``flinkscale.report.sim``. Files are read here (the scenario, and a replay trace's CSV relative to
+the scenario), so the core stays pure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.policy.base import Policy
+
+FORMATS = ("table", "json", "markdown")
+
+HELP = (
+    "Run autoscaling policies on the same simulated workload and compare them.\n\n"
+    "The scenario (YAML) describes the job graph (per-subtask capacities, ship strategies, key skew, state), "
+    "the offered-rate trace (constant, step, ramp, diurnal, spikes, replay of a CSV), the cluster ceiling and "
+    "what a rescale costs. Each policy runs on the identical trace; the table shows core-hours (slot-hours), "
+    "seconds with lag above the latency target, peak lag, rescales, downtime and records dropped.\n\n"
+    "Examples:\n\n"
+    "  flinkscale simulate examples/scenarios/step-small.yaml\n\n"
+    "  flinkscale simulate examples/scenarios/clickstream-1tb-diurnal.yaml -p flinkscale,static --html day.html\n\n"
+    "  flinkscale simulate SCENARIO.yaml --set flink-operator.job.autoscaler.utilization.target=0.6\n\n"
+    "  flinkscale simulate SCENARIO.yaml --set scenario.duration=2h --set scenario.trace.peak_factor=1.5 "
+    "--format json\n\n"
+    "See docs/simulate.md for the scenario format and the model."
+)
+
+
+def _split_sets(values: list[str], policy_names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    scenario_overrides: dict[str, Any] = {}
+    policy_settings: dict[str, dict[str, str]] = {}
+    for value in values:
+        target, sep, raw = value.partition("=")
+        name, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            raise InputError(f"expected NAME.KEY=VALUE (NAME = a policy or 'scenario'), got {value!r}", field="--set")
+        if name == "scenario":
+            scenario_overrides[key] = yaml.safe_load(raw) if raw.strip() else raw
+        elif name in policy_names:
+            policy_settings.setdefault(name, {})[key] = raw
+        else:
+            raise InputError(f"unknown name {name!r} in {value!r} (a policy: {', '.join(policy_names)}; or 'scenario')",
+                             field="--set")
+    return scenario_overrides, policy_settings
+
+
+def _read_scenario(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", field=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", field=str(path)) from None
+
+
+def simulate_command(
+    scenario_path: Annotated[Path, typer.Argument(metavar="SCENARIO.yaml", help="the scenario file")],
+    policies: Annotated[str | None, typer.Option(
+        "--policies", "-p", help="comma-separated policies (default: the scenario's list, else all)")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table | json | markdown")] = "table",
+    html_path: Annotated[Path | None, typer.Option("--html", help="also write a self-contained HTML report")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="NAME.KEY=VALUE: a policy setting (NAME = policy) or a scenario field (NAME = scenario)")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+) -> None:
+    from flinkscale.core.policy.registry import POLICY_NAMES, make_policy
+    from flinkscale.core.sim.compare import compare
+    from flinkscale.core.sim.scenario import apply_overrides, parse_scenario
+    from flinkscale.report.sim import comparison_json, render_html, render_markdown, render_table
+
+    if output_format not in FORMATS:
+        raise InputError(f"must be one of {', '.join(FORMATS)}, got {output_format!r}", field="--format")
+    overrides, cli_settings = _split_sets(sets or [], POLICY_NAMES)
+    data = _read_scenario(scenario_path)
+    if not isinstance(data, dict):
+        raise InputError("a scenario must be a YAML mapping", field=str(scenario_path))
+
+    def read_text(relative: str) -> str:
+        path = (scenario_path.parent / relative) if not Path(relative).is_absolute() else Path(relative)
+        try:
+            return path.read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}", field="trace.csv") from None
+
+    scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_text)
+    names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies else (
+        scenario.policies or POLICY_NAMES)
+    built: dict[str, Policy] = {}
+    for name in names:
+        settings = {**scenario.policy_settings.get(name, {}), **cli_settings.get(name, {})}
+        built[name] = make_policy(name, settings)
+
+    console = Console(stderr=True)
+    if progress and console.is_terminal:
+        with Progress(TextColumn("{task.description:<16}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            tasks: dict[str, TaskID] = {name: bar.add_task(name, total=1.0) for name in built}
+
+            def advance(name: str, fraction: float) -> None:
+                bar.update(tasks[name], completed=fraction)
+
+            comparison = compare(scenario, built, progress=advance)
+    else:
+        comparison = compare(scenario, built)
+
+    if output_format == "json":
+        typer.echo(json.dumps(comparison_json(comparison), indent=2))
+    elif output_format == "markdown":
+        typer.echo(render_markdown(comparison), nl=False)
+    else:
+        Console(width=max(Console().width, 120)).print(render_table(comparison))
+    if html_path is not None:
+        try:
+            html_path.write_text(render_html(comparison))
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror}", field=str(html_path)) from None
+        console.print(f"wrote {html_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate", help=HELP, no_args_is_help=True)(simulate_command)
