@@ -25,7 +25,7 @@ def _root() -> None:
 
 
 # Command group modules, each exposing `register(app)`. Add yours here.
-_COMMAND_MODULES: tuple[str, ...] = ("decide", "lint", "simulate")
+_COMMAND_MODULES: tuple[str, ...] = ("decide", "plan", "lint", "simulate")
 
 
 def _register() -> None:
