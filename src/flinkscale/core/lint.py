@@ -436,9 +436,18 @@ class _Checker:
     def check_uids(self) -> None:
         uid_calls = [(n.lineno, ast.unparse(n.func.value)) for n in ast.walk(self.tree)
                      if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "uid"]
+        # Record-processing code (function classes, UDFs) never builds operators: a `.map`/`.apply` in there
+        # is pandas or a helper's method, not a DataStream operator.
+        inside_functions: set[ast.AST] = set()
+        for cls in self._function_classes():
+            inside_functions.update(ast.walk(cls))
+        for function in self._user_functions():
+            inside_functions.update(ast.walk(function))
         for node in ast.walk(self.tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)) or node in inside_functions:
                 continue
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in ("self", "cls"):
+                continue  # the object's own method, not a stream's
             method = node.func.attr
             if method in KEYED_ONLY_OPERATORS:
                 if not set(self._chain_before(node)) & KEYED_CONTEXT:

@@ -172,7 +172,8 @@ def salted_aggregate(stream: Any, key_selector: Callable[[Any], object], value_s
         def open(self, runtime_context: Any) -> None:
             # Keyed state, so partials move with their key group on rescale; no TTL, since a running
             # aggregate must keep every salt's partial for as long as the key lives.
-            descriptor = MapStateDescriptor("partials-by-salt", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+            descriptor = MapStateDescriptor(  # flinkscale: ignore[FSL002]
+                "partials-by-salt", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
             self.partials = runtime_context.get_map_state(descriptor)
 
         def process_element(self, value: tuple[str, str, Any], ctx: Any) -> Any:

@@ -345,6 +345,42 @@ class WeightedAggregate:
         return a.merge(b)
 
 
+class ShedMetrics:
+    """Shed fraction and estimated error as Flink metrics (gauges), for dashboards and the autoscaler.
+
+    PyFlink gauges return integers, so ratios are exported in basis points (1/10000):
+    ``shedKeepProbabilityBasisPoints``, ``shedFractionBasisPoints`` (observed by the sampler) and
+    ``shedEstimatedRelativeErrorBasisPoints`` (of the latest window result, set with ``observe``); plus
+    the counts ``shedRecordsSeen`` and ``shedRecordsKept``. ``register`` takes the operator's metric group
+    (``runtime_context.get_metrics_group()``) and may be called from ``open()``.
+    """
+
+    def __init__(self, sampler: Sampler[Any] | None = None) -> None:
+        self.sampler = sampler
+        self.latest_relative_error = 0.0
+
+    def observe(self, estimate: WindowEstimate) -> None:
+        self.latest_relative_error = max(estimate.count_relative_error, estimate.sum_relative_error)
+
+    def values(self) -> dict[str, int]:
+        def basis_points(ratio: float) -> int:
+            return round(ratio * HASH_BUCKETS) if math.isfinite(ratio) else 2**31 - 1
+
+        values = {"shedEstimatedRelativeErrorBasisPoints": basis_points(self.latest_relative_error)}
+        if self.sampler is not None:
+            values.update({
+                "shedKeepProbabilityBasisPoints": basis_points(self.sampler.control.keep_probability),
+                "shedFractionBasisPoints": basis_points(self.sampler.observed_shed_fraction),
+                "shedRecordsSeen": self.sampler.seen,
+                "shedRecordsKept": self.sampler.kept,
+            })
+        return values
+
+    def register(self, metric_group: Any) -> None:
+        for name in self.values():
+            metric_group.gauge(name, lambda name=name: self.values()[name])
+
+
 def make_pyflink_aggregate_function(confidence: float = DEFAULT_CONFIDENCE) -> Any:
     """A ``pyflink`` AggregateFunction wrapping ``WeightedAggregate`` (imports pyflink only when called)."""
     from pyflink.datastream.functions import AggregateFunction

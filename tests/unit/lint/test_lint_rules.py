@@ -87,3 +87,25 @@ def test_syntax_error_is_an_input_error_with_file_and_line() -> None:
 def test_files_without_pyflink_are_quiet() -> None:
     source = "import concurrent.futures as f\n\ndef go(pool):\n    return list(pool.map(str, [1, 2]))\n"
     assert lint_source(source, "tool.py") == ()
+
+
+def test_methods_named_like_operators_inside_functions_and_on_self_are_not_operators() -> None:
+    source = '''
+import pandas as pd
+from pyflink.table import DataTypes
+from pyflink.table.udf import udf
+
+
+@udf(result_type=DataTypes.DOUBLE(), func_type="pandas")
+def normalise(prices: pd.Series) -> pd.Series:
+    return prices.map(lambda p: p / 100).apply(float)
+
+
+class Control:
+    def apply_all(self, messages):
+        return [self.apply(m) for m in messages]
+
+    def apply(self, message):
+        return message
+'''
+    assert [f for f in lint_source(source, "udfs.py") if f.rule_id == "FSL003"] == []

@@ -189,3 +189,32 @@ def test_module_does_not_import_pyflink() -> None:
     code = "import sys, flinkscale.pipelines.shedding, flinkscale.pipelines.salting; print('pyflink' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+class FakeMetricGroup:
+    def __init__(self) -> None:
+        self.gauges: dict[str, object] = {}
+
+    def gauge(self, name: str, obj: object) -> None:
+        self.gauges[name] = obj
+
+
+def test_metrics_export_shed_fraction_and_error_in_basis_points() -> None:
+    from flinkscale.pipelines.shedding import ShedMetrics
+
+    control = ShedControl(0.5, seq=0)
+    sampler: Sampler[int] = Sampler(control, rng=random.Random(3))
+    metrics = ShedMetrics(sampler)
+    group = FakeMetricGroup()
+    metrics.register(group)
+    accumulator = WeightedAccumulator()
+    for record in range(1_000):
+        for _, weight in sampler.sample(record):
+            accumulator.add(1.0, weight)
+    metrics.observe(accumulator.result())
+    read = {name: gauge() for name, gauge in group.gauges.items()}  # type: ignore[operator]
+    assert read["shedKeepProbabilityBasisPoints"] == 5000
+    assert read["shedRecordsSeen"] == 1000 and read["shedRecordsKept"] == sampler.kept
+    assert read["shedFractionBasisPoints"] == round((1 - sampler.kept / 1000) * 10_000)
+    assert read["shedEstimatedRelativeErrorBasisPoints"] == round(accumulator.result().count_relative_error * 10_000)
+    assert all(isinstance(v, int) for v in read.values())
