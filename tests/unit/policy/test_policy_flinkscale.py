@@ -1,0 +1,207 @@
+"""flinkscale (ours): one test per rule; expected values worked out by hand from the formulas in the
+module docstring (u = 0.8, trigger 0.9, scale-down to <= 0.7, restart 300 s until learned, catch-up
+1800 s). Costs in the clickstream builder: source 0.15 ms, window 0.2 ms, sink 0.24 ms per record, so
+one fully busy subtask takes c = 6666.7/s (source), 5000/s (window), 4166.7/s (sink)."""
+
+from __future__ import annotations
+
+import pytest
+from policy_snapshots import clickstream, history_of, job, vertex
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.policy import History, RescaleRecord, make_policy
+from flinkscale.core.policy.base import Decision
+from flinkscale.core.snapshot import JvmPressure, MetricsSnapshot
+
+
+def decide(snapshot: MetricsSnapshot, history: History | None = None, **settings: str) -> Decision:
+    return make_policy("flinkscale", settings).decide(snapshot, history or History())
+
+
+def numbers(decision: Decision, vertex_id: str) -> dict[str, float]:
+    return dict(next(v for v in decision.vertices if v.vertex_id == vertex_id).numbers)
+
+
+def reason(decision: Decision, vertex_id: str) -> str:
+    return next(v for v in decision.vertices if v.vertex_id == vertex_id).reason
+
+
+def steady_history(make: object, start: float, end: float, step: float = 60.0) -> History:
+    assert callable(make)
+    return history_of(*(make(start + step * i) for i in range(int((end - start) / step) + 1)))
+
+
+def test_rate_step_is_met_in_one_rescale_of_the_whole_graph() -> None:
+    # 3x step to 6000/s with 180000 lagging. Window: need max(6000/0.8, 6000 + (180000 + 6000 x 300)/1800)
+    # = max(7500, 7100) = 7500/s at full speed; c = 5000 -> 85 of 128 key groups per subtask -> 2 subtasks.
+    # Source: c = 6666.7, 8 partitions: floor(6666.7 x 8 / 7500) = 7 per subtask -> 2. Sink: 100/s -> 1.
+    decision = decide(clickstream(0.0, arrival=6000.0, lag=180000.0))
+    assert decision.parallelism() == {"src": 2, "win": 2, "sink": 1}
+    assert numbers(decision, "win")["required_capacity"] == pytest.approx(7500.0)
+    assert numbers(decision, "win")["utilization"] == pytest.approx(6000 / 5000)
+    # At the new parallelism, still at 6000/s, draining the lag: nothing more to do (one rescale).
+    after = [clickstream(600.0 + 60 * i, arrival=6000.0, lag=300000.0 - 60 * 4000 * i, p_src=2, p_win=2)
+             for i in range(5)]
+    follow_up = decide(after[-1], history_of(*after[:-1]))
+    assert not follow_up.rescale
+    assert numbers(follow_up, "win")["target_rate"] == pytest.approx(6000.0)
+
+
+def test_skew_the_busiest_subtask_not_the_average_decides() -> None:
+    # Window p=4 at 12500/s with hot keys: busy mean 625 ms/s, busiest 937.5 (1.5x). c = 12500 / (4 x 0.625)
+    # = 5000; 4 divides 128 so the whole 1.5 is residual skew. Busiest at 12500 x 1.5 / (4 x 5000) = 0.94
+    # > 0.9. Need 12500/0.8 = 15625/s: a subtask may carry 5000/1.5 = 3333/s -> floor(3333 x 128 / 15625)
+    # = 27 groups each -> ceil(128/27) = 5.
+    decision = decide(clickstream(0.0, arrival=12500.0, p_src=2, p_win=4, win_skew=1.5))
+    win = numbers(decision, "win")
+    assert win["residual_skew"] == pytest.approx(1.5)
+    assert win["utilization"] == pytest.approx(0.9375)
+    assert decision.parallelism()["win"] == 5
+
+
+def test_key_group_layout_counts_as_skew_of_its_own() -> None:
+    # Window p=3 over 8 key groups: the busiest owns 3 of 8, 9/8 of a fair share; that is all the
+    # imbalance (residual 1). At 12500/s: c = 5000, busiest at 12500 x 9/8 / 15000 = 0.94. Need 15625/s:
+    # floor(5000 x 8 / 15625) = 2 groups each -> 4 subtasks. Source p=2 on 8 partitions: busiest at
+    # 12500 / 13333 = 0.94, floor(6666.7 x 8 / 15625) = 3 partitions each -> ceil(8/3) = 3.
+    decision = decide(clickstream(0.0, arrival=12500.0, p_src=2, p_win=3, win_skew=9 / 8, max_p=8))
+    win = numbers(decision, "win")
+    assert win["layout_factor"] == pytest.approx(9 / 8)
+    assert win["residual_skew"] == pytest.approx(1.0)
+    assert decision.parallelism() == {"src": 3, "win": 4, "sink": 1}
+
+
+@pytest.mark.parametrize(("rate", "expected"), [
+    (15000.0, 4),  # busiest at 0.75: inside [0.7, 0.9], left alone (a scale-down would need <= 0.7 at p 3)
+    (17000.0, 4),  # 0.85: still inside
+    (18500.0, 5),  # 0.925 > 0.9: scale up to ceil(18500 / 0.8 / 5000) = 5
+])
+def test_hysteresis_band(rate: float, expected: int) -> None:
+    def make(ts: float) -> MetricsSnapshot:
+        return job(ts, vertex("src", 4, rate_in=rate, busy_max=rate / 4 * 0.2, source=True))
+
+    history = steady_history(make, 0.0, 7200.0)
+    assert decide(make(7260.0), history).parallelism()["src"] == expected
+
+
+@pytest.mark.parametrize(("peak_at", "expected"), [
+    (None, 1),     # 1000/s all along: 1000/0.7/5000 -> 1 subtask
+    (6000.0, 3),   # a peak of 8000/s 20 min ago: ceil(8000 / 0.7 / 5000) = 3
+    (2400.0, 1),   # the same peak 80 min ago is outside scale-down.interval (1 h)
+])
+def test_scale_down_uses_the_peak_over_the_interval_at_utilization_minus_margin(
+        peak_at: float | None, expected: int) -> None:
+    def make(ts: float) -> MetricsSnapshot:
+        rate = 8000.0 if ts == peak_at else 1000.0
+        return job(ts, vertex("src", 4, rate_in=rate, busy_max=rate / 4 * 0.2, source=True))
+
+    decision = decide(make(7200.0), steady_history(make, 0.0, 7140.0))
+    assert decision.parallelism()["src"] == expected
+
+
+def test_no_scale_down_before_the_interval_or_offline() -> None:
+    def make(ts: float) -> MetricsSnapshot:
+        return job(ts, vertex("src", 4, rate_in=1000.0, busy_max=50.0, source=True))
+
+    assert not decide(make(0.0)).rescale  # no history: nothing says the rate stayed low
+    young = decide(make(3000.0), steady_history(make, 0.0, 2940.0))
+    assert not young.rescale
+    assert "scale-down.interval" in reason(young, "src")
+
+
+@pytest.mark.parametrize(("lag", "heap", "blocked"), [
+    (0.0, 0.5, False), (120000.0, 0.5, True),  # 120 s of lag > backlog-processing.lag-threshold 60 s
+    (30000.0, 0.5, False), (0.0, 0.95, True)])   # heap over 0.9: fewer subtasks would hold more state each
+def test_backlog_and_heap_block_scale_down(lag: float, heap: float, blocked: bool) -> None:
+    def make(ts: float) -> MetricsSnapshot:
+        return job(ts, vertex("src", 4, rate_in=1000.0, busy_max=50.0, lag=lag, lag_rate=0.0, source=True),
+                   jvm=JvmPressure(heap_used_ratio_max=heap))
+
+    decision = decide(make(7200.0), steady_history(make, 0.0, 7140.0))
+    assert decision.rescale != blocked
+
+
+def test_lag_that_cannot_drain_in_time_triggers_a_scale_up() -> None:
+    # Window p=2 at 6000/s is only 60% busy, but 9,000,000 lagging records need 6000 + 9e6/1800 = 11000/s
+    # > 10000/s at full speed. Need max(7500, 6000 + (9e6 + 6000 x 300) / 1800 = 12000) -> 53 groups each
+    # -> ceil(128/53) = 3.
+    snap = clickstream(0.0, arrival=6000.0, p_src=4, p_win=2, lag=9_000_000.0)
+    # The builder lets the source read at full speed (10000/s through the window), lag falling 4000/s.
+    decision = decide(snap)
+    assert numbers(decision, "win")["required_capacity"] == pytest.approx(12000.0)
+    assert decision.parallelism()["win"] == 3
+    assert "cannot drain" in reason(decision, "win")
+
+
+def test_restart_cost_is_learned_from_recorded_rescales() -> None:
+    # Same lag as above; with rescales of 20 s and 40 s recorded the restart term uses 30 s:
+    # 6000 + (9e6 + 6000 x 30) / 1800 = 11100.
+    snap = clickstream(1000.0, arrival=6000.0, p_src=4, p_win=2, lag=9_000_000.0)
+    history = History(rescales=(RescaleRecord(100.0, 120.0, {}, {}), RescaleRecord(300.0, 340.0, {}, {})))
+    decision = decide(snap, history)
+    assert numbers(decision, "win")["restart_seconds"] == pytest.approx(30.0)
+    assert numbers(decision, "win")["required_capacity"] == pytest.approx(11100.0)
+
+
+def test_slot_ceiling_binds_and_the_graph_is_sized_for_what_the_bottleneck_can_carry() -> None:
+    # 30000/s arrive; the window needs 37500/s at full speed = 8 subtasks, only 4 slots: at 4 it carries
+    # 20000/s, 53% of its need. The source is sized for the same 20000/s: floor(6666.7 x 8 / 20000) = 2
+    # partitions each -> 4. Nothing asks for more than 4 slots.
+    decision = decide(clickstream(0.0, arrival=30000.0, slots=4))
+    assert decision.parallelism() == {"src": 4, "win": 4, "sink": 1}
+    assert "ceiling binds" in reason(decision, "win")
+    three = decide(clickstream(0.0, arrival=30000.0, slots=3))
+    assert max(three.parallelism().values()) == 3
+
+
+def test_ineffective_scale_up_is_not_repeated() -> None:
+    before = [job(60.0 * i, vertex("src", 2, rate_in=2000.0, busy_max=1000.0, lag_rate=4000.0, source=True))
+              for i in range(10)]
+    after = [job(60.0 * i, vertex("src", 4, rate_in=2000.0, busy_max=1000.0, busy_avg=500.0, lag_rate=4000.0,
+                                  source=True)) for i in range(10, 20)]
+    decision = decide(after[-1], history_of(*before, *after[:-1]))
+    assert decision.parallelism()["src"] == 4
+    assert "ineffective" in reason(decision, "src")
+    assert not decision.rescale
+
+
+def test_gc_pressure_blocks_scale_up() -> None:
+    snap = clickstream(0.0, arrival=6000.0, lag=180000.0, jvm=JvmPressure(0.5, 400.0))
+    decision = decide(snap)
+    assert not decision.rescale
+    assert "GC pressure" in reason(decision, "win")
+
+
+def test_prediction_extrapolates_a_rising_rate() -> None:
+    # Source rate rising 100/s every minute; over the window the slope is 100/60 per s; 10 min ahead
+    # adds 1000/s to the latest 1400/s.
+    snaps = [job(60.0 * i, vertex("src", 4, rate_in=1000.0 + 100 * i, busy_max=100.0, source=True))
+             for i in range(5)]
+    settings = {"prediction.horizon": "10m", "stabilization.interval": "0"}
+    decision = decide(snaps[-1], history_of(*snaps[:-1]), **settings)
+    assert numbers(decision, "src")["target_rate"] == pytest.approx(1400.0 + 100 / 60 * 600)
+    assert numbers(decide(snaps[-1], history_of(*snaps[:-1]), **{"stabilization.interval": "0"}),
+                   "src")["target_rate"] == pytest.approx(1400.0)
+
+
+def test_stabilization_after_a_change() -> None:
+    first = clickstream(0.0, arrival=6000.0, lag=60000.0)
+    decision = decide(clickstream(60.0, arrival=6000.0, lag=120000.0), history_of(first))
+    assert decision.blocked_reason and "stabiliz" in decision.blocked_reason
+
+
+@pytest.mark.parametrize(("settings", "field"), [
+    ({"utilization.max": "0.5"}, "utilization.max"),        # below the 0.8 target
+    ({"scale-down.margin": "0.9"}, "scale-down.margin"),
+    ({"utilization.target": "x"}, "utilization.target"),
+    ({"job.autoscaler.bogus": "1"}, "job.autoscaler.bogus"),
+])
+def test_bad_settings_name_the_key(settings: dict[str, str], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        make_policy("flinkscale", settings)
+    assert info.value.field == field
+
+
+def test_operator_key_names_carry_over() -> None:
+    policy = make_policy("flinkscale", {"job.autoscaler.utilization.target": "0.75"})
+    assert policy.settings.utilization_target == 0.75  # type: ignore[attr-defined]
