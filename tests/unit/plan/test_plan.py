@@ -15,7 +15,7 @@ from flinkscale.report.plan import FORMATS, flink_config_yaml, flink_deployment,
 
 from .conftest import BASE_SPEC
 
-CRD = Path(__file__).resolve().parents[2] / "fixtures" / "crd" / "flinkdeployments.flink.apache.org-v1.yml"
+CRD_SUBSET = Path(__file__).resolve().parents[2] / "fixtures" / "crd" / "flinkdeployment-v1beta1-subset.yaml"
 
 
 @pytest.mark.parametrize(("uid", "flink_id"), [
@@ -89,10 +89,31 @@ def test_flink_deployment_shape() -> None:
     assert manifest["spec"]["taskManager"]["replicas"] == plan.capacity.cluster.task_managers.value
 
 
-@pytest.mark.skipif(not CRD.exists(), reason="CRD copy not present in tests/fixtures/crd")
-def test_flink_deployment_validates_against_the_operator_crd() -> None:
+def _crd_schema() -> dict[str, object]:
+    schema: dict[str, object] = yaml.safe_load(CRD_SUBSET.read_text())["openAPIV3Schema"]
+    return schema
+
+
+@pytest.mark.parametrize("example", ["clickstream-1tb", "clickstream-10tb", "seed-1tb-subsecond"])
+def test_flink_deployment_validates_against_the_crd_schema(example: str) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    crd = yaml.safe_load(CRD.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")
+    examples = Path(__file__).resolve().parents[3] / "examples" / "workloads"
+    plan = build_plan(parse_workload(yaml.safe_load((examples / f"{example}.yaml").read_text())))
+    jsonschema.validate(flink_deployment(plan), _crd_schema())
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("spec", "taskManagers"), {"replicas": 2}),
+    (("spec", "job", "upgradeMode"), "rolling"),
+    (("spec", "taskManager", "replicas"), "2"),
+    (("spec", "flinkConfiguration", "parallelism.default"), 4),
+])
+def test_the_schema_check_catches_a_broken_manifest(path: tuple[str, ...], value: object) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
     manifest = flink_deployment(build_plan(parse_workload(BASE_SPEC)))
-    jsonschema.validate(manifest, version["schema"]["openAPIV3Schema"])
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(manifest, _crd_schema())
