@@ -21,7 +21,7 @@ SHIPS = [ShipStrategy.REBALANCE, ShipStrategy.HASH, ShipStrategy.FORWARD, ShipSt
          ShipStrategy.GLOBAL, ShipStrategy.RESCALE]
 
 
-def run(model: JobModel, rates: list[float] | np.ndarray) -> None:
+def run(model: JobModel, rates: list[float]) -> None:
     for rate in rates:
         model.step(rate * model.dt)
 

@@ -171,7 +171,7 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
         buffer_seconds=_v(top.duration("buffer", 4.0)),
         cluster=cluster, rescale=rescale, checkpoints=checkpoints,
         subtask_metrics=top.boolean("subtask_metrics", False))
-    policies, settings = _policies(top.raw("policies", ()))
+    policies, settings = _policies(top.raw("policies", []))
     peak = _Fields(top.raw("peak_provisioning", {}), "peak_provisioning")
     peak_policies = peak.raw("policies", ["static"])
     if not isinstance(peak_policies, list):

@@ -1,0 +1,69 @@
+"""``flinkscale simulate`` end to end on a short scenario, and the report renderers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flinkscale.cli import main
+from flinkscale.core.sim.compare import compare
+from flinkscale.core.sim.scenario import parse_scenario
+from flinkscale.report.sim import render_html, render_markdown
+
+STEP = Path(__file__).resolve().parents[3] / "examples" / "scenarios" / "step-small.yaml"
+SHORT = ["--set", "scenario.duration=20m", "--set", "scenario.trace.at=5m", "--no-progress"]
+
+
+def test_json_has_one_entry_per_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(STEP), "--policies", "static,flinkscale", "--format", "json", *SHORT]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [p["policy"] for p in data["policies"]] == ["static", "flinkscale"]
+    assert data["duration_seconds"] == 1200
+    static = data["policies"][0]
+    assert static["rescales"] == 0
+    assert static["start_parallelism"] == static["final_parallelism"]
+
+
+def test_markdown_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.html"
+    assert main(["simulate", str(STEP), "-p", "static,cpu-threshold", "--format", "markdown", "--html", str(report),
+                 *SHORT]) == 0
+    out = capsys.readouterr().out
+    assert "| static |" in out and "| cpu-threshold |" in out
+    page = report.read_text()
+    assert page.count("plotly.js v") == 1   # embedded once, so the file works offline and stays one copy
+    assert "policy: static" in page and "policy: cpu-threshold" in page
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["--set", "scenario.trace.before=-3"], "trace.before"),
+    (["--set", "flinkscale.no-such-key=1", "-p", "flinkscale"], "no-such-key"),
+    (["--set", "nobody.key=1"], "--set"),
+    (["--set", "justtext"], "--set"),
+    (["--format", "xml"], "--format"),
+    (["-p", "astrology"], "policy"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args: list[str], field: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(STEP), *SHORT, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flinkscale: error:") and "\n" not in err
+    assert field in err
+
+
+def test_a_missing_scenario_file_is_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_static_starts_at_peak_provisioning_and_never_lags() -> None:
+    from flinkscale.core.policy.registry import make_policy
+
+    scenario = parse_scenario(STEP.read_text())
+    comparison = compare(scenario, {"static": make_policy("static", {})})
+    (run,) = comparison.runs
+    assert run.outcome.peak_lag_seconds < scenario.config.latency_target_seconds
+    assert "| static |" in render_markdown(comparison)
+    assert render_html(comparison).count("<table>") == 1
