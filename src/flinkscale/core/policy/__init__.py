@@ -6,7 +6,13 @@ policy would have held.
 """
 
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord, VertexDecision
-from flinkscale.core.policy.registry import POLICY_NAMES, describe_policy_settings, make_policy, policy_settings
+from flinkscale.core.policy.registry import (
+    POLICY_NAMES,
+    describe_policy_settings,
+    make_policy,
+    policy_settings,
+    required_history_seconds,
+)
 from flinkscale.core.policy.replay import replay_history
 
 __all__ = [
@@ -20,4 +26,5 @@ __all__ = [
     "make_policy",
     "policy_settings",
     "replay_history",
+    "required_history_seconds",
 ]

@@ -78,6 +78,11 @@ class CpuThresholdPolicy:
     def __init__(self, settings: CpuThresholdSettings | None = None) -> None:
         self.settings = settings or CpuThresholdSettings()
 
+    @property
+    def history_seconds(self) -> float:
+        """The longest rule looks back this far (plus one sample)."""
+        return max(self.settings.scale_up_duration, self.settings.scale_down_duration) + 600.0
+
     def _sustained(self, snapshot: MetricsSnapshot, history: History, since: float, duration: float,
                    above: float | None = None, below: float | None = None) -> bool:
         now = snapshot.timestamp

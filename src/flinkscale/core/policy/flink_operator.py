@@ -176,6 +176,13 @@ class FlinkOperatorPolicy:
     def __init__(self, settings: FlinkOperatorSettings | None = None) -> None:
         self.settings = settings or FlinkOperatorSettings()
 
+    @property
+    def history_seconds(self) -> float:
+        """Snapshots and decisions the rules read: a scale-down interval of recommendations, the metrics
+        window and the stabilization before it."""
+        s = self.settings
+        return max(7200.0, s.scale_down_interval + s.metrics_window + s.stabilization_interval + 600.0)
+
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
         if snapshot.job_state != "RUNNING":

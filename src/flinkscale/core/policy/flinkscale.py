@@ -192,6 +192,12 @@ class FlinkscalePolicy:
     def __init__(self, settings: FlinkscaleSettings | None = None) -> None:
         self.settings = settings or FlinkscaleSettings()
 
+    @property
+    def history_seconds(self) -> float:
+        """The peak over scale-down.interval and the metrics window before it."""
+        s = self.settings
+        return max(7200.0, s.scale_down_interval + s.metrics_window + s.stabilization_interval + 600.0)
+
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
         now = snapshot.timestamp

@@ -16,8 +16,13 @@ from flinkscale.core.snapshot import MetricsSnapshot
 
 
 def replay_history(policy: Policy, snapshots: Iterable[MetricsSnapshot], rescales: Iterable[RescaleRecord] = (),
-                   keep_seconds: float = 7200.0) -> History:
-    """The history the live loop would hold after the last of ``snapshots`` (sorted by time here)."""
+                   keep_seconds: float | None = None) -> History:
+    """The history the live loop would hold after the last of ``snapshots`` (sorted by time here);
+    ``keep_seconds`` defaults to what the policy needs (``required_history_seconds``)."""
+    if keep_seconds is None:
+        from flinkscale.core.policy.registry import required_history_seconds
+
+        keep_seconds = required_history_seconds(policy)
     pending = sorted(rescales, key=lambda r: r.completed_at)
     history = History()
     for snapshot in sorted(snapshots, key=lambda s: s.timestamp):
