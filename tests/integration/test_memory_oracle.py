@@ -97,3 +97,30 @@ def test_job_manager_breakdown_equals_flink(process_size: int, tmp_path: Path) -
     assert len(expected) == 5
     assert {k: dynamic[k] for k in expected} == expected
     assert jvm == ours.jvm_args()
+
+
+_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workloads"
+
+
+@pytest.mark.parametrize("example", sorted(p.stem for p in _EXAMPLES.glob("*.yaml")))
+def test_emitted_config_yaml_loads_in_flink_and_gives_the_planned_memory(example: str, tmp_path: Path) -> None:
+    """The whole emitted config.yaml goes through Flink's own YAML loader and memory calculator."""
+    from flinkscale.core.plan import build_plan
+    from flinkscale.core.workload import parse_workload_text
+    from flinkscale.report.plan import flink_config_yaml
+
+    plan = build_plan(parse_workload_text((_EXAMPLES / f"{example}.yaml").read_text()))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config.yaml").write_text(flink_config_yaml(plan))
+    home = flink_home()
+    dist = sorted((home / "lib").glob("flink-dist-*.jar"))[0]
+    completed = subprocess.run(
+        [str(java_home() / "bin" / "java"), "-cp", f"{home / 'bin' / 'bash-java-utils.jar'}:{dist}",
+         "org.apache.flink.runtime.util.bash.BashJavaUtils", "GET_TM_RESOURCE_PARAMS", "--configDir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=True)
+    results = [line for line in completed.stdout.splitlines() if line.startswith(_RESULT_PREFIX)]
+    memory = plan.capacity.cluster.memory
+    assert results[0] == _RESULT_PREFIX + " ".join(f"{flag}{'=' if flag.startswith('-XX') else ''}{value}"
+                                                   for flag, value in memory.jvm_args().items())
+    assert f"-D taskmanager.memory.managed.size={memory.managed}b" in results[1]
+    assert f"-D taskmanager.numberOfTaskSlots={plan.capacity.cluster.slots_per_task_manager}" in results[1]

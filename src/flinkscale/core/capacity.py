@@ -277,7 +277,12 @@ def _source_cap(op: Operator) -> int | None:
     return op.connector.partitions if op.role is Role.SOURCE and op.connector is not None else None
 
 
-def _divisor_at_most(number: int, limit: int) -> int:
+def _partition_aligned(parallelism: int, partitions: int) -> int:
+    """The smallest divisor of the partition count at or above the need (a reader owns whole partitions)."""
+    return next(d for d in range(min(parallelism, partitions), partitions + 1) if partitions % d == 0)
+
+
+def _largest_divisor_at_most(number: int, limit: int) -> int:
     return max(d for d in range(1, min(number, limit) + 1) if number % d == 0)
 
 
@@ -315,7 +320,7 @@ def _propagate(spec: WorkloadSpec, provisioned: float) -> _Sizing:
     return sizing
 
 
-def size_operators(spec: WorkloadSpec, provisioned: float) -> tuple[
+def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None = None) -> tuple[
         tuple[OperatorCapacity, ...], Explained, list[Constraint], list[str]]:
     """Per-operator rates and parallelism, the max parallelism, and the constraints that bind."""
     targets = spec.targets
@@ -358,9 +363,7 @@ def size_operators(spec: WorkloadSpec, provisioned: float) -> tuple[
             top = max(parallelism[m] for m in group_members)
             caps = [c for m in group_members if (c := cap_of(m)) is not None]
             if caps:
-                # A source reads whole partitions: the smallest divisor of the partition count >= the need.
-                cap = min(caps)
-                top = next(d for d in range(min(top, cap), cap + 1) if cap % d == 0)
+                top = _partition_aligned(top, min(caps))
             for m in group_members:
                 parallelism[m] = top
 
@@ -386,14 +389,22 @@ def size_operators(spec: WorkloadSpec, provisioned: float) -> tuple[
         for op in spec.pipeline.operators:
             cap = cap_of(op.id)
             if cap is not None:
-                # A source reads whole partitions: prefer a divisor of the partition count.
-                parallelism[op.id] = _divisor_at_most(cap, parallelism[op.id]) if parallelism[op.id] < cap else cap
-                parallelism[op.id] = max(parallelism[op.id], min(cap, cpu_parallelism[op.id]))
-                if cap % parallelism[op.id]:
-                    parallelism[op.id] = next(d for d in range(parallelism[op.id], cap + 1) if cap % d == 0)
+                parallelism[op.id] = _partition_aligned(parallelism[op.id], cap)
             elif keyed[op.id]:
                 parallelism[op.id] = aligned_parallelism(min(parallelism[op.id], max_p), max_p)
         equalise()
+    if ceiling is not None and max(parallelism.values()) > ceiling:
+        # A binding cluster limit: no operator may ask for more subtasks than there are slots.
+        for op in spec.pipeline.operators:
+            if parallelism[op.id] > ceiling:
+                cap = cap_of(op.id)
+                parallelism[op.id] = (_largest_divisor_at_most(cap, ceiling) if cap is not None else
+                                      _largest_divisor_at_most(max_p, ceiling) if keyed[op.id] else ceiling)
+        for group_members in members.values():
+            low = min(parallelism[m] for m in group_members)
+            for m in group_members:
+                parallelism[m] = low
+        notes.append(f"parallelism capped at {ceiling} slots because a cluster limit binds")
     results = []
     for op in spec.pipeline.operators:
         p = parallelism[op.id]
@@ -406,6 +417,8 @@ def size_operators(spec: WorkloadSpec, provisioned: float) -> tuple[
             reasons.append(f"keyed: aligned to a divisor of max parallelism {max_p}")
         if _source_cap(op) is not None:
             reasons.append(f"source: at most and preferably a divisor of {_source_cap(op)} partitions")
+        if ceiling is not None and p < cpu_parallelism[op.id]:
+            reasons.append(f"capped at {ceiling} slots by a cluster limit")
         if len(members[groups[op.id]]) > 1:
             reasons.append("forward edges: equal to " + ", ".join(sorted(m for m in members[groups[op.id]]
                                                                           if m != op.id)))
@@ -531,8 +544,6 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
     operators, max_parallelism, constraints, op_notes = size_operators(spec, rates.provisioned_events_per_second.value)
     notes += op_notes
     parallelism = {c.operator.id: int(c.parallelism.value) for c in operators}
-    kafka, kafka_constraints = kafka_topics(spec, operators)
-    constraints += kafka_constraints
 
     # Cluster: slots and cores.
     shape = spec.cluster
@@ -576,6 +587,14 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
         carried = min(carried, allowed_tms / tms)
         limit_reasons["max_total_cores"] = shape.max_total_cores
         tms = allowed_tms
+    if tms * slots_per_tm < slots_needed:
+        operators, _, _, capped_notes = size_operators(spec, rates.provisioned_events_per_second.value,
+                                                       ceiling=tms * slots_per_tm)
+        notes += capped_notes
+        parallelism = {c.operator.id: int(c.parallelism.value) for c in operators}
+        slots_needed = max(parallelism.values())
+    kafka, kafka_constraints = kafka_topics(spec, operators)
+    constraints += kafka_constraints
     for constraint in constraints:
         if constraint.name in ("source_partitions", "partition_throughput") and constraint.required > 0:
             carried = min(carried, constraint.available / constraint.required)

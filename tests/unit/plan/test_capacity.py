@@ -104,6 +104,10 @@ def test_max_task_managers_binds_and_says_by_how_much() -> None:
     assert binding[0].shortfall == pytest.approx(needed / 2 - 1)
     assert capacity.cluster.task_managers.value == 2
     assert capacity.carried_fraction.value == pytest.approx(2 / needed)
+    # The capped plan never asks for more subtasks than the allowed TaskManagers have slots.
+    slots = 2 * capacity.cluster.slots_per_task_manager
+    assert all(op.parallelism.value <= slots for op in capacity.operators)
+    assert capacity.cluster.slots.value <= slots
 
 
 def test_too_few_partitions_bind_the_source() -> None:
