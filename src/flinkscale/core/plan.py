@@ -12,6 +12,8 @@ JobVertexID. Flink derives the JobVertexID of a chain from the uid of its head o
 Guava's byte order. ``job_vertex_id`` reproduces that, so a job that sets ``.uid(<operator id>)`` on each
 operator receives exactly the planned parallelism (the unit tests hold IDs printed by Flink 2.3 itself).
 Operators joined by a forward edge whose target has a single input chain into their upstream's vertex.
+SQL jobs get generated ids instead: there a spec states ``vertex_id`` per operator, and a plan made from a
+profile uses the measured job's own vertex ids, so the overrides hit the vertices that were profiled.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class VertexOverride:
     uid: str | None
     job_vertex_id: str | None
     parallelism: int
+    # Where the JobVertexID comes from: "uid" (hashed like Flink), "stated" (spec) or "profile" (measured job).
+    job_vertex_id_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ def _chains(capacity: Capacity) -> tuple[VertexOverride, ...]:
     head: dict[str, str] = {}
     for op in spec.pipeline.topological_order():
         inputs = spec.pipeline.inputs_of(op.id)
-        if (len(inputs) == 1 and inputs[0].ship_strategy is ShipStrategy.FORWARD
+        # An operator with a known JobVertexID is a vertex of its own (the profiled job did not chain it).
+        if (len(inputs) == 1 and inputs[0].ship_strategy is ShipStrategy.FORWARD and op.job_vertex_id is None
                 and parallelism[inputs[0].source] == parallelism[op.id]):
             head[op.id] = head[inputs[0].source]
         else:
@@ -125,9 +130,14 @@ def _chains(capacity: Capacity) -> tuple[VertexOverride, ...]:
         if head[op.id] != op.id:
             continue
         members = tuple(o.id for o in spec.pipeline.operators if head[o.id] == op.id)
-        vertices.append(VertexOverride(head=op.id, operators=members, uid=op.uid,
-                                       job_vertex_id=job_vertex_id(op.uid) if op.uid else None,
-                                       parallelism=parallelism[op.id]))
+        if op.job_vertex_id is not None:
+            vertex_id, source = op.job_vertex_id, "profile" if op.cost_origin == "measured" else "stated"
+        elif op.uid:
+            vertex_id, source = job_vertex_id(op.uid), "uid"
+        else:
+            vertex_id, source = None, None
+        vertices.append(VertexOverride(head=op.id, operators=members, uid=op.uid, job_vertex_id=vertex_id,
+                                       parallelism=parallelism[op.id], job_vertex_id_source=source))
     return tuple(vertices)
 
 
@@ -216,7 +226,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         } for e in capacity.edges],
         "vertices": [{
             "head": v.head, "operators": list(v.operators), "uid": v.uid, "job_vertex_id": v.job_vertex_id,
-            "parallelism": v.parallelism,
+            "parallelism": v.parallelism, "job_vertex_id_source": v.job_vertex_id_source,
         } for v in plan.vertices],
         "max_parallelism": _explained(capacity.max_parallelism),
         "kafka": [{

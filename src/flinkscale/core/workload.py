@@ -19,6 +19,7 @@ records, seconds, records per second, microseconds per record.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -132,6 +133,8 @@ class Operator:
     cost_origin: str = "estimate"
     # Operator uid set in the job (``.uid(...)``); it fixes the JobVertexID Flink derives for the chain head.
     uid: str | None = None
+    # A known JobVertexID (32 hex digits: from a profile, or stated for SQL jobs whose ids Flink generates).
+    job_vertex_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -453,6 +456,7 @@ def _parse_storage(data: Any) -> Storage:
         kubernetes_ha=section.flag("kubernetes_ha", defaults.kubernetes_ha))
 
 
+_JOB_VERTEX_ID = re.compile(r"[0-9a-f]{32}")
 _SHIP_STRATEGIES = {"forward": ShipStrategy.FORWARD, "hash": ShipStrategy.HASH, "keyby": ShipStrategy.HASH,
                     "rebalance": ShipStrategy.REBALANCE, "rescale": ShipStrategy.RESCALE,
                     "broadcast": ShipStrategy.BROADCAST}
@@ -469,7 +473,8 @@ def _parse_pipeline(data: Any) -> Pipeline:
     for index, raw in enumerate(raw_operators):
         path = f"pipeline.operators[{index}]"
         op = _Section(raw, path, ["id", "name", "role", "inputs", "cost_us_per_record", "selectivity",
-                                  "output_event_size", "keyed_state", "share", "connector", "uid"])
+                                  "output_event_size", "keyed_state", "share", "connector", "uid",
+                                  "vertex_id"])
         if not op.has("id"):
             raise InputError("is required", field=f"{path}.id")
         op_id = op.text("id", "")
@@ -501,6 +506,9 @@ def _parse_pipeline(data: Any) -> Pipeline:
             connector = _parse_connector(op.raw("connector"), f"{path}.connector")
         elif role is Role.SOURCE:
             connector = Connector()
+        vertex_id = op.text("vertex_id", "").lower() or None
+        if vertex_id is not None and not _JOB_VERTEX_ID.fullmatch(vertex_id):
+            raise InputError("must be a JobVertexID of 32 hex digits", field=f"{path}.vertex_id")
         output_size = op.size("output_event_size")
         if output_size is not None and output_size <= 0:
             raise InputError("must be > 0", field=f"{path}.output_event_size")
@@ -510,7 +518,7 @@ def _parse_pipeline(data: Any) -> Pipeline:
             selectivity=op.number("selectivity", 1.0, above=0),
             output_event_bytes=float(output_size) if output_size is not None else None,
             keyed_state=op.flag("keyed_state", False), share=op.number("share", 1.0, above=0, maximum=1),
-            connector=connector, uid=op.text("uid", op_id)))
+            connector=connector, uid=op.text("uid", op_id), job_vertex_id=vertex_id))
     sources = [op for op in operators if op.role is Role.SOURCE]
     if not sources:
         raise InputError("needs at least one operator with role: source", field="pipeline.operators")
@@ -589,7 +597,8 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
             id=vertex.id, name=vertex.name, role=role, cost_us_per_record=cost, selectivity=selectivity,
             output_event_bytes=None if is_source else output_bytes, keyed_state=snapshot.is_keyed(vertex.id),
             share=source_records[vertex.id] / total_source_records if is_source else 1.0,
-            connector=connector, cost_origin="measured", uid=None))
+            connector=connector, cost_origin="measured", uid=None,
+            job_vertex_id=vertex.id.lower() if _JOB_VERTEX_ID.fullmatch(vertex.id.lower()) else None))
     edges = tuple(PipelineEdge(e.source, e.target, e.ship_strategy if e.ship_strategy is not ShipStrategy.UNKNOWN
                                else ShipStrategy.FORWARD) for e in snapshot.edges)
     notes.append(f"per-operator costs measured in job {snapshot.job_name!r} ({snapshot.job_id}) over "

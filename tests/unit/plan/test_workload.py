@@ -130,6 +130,33 @@ def test_cli_plans_from_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [op["cost_origin"] for op in plan["operators"]] == ["measured"] * 3
 
 
+def test_a_plan_from_a_profile_overrides_the_profiled_vertices() -> None:
+    from flinkscale.core.plan import build_plan
+
+    ids = ["bc764cd8ddf7a0cff126f51c16239658", "0a448493b4782967b150582570326227", "ea632d67b7d595e5b851708ae9ad79d6"]
+    snapshot = _profile()
+    snapshot = MetricsSnapshot.from_dict({**snapshot.to_dict(), "vertices": [
+        {**v, "id": new} for v, new in zip(snapshot.to_dict()["vertices"], ids, strict=True)], "edges": [
+        {"source": ids[0], "target": ids[1], "ship_strategy": "HASH"},
+        {"source": ids[1], "target": ids[2], "ship_strategy": "FORWARD"}]})
+    plan = build_plan(workload_from_profile(snapshot, parse_rate("1TB/day")))
+    # Every profiled vertex keeps its own JobVertexID (measured vertices are never merged into chains).
+    assert [v.job_vertex_id for v in plan.vertices] == ids
+    assert {v.job_vertex_id_source for v in plan.vertices} == {"profile"}
+
+
+def test_a_stated_vertex_id_is_used_as_is() -> None:
+    from flinkscale.core.plan import build_plan
+
+    stated = "cbc357ccb763df2852fee8c4fc7d55f2"
+    plan = build_plan(parse_workload(_mutate(["pipeline", "operators", 2, "vertex_id"], stated.upper())))
+    vertex = next(v for v in plan.vertices if v.head == "agg")
+    assert vertex.job_vertex_id == stated and vertex.job_vertex_id_source == "stated"
+    with pytest.raises(InputError) as error:
+        parse_workload(_mutate(["pipeline", "operators", 2, "vertex_id"], "not-hex"))
+    assert error.value.field == "pipeline.operators[2].vertex_id"
+
+
 def test_profile_without_target_is_an_input_error(tmp_path: Path) -> None:
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps(_profile().to_dict()))
