@@ -291,7 +291,7 @@ class FlinkscalePolicy:
         utilization = cost.busiest_utilization(target, p)
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
-        if utilization > s.utilization_max:
+        if utilization > s.utilization_max + 1e-9:  # a job exactly at the bound is inside it
             trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
         elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9):
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
