@@ -63,6 +63,7 @@ LARGEST_AUTO_PROCESS_SIZE = 64 * GiB
 DEFAULT_CORES_PER_TASK_MANAGER = 4
 FAILURE_DETECTION_SECONDS = 10.0
 RESTART_SECONDS = 15.0
+KAFKA_DEFAULT_MAX_TRANSACTION_TIMEOUT_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -634,6 +635,10 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
 
     checkpoints = _checkpointing(spec, rates, operators, backend, state_per_tm, tms, constraints)
     checkpoint_traffic = checkpoints.size_per_task_manager_bytes.value / checkpoints.interval_seconds.value
+    transaction_timeout = checkpoints.kafka_transaction_timeout_seconds
+    if transaction_timeout is not None and transaction_timeout.value > KAFKA_DEFAULT_MAX_TRANSACTION_TIMEOUT_SECONDS:
+        notes.append(f"exactly-once Kafka sink: set transaction.timeout.ms={int(transaction_timeout.value * 1000)} "
+                     "and raise the brokers' transaction.max.timeout.ms (default 900000) to at least that")
     network_in = source_bytes / tms + shuffle_bytes / tms
     network_out = shuffle_bytes / tms + sink_bytes / tms + checkpoint_traffic
     nic_budget = shape.nic_bytes_per_second * targets.utilization
