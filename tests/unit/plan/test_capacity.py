@@ -50,6 +50,8 @@ def test_more_volume_never_yields_fewer_resources(small: float, factor: float) -
     assert high.cluster.task_managers.value >= low.cluster.task_managers.value
     assert high.cluster.slots.value >= low.cluster.slots.value
     assert high.cluster.cores_needed.value >= low.cluster.cores_needed.value
+    assert (high.cluster.task_managers.value * high.cluster.memory.process_size
+            >= low.cluster.task_managers.value * low.cluster.memory.process_size)
     for a, b in zip(low.operators, high.operators, strict=True):
         assert b.parallelism.value >= a.parallelism.value, a.operator.id
     for a_topic, b_topic in zip(low.kafka, high.kafka, strict=True):

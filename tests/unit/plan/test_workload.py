@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flinkscale.cli import main
 from flinkscale.core.errors import InputError
@@ -62,6 +64,17 @@ def test_invalid_specs_are_rejected_with_the_field_path(path: list[Any], value: 
         parse_workload(_mutate(path, value))
     assert error.value.field == field
     assert str(error.value).startswith(f"{field}: ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=st.integers(min_value=0, max_value=3),
+       field=st.sampled_from(["selectivity", "cost_us_per_record", "share"]),
+       value=st.one_of(st.floats(max_value=0, allow_nan=False, allow_infinity=False).filter(lambda v: v < 0),
+                       st.just(float("nan")), st.text(alphabet="xyz", min_size=1, max_size=4)))
+def test_any_bad_operator_number_is_rejected_with_its_path(index: int, field: str, value: object) -> None:
+    with pytest.raises(InputError) as error:
+        parse_workload(_mutate(["pipeline", "operators", index, field], value))
+    assert error.value.field == f"pipeline.operators[{index}].{field}"
 
 
 def test_cli_reports_a_bad_spec_in_one_line_with_exit_code_2(tmp_path: Path,
