@@ -264,7 +264,7 @@ class FlinkOperatorPolicy:
         tpr_note = "busy time"
         is_source = ev.is_graph_source(snapshot, vertex.id)
         if is_source:
-            numbers["lag"] = metrics.lag or 0.0
+            numbers["lag"] = float(metrics.lag or 0.0)
             numbers["lag_seconds"] = ev.lag_seconds(metrics)
             observed = self._observed_tprs(snapshot, history, vertex.id, since)
             if observed:

@@ -268,7 +268,7 @@ class FlinkscalePolicy:
         groups = ev.layout_groups(snapshot, vertex)
         lower, upper = ev.parallelism_bounds(snapshot, vertex, s.vertex_min_parallelism, s.vertex_max_parallelism,
                                              ceiling)
-        numbers: dict[str, float] = {"target_rate": target, "lag": lag, "restart_seconds": restart,
+        numbers: dict[str, float] = {"target_rate": target, "lag": float(lag), "restart_seconds": restart,
                                      "restart_learned": float(restart_learned)}
         if metrics.input_rate is not None:
             numbers["input_rate"] = metrics.input_rate
