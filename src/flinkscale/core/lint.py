@@ -83,6 +83,8 @@ FUNCTION_BASES = frozenset({
     "JoinFunction", "CoGroupFunction", "FlatJoinFunction", "RichFunction", "Function", "ScalarFunction",
     "TableFunction", "TableAggregateFunction", "UserDefinedFunction", "PartitionProcessFunction",
 })
+WINDOW_SCOPED_BASES = frozenset({"Trigger", "Evictor", "ProcessWindowFunction", "ProcessAllWindowFunction",
+                                 "WindowFunction", "AllWindowFunction"})
 UDF_DECORATORS = frozenset({"udf", "udtf", "udaf", "udtaf"})
 # Methods that run before or after records flow: writing attributes there is setup, not state.
 LIFECYCLE_METHODS = frozenset({"__init__", "open", "close", "__getstate__", "__setstate__", "setup"})
@@ -394,10 +396,15 @@ class _Checker:
                 for argument in node.args:
                     broadcast_nodes.add(argument)
                     broadcast_names.add(ast.unparse(argument))
+        # State declared in triggers and window functions is scoped to a window and purged with it.
+        window_scoped: set[ast.AST] = set()
+        for cls in ast.walk(self.tree):
+            if isinstance(cls, ast.ClassDef) and any(_tail_name(b) in WINDOW_SCOPED_BASES for b in cls.bases):
+                window_scoped.update(ast.walk(cls))
         for node in ast.walk(self.tree):
             if not (isinstance(node, ast.Call) and _call_name(node) in STATE_DESCRIPTORS):
                 continue
-            if node in broadcast_nodes:
+            if node in broadcast_nodes or node in window_scoped:
                 continue
             parent = self.parents.get(node)
             bound = None

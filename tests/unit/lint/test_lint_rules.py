@@ -109,3 +109,21 @@ class Control:
         return message
 '''
     assert [f for f in lint_source(source, "udfs.py") if f.rule_id == "FSL003"] == []
+
+
+def test_window_scoped_state_needs_no_ttl() -> None:
+    source = '''
+from pyflink.common import Types
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.window import Trigger
+
+
+class EveryHundred(Trigger):
+    def __init__(self):
+        self.count_descriptor = ValueStateDescriptor("count", Types.LONG())
+
+    def on_element(self, element, timestamp, window, ctx):
+        count = ctx.get_partitioned_state(self.count_descriptor)
+        count.update((count.value() or 0) + 1)
+'''
+    assert [f for f in lint_source(source, "trigger.py") if f.rule_id == "FSL002"] == []

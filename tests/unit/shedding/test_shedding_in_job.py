@@ -112,13 +112,15 @@ def test_key_hash_mode_needs_a_key() -> None:
 
 
 def test_windows_meet_a_98_percent_target_in_at_least_95_percent_of_windows() -> None:
-    # The acceptance criterion in miniature: 2x overload, target 2% at 95%, windows of 50k records.
-    records_per_window, target, confidence = 50_000, 0.02, 0.95
+    # The acceptance criterion in miniature: 2x overload, target 2% at 95%, windows of 10k records
+    # (whose bound, p >= 0.49, is just under the 0.5 the overload asks for).
+    records_per_window, target, confidence = 10_000, 0.02, 0.95
     p = max(0.5, required_keep_probability(records_per_window, target, confidence))
     rng = np.random.default_rng(2024)
     windows = 400
     within = 0
     stated_within = 0
+    sum_stated_within = 0
     for seed in range(windows):
         values = rng.exponential(10.0, size=records_per_window)
         sampler: Sampler[float] = Sampler(ShedControl(p, seq=0), rng=random.Random(seed))
@@ -127,8 +129,11 @@ def test_windows_meet_a_98_percent_target_in_at_least_95_percent_of_windows() ->
         error = abs(result.count - records_per_window) / records_per_window
         within += error <= target
         stated_within += error <= result.count_relative_error
+        sum_error = abs(result.total - values.sum()) / values.sum()
+        sum_stated_within += sum_error <= result.sum_relative_error
     assert within / windows >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / windows)
     assert stated_within / windows >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / windows)
+    assert sum_stated_within / windows >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / windows)
 
 
 def test_a_change_of_p_inside_a_window_keeps_the_estimate_unbiased() -> None:
@@ -153,9 +158,9 @@ def test_key_hash_totals_use_the_variance_over_keys() -> None:
     rng = np.random.default_rng(17)
     covered = 0
     estimates = []
-    runs = 400
+    runs = 200
     for run in range(runs):
-        sizes = rng.zipf(1.8, size=2_000).clip(max=500)
+        sizes = rng.zipf(1.8, size=1_000).clip(max=500)
         accumulator = WeightedAccumulator()
         for index, size in enumerate(sizes):
             key = f"r{run}-k{index}"
