@@ -11,7 +11,7 @@ import pytest
 from flinkscale.core.errors import RuntimeFailure
 from flinkscale.core.policy.base import Decision, History
 from flinkscale.core.sim.calibration import catch_up_seconds
-from flinkscale.core.sim.model import ClusterSpec, RescaleSpec, SimPipeline
+from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
 from flinkscale.core.sim.run import SimConfig, clamp_parallelism, simulate
 from flinkscale.core.snapshot import MetricsSnapshot
 
@@ -139,3 +139,33 @@ def test_timeline_has_a_point_per_decision_interval(chain: Chain, scripted: type
     assert len(run.timeline.times) == 60
     assert run.timeline.parallelism.shape == (60, 2)
     assert math.isclose(run.timeline.offered_rate.mean(), 5.0)
+
+
+def test_checkpoint_pauses_cut_capacity_by_pause_over_interval(chain: Chain, scripted: type) -> None:
+    # 10 s of stopped processing every 60 s leaves 5/6 of 1,000/s: at 900/s offered the lag grows at
+    # 900 - 1000 x 50/60 = 66.7/s; over 20 whole intervals (1,200 s) that is 80,000 records.
+    config = SimConfig(duration_seconds=2400, checkpoints=CheckpointSpec(interval_seconds=60, pause_seconds=10))
+    run = simulate(chain(1000.0), np.full(2400, 900.0), scripted(), config)
+    assert run.lag_records[2399] - run.lag_records[1199] == pytest.approx(80_000.0)
+    free = simulate(chain(1000.0), np.full(2400, 900.0), scripted(), SimConfig(duration_seconds=2400))
+    assert free.outcome.peak_lag_records == 0.0
+
+
+def test_time_metrics_split_each_second_and_skew_is_flinks_formula(chain: Chain, scripted: type) -> None:
+    policy = scripted()
+    config = SimConfig(duration_seconds=300, subtask_metrics=True)
+    # Partitions 3 over 2 readers: reader loads 2:1.
+    simulate(chain(5000.0, 1000.0, parallelism=(2, 3), partitions=3), np.full(300, 1200.0), policy, config)
+    snapshot, _ = policy.seen[-1]
+    for vertex in snapshot.vertices:
+        for subtask in vertex.metrics.subtasks:
+            parts = (subtask.busy_time_ms_per_second, subtask.back_pressured_time_ms_per_second,
+                     subtask.idle_time_ms_per_second)
+            assert all(p is not None and p >= -1e-9 for p in parts)
+            assert sum(p or 0.0 for p in parts) == pytest.approx(1000.0)
+    source = snapshot.vertex("v0")
+    rates = [s.num_records_in_per_second or 0.0 for s in source.metrics.subtasks]
+    mean = sum(rates) / len(rates)
+    expected = min(sum(abs(r - mean) for r in rates) / len(rates) / mean * 100, 100)
+    assert source.metrics.records_in_skew == pytest.approx(expected)
+    assert rates[0] == pytest.approx(2 * rates[1], rel=1e-3)
