@@ -402,3 +402,77 @@ def make_pyflink_aggregate_function(confidence: float = DEFAULT_CONFIDENCE) -> A
             return self._inner.merge(a, b)
 
     return _WeightedAggregateFunction()
+
+
+#: Name and key of the broadcast MapState that holds the control value (JSON of ``ShedControl.to_state``).
+CONTROL_STATE_NAME = "flinkscale-shed-control"
+CONTROL_STATE_KEY = "control"
+
+
+class ControlStateReader:
+    """Turns the broadcast state's JSON into a ``ShedControl``, re-parsing only when the text changes.
+
+    Broadcast state is the source of truth (checkpointed, and copied to every subtask on rescale); this
+    object only caches its parsed form, so a subtask that starts after a rescale reads the same p.
+    """
+
+    def __init__(self) -> None:
+        self._text: str | None = None
+        self.control = ShedControl()
+
+    def refresh(self, text: str | None) -> ShedControl:
+        if text != self._text:
+            self._text = text
+            self.control = ShedControl.from_state(text) if text else ShedControl()
+        return self.control
+
+
+def apply_control_text(current_state: str | None, message: str | bytes | Mapping[str, Any]) -> str | None:
+    """The broadcast side: the new state text after ``message``, or None when it changes nothing."""
+    control = ShedControl.from_state(current_state) if current_state else ShedControl()
+    return control.to_state() if control.apply_message(message) else None
+
+
+def shed_stream(stream: Any, control_stream: Any, *, mode: str = "random",
+                key_of: Callable[[Any], object] | None = None, uid: str = "flinkscale-shed",
+                output_type: Any = None) -> Any:
+    """Wire the sampling stage into a PyFlink job: ``stream`` records out as ``(record, weight)``.
+
+    ``control_stream`` carries control messages (JSON text, e.g. a Kafka control topic read with a
+    string deserializer). It is broadcast into a ``MapState`` named ``CONTROL_STATE_NAME``, which Flink
+    checkpoints and hands to every subtask after a rescale, so the keep probability survives rescales and
+    restarts. Imports pyflink only when called.
+    """
+    from pyflink.common import Types
+    from pyflink.datastream.functions import BroadcastProcessFunction
+    from pyflink.datastream.state import MapStateDescriptor
+
+    if mode not in SAMPLING_MODES:
+        raise InputError(f"must be one of {SAMPLING_MODES}, got {mode!r}", field="mode")
+    if mode == "key_hash" and key_of is None:
+        raise InputError("key_hash sampling needs key_of (the key to hash)", field="key_of")
+    # Broadcast state has no TTL (Flink does not support it there); it holds one small value.
+    descriptor = MapStateDescriptor(  # flinkscale: ignore[FSL002]
+        CONTROL_STATE_NAME, Types.STRING(), Types.STRING())
+
+    class _Shed(BroadcastProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: Any) -> None:
+            self.reader = ControlStateReader()
+            self.sampler: Sampler[Any] = Sampler(self.reader.control, mode, key_of)
+            self.metrics = ShedMetrics(self.sampler)
+            self.metrics.register(runtime_context.get_metrics_group())
+
+        def process_element(self, value: Any, ctx: Any) -> Any:
+            control = self.reader.refresh(ctx.get_broadcast_state(descriptor).get(CONTROL_STATE_KEY))
+            self.sampler.control = control  # flinkscale: ignore[FSL001] (a view of broadcast state)
+            yield from self.sampler.sample(value)
+
+        def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+            state = ctx.get_broadcast_state(descriptor)
+            updated = apply_control_text(state.get(CONTROL_STATE_KEY), value)
+            if updated is not None:
+                state.put(CONTROL_STATE_KEY, updated)
+
+    broadcast = control_stream.broadcast(descriptor)
+    kwargs = {} if output_type is None else {"output_type": output_type}
+    return stream.connect(broadcast).process(_Shed(), **kwargs).uid(uid).name("flinkscale: shed (keep with p)")

@@ -223,3 +223,18 @@ def test_metrics_export_shed_fraction_and_error_in_basis_points() -> None:
     assert read["shedFractionBasisPoints"] == round((1 - sampler.kept / 1000) * 10_000)
     assert read["shedEstimatedRelativeErrorBasisPoints"] == round(accumulator.result().count_relative_error * 10_000)
     assert all(isinstance(v, int) for v in read.values())
+
+
+def test_broadcast_side_state_text_round_trip_and_reader_cache() -> None:
+    from flinkscale.pipelines.shedding import ControlStateReader, apply_control_text
+
+    state = apply_control_text(None, '{"keep_probability": 0.4, "seq": 1}')
+    assert state is not None
+    assert apply_control_text(state, '{"keep_probability": 0.9, "seq": 1}') is None  # replay: no change
+    assert apply_control_text(state, "garbage") is None
+    newer = apply_control_text(state, {"keep_probability": 0.8, "seq": 2})
+    reader = ControlStateReader()
+    assert reader.refresh(None).keep_probability == 1.0
+    first = reader.refresh(state)
+    assert first.keep_probability == 0.4 and reader.refresh(state) is first  # parsed once per text
+    assert reader.refresh(newer).keep_probability == 0.8
