@@ -1,5 +1,5 @@
 """flinkscale (ours): one test per rule; expected values worked out by hand from the formulas in the
-module docstring (u = 0.8, trigger 0.9, scale-down to <= 0.7, restart 300 s until learned, catch-up
+module docstring (u = 0.8, trigger 0.95, scale-down to <= 0.7, restart 300 s until learned, catch-up
 1800 s). Costs in the clickstream builder: source 0.15 ms, window 0.2 ms, sink 0.24 ms per record, so
 one fully busy subtask takes c = 6666.7/s (source), 5000/s (window), 4166.7/s (sink)."""
 
@@ -11,6 +11,7 @@ from policy_snapshots import clickstream, history_of, job, vertex
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import History, RescaleRecord, make_policy
 from flinkscale.core.policy.base import Decision
+from flinkscale.core.policy.flinkscale import rate_trend
 from flinkscale.core.snapshot import JvmPressure, MetricsSnapshot
 
 
@@ -48,23 +49,23 @@ def test_rate_step_is_met_in_one_rescale_of_the_whole_graph() -> None:
 
 
 def test_skew_the_busiest_subtask_not_the_average_decides() -> None:
-    # Window p=4 at 12500/s with hot keys: busy mean 625 ms/s, busiest 937.5 (1.5x). c = 12500 / (4 x 0.625)
-    # = 5000; 4 divides 128 so the whole 1.5 is residual skew. Busiest at 12500 x 1.5 / (4 x 5000) = 0.94
-    # > 0.9. Need 12500/0.8 = 15625/s: a subtask may carry 5000/1.5 = 3333/s -> floor(3333 x 128 / 15625)
-    # = 27 groups each -> ceil(128/27) = 5.
-    decision = decide(clickstream(0.0, arrival=12500.0, p_src=2, p_win=4, win_skew=1.5))
+    # Window p=4 at 13000/s with hot keys: busy mean 650 ms/s, busiest 975 (1.5x). c = 13000 / (4 x 0.65)
+    # = 5000; 4 divides 128 so the whole 1.5 is residual skew. Busiest at 13000 x 1.5 / (4 x 5000) = 0.975
+    # > 0.95 (the mean, 0.65, looks fine). Need 13000/0.8 = 16250/s: a subtask may carry 5000/1.5 = 3333/s
+    # -> floor(3333 x 128 / 16250) = 26 groups each -> ceil(128/26) = 5.
+    decision = decide(clickstream(0.0, arrival=13000.0, p_src=2, p_win=4, win_skew=1.5))
     win = numbers(decision, "win")
     assert win["residual_skew"] == pytest.approx(1.5)
-    assert win["utilization"] == pytest.approx(0.9375)
+    assert win["utilization"] == pytest.approx(0.975)
     assert decision.parallelism()["win"] == 5
 
 
 def test_key_group_layout_counts_as_skew_of_its_own() -> None:
     # Window p=3 over 8 key groups: the busiest owns 3 of 8, 9/8 of a fair share; that is all the
-    # imbalance (residual 1). At 12500/s: c = 5000, busiest at 12500 x 9/8 / 15000 = 0.94. Need 15625/s:
-    # floor(5000 x 8 / 15625) = 2 groups each -> 4 subtasks. Source p=2 on 8 partitions: busiest at
-    # 12500 / 13333 = 0.94, floor(6666.7 x 8 / 15625) = 3 partitions each -> ceil(8/3) = 3.
-    decision = decide(clickstream(0.0, arrival=12500.0, p_src=2, p_win=3, win_skew=9 / 8, max_p=8))
+    # imbalance (residual 1). At 12900/s: c = 5000, busiest at 12900 x 9/8 / 15000 = 0.97. Need 16125/s:
+    # floor(5000 x 8 / 16125) = 2 groups each -> 4 subtasks. Source p=2 on 8 partitions: busiest at
+    # 12900 / 13333 = 0.97, floor(6666.7 x 8 / 16125) = 3 partitions each -> ceil(8/3) = 3.
+    decision = decide(clickstream(0.0, arrival=12900.0, p_src=2, p_win=3, win_skew=9 / 8, max_p=8))
     win = numbers(decision, "win")
     assert win["layout_factor"] == pytest.approx(9 / 8)
     assert win["residual_skew"] == pytest.approx(1.0)
@@ -72,9 +73,9 @@ def test_key_group_layout_counts_as_skew_of_its_own() -> None:
 
 
 @pytest.mark.parametrize(("rate", "expected"), [
-    (15000.0, 4),  # busiest at 0.75: inside [0.7, 0.9], left alone (a scale-down would need <= 0.7 at p 3)
-    (17000.0, 4),  # 0.85: still inside
-    (18500.0, 5),  # 0.925 > 0.9: scale up to ceil(18500 / 0.8 / 5000) = 5
+    (15000.0, 4),  # busiest at 0.75: inside [0.7, 0.95], left alone (a scale-down would need <= 0.7 at p 3)
+    (18500.0, 4),  # 0.925: still inside
+    (19500.0, 5),  # 0.975 > 0.95: scale up to ceil(19500 / 0.8 / 5000) = 5
 ])
 def test_hysteresis_band(rate: float, expected: int) -> None:
     def make(ts: float) -> MetricsSnapshot:
@@ -179,9 +180,18 @@ def test_prediction_extrapolates_a_rising_rate() -> None:
              for i in range(5)]
     settings = {"prediction.horizon": "10m", "stabilization.interval": "0"}
     decision = decide(snaps[-1], history_of(*snaps[:-1]), **settings)
-    assert numbers(decision, "src")["target_rate"] == pytest.approx(1400.0 + 100 / 60 * 600)
-    assert numbers(decide(snaps[-1], history_of(*snaps[:-1]), **{"stabilization.interval": "0"}),
-                   "src")["target_rate"] == pytest.approx(1400.0)
+    assert numbers(decision, "src")["target_rate"] == pytest.approx(1400.0)
+    assert numbers(decision, "src")["predicted_target_rate"] == pytest.approx(1400.0 + 100 / 60 * 600)
+    assert numbers(decision, "src")["required_capacity"] == pytest.approx((1400.0 + 1000.0) / 0.8)
+    off = decide(snaps[-1], history_of(*snaps[:-1]), **{"stabilization.interval": "0", "prediction.horizon": "0"})
+    assert "predicted_target_rate" not in numbers(off, "src")
+
+
+def test_a_step_is_not_mistaken_for_a_trend() -> None:
+    # 20 minutes at 1000/s then 2 minutes at 3000/s: most pairwise slopes are 0, so the median is 0.
+    snaps = [job(60.0 * i, vertex("src", 4, rate_in=1000.0 if i < 20 else 3000.0, busy_max=100.0, source=True))
+             for i in range(23)]
+    assert rate_trend(snaps)["src"] == pytest.approx(0.0)
 
 
 def test_stabilization_after_a_change() -> None:

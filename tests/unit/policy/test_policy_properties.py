@@ -85,7 +85,7 @@ def test_flink_operator_leaves_a_job_inside_its_bounds_alone(case: tuple[Metrics
 
 
 @_SETTINGS
-@given(steady_jobs(0.7, 0.9))
+@given(steady_jobs(0.7, 0.95))
 def test_flinkscale_leaves_a_job_inside_its_bounds_alone(case: tuple[MetricsSnapshot, float]) -> None:
     # Busiest subtasks between utilization.target - margin and utilization.max, steady for 2 hours.
     snapshot, _ = case

@@ -13,8 +13,9 @@ spreads its key groups as evenly as any larger one: skew-aware, and aligned by c
 
 Rules:
 1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
-   snapshot (a step shows at once, not diluted by a window mean), optionally plus the rate trend over
-   ``metrics.window`` x ``prediction.horizon``, carried to every vertex by edge output ratios. Each
+   snapshot (a step shows at once, not diluted by a window mean), carried to every vertex by edge
+   output ratios. Optionally (``prediction.horizon`` > 0) a rescale is sized for the target plus the
+   rising trend (Theil-Sen slope over ``prediction.window``) x horizon; the trend never triggers one. Each
    vertex needs capacity ``R = max(target / utilization.target, target + (lag + target x restart) /
    catch-up.duration)`` at full speed: the utilization headroom doubles as catch-up capacity, and extra
    capacity is added only while the backlog could not drain within ``catch-up.duration`` otherwise.
@@ -57,7 +58,7 @@ NAME = "flinkscale"
 SETTINGS: tuple[Setting, ...] = (
     Setting("scaling.enabled", "bool", "true", "apply decisions; false = recommend only"),
     Setting("utilization.target", "fraction", "0.8", "busiest-subtask utilization a rescale sizes for"),
-    Setting("utilization.max", "fraction", "0.9", "busiest-subtask utilization that triggers a scale-up"),
+    Setting("utilization.max", "fraction", "0.95", "busiest-subtask utilization that triggers a scale-up"),
     Setting("scale-down.margin", "fraction", "0.1", "scale down only to <= utilization.target - margin"),
     Setting("scale-down.interval", "duration", "1h", "no scale-down until this long without change"),
     Setting("stabilization.interval", "duration", "2m", "no decision this long after a (re)start or rescale"),
@@ -69,7 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("vertex.max-parallelism", "int", "200", "highest parallelism set"),
     Setting("scaling.effectiveness.threshold", "fraction", "0.3",
             "a scale-up realising less of its expected TPR gain blocks further scale-ups (0 = off)"),
-    Setting("prediction.horizon", "duration", "0s", "extrapolate a rising rate trend this far (0 = off)"),
+    Setting("prediction.horizon", "duration", "30m", "size a rescale for the rising trend this far ahead (0 = off)"),
+    Setting("prediction.window", "duration", "30m", "the trend is the median slope over this window"),
     Setting("memory.gc-pressure.threshold", "fraction", "0.3", "GC time ratio that blocks scale-ups"),
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
 )
@@ -81,7 +83,7 @@ class FlinkscaleSettings:
 
     scaling_enabled: bool = True
     utilization_target: float = 0.8
-    utilization_max: float = 0.9
+    utilization_max: float = 0.95
     scale_down_margin: float = 0.1
     scale_down_interval: float = 3600.0
     stabilization_interval: float = 120.0
@@ -92,7 +94,8 @@ class FlinkscaleSettings:
     vertex_min_parallelism: int = 1
     vertex_max_parallelism: int = 200
     effectiveness_threshold: float = 0.3
-    prediction_horizon: float = 0.0
+    prediction_horizon: float = 1800.0
+    prediction_window: float = 1800.0
     gc_pressure_threshold: float = 0.3
     heap_usage_threshold: float = 0.9
 
@@ -114,6 +117,7 @@ class FlinkscaleSettings:
             vertex_max_parallelism=v.integer("vertex.max-parallelism"),
             effectiveness_threshold=v.number("scaling.effectiveness.threshold"),
             prediction_horizon=v.number("prediction.horizon"),
+            prediction_window=v.number("prediction.window"),
             gc_pressure_threshold=v.number("memory.gc-pressure.threshold"),
             heap_usage_threshold=v.number("memory.heap-usage.threshold"),
         ).validated()
@@ -213,11 +217,14 @@ class FlinkscalePolicy:
         metrics = ev.window_metrics(window)
         ratios = ev.output_ratios(snapshot, metrics)
         source_targets = ev.source_targets_at(window, len(window) - 1)
-        trend = _rate_trend(window)
-        if s.prediction_horizon > 0:
-            source_targets = {k: v + max(0.0, trend.get(k, 0.0)) * s.prediction_horizon
-                              for k, v in source_targets.items()}
         targets = ev.propagate_rates(snapshot, source_targets, ratios)
+        # The trend only sizes a rescale that current conditions trigger; it never triggers one itself.
+        sized_for = targets
+        if s.prediction_horizon > 0:
+            recent = [h for h in history.snapshots if now - s.prediction_window <= h.timestamp < now]
+            trend = rate_trend([*recent, snapshot])
+            sized_for = ev.propagate_rates(snapshot, {
+                k: v + max(0.0, trend.get(k, 0.0)) * s.prediction_horizon for k, v in source_targets.items()}, ratios)
         graph_sources = [v for v in snapshot.vertices if ev.is_graph_source(snapshot, v.id)]
         lags = ev.propagate_rates(snapshot, {v.id: metrics[v.id].lag or 0.0 for v in graph_sources}, ratios)
         backlog = max((_lag_seconds(metrics[v.id].lag, source_targets.get(v.id, 0.0)) for v in graph_sources),
@@ -227,7 +234,8 @@ class FlinkscalePolicy:
         ceiling = ev.job_slot_ceiling(snapshot)
         peak_loads, down_block = self._scale_down_window(snapshot, history, since, ratios, backlog)
 
-        plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], lags[v.id], restart,
+        plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
+                                   restart,
                                    ceiling, peak_loads.get(v.id), down_block, learned is not None)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
@@ -236,7 +244,7 @@ class FlinkscalePolicy:
             return Decision(now, NAME, tuple(
                 VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism, p.reason,
                                {**p.numbers, "new_parallelism": float(p.vertex.parallelism)}) for p in plans))
-        new, binding = self._size_graph(snapshot, plans, targets, lags, restart, ceiling)
+        new, binding = self._size_graph(snapshot, plans, sized_for, lags, restart, ceiling)
         why_rescale = "; ".join(triggers) if triggers else "rate stayed low for scale-down.interval"
         decisions = []
         for plan in plans:
@@ -261,7 +269,8 @@ class FlinkscalePolicy:
 
     # --- per vertex --------------------------------------------------------------------------------
     def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
-                     target: float, lag: float, restart: float, ceiling: int | None, peak_load: float | None,
+                     target: float, sized_for: float, lag: float, restart: float, ceiling: int | None,
+                     peak_load: float | None,
                      down_block: str | None, restart_learned: bool) -> _Plan:
         s = self.settings
         p = vertex.parallelism
@@ -285,7 +294,9 @@ class FlinkscalePolicy:
                        utilization=cost.busiest_utilization(target, p))
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
-        need_load = self._need_load(target, lag, restart)
+        if sized_for != target:
+            numbers["predicted_target_rate"] = sized_for
+        need_load = self._need_load(sized_for, lag, restart)
         numbers["required_capacity"] = need_load
         need = cost.parallelism_for(need_load, lower, upper)
         utilization = cost.busiest_utilization(target, p)
@@ -413,18 +424,26 @@ def _lag_seconds(lag: float | None, target: float) -> float:
     return math.inf if target <= 0 else lag / target
 
 
-def _rate_trend(window: Sequence[MetricsSnapshot]) -> dict[str, float]:
-    """Per source, the least-squares slope of its target rate over the window (records/s per second)."""
-    if len(window) < 2:
+def rate_trend(snapshots: Sequence[MetricsSnapshot], max_points: int = 30) -> dict[str, float]:
+    """Per source, the Theil-Sen slope (median of pairwise slopes) of its target rate, records/s per s.
+
+    A median of slopes follows a steady ramp but ignores a step (the few pairs straddling the step are
+    outvoted), where a least-squares slope would extrapolate the step into a steep trend and overshoot.
+    At most ``max_points`` snapshots, thinned evenly, keep the pairwise work bounded.
+    """
+    if len(snapshots) < 3:
         return {}
-    series = [(s.timestamp, ev.source_targets_at(window, i)) for i, s in enumerate(window)]
-    t_mean = sum(t for t, _ in series) / len(series)
-    spread = sum((t - t_mean) ** 2 for t, _ in series)
-    if spread <= 0:
-        return {}
+    stride = max(1, math.ceil(len(snapshots) / max_points))
+    picked = list(snapshots[::stride])
+    if picked[-1] is not snapshots[-1]:
+        picked.append(snapshots[-1])
+    series = [(s.timestamp, ev.source_targets_at(picked, i)) for i, s in enumerate(picked)]
     slopes: dict[str, float] = {}
     for source in series[-1][1]:
-        values = [(t, rates.get(source, 0.0)) for t, rates in series]
-        v_mean = sum(v for _, v in values) / len(values)
-        slopes[source] = sum((t - t_mean) * (v - v_mean) for t, v in values) / spread
+        pairwise = sorted((b[1].get(source, 0.0) - a[1].get(source, 0.0)) / (b[0] - a[0])
+                          for i, a in enumerate(series) for b in series[i + 1:] if b[0] > a[0])
+        if pairwise:
+            middle = len(pairwise) // 2
+            slopes[source] = (pairwise[middle] if len(pairwise) % 2 else
+                              (pairwise[middle - 1] + pairwise[middle]) / 2)
     return slopes
