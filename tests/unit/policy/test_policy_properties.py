@@ -47,10 +47,10 @@ def test_no_decision_exceeds_max_parallelism_partitions_or_slots(snapshot: Metri
 
 
 @_SETTINGS
-@given(job_shapes(), st.floats(1.0, 1e6), st.floats(1.0, 10.0))
-def test_flinkscale_monotonic_in_rate(shape: dict[str, object], rate: float, factor: float) -> None:
+@given(job_shapes(), st.floats(1.0, 1e6), st.floats(1.0, 10.0), st.sampled_from(POLICY_NAMES))
+def test_monotonic_in_rate(shape: dict[str, object], rate: float, factor: float, name: str) -> None:
     # Same job, higher arrival rate (fresh history): no vertex gets a lower parallelism.
-    policy = make_policy("flinkscale")
+    policy = make_policy(name)
     low = policy.decide(clickstream(0.0, arrival=rate, **shape), History()).parallelism()  # type: ignore[arg-type]
     high = policy.decide(clickstream(0.0, arrival=rate * factor, **shape),  # type: ignore[arg-type]
                          History()).parallelism()

@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex
 
@@ -87,13 +88,14 @@ def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
 
 
 def window_snapshots(snapshot: MetricsSnapshot, history: History, start: float) -> tuple[MetricsSnapshot, ...]:
-    """History snapshots whose own sampling window starts at or after ``start``, at the current
-    parallelism, followed by ``snapshot`` itself (always included)."""
+    """History snapshots of the RUNNING job whose own sampling window starts at or after ``start``, at
+    the current parallelism, followed by ``snapshot`` itself (always included)."""
     current = parallelism_of(snapshot)
+    # A restarting or failing job's metrics describe the restart, not the workload.
     earlier = tuple(
         s for s in history.snapshots
         if s.timestamp < snapshot.timestamp and s.timestamp - s.window_seconds >= start - _EPSILON
-        and parallelism_of(s) == current)
+        and parallelism_of(s) == current and s.job_state == "RUNNING")
     return (*earlier, snapshot)
 
 
@@ -209,7 +211,9 @@ def layout_factor(parallelism: int, groups: int | None) -> float:
     """``ceil(K/p) / (K/p)``: how much more than its fair share the busiest subtask owns (1 = even)."""
     if not groups or parallelism <= 0:
         return 1.0
-    return math.ceil(groups / parallelism) * parallelism / groups
+    if parallelism > groups:  # more subtasks than groups: the busiest owns one, the rest sit idle
+        return parallelism / groups
+    return layout_imbalance(groups, parallelism)
 
 
 def align_like_operator(parallelism: int, groups: int, lower: int, upper: int) -> int:

@@ -221,7 +221,8 @@ class FlinkscalePolicy:
         # The trend only sizes a rescale that current conditions trigger; it never triggers one itself.
         sized_for = targets
         if s.prediction_horizon > 0:
-            recent = [h for h in history.snapshots if now - s.prediction_window <= h.timestamp < now]
+            recent = [h for h in history.snapshots
+                      if now - s.prediction_window <= h.timestamp < now and h.job_state == "RUNNING"]
             trend = rate_trend([*recent, snapshot])
             sized_for = ev.propagate_rates(snapshot, {
                 k: v + max(0.0, trend.get(k, 0.0)) * s.prediction_horizon for k, v in source_targets.items()}, ratios)
