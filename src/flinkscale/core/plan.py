@@ -153,6 +153,9 @@ def flink_configuration(capacity: Capacity, vertices: tuple[VertexOverride, ...]
     config: dict[str, str] = {}
     config.update(cluster.memory_options.flink_options())
     config["taskmanager.numberOfTaskSlots"] = str(cluster.slots_per_task_manager)
+    # Spread slots evenly over TaskManagers: the TaskManager count is sized for CPU as well as slots, and
+    # packing the used slots onto the first TaskManagers would overload their cores.
+    config["taskmanager.load-balance.mode"] = "SLOTS"
     config.update(cluster.job_manager_options.flink_options())
     config["parallelism.default"] = str(int(cluster.slots.value))
     config["pipeline.max-parallelism"] = str(int(capacity.max_parallelism.value))

@@ -74,6 +74,20 @@ def test_parallelism_carries_the_peak_at_or_below_target_utilization(tb: float, 
         assert rate / p * op.operator.cost_us_per_record / 1e6 <= utilization + 1e-9, op.operator.id
 
 
+@settings(max_examples=40, deadline=None)
+@given(tb=st.floats(min_value=0.01, max_value=50), cost=st.floats(min_value=1, max_value=300),
+       cores=st.integers(min_value=1, max_value=16))
+def test_task_managers_have_the_slots_and_the_cores(tb: float, cost: float, cores: int) -> None:
+    spec_dict = _spec(tb, cluster={"cores_per_task_manager": cores})
+    spec_dict["pipeline"]["operators"][1]["cost_us_per_record"] = cost
+    capacity = plan_capacity(parse_workload(spec_dict))
+    cluster = capacity.cluster
+    core_demand = sum(op.core_demand.value for op in capacity.operators)
+    # Slots spread evenly (taskmanager.load-balance.mode: SLOTS), so each TM carries core_demand / TMs.
+    assert core_demand / cluster.task_managers.value <= cores + 1e-6
+    assert cluster.task_managers.value * cluster.slots_per_task_manager >= cluster.slots.value
+
+
 @settings(max_examples=30, deadline=None)
 @given(tb=st.floats(min_value=0.01, max_value=30), partitions=st.one_of(st.none(), st.integers(1, 200)))
 def test_alignment_rules(tb: float, partitions: int | None) -> None:
