@@ -89,7 +89,7 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
         "offered_rate": {"mean": float(comparison.rates.mean()), "peak": float(comparison.rates.max())},
         "policies": [
             {**run.outcome.as_row(), "records_offered": run.outcome.records_offered,
-             "records_written": run.outcome.records_written,
+             "records_written": run.outcome.records_written, "records_replayed": run.outcome.records_replayed,
              "start_parallelism": dict(comparison.start_parallelism.get(run.outcome.policy, {})),
              "final_parallelism": dict(run.outcome.final_parallelism)}
             for run in comparison.runs],

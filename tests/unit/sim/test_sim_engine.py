@@ -40,20 +40,27 @@ def pipelines(draw: st.DrawFn) -> SimPipeline:
 
 
 @given(pipeline=pipelines(), rates=st.lists(st.floats(0, 20_000), min_size=1, max_size=40),
-       rescale_to=st.integers(1, 12))
+       rescale_to=st.integers(1, 12), from_checkpoint=st.booleans(), checkpoint_after=st.integers(0, 40))
 @settings(max_examples=80, deadline=None)
-def test_conservation_every_vertex_arrived_equals_processed_plus_queued(
-        pipeline: SimPipeline, rates: list[float], rescale_to: int) -> None:
+def test_conservation_every_vertex_arrived_equals_processed_plus_queued_plus_discarded(
+        pipeline: SimPipeline, rates: list[float], rescale_to: int, from_checkpoint: bool,
+        checkpoint_after: int) -> None:
     model = JobModel(pipeline, step_seconds=1.0, buffer_seconds=3.0)
-    run(model, rates)
-    model.rescale({pipeline.vertices[-1].id: rescale_to})  # records in buffers move with the rescale
+    run(model, rates[:checkpoint_after])
+    model.mark_checkpoint()
+    run(model, rates[checkpoint_after:])
+    # From a savepoint buffered records move with the rescale; from a checkpoint they are dropped and re-read.
+    model.rescale({pipeline.vertices[-1].id: rescale_to}, restore_from_checkpoint=from_checkpoint)
     run(model, rates)
     arrived, processed = model.arrived_per_vertex(), model.processed_per_vertex()
+    discarded = model.discarded_per_vertex()
     queued = dict(zip([v.id for v in model.vertices], model.queued_per_vertex(), strict=True))
     assert model.admitted_total == pytest.approx(2 * sum(rates))
     for vid in arrived:
-        assert arrived[vid] == pytest.approx(processed[vid] + queued[vid], rel=1e-9, abs=1e-6)
+        assert arrived[vid] == pytest.approx(processed[vid] + queued[vid] + discarded[vid], rel=1e-9, abs=1e-6)
     assert np.all(model.queue >= -1e-9)
+    if not from_checkpoint:
+        assert sum(discarded.values()) == 0.0 and float(model.replayed_total.sum()) == 0.0
 
 
 def test_records_in_equal_out_plus_buffered_along_a_chain(chain: Chain) -> None:

@@ -169,3 +169,18 @@ def test_time_metrics_split_each_second_and_skew_is_flinks_formula(chain: Chain,
     expected = min(sum(abs(r - mean) for r in rates) / len(rates) / mean * 100, 100)
     assert source.metrics.records_in_skew == pytest.approx(expected)
     assert rates[0] == pytest.approx(2 * rates[1], rel=1e-3)
+
+
+def test_a_restore_from_checkpoint_re_reads_what_was_read_since_the_checkpoint(chain: Chain, scripted: type) -> None:
+    # Checkpoints every 100 s; the rescale at 660 s restores the one of 600 s: 60 s x 500/s are read again,
+    # on top of the 500/s x D that arrive during the downtime.
+    rescale = RescaleSpec(restart_seconds=40.0, mode="checkpoint")
+    config = SimConfig(duration_seconds=1800, rescale=rescale,
+                       checkpoints=CheckpointSpec(interval_seconds=100))
+    run = simulate(chain(1000.0), np.full(1800, 500.0), scripted(plan={660.0: {"v0": 2}}), config)
+    assert run.lag_records[660 + 40 - 1] == pytest.approx(500.0 * 40 + 500.0 * 60)
+    assert run.outcome.records_replayed == pytest.approx(500.0 * 60)
+    savepoint = simulate(chain(1000.0), np.full(1800, 500.0), scripted(plan={660.0: {"v0": 2}}),
+                         SimConfig(duration_seconds=1800, rescale=RescaleSpec(restart_seconds=40.0)))
+    assert savepoint.lag_records[660 + 40 - 1] == pytest.approx(500.0 * 40)
+    assert savepoint.outcome.records_replayed == 0.0

@@ -70,6 +70,7 @@ def test_minimal_scenario_defaults() -> None:
     ({"duration": "soon"}, "duration"),
     ({"cluster.max_slots": 0}, "cluster.max_slots"),
     ({"rescale.restore_bandwidth": "5/s"}, "rescale.restore_bandwidth"),
+    ({"rescale.mode": "yolo"}, "rescale.mode"),
     ({"pipeline.edges.0.keys": {"distribution": "zipf"}}, "pipeline.edges[0].keys.keys"),
     ({"typo_field": 1}, "scenario"),
 ])

@@ -30,7 +30,9 @@ millisecond-sized network buffers: the model is right about rates, lag and backp
 sub-second latency.
 
 Conservation holds by construction and is checked by the tests: for every vertex, records that arrived =
-records processed + records still queued, and at the sources offered = admitted + shed.
+records processed + records still queued + records discarded by a restore from a checkpoint, and at the
+sources offered = admitted + shed (a restore re-reads, and counts as arrived, what was read since the last
+checkpoint).
 """
 
 from __future__ import annotations
@@ -106,6 +108,10 @@ class JobModel:
         n_vertices = len(self.order)
         self.arrived_total = np.zeros(n_vertices)
         self.processed_total = np.zeros(n_vertices)
+        # Restores from a checkpoint: in-flight records thrown away per vertex, records re-read per source.
+        self.discarded_total = np.zeros(n_vertices)
+        self.replayed_total = np.zeros(len(self.source_ids))
+        self.source_processed_at_checkpoint = np.zeros(len(self.source_ids))
         self.admitted_total = 0.0
         self.queue = np.zeros(0)
         self._build(pipeline, queued_per_vertex=np.zeros(n_vertices))
@@ -187,9 +193,31 @@ class JobModel:
         self.queue = queue
         self.reset_metrics()
 
-    def rescale(self, parallelism: Mapping[str, int]) -> None:
+    def rescale(self, parallelism: Mapping[str, int], restore_from_checkpoint: bool = False) -> None:
+        """New parallelism. From a savepoint (default) nothing is lost or repeated: buffered records move to the
+        new subtasks. From the last checkpoint, in-flight records are dropped and every record the sources read
+        since that checkpoint is read again (the sources rewind to the checkpointed offsets)."""
+        if restore_from_checkpoint:
+            self.restore_from_checkpoint()
         queued = self.queued_per_vertex()
         self._build(self.pipeline.with_parallelism(parallelism), queued)
+
+    def mark_checkpoint(self) -> None:
+        """A checkpoint completed: remember how far the sources had read."""
+        self.source_processed_at_checkpoint = self.processed_total[: len(self.source_ids)].copy()
+
+    def restore_from_checkpoint(self) -> None:
+        n_sources = len(self.source_ids)
+        replay = self.processed_total[:n_sources] - self.source_processed_at_checkpoint
+        queued = self.queued_per_vertex()
+        self.discarded_total[n_sources:] += queued[n_sources:]
+        self.queue[self.n_source_subtasks:] = 0.0
+        for i, vertex in enumerate(self.vertices[:n_sources]):
+            lo, hi = int(self.seg_start[i]), int(self.seg_start[i] + self.parallelism_array[i])
+            self.queue[lo:hi] += replay[i] * partition_shares(vertex.partitions, vertex.parallelism)
+        self.replayed_total += replay
+        # The restored state IS the checkpoint: a second restore before the next checkpoint rewinds to it again.
+        self.source_processed_at_checkpoint = self.processed_total[:n_sources].copy()
 
     def reset_metrics(self) -> None:
         """Forget the metrics window (Flink's meters restart with the tasks)."""
@@ -274,11 +302,15 @@ class JobModel:
         return {v.id: v.parallelism for v in self.vertices}
 
     def arrived_per_vertex(self) -> dict[str, float]:
-        """Records that ever arrived at each vertex (admitted records for the sources)."""
+        """Records that ever arrived at each vertex (admitted plus replayed records for the sources)."""
         arrived = {v.id: float(self.arrived_total[i]) for i, v in enumerate(self.vertices)}
-        for sid in self.source_ids:
-            arrived[sid] = self.admitted_total / len(self.source_ids)
+        for i, sid in enumerate(self.source_ids):
+            arrived[sid] = self.admitted_total / len(self.source_ids) + float(self.replayed_total[i])
         return arrived
+
+    def discarded_per_vertex(self) -> dict[str, float]:
+        """In-flight records dropped by restores from a checkpoint (they are read again at the sources)."""
+        return {v.id: float(self.discarded_total[i]) for i, v in enumerate(self.vertices)}
 
     def processed_per_vertex(self) -> dict[str, float]:
         return {v.id: float(self.processed_total[i]) for i, v in enumerate(self.vertices)}

@@ -208,14 +208,26 @@ class ClusterSpec:
         return max(parallelism.values()) if self.slot_sharing else sum(parallelism.values())
 
 
+RESCALE_MODES = ("savepoint", "checkpoint")
+
+
 @dataclass(frozen=True)
 class RescaleSpec:
-    """What a rescale costs: downtime = restart_seconds + total state bytes / restore_bytes_per_second."""
+    """What a rescale costs: downtime = restart_seconds + total state bytes / restore_bytes_per_second.
+
+    ``mode``: ``savepoint`` (stop-with-savepoint, then restore: nothing lost or repeated) or ``checkpoint``
+    (restart from the last completed checkpoint, as the adaptive scheduler does: in-flight records are lost and
+    the sources re-read everything since that checkpoint, so the backlog grows by up to one checkpoint interval
+    of input on top of the downtime).
+    """
 
     restart_seconds: float = 30.0
     restore_bytes_per_second: float = 200e6
+    mode: str = "savepoint"
 
     def __post_init__(self) -> None:
+        if self.mode not in RESCALE_MODES:
+            raise InputError(f"must be one of {', '.join(RESCALE_MODES)}, got {self.mode!r}", field="rescale.mode")
         if self.restart_seconds < 0:
             raise InputError(f"must be >= 0, got {self.restart_seconds}", field="rescale.restart_time")
         if not self.restore_bytes_per_second > 0:

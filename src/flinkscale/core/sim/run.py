@@ -109,10 +109,13 @@ class SimOutcome:
     records_written: float
     peak_slots: int
     final_parallelism: Mapping[str, int]
-    # Conservation, per vertex: arrived = processed + queued (within float rounding).
+    # Conservation, per vertex: arrived = processed + queued + discarded (within float rounding).
     arrived: Mapping[str, float]
     processed: Mapping[str, float]
     queued: Mapping[str, float]
+    # Restores from a checkpoint (rescale.mode = checkpoint): in-flight records lost, records read again.
+    discarded: Mapping[str, float] = field(default_factory=dict)
+    records_replayed: float = 0.0
 
     def as_row(self) -> dict[str, float | int | str]:
         return {
@@ -269,9 +272,10 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
             # A checkpoint triggers every interval after a (re)start and stops processing for its pause.
             in_checkpoint = (pause_steps > 0 and steps_since_restart >= checkpoint_every
                              and steps_since_restart % checkpoint_every < pause_steps)
+            model.step(admitted, processing=not in_checkpoint)
             if steps_since_restart % checkpoint_every == 0:
                 checkpoints_done += 1
-            model.step(admitted, processing=not in_checkpoint)
+                model.mark_checkpoint()
         slot_seconds += slots * dt
         lag[t] = model.source_pending()
         if (t + 1) % decision_every == 0 or t == steps - 1:
@@ -298,7 +302,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                     new = clamp_parallelism(decision.parallelism(), model.pipeline, config.cluster)
                     if new != old:
                         cost = config.rescale.downtime_seconds(state_bytes)
-                        model.rescale(new)
+                        model.rescale(new, restore_from_checkpoint=config.rescale.mode == "checkpoint")
                         slots = config.cluster.slots_for(new)
                         peak_slots = max(peak_slots, slots)
                         down_until = now + cost
@@ -323,7 +327,8 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
         downtime_seconds=downtime, records_offered=float(offered_rates.sum() * dt), records_dropped=dropped,
         records_written=sum(processed[s] for s in model.sink_ids), peak_slots=peak_slots,
         final_parallelism=model.parallelism(), arrived=model.arrived_per_vertex(), processed=processed,
-        queued={v.id: float(queued_array[i]) for i, v in enumerate(model.vertices)})
+        queued={v.id: float(queued_array[i]) for i, v in enumerate(model.vertices)},
+        discarded=model.discarded_per_vertex(), records_replayed=float(model.replayed_total.sum()))
     return SimRun(outcome=outcome, timeline=_timeline(vertex_ids, points), history=history, lag_records=lag,
                   offered_rate=offered_rates)
 

@@ -304,7 +304,7 @@ def _rescale(data: Any) -> RescaleSpec:
     if not parsed.is_bytes:
         raise InputError(f"must be a byte rate such as 200MB/s, got {bandwidth!r}", field="rescale.restore_bandwidth")
     spec = RescaleSpec(restart_seconds=_v(r.duration("restart_time", 30.0)),
-                       restore_bytes_per_second=parsed.per_second)
+                       restore_bytes_per_second=parsed.per_second, mode=r.text("mode", "savepoint"))
     r.done()
     return spec
 
