@@ -600,6 +600,12 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
         if constraint.name in ("source_partitions", "partition_throughput") and constraint.required > 0:
             carried = min(carried, constraint.available / constraint.required)
 
+    if spec.state.ttl_seconds is not None and projected.value > 0:
+        cleanup = ("cleanupInRocksdbCompactFilter(1000): RocksDB drops expired entries while compacting"
+                   if backend in ("rocksdb", "forst") else
+                   "cleanupIncrementally(10, false): the heap backend checks 10 entries per state access")
+        notes.append(f"state TTL {format_duration(spec.state.ttl_seconds)}: SQL jobs get table.exec.state.ttl; "
+                     f"DataStream jobs set StateTtlConfig with {cleanup}")
     # State per TaskManager, local disk.
     state_per_tm = projected.value / tms
     disk_needed = state_per_tm * 2 if backend in ("rocksdb", "forst") else 0.0
