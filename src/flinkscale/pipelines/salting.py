@@ -13,6 +13,9 @@ Design points:
   gets the same salt and exactly-once state stays consistent (a random or round-robin salt would not).
   Records without an id may salt by any stable field; never by Python's ``hash()``, which is salted per
   process.
+* Use several salts per subtask (``4 x parallelism``): salted keys are placed by hash like any key, so
+  with only ``p`` salts a hot key's pieces often share subtasks (Zipf(1.2), max parallelism 128, p = 4:
+  max/mean 1.49 unsalted, 1.34 with 4 salts, 1.06 with 32; bench/shedding_skew_model.py).
 * The salted key is the text ``"<salt>|<key>"``. Declaring it ``Types.STRING()`` makes Flink hash the Java
   string, so ``flinkscale.core.keygroups.subtask_for_string_key`` predicts where each salted key lands.
 * Everything except ``salted_aggregate`` is plain Python; that one imports pyflink when called.
