@@ -20,13 +20,14 @@ class Run:
     rescale_minutes: tuple[float, ...]
     slot_hours: float
     max_lag: float
+    mean_lag: float
 
 
 def run(policy_name: str, profile: list[tuple[float, float]], hours: float) -> Run:
     policy = make_policy(policy_name)
     keep = required_history_seconds(policy)
     parallelism = {"src": 1, "win": 1, "sink": 1}
-    lag, t, slot_seconds, max_lag = 0.0, 0.0, 0.0, 0.0
+    lag, t, slot_seconds, max_lag, lag_integral = 0.0, 0.0, 0.0, 0.0, 0.0
     history, rescales = History(), []
     while t < hours * 3600:
         arrival = next(rate for start, rate in reversed(profile) if t >= start)
@@ -35,6 +36,7 @@ def run(policy_name: str, profile: list[tuple[float, float]], hours: float) -> R
         read = min(snapshot.vertex("src").metrics.num_records_in_per_second or 0.0, arrival + lag / TICK)
         lag = max(0.0, lag + (arrival - read) * TICK)
         max_lag = max(max_lag, lag)
+        lag_integral += lag * TICK
         slot_seconds += max(parallelism.values()) * TICK
         decision = policy.decide(snapshot, history)
         history = history.append(snapshot=snapshot, decision=decision, keep_seconds=keep)
@@ -47,7 +49,7 @@ def run(policy_name: str, profile: list[tuple[float, float]], hours: float) -> R
             parallelism = new
             t += RESTART_SECONDS
         t += TICK
-    return Run(tuple(rescales), slot_seconds / 3600, max_lag)
+    return Run(tuple(rescales), slot_seconds / 3600, max_lag, lag_integral / (hours * 3600))
 
 
 @pytest.mark.parametrize("step", [3.0, 5.0])
@@ -67,3 +69,20 @@ def test_flinkscale_scales_back_down_once_after_the_interval_and_does_not_oscill
     assert len(ours.rescale_minutes) == 2
     # the drop at minute 100 is followed by a scale-down only after scale-down.interval (60 min)
     assert ours.rescale_minutes[1] >= 100.0 + 60.0 - 1.0
+
+
+TRACES = {
+    "2000/s, 3x step at 20 min, back at 100 min": [(0.0, 2000.0), (1200.0, 6000.0), (6000.0, 2000.0)],
+    "2000/s, 5x step at 20 min": [(0.0, 2000.0), (1200.0, 10000.0)],
+    "ramp 2000/s + 800/s every 10 min": [(600.0 * i, 2000.0 + 800.0 * i) for i in range(15)],
+}
+
+if __name__ == "__main__":  # the table in docs/autoscale-policies.md
+    print("| trace | policy | rescales | slot-hours | max lag (records) | mean lag |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, trace in TRACES.items():
+        for name in ("flink-operator", "flinkscale", "cpu-threshold"):
+            r = run(name, trace, hours=4.0)
+            print(f"| {label} | {name} | {len(r.rescale_minutes)} | {r.slot_hours:.2f} | {r.max_lag:,.0f} | "
+                  f"{r.mean_lag:,.0f} |")
+            label = ""

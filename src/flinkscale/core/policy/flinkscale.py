@@ -62,7 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scale-down.margin", "fraction", "0.1", "scale down only to <= utilization.target - margin"),
     Setting("scale-down.interval", "duration", "1h", "no scale-down until this long without change"),
     Setting("stabilization.interval", "duration", "2m", "no decision this long after a (re)start or rescale"),
-    Setting("metrics.window", "duration", "5m", "window for per-subtask cost and the rate trend"),
+    Setting("metrics.window", "duration", "5m", "window over which the per-subtask cost is averaged"),
     Setting("catch-up.duration", "duration", "30m", "the backlog must drain within this"),
     Setting("restart.time", "duration", "5m", "restart cost until the history has a rescale"),
     Setting("backlog-processing.lag-threshold", "duration", "1m", "lag (seconds of input) that blocks scale-down"),
