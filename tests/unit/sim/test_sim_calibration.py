@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from flinkscale.core.sim.calibration import catch_up_seconds, pipeline_capacity, step_response
@@ -74,3 +75,52 @@ def test_peak_provisioning_of_a_source_counts_partitions_per_reader() -> None:
     pipeline = SimPipeline((SimVertex("src", 1, 4000.0, is_source=True, partitions=240, max_parallelism=720),))
     # Smallest p with ceil(240 / p) / 240 x 44,000 <= 3,200: ceil(240/p) <= 17 -> p = 15.
     assert peak_parallelism(pipeline, 44_000.0, 0.8)["src"] == 15
+
+
+def test_a_snapshot_of_a_simulated_job_gives_back_its_capacities_and_selectivities(scripted: type) -> None:
+    from flinkscale.core.sim.calibration import pipeline_from_snapshot
+    from flinkscale.core.sim.run import SimConfig, simulate
+
+    original = SimPipeline(
+        (SimVertex("src", 4, 5000.0, is_source=True, partitions=8),
+         SimVertex("parse", 6, 400.0),
+         SimVertex("agg", 5, 900.0, max_parallelism=120),
+         SimVertex("sink", 2, 3000.0)),
+        (SimEdge("src", "parse", ShipStrategy.REBALANCE, 1.0),
+         SimEdge("parse", "agg", ShipStrategy.HASH, 0.8),
+         SimEdge("agg", "sink", ShipStrategy.REBALANCE, 0.25)))
+    policy = scripted()
+    simulate(original, np.full(600, 1500.0), policy, SimConfig(duration_seconds=600))
+    snapshot, _ = policy.seen[-1]
+    rebuilt = pipeline_from_snapshot(snapshot)
+    for vertex in original.vertices:
+        assert rebuilt.vertex(vertex.id).capacity == pytest.approx(vertex.capacity, rel=1e-6)
+        assert rebuilt.vertex(vertex.id).max_parallelism == vertex.max_parallelism
+    for before, after in zip(original.edges, rebuilt.edges, strict=True):
+        assert after.ship_strategy is before.ship_strategy
+        assert after.selectivity == pytest.approx(before.selectivity, rel=1e-3)
+
+
+def test_a_recorded_snapshot_becomes_a_pipeline_for_a_step_response() -> None:
+    import json
+    from pathlib import Path
+
+    from flinkscale.core.sim.calibration import pipeline_from_snapshot
+    from flinkscale.core.snapshot import MetricsSnapshot
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "snapshots" / "clickstream-p1-steady.json"
+    snapshot = MetricsSnapshot.from_dict(json.loads(path.read_text()))
+    pipeline = pipeline_from_snapshot(snapshot)
+    for vertex in snapshot.vertices:
+        rate = vertex.metrics.num_records_in_per_second
+        busy = vertex.metrics.busy_time_ms_per_second_avg
+        assert rate is not None and busy is not None
+        assert pipeline.vertex(vertex.id).capacity == pytest.approx(rate / (vertex.parallelism * busy / 1000))
+    capacity = pipeline_capacity(pipeline)
+    response = step_response(pipeline, rate_before=0.5 * capacity, rate_during=1.5 * capacity,
+                             step_at_seconds=60, pulse_seconds=60, duration_seconds=1200, recovered_lag=0.0)
+    # Excess 0.5c for 60 s, drained at 0.5c: a backlog of 30c records, back to zero 60 s after the pulse ends.
+    # The bottleneck's input buffer (4 s of its capacity) holds part of the backlog instead of the source.
+    backlog = 0.5 * capacity * 60
+    assert backlog - 4 * capacity <= response.peak_lag_records <= backlog
+    assert response.time_to_recover_seconds == pytest.approx(120.0, abs=4.0)

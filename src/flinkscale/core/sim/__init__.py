@@ -13,7 +13,14 @@ code drives a real cluster and a simulated one. Pieces, each in its own module:
 - ``calibration``: ``step_response`` for comparing against the real cluster, ``catch_up_seconds``.
 """
 
-from flinkscale.core.sim.calibration import StepResponse, catch_up_seconds, pipeline_capacity, step_response
+from flinkscale.core.sim.calibration import (
+    StepResponse,
+    catch_up_seconds,
+    measured_capacity_per_subtask,
+    pipeline_capacity,
+    pipeline_from_snapshot,
+    step_response,
+)
 from flinkscale.core.sim.engine import JobModel
 from flinkscale.core.sim.keyload import KeyDistribution, key_group_weights, partition_shares, subtask_shares
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
@@ -31,9 +38,38 @@ from flinkscale.core.sim.traces import (
 )
 
 __all__ = [
-    "CheckpointSpec", "ClusterSpec", "ConstantTrace", "DiurnalTrace", "JobModel", "KeyDistribution",
-    "RampTrace", "ReplayTrace", "RescaleSpec", "Scenario", "SimConfig", "SimEdge", "SimOutcome", "SimPipeline",
-    "SimRun", "SimVertex", "SpikesTrace", "StepResponse", "StepTrace", "Timeline", "Trace", "apply_overrides",
-    "catch_up_seconds", "clamp_parallelism", "key_group_weights", "parse_rate_csv", "parse_scenario",
-    "partition_shares", "pipeline_capacity", "simulate", "step_response", "subtask_shares",
+    "CheckpointSpec",
+    "ClusterSpec",
+    "ConstantTrace",
+    "DiurnalTrace",
+    "JobModel",
+    "KeyDistribution",
+    "RampTrace",
+    "ReplayTrace",
+    "RescaleSpec",
+    "Scenario",
+    "SimConfig",
+    "SimEdge",
+    "SimOutcome",
+    "SimPipeline",
+    "SimRun",
+    "SimVertex",
+    "SpikesTrace",
+    "StepResponse",
+    "StepTrace",
+    "Timeline",
+    "Trace",
+    "apply_overrides",
+    "catch_up_seconds",
+    "clamp_parallelism",
+    "key_group_weights",
+    "measured_capacity_per_subtask",
+    "parse_rate_csv",
+    "parse_scenario",
+    "partition_shares",
+    "pipeline_capacity",
+    "pipeline_from_snapshot",
+    "simulate",
+    "step_response",
+    "subtask_shares",
 ]

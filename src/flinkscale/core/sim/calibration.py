@@ -10,6 +10,11 @@ step plus the two numbers compared with the real cluster (bench/sim_calibration)
   ``recovered_lag`` (default: the lag before the step plus one second of the final rate). ``None`` when it
   never recovers within the run (the pipeline is too slow for the final rate).
 
+``pipeline_from_snapshot`` builds the simulated pipeline from a snapshot of the real job (the collector's
+``MetricsSnapshot``): the graph, ship strategies and max parallelism as Flink reports them, per-subtask
+capacity = records in per second / (parallelism x average busy ratio) unless a profile's capacities are
+given, and each edge's selectivity from the measured rates.
+
 ``catch_up_seconds`` is the closed form the tests hold the simulator to: after ``downtime`` seconds without
 processing at offered rate ``r``, a job of capacity ``c > r`` drains the backlog ``r x D`` at ``c - r``, taking
 ``r x D / (c - r)``.
@@ -18,6 +23,7 @@ processing at offered rate ``r``, a job of capacity ``c > r`` drains the backlog
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +31,8 @@ import numpy as np
 from flinkscale.core.errors import InputError
 from flinkscale.core.sim.engine import JobModel
 from flinkscale.core.sim.keyload import FloatArray
-from flinkscale.core.sim.model import SimPipeline
+from flinkscale.core.sim.model import SimEdge, SimPipeline, SimVertex
+from flinkscale.core.snapshot import MetricsSnapshot, Vertex
 
 
 def catch_up_seconds(rate: float, downtime_seconds: float, capacity: float) -> float:
@@ -91,3 +98,47 @@ def step_response(pipeline: SimPipeline, *, rate_before: float, rate_during: flo
                         peak_lag_records=float(lag[peak_index]), peak_lag_seconds=float(lag_seconds.max()),
                         peak_at_seconds=float(times[peak_index]), time_to_recover_seconds=time_to_recover,
                         recovered_lag=threshold)
+
+
+def measured_capacity_per_subtask(vertex: Vertex) -> float | None:
+    """Records/s one subtask processes at 100% busy: rate in / (p x average busy ratio); None if not measurable.
+
+    Total busy time over the subtasks is p x busy_avg, so this is the total rate over the total busy time, exact
+    for equal subtasks whatever the skew (a hot subtask is busier, and counted so).
+    """
+    metrics = vertex.metrics
+    rate, busy = metrics.num_records_in_per_second, metrics.busy_time_ms_per_second_avg
+    if rate is None or busy is None or rate <= 0 or busy <= 0:
+        return None
+    return rate / (vertex.parallelism * busy / 1000)
+
+
+def pipeline_from_snapshot(snapshot: MetricsSnapshot, capacities: Mapping[str, float] | None = None,
+                           state_bytes: Mapping[str, float] | None = None) -> SimPipeline:
+    """The real job as a ``SimPipeline``: capacities from ``capacities`` (per subtask) or from the snapshot.
+
+    Keys are taken as uniform (only the key-group layout makes skew); pass a profile's capacities when the
+    snapshot's busy times are too low to measure (an idle vertex has no measurable capacity).
+    """
+    given = dict(capacities or {})
+    vertices = []
+    for index, vertex in enumerate(snapshot.vertices):
+        capacity = given.get(vertex.id) or measured_capacity_per_subtask(vertex)
+        if capacity is None:
+            raise InputError(f"no capacity for vertex {vertex.id!r}: it reports no busy time and none was given",
+                             field=f"capacities.{vertex.id}")
+        vertices.append(SimVertex(id=vertex.id, name=vertex.name, parallelism=vertex.parallelism, capacity=capacity,
+                                  max_parallelism=vertex.max_parallelism, is_source=vertex.is_source,
+                                  partitions=vertex.partitions,
+                                  state_bytes=float((state_bytes or {}).get(vertex.id, 0.0)),
+                                  where=f"vertices[{index}]"))
+    edges = []
+    for index, edge in enumerate(snapshot.edges):
+        upstream, downstream = snapshot.vertex(edge.source), snapshot.vertex(edge.target)
+        rate_up = upstream.metrics.num_records_in_per_second
+        # One input: the downstream rate is all from this edge; several: the upstream's own out/in ratio.
+        rate_edge = (downstream.metrics.num_records_in_per_second if len(snapshot.inputs_of(edge.target)) == 1
+                     else upstream.metrics.num_records_out_per_second)
+        selectivity = rate_edge / rate_up if rate_up and rate_edge else 1.0
+        edges.append(SimEdge(edge.source, edge.target, edge.ship_strategy, selectivity, where=f"edges[{index}]"))
+    return SimPipeline(tuple(vertices), tuple(edges), name=snapshot.job_name)
