@@ -166,6 +166,15 @@ def test_ineffective_scale_up_is_not_repeated() -> None:
     assert not decision.rescale
 
 
+def test_an_idle_vertex_is_not_judged_ineffective() -> None:
+    # Before: 20% busy (not a bottleneck). After 2 -> 4 its TPR looks lower, which says nothing.
+    before = [job(60.0 * i, vertex("src", 2, rate_in=2000.0, busy_max=200.0, source=True)) for i in range(10)]
+    after = [job(60.0 * i, vertex("src", 4, rate_in=2000.0, busy_max=500.0, lag_rate=20000.0, source=True))
+             for i in range(10, 20)]
+    decision = decide(after[-1], history_of(*before, *after[:-1]))
+    assert decision.parallelism()["src"] > 4
+
+
 def test_gc_pressure_blocks_scale_up() -> None:
     snap = clickstream(0.0, arrival=6000.0, lag=180000.0, jvm=JvmPressure(0.5, 400.0))
     decision = decide(snap)

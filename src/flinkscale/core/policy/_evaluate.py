@@ -314,6 +314,7 @@ class ScaleUpOutcome:
     new_parallelism: int
     true_processing_rate_before: float
     true_processing_rate_after: float
+    busy_ratio_before: float = 1.0  # mean busiest-subtask busy ratio before the scale-up
 
     @property
     def expected_gain(self) -> float:
@@ -366,7 +367,8 @@ def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id
     tpr_before, tpr_after = _mean_tpr(before, vertex_id), _mean_tpr(after, vertex_id)
     if tpr_before is None or tpr_after is None or math.isinf(tpr_before) or math.isinf(tpr_after):
         return None
-    return ScaleUpOutcome(old_p, new_p, tpr_before, tpr_after)
+    busy_before = _mean(s.vertex(vertex_id).metrics.busy_time_ms_per_second_max for s in before)
+    return ScaleUpOutcome(old_p, new_p, tpr_before, tpr_after, (busy_before or 0.0) / 1000.0)
 
 
 def gc_pressure(snapshot: MetricsSnapshot) -> float | None:

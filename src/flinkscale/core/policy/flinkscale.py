@@ -33,7 +33,8 @@ Rules:
    for the fraction of the target that vertex can carry (more capacity elsewhere would only wait on it),
    and the reason says which ceiling binds.
 6. Ineffective scaling: if the vertex's last scale-up realised less than ``scaling.effectiveness.threshold``
-   of the TPR gain it should have (hot key, external bottleneck), it is not scaled up again.
+   of the TPR gain it should have (hot key, external bottleneck), it is not scaled up again. Judged only
+   for a vertex that was at least half busy before (an idle vertex's TPR is mostly noise).
 7. GC pressure over ``memory.gc-pressure.threshold`` blocks scale-ups (a GC-bound job needs memory, not
    parallelism); heap usage over ``memory.heap-usage.threshold`` blocks scale-downs (fewer subtasks
    hold more state each).
@@ -314,7 +315,9 @@ class FlinkscalePolicy:
             if s.effectiveness_threshold > 0:
                 outcome = ev.last_scale_up_outcome(snapshot, history, vertex.id, s.stabilization_interval,
                                                    max(s.metrics_window, s.stabilization_interval))
-            if outcome is not None and not outcome.effective(s.effectiveness_threshold):
+            # Judged only where the vertex was a bottleneck before: an idle vertex's TPR is noise.
+            if (outcome is not None and outcome.busy_ratio_before >= 0.5
+                    and not outcome.effective(s.effectiveness_threshold)):
                 numbers.update(expected_tpr_gain=outcome.expected_gain, actual_tpr_gain=outcome.actual_gain)
                 reason = (f"ineffective scaling: the scale-up {outcome.old_parallelism}->{outcome.new_parallelism} "
                           f"gained {outcome.actual_gain:.1f}/s of the {outcome.expected_gain:.1f}/s expected "
