@@ -4,8 +4,8 @@
    N records per group (target 2% at 95%); Monte-Carlo windows (numpy, fixed seed) then measure how many
    windows land within the 2% target and within the error the window itself states. The real-cluster
    table (throughput, lag) is bench/shedding, run by the lead.
-2. Salting: Zipf(1.2) user keys placed on subtasks with Flink's exact key-group assignment
-   (murmur(String.hashCode) % maxP, then kg x p / maxP); the busiest subtask's load over the mean,
+2. Salting: Zipf(1.2) user keys placed on subtasks as Flink places a PyFlink ``key_by`` STRING key
+   (murmur(Row(key).hashCode) % maxP, then kg x p / maxP); the busiest subtask's load over the mean,
    unsalted vs salted (salt = crc32(event id) % salts), as a ratio against the unsalted baseline.
 
 Run: .venv/bin/python bench/shedding_skew_model.py [--windows 2000]
@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from flinkscale.core.keygroups import layout_imbalance, subtask_for_string_key
+from flinkscale.core.keygroups import layout_imbalance, subtask_for_pyflink_string_key
 from flinkscale.core.shedding import choose_keep_probability, z_for_confidence
 from flinkscale.pipelines.salting import salt_for, salted_key
 
@@ -52,8 +52,8 @@ def salting_table(records: int) -> None:
             values = [loads.get(i, 0) for i in range(parallelism)]
             return max(values) / (sum(values) / parallelism)
 
-        before = Counter(subtask_for_string_key(k, 128, parallelism) for k in keys)
-        after = Counter(subtask_for_string_key(salted_key(k, salt_for(e, salts)), 128, parallelism)
+        before = Counter(subtask_for_pyflink_string_key(k, 128, parallelism) for k in keys)
+        after = Counter(subtask_for_pyflink_string_key(salted_key(k, salt_for(e, salts)), 128, parallelism)
                         for k, e in zip(keys, event_ids, strict=True))
         print(f"{parallelism:>4} {layout_imbalance(128, parallelism):>7.3f} {ratio(before):>9.3f} "
               f"{ratio(after):>7.3f} {salts:>5} {ratio(after) / ratio(before):>12.3f}")

@@ -10,8 +10,10 @@ others 1, and the busiest carries 1.5x the mean with perfectly uniform keys).
 
 The functions take the key's Java ``hashCode()`` (an int32), because that is what Flink hashes. For the
 key types a PyFlink job declares with ``key_type=Types.STRING()`` / ``Types.LONG()`` / ``Types.INT()``,
-``java_string_hash``, ``java_long_hash`` and ``java_int_hash`` reproduce ``hashCode()``. The expected
-values in the unit tests were produced by Flink 2.3's own ``flink-dist`` jar, not by this module.
+``java_string_hash``, ``java_long_hash`` and ``java_int_hash`` reproduce ``hashCode()``; a PyFlink
+DataStream ``key_by`` wraps the key in a one-field Row, whose hash ``pyflink_key_hash`` adds. (SQL jobs hash
+their binary group-key rows differently; this module does not model that.) The expected values in the
+unit tests were produced by Flink 2.3's own jars, not by this module.
 """
 
 from __future__ import annotations
@@ -171,9 +173,26 @@ def java_int_hash(value: int) -> int:
     return value
 
 
+def pyflink_key_hash(field_hash_code: int) -> int:
+    """The ``hashCode()`` of the key a PyFlink DataStream ``key_by`` hands to Flink.
+
+    PyFlink wraps the selected key in a one-field ``Row`` (``KeyByKeySelector``), and ``Row.hashCode()``
+    of an INSERT row with one field is the field's hash code + 62 (int32 arithmetic); checked against
+    Flink 2.3's jar for strings, ints and longs, including overflow.
+    """
+    _check_int32(field_hash_code, "field_hash_code")
+    return _to_int32(field_hash_code + 62)
+
+
 def subtask_for_string_key(key: str, max_parallelism: int, parallelism: int) -> int:
-    """The subtask a ``Types.STRING()`` key lands on: hashCode -> murmur -> key group -> operator index."""
+    """The subtask a Java ``String`` key lands on (Java DataStream jobs): hashCode -> murmur -> kg -> index."""
     key_group = key_group_for_hash(java_string_hash(key), max_parallelism)
+    return operator_index_for_key_group(key_group, max_parallelism, parallelism)
+
+
+def subtask_for_pyflink_string_key(key: str, max_parallelism: int, parallelism: int) -> int:
+    """The subtask of a PyFlink ``key_by(..., key_type=Types.STRING())`` key (wrapped in a Row by PyFlink)."""
+    key_group = key_group_for_hash(pyflink_key_hash(java_string_hash(key)), max_parallelism)
     return operator_index_for_key_group(key_group, max_parallelism, parallelism)
 
 

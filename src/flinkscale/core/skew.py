@@ -289,8 +289,8 @@ def _keyed_remedies(vertex: Vertex, observed: float, layout: float, hot: float, 
             expected_max_over_mean=after, expected_gain=gain, needs_restart=True,
             explanation=base + f"; salts = {SALTS_PER_SUBTASK} x p = {salts}: salted keys land on subtasks by "
                                "hash, so several salts per subtask are needed for a hot key to spread evenly "
-                               "(r' ~ layout is the limit; Zipf(1.2) at p=4 measured 1.06 with 32 salts, "
-                               "1.34 with 4)"))
+                               "(r' ~ layout is the limit; Zipf(1.2) at p=4 measured 1.44 unsalted, 1.17 "
+                               "with 4 salts, 1.07 with 32)"))
     return remedies
 
 

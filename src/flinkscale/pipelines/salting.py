@@ -15,9 +15,10 @@ Design points:
   process.
 * Use several salts per subtask (``4 x parallelism``): salted keys are placed by hash like any key, so
   with only ``p`` salts a hot key's pieces often share subtasks (Zipf(1.2), max parallelism 128, p = 4:
-  max/mean 1.49 unsalted, 1.34 with 4 salts, 1.06 with 32; bench/shedding_skew_model.py).
-* The salted key is the text ``"<salt>|<key>"``. Declaring it ``Types.STRING()`` makes Flink hash the Java
-  string, so ``flinkscale.core.keygroups.subtask_for_string_key`` predicts where each salted key lands.
+  max/mean 1.44 unsalted, 1.17 with 4 salts, 1.07 with 32; p = 96: 17.6, 2.23 with 96, 1.84 with 384,
+  where the key-group layout alone gives 1.5; bench/shedding_skew_model.py).
+* The salted key is the text ``"<salt>|<key>"``, keyed with ``key_type=Types.STRING()``, so
+  ``flinkscale.core.keygroups.subtask_for_pyflink_string_key`` predicts where each salted key lands.
 * Everything except ``salted_aggregate`` is plain Python; that one imports pyflink when called.
 """
 

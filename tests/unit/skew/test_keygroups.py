@@ -24,6 +24,8 @@ from flinkscale.core.keygroups import (
     layout_imbalance,
     murmur_hash,
     operator_index_for_key_group,
+    pyflink_key_hash,
+    subtask_for_pyflink_string_key,
 )
 
 # (hashCode, MathUtils.murmurHash)
@@ -113,6 +115,18 @@ FLINK_OPERATOR_INDEX = [
     (128, 3, 127, 2),
 ]
 
+# (field hashCode, Row.of(field).hashCode(), assignToKeyGroup(row, 128), assignToKeyGroup(row, 720))
+FLINK_ROW_KEYS = [
+    (2147483647, -2147483587, 59, 347),
+    (-2147483648, -2147483586, 122, 218),
+    (0, 62, 33, 689),
+    (0, 62, 33, 689),
+    (-1482116162, -1482116100, 113, 641),
+    (-147182656, -147182594, 76, 172),
+    (1338602716, 1338602778, 79, 703),
+    (7, 69, 17, 177),
+]
+
 
 @pytest.mark.parametrize(("code", "expected"), FLINK_MURMUR)
 def test_murmur_hash_matches_flink(code: int, expected: int) -> None:
@@ -198,3 +212,16 @@ def test_bad_input_names_the_field(call: object, field: str) -> None:
     with pytest.raises(InputError) as info:
         call()  # type: ignore[operator]
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(("field_hash", "row_hash", "key_group_128", "key_group_720"), FLINK_ROW_KEYS)
+def test_pyflink_row_keys_match_flink(field_hash: int, row_hash: int, key_group_128: int, key_group_720: int) -> None:
+    assert pyflink_key_hash(field_hash) == row_hash
+    assert key_group_for_hash(row_hash, 128) == key_group_128
+    assert key_group_for_hash(row_hash, 720) == key_group_720
+
+
+def test_pyflink_string_key_subtask_via_keyby_key_selector() -> None:
+    # Flink 2.3's KeyByKeySelector on Row.of("user-1", payload) put the key in key group 67 of 128.
+    assert subtask_for_pyflink_string_key("user-1", 128, 4) == operator_index_for_key_group(67, 128, 4)
+    assert subtask_for_pyflink_string_key("hot", 128, 4) == operator_index_for_key_group(98, 128, 4)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flinkscale.core.errors import InputError
-from flinkscale.core.keygroups import subtask_for_string_key
+from flinkscale.core.keygroups import subtask_for_pyflink_string_key
 from flinkscale.pipelines.salting import (
     AGGREGATIONS,
     COUNT,
@@ -76,7 +76,7 @@ def test_bad_salt_count_names_the_field() -> None:
 def subtask_loads(keys: list[str], max_parallelism: int, parallelism: int) -> list[int]:
     loads = [0] * parallelism
     for key in keys:
-        loads[subtask_for_string_key(key, max_parallelism, parallelism)] += 1
+        loads[subtask_for_pyflink_string_key(key, max_parallelism, parallelism)] += 1
     return loads
 
 
@@ -89,8 +89,8 @@ def test_a_zipf_hot_key_spreads_over_subtasks_with_max_parallelism_128_and_p_4()
     salted_keys = [salted_key(r[0], salt_for(r[2], 16)) for r in records]
     salted_loads = subtask_loads(salted_keys, 128, 4)
 
-    hot_subtasks_unsalted = {subtask_for_string_key(hot_key, 128, 4)}
-    hot_subtasks_salted = {subtask_for_string_key(k, 128, 4) for k, r in zip(salted_keys, records, strict=True)
+    hot_subtasks_unsalted = {subtask_for_pyflink_string_key(hot_key, 128, 4)}
+    hot_subtasks_salted = {subtask_for_pyflink_string_key(k, 128, 4) for k, r in zip(salted_keys, records, strict=True)
                            if r[0] == hot_key}
     assert len(hot_subtasks_unsalted) == 1
     assert len(hot_subtasks_salted) == 4  # 16 salts over 4 subtasks reach every subtask
