@@ -63,8 +63,16 @@ def _caption(comparison: Comparison) -> str:
             f"core-hours = slot-hours (1 slot = 1 core)")
 
 
+DEFINITIONS = (
+    "core-hours = sum of slots in use x seconds / 3600; lag (s) = pending records at the sources / offered "
+    "records/s of that second; s lag > target = seconds with lag (s) above the latency target; peak lag = the "
+    "maxima over every step; downtime = sum over rescales of restart time + state bytes / restore bandwidth; "
+    "dropped = records shed at the sources."
+)
+
+
 def render_table(comparison: Comparison) -> Table:
-    table = Table(title=_caption(comparison), title_justify="left")
+    table = Table(title=_caption(comparison), title_justify="left", caption=DEFINITIONS, caption_justify="left")
     for key, title in COLUMNS:
         table.add_column(title, justify="left" if key == "policy" else "right", no_wrap=key == "policy")
     for row in comparison_rows(comparison):
@@ -77,6 +85,7 @@ def render_markdown(comparison: Comparison) -> str:
              "|" + "|".join("---" if key == "policy" else "---:" for key, _ in COLUMNS) + "|"]
     for row in comparison_rows(comparison):
         lines.append("| " + " | ".join(_cell(key, row[key]) for key, _ in COLUMNS) + " |")
+    lines += ["", f"_{DEFINITIONS}_"]
     return "\n".join(lines) + "\n"
 
 
@@ -155,6 +164,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child,t
 <p>{html.escape(scenario.description)}</p>
 <p>{html.escape(_caption(comparison))}</p>
 <table><tr>{header}</tr>{body}</table>
+<p><small>{html.escape(DEFINITIONS)}</small></p>
 <p><small>Start parallelism per policy: {starts}</small></p>
 {"".join(figures)}
 </body></html>

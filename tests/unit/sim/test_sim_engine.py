@@ -169,3 +169,33 @@ def test_buffers_must_hold_two_steps(chain: Chain) -> None:
     with pytest.raises(InputError) as caught:
         JobModel(chain(1.0), step_seconds=1.0, buffer_seconds=1.5)
     assert caught.value.field == "buffer_seconds"
+
+
+@given(rates=st.lists(st.floats(0, 5_000), min_size=1, max_size=30), skew=st.floats(0, 1.5),
+       capacities=st.lists(st.floats(20, 2000), min_size=5, max_size=5))
+@settings(max_examples=40, deadline=None)
+def test_conservation_on_a_two_source_join_with_fan_out(rates: list[float], skew: float,
+                                                          capacities: list[float]) -> None:
+    # clicks -> enrich -+-> join (keyed) -> sink ; ads -> join ; enrich -> audit (broadcast fan-out)
+    pipeline = SimPipeline(
+        (SimVertex("clicks", 3, capacities[0], is_source=True, partitions=7),
+         SimVertex("ads", 1, capacities[1], is_source=True),
+         SimVertex("enrich", 4, capacities[2]),
+         SimVertex("join", 5, capacities[3], max_parallelism=16),
+         SimVertex("audit", 2, capacities[4]),
+         SimVertex("sink", 2, 1e4)),
+        (SimEdge("clicks", "enrich", ShipStrategy.FORWARD),
+         SimEdge("enrich", "join", ShipStrategy.HASH, 0.9, KeyDistribution("zipf", 300, skew)),
+         SimEdge("ads", "join", ShipStrategy.HASH, 1.0),
+         SimEdge("enrich", "audit", ShipStrategy.BROADCAST, 0.1),
+         SimEdge("join", "sink", ShipStrategy.GLOBAL, 0.5)))
+    model = JobModel(pipeline, buffer_seconds=2.0)
+    run(model, rates)
+    model.rescale({"join": 3, "enrich": 2})
+    run(model, rates)
+    arrived, processed = model.arrived_per_vertex(), model.processed_per_vertex()
+    queued = dict(zip([v.id for v in model.vertices], model.queued_per_vertex(), strict=True))
+    for vid in arrived:
+        assert arrived[vid] == pytest.approx(processed[vid] + queued[vid], rel=1e-9, abs=1e-6)
+    assert arrived["clicks"] + arrived["ads"] == pytest.approx(model.admitted_total)
+    assert np.all(model.queue >= -1e-9)
