@@ -67,3 +67,21 @@ def test_static_starts_at_peak_provisioning_and_never_lags() -> None:
     assert run.outcome.peak_lag_seconds < scenario.config.latency_target_seconds
     assert "| static |" in render_markdown(comparison)
     assert render_html(comparison).count("<table>") == 1
+
+
+def test_a_replay_trace_reads_its_csv_next_to_the_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rates.csv").write_text("seconds,rate\n0,100\n300,400\n")
+    scenario = tmp_path / "replay.yaml"
+    scenario.write_text(
+        "duration: 10m\n"
+        "trace: {type: replay, csv: rates.csv}\n"
+        "pipeline:\n"
+        "  vertices: [{id: a, source: true, capacity: 1000/s}]\n"
+        "policies: [static]\n")
+    assert main(["simulate", str(scenario), "--format", "json", "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["offered_rate"]["mean"] == pytest.approx(250.0)
+    assert data["offered_rate"]["peak"] == pytest.approx(400.0)
+    (tmp_path / "rates.csv").unlink()
+    assert main(["simulate", str(scenario), "--no-progress"]) == 2
+    assert "trace.csv" in capsys.readouterr().err
