@@ -476,3 +476,28 @@ def shed_stream(stream: Any, control_stream: Any, *, mode: str = "random",
     broadcast = control_stream.broadcast(descriptor)
     kwargs = {} if output_type is None else {"output_type": output_type}
     return stream.connect(broadcast).process(_Shed(), **kwargs).uid(uid).name("flinkscale: shed (keep with p)")
+
+
+def sql_estimate_columns(keep_probability: float, confidence: float = DEFAULT_CONFIDENCE,
+                         value_column: str | None = None, prefix: str = "") -> dict[str, str]:
+    """SQL select expressions (Flink SQL) for a shed window: HT estimates and their relative errors.
+
+    For a GROUP BY over records kept with probability p (uniform per record):
+    ``count = COUNT(*) / p``, its error ``z SQRT((1-p) / COUNT(*))``; with ``value_column`` also
+    ``sum = SUM(v) / p`` and its error ``z SQRT((1-p) SUM(v^2)) / |SUM(v)|``. Keys are column aliases
+    (``{prefix}count``, ``{prefix}count_relative_error``, ...). A window with no kept records has no row.
+    """
+    p = _probability(keep_probability, "keep_probability")
+    z = z_for_confidence(confidence)
+    names = {"count": f"{prefix}count", "count_error": f"{prefix}count_relative_error",
+             "sum": f"{prefix}sum", "sum_error": f"{prefix}sum_relative_error"}
+    columns = {
+        names["count"]: f"CAST(COUNT(*) AS DOUBLE) / {p!r}",
+        names["count_error"]: f"{z!r} * SQRT((1 - {p!r}) / CAST(COUNT(*) AS DOUBLE))",
+    }
+    if value_column is not None:
+        value = f"CAST({value_column} AS DOUBLE)"
+        columns[names["sum"]] = f"SUM({value}) / {p!r}"
+        columns[names["sum_error"]] = (f"CASE WHEN SUM({value}) = 0 THEN NULL ELSE {z!r} * SQRT((1 - {p!r}) * "
+                                       f"SUM({value} * {value})) / ABS(SUM({value})) END")
+    return columns

@@ -238,3 +238,31 @@ def test_broadcast_side_state_text_round_trip_and_reader_cache() -> None:
     first = reader.refresh(state)
     assert first.keep_probability == 0.4 and reader.refresh(state) is first  # parsed once per text
     assert reader.refresh(newer).keep_probability == 0.8
+
+
+def test_sql_estimate_columns_compute_what_the_accumulator_computes() -> None:
+    # Evaluate the generated SQL in sqlite (SQRT registered) and compare with WeightedAccumulator.
+    import sqlite3
+
+    from flinkscale.pipelines.shedding import sql_estimate_columns
+
+    p = 0.3
+    rng = np.random.default_rng(8)
+    kept = [(f"g{int(g)}", float(v)) for g, v in zip(rng.integers(0, 3, 500), rng.exponential(5.0, 500),
+                                                     strict=True)]
+    columns = sql_estimate_columns(p, 0.95, value_column="v", prefix="est_")
+    connection = sqlite3.connect(":memory:")
+    connection.create_function("SQRT", 1, math.sqrt)
+    connection.execute("CREATE TABLE kept (g TEXT, v REAL)")
+    connection.executemany("INSERT INTO kept VALUES (?, ?)", kept)
+    select = ", ".join(f"{expression} AS {alias}" for alias, expression in columns.items())
+    rows = connection.execute(f"SELECT g, {select} FROM kept GROUP BY g ORDER BY g").fetchall()
+    assert len(rows) == 3
+    for group, count, count_error, total, total_error in rows:
+        accumulator = WeightedAccumulator()
+        for g, v in kept:
+            if g == group:
+                accumulator.add(v, 1 / p)
+        expected = accumulator.result(0.95)
+        assert (count, count_error, total, total_error) == pytest.approx(
+            (expected.count, expected.count_relative_error, expected.total, expected.sum_relative_error))
