@@ -259,10 +259,12 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     sink_index = [model.index[s] for s in model.sink_ids]
     source_index = [model.index[s] for s in model.source_ids]
     interval_offered = 0.0
+    interval_steps = 0
     for t in range(steps):
         now = (t + 1) * dt
         offered = float(rates[t]) * dt
         interval_offered += offered
+        interval_steps += 1
         admitted = offered * (1.0 - shed_fraction)
         dropped += offered - admitted
         if now <= down_until + 1e-9:
@@ -287,9 +289,10 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
             snapshot = build_snapshot(model, window, timestamp=now, job_name=pipeline.name, config=config,
                                       job_state="RUNNING" if running else "RESTARTING",
                                       checkpoints=checkpoint_stats)
-            points.append(_timeline_point(snapshot, now, interval_offered / (decision_every * dt), lag[t],
+            points.append(_timeline_point(snapshot, now, interval_offered / (interval_steps * dt), lag[t],
                                           slots, source_index, sink_index))
             interval_offered = 0.0
+            interval_steps = 0
             if running and window is not None and t < steps - 1:
                 try:
                     decision = policy.decide(snapshot, history)
