@@ -266,3 +266,31 @@ def test_sql_estimate_columns_compute_what_the_accumulator_computes() -> None:
         expected = accumulator.result(0.95)
         assert (count, count_error, total, total_error) == pytest.approx(
             (expected.count, expected.count_relative_error, expected.total, expected.sum_relative_error))
+
+
+def test_stratified_rates_from_the_controller_keep_a_small_group_within_target() -> None:
+    # 3x overload; one big group and one small group per window. A uniform p = 1/3 would break the
+    # small group's bound; the controller's per-group rates, applied by the sampler, keep both within it.
+    from flinkscale.core.shedding import choose_keep_probability
+
+    groups = {"big": 40_000.0, "small": 5_000.0}
+    decision = choose_keep_probability(3.0, 1.0, groups, 0.02, 0.95)
+    assert decision.achievable
+    control = ShedControl()
+    assert control.apply_message(decision.to_control_message(seq=1))
+    rng = random.Random(4)
+    windows = 100
+    within = {"big": 0, "small": 0}
+    for _ in range(windows):
+        sampler: Sampler[str] = Sampler(control, key_of=lambda group: group, rng=rng)
+        accumulators = {g: WeightedAccumulator() for g in groups}
+        for group, population in groups.items():
+            for _ in range(int(population)):
+                weight = sampler.decide(group)
+                if weight is not None:
+                    accumulators[group].add(1.0, weight)
+        for group, population in groups.items():
+            within[group] += abs(accumulators[group].result().count - population) / population <= 0.02
+    floor = 0.95 - 4 * math.sqrt(0.95 * 0.05 / windows)
+    assert within["big"] / windows >= floor and within["small"] / windows >= floor
+    assert control.keep_probability_for("small") > control.keep_probability_for("big")
