@@ -250,10 +250,11 @@ def smallest_parallelism_for_load(load: float, per_subtask_allowed: float, group
     """
     if load <= 0 or math.isinf(per_subtask_allowed):
         return max(lower, 1)
-    if per_subtask_allowed <= 0:
+    if per_subtask_allowed <= 0 or math.isinf(load):
         return upper
     if groups:
-        most_groups = math.floor(per_subtask_allowed * groups / load + _EPSILON)
+        # min() keeps a vanishing load from overflowing floor(): one subtask can own every group.
+        most_groups = math.floor(min(per_subtask_allowed * groups / load, float(groups)) + _EPSILON)
         wanted = groups if most_groups < 1 else math.ceil(groups / most_groups)
     else:
         wanted = ceil_safe(load / per_subtask_allowed)

@@ -26,7 +26,9 @@ Rules:
    ``backlog-processing.lag-threshold`` of input, heap usage is under ``memory.heap-usage.threshold``,
    and the highest load seen during the interval would still leave the busiest subtask at no more than
    ``utilization.target - scale-down.margin`` at the lower parallelism (hysteresis: a scale-down never
-   lands where the next rate bump triggers a scale-up).
+   lands where the next rate bump triggers a scale-up), and only when it saves at least
+   ``max(scale-down.min-saving, 2 x restart / scale-down.interval)`` of the job's subtasks or slots: the
+   restart must pay for itself twice over in the time the new size holds.
 4. Restart cost is the mean duration of the rescales in the history (``restart.time`` until the first).
 5. Ceilings: never above a vertex's max parallelism, ``vertex.max-parallelism``, a source's partition
    count or the slots the job may use. When a vertex cannot reach its need, the whole graph is sized
@@ -62,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("utilization.max", "fraction", "0.95", "busiest-subtask utilization that triggers a scale-up"),
     Setting("scale-down.margin", "fraction", "0.1", "scale down only to <= utilization.target - margin"),
     Setting("scale-down.interval", "duration", "1h", "no scale-down until this long without change"),
+    Setting("scale-down.min-saving", "fraction", "0.1",
+            "a scale-down must save this fraction of the job's subtasks or slots to be worth a restart"),
     Setting("stabilization.interval", "duration", "2m", "no decision this long after a (re)start or rescale"),
     Setting("metrics.window", "duration", "5m", "window over which the per-subtask cost is averaged"),
     Setting("catch-up.duration", "duration", "30m", "the backlog must drain within this"),
@@ -71,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("vertex.max-parallelism", "int", "200", "highest parallelism set"),
     Setting("scaling.effectiveness.threshold", "fraction", "0.3",
             "a scale-up realising less of its expected TPR gain blocks further scale-ups (0 = off)"),
-    Setting("prediction.horizon", "duration", "30m", "size a rescale for the rising trend this far ahead (0 = off)"),
+    Setting("prediction.horizon", "duration", "2h", "size a rescale for the rising trend this far ahead (0 = off)"),
     Setting("prediction.window", "duration", "30m", "the trend is the median slope over this window"),
     Setting("memory.gc-pressure.threshold", "fraction", "0.3", "GC time ratio that blocks scale-ups"),
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
@@ -87,6 +91,7 @@ class FlinkscaleSettings:
     utilization_max: float = 0.95
     scale_down_margin: float = 0.1
     scale_down_interval: float = 3600.0
+    scale_down_min_saving: float = 0.1
     stabilization_interval: float = 120.0
     metrics_window: float = 300.0
     catch_up_duration: float = 1800.0
@@ -95,7 +100,7 @@ class FlinkscaleSettings:
     vertex_min_parallelism: int = 1
     vertex_max_parallelism: int = 200
     effectiveness_threshold: float = 0.3
-    prediction_horizon: float = 1800.0
+    prediction_horizon: float = 7200.0
     prediction_window: float = 1800.0
     gc_pressure_threshold: float = 0.3
     heap_usage_threshold: float = 0.9
@@ -109,6 +114,7 @@ class FlinkscaleSettings:
             utilization_max=v.number("utilization.max"),
             scale_down_margin=v.number("scale-down.margin"),
             scale_down_interval=v.number("scale-down.interval"),
+            scale_down_min_saving=v.number("scale-down.min-saving"),
             stabilization_interval=v.number("stabilization.interval"),
             metrics_window=v.number("metrics.window"),
             catch_up_duration=v.number("catch-up.duration"),
@@ -247,6 +253,17 @@ class FlinkscalePolicy:
                 VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism, p.reason,
                                {**p.numbers, "new_parallelism": float(p.vertex.parallelism)}) for p in plans))
         new, binding = self._size_graph(snapshot, plans, sized_for, lags, restart, ceiling)
+        if not triggers:
+            saving = _saving(ev.parallelism_of(snapshot), new)
+            # The restart must pay for itself twice over within the interval the new size will hold.
+            worth = max(s.scale_down_min_saving, 2 * restart / s.scale_down_interval if s.scale_down_interval else 0.0)
+            if saving < worth:
+                why = (f"a scale-down would save only {saving:.1%} of the job's subtasks or slots, < {worth:.1%} "
+                       f"(scale-down.min-saving, or 2 x restart / scale-down.interval): not worth a restart")
+                return Decision(now, NAME, tuple(
+                    VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                                   f"{p.reason}; {why}", {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
+                    for p in plans))
         why_rescale = "; ".join(triggers) if triggers else "rate stayed low for scale-down.interval"
         decisions = []
         for plan in plans:
@@ -420,6 +437,13 @@ class FlinkscalePolicy:
             for vertex_id, load in loads.items():
                 peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), load)
         return peaks, None
+
+
+def _saving(old: Mapping[str, int], new: Mapping[str, int]) -> float:
+    """Fraction of subtasks (sum) or slots (max, in one slot sharing group) a change saves."""
+    total_old, total_new = sum(old.values()), sum(new.get(k, v) for k, v in old.items())
+    slots_old, slots_new = max(old.values()), max(new.get(k, v) for k, v in old.items())
+    return max(1 - total_new / total_old, 1 - slots_new / slots_old)
 
 
 def _lag_seconds(lag: float | None, target: float) -> float:
