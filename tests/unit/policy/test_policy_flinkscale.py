@@ -100,6 +100,24 @@ def test_scale_down_uses_the_peak_over_the_interval_at_utilization_minus_margin(
     assert decision.parallelism()["src"] == expected
 
 
+@pytest.mark.parametrize(("rate", "restart_seconds", "expected"), [
+    # p 20 at 5000/s per subtask. Worth it only when saving >= max(10%, 2 x restart / 3600 s).
+    (56000.0, None, 16),   # ceil(56000 / 0.7 / 5000) = 16 saves 20% >= 2 x 300 / 3600 = 16.7%
+    (59500.0, None, 20),   # 17 would save 15% < 16.7%: not worth a 5-minute restart
+    (59500.0, 30.0, 17),   # with 30 s restarts learned the bar is 10%: 15% is worth it
+    (64000.0, 30.0, 20),   # 19 saves 5% < 10%
+])
+def test_a_scale_down_must_pay_for_its_restart(rate: float, restart_seconds: float | None, expected: int) -> None:
+    def make(ts: float) -> MetricsSnapshot:
+        return job(ts, vertex("src", 20, rate_in=rate, busy_max=rate / 20 * 0.2, source=True))
+
+    history = steady_history(make, 0.0, 7140.0)
+    if restart_seconds is not None:
+        history = history.append(rescale=RescaleRecord(-500.0, -500.0 + restart_seconds, {}, {}))
+    decision = decide(make(7200.0), history)
+    assert decision.parallelism()["src"] == expected
+
+
 def test_no_scale_down_before_the_interval_or_offline() -> None:
     def make(ts: float) -> MetricsSnapshot:
         return job(ts, vertex("src", 4, rate_in=1000.0, busy_max=50.0, source=True))
