@@ -1,0 +1,429 @@
+"""A real Flink 2.3 standalone session cluster, started from the installed ``pyflink`` package.
+
+FLINK_HOME is the ``pyflink`` package directory (the ``apache-flink`` wheel carries a full distribution);
+flinkscale never writes there. Everything the cluster writes lives under one state directory
+(``.flinkscale/`` by default): its own ``conf/config.yaml``, logs, pid files, ``io.tmp.dirs`` and the JVMs'
+``java.io.tmpdir``, checkpoints and savepoints, and ``cluster.json`` (ports, TaskManager count) which the
+other commands read to find the cluster. ``down`` stops every process it started and deletes the pid and temp
+files, so the machine is left as it was but for the logs in the state directory.
+
+Processes are started with Flink's own daemon scripts (``jobmanager.sh start``, ``taskmanager.sh start``),
+so logs and pid files have Flink's usual names and an operator used to Flink recognises them. Stopping is done
+here, by pid, with SIGTERM then SIGKILL: it is faster than ``stop-cluster.sh`` (which parses the config in a JVM
+first) and it also catches processes whose pid file a crash left stale.
+
+A TaskManager can die under Python UDF jobs in process mode (flink-runtime.md, gotcha 1); a standalone cluster
+does not replace it. A small supervisor process (``python -m flinkscale.flink.supervisor``) therefore keeps the
+configured number of TaskManagers alive, and records each restart in ``supervisor.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.flink.home import flink_home, java_home
+
+DEFAULT_STATE_DIR = Path(".flinkscale")
+DEFAULT_REST_PORT = 8081
+STARTUP_TIMEOUT_SECONDS = 180.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What to start. Sizes use Flink's syntax (``1728m``)."""
+
+    task_managers: int = 1
+    slots_per_task_manager: int = 2
+    taskmanager_process_size: str = "1728m"
+    jobmanager_process_size: str = "1200m"
+    rest_port: int = DEFAULT_REST_PORT  # 0 = any free port
+    checkpoint_interval: str = "5s"
+    # Flink options from a user file (e.g. the config.yaml that `flinkscale plan --emit` writes) and --set.
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What ``cluster.json`` records about a started cluster."""
+
+    rest_url: str
+    rest_port: int
+    rpc_port: int
+    task_managers: int
+    slots_per_task_manager: int
+    state_dir: str
+    flink_home: str
+    java_home: str
+    started_at: float
+    supervisor_pid: int | None = None
+
+
+def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flink's nested ``config.yaml`` as flat dotted keys (Flink reads both forms)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """A user's Flink config.yaml (nested or flat) as flat string options."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("no such file", field=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", field=str(path)) from None
+    if not isinstance(data, Mapping):
+        raise InputError("a Flink config file must be a YAML mapping", field=str(path))
+    return {k: _option_text(v) for k, v in flatten_config(data).items()}
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); it is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class LocalCluster:
+    """Start, inspect and stop the embedded cluster that lives in ``state_dir``."""
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR) -> None:
+        self.state_dir = state_dir.resolve()
+        self.conf_dir = self.state_dir / "conf"
+        self.log_dir = self.state_dir / "log"
+        self.pid_dir = self.state_dir / "pid"
+        self.tmp_dir = self.state_dir / "tmp"
+        self.checkpoint_dir = self.state_dir / "checkpoints"
+        self.savepoint_dir = self.state_dir / "savepoints"
+        self.info_file = self.state_dir / "cluster.json"
+        self.lib_dir = self.state_dir / "lib"
+
+    # --- queries ---------------------------------------------------------------------------------
+    def info(self) -> ClusterInfo | None:
+        if not self.info_file.exists():
+            return None
+        return ClusterInfo(**json.loads(self.info_file.read_text()))
+
+    def pids(self, daemon: str) -> list[int]:
+        """Pids Flink's daemon script recorded for ``standalonesession`` or ``taskexecutor``."""
+        pids: list[int] = []
+        for pid_file in self.pid_dir.glob(f"flink-*-{daemon}.pid"):
+            pids += [int(line) for line in pid_file.read_text().split() if line.strip().isdigit()]
+        return pids
+
+    def live_pids(self) -> list[int]:
+        info = self.info()
+        supervisor = [info.supervisor_pid] if info and info.supervisor_pid else []
+        return [p for p in self.pids("standalonesession") + self.pids("taskexecutor") + supervisor if pid_alive(p)]
+
+    def is_running(self) -> bool:
+        return any(pid_alive(p) for p in self.pids("standalonesession"))
+
+    # --- start -----------------------------------------------------------------------------------
+    def up(self, spec: ClusterSpec, progress: Progress = lambda _: None) -> ClusterInfo:
+        if self.is_running():
+            info = self.info()
+            raise InputError(f"a cluster is already running from this state dir ({info.rest_url if info else '?'}); "
+                             "run `flinkscale cluster down` first", field=str(self.state_dir))
+        _check_spec(spec)
+        rest_port = spec.rest_port or free_port()
+        if port_in_use(rest_port):
+            raise InputError(f"port {rest_port} is already in use; choose another with --rest-port "
+                             "(0 picks a free one)", field="rest.port")
+        home, java = flink_home(), java_home()
+        self._prepare_dirs()
+        rpc_port = free_port()
+        self._write_config(spec, home, rest_port, rpc_port)
+        self._link_lib(home)
+        info = ClusterInfo(
+            rest_url=f"http://localhost:{rest_port}", rest_port=rest_port, rpc_port=rpc_port,
+            task_managers=spec.task_managers, slots_per_task_manager=spec.slots_per_task_manager,
+            state_dir=str(self.state_dir), flink_home=str(home), java_home=str(java), started_at=time.time())
+        self._write_info(info)
+        progress("starting JobManager")
+        self._run_script("jobmanager.sh", "start")
+        progress(f"starting {spec.task_managers} TaskManager(s)")
+        self.start_task_managers(spec.task_managers)
+        try:
+            self._wait_ready(info, spec, progress)
+        except BaseException:
+            self.down()
+            raise
+        info = ClusterInfo(**{**asdict(info), "supervisor_pid": self._start_supervisor()})
+        self._write_info(info)
+        return info
+
+    def start_task_managers(self, count: int) -> None:
+        """Start ``count`` more TaskManagers (in parallel; each script spends ~1 s in a JVM parsing config)."""
+        scripts = [self._spawn_script("taskmanager.sh", "start") for _ in range(count)]
+        for script in scripts:
+            _, err = script.communicate(timeout=120)
+            if script.returncode != 0:
+                raise RuntimeFailure(f"taskmanager.sh start failed: {err.strip()[-400:]}")
+
+    def set_task_manager_count(self, count: int) -> None:
+        """Record the TaskManager count the supervisor keeps alive (the executor grows or shrinks the cluster)."""
+        info = self.info()
+        if info is None:
+            raise RuntimeFailure("no cluster is running from this state dir")
+        self._write_info(ClusterInfo(**{**asdict(info), "task_managers": count}))
+
+    def stop_task_manager(self, pid: int) -> None:
+        _terminate([pid], timeout=20.0)
+        self._forget_dead_pids("taskexecutor")
+
+    def _prepare_dirs(self) -> None:
+        for directory in (self.conf_dir, self.log_dir, self.pid_dir, self.tmp_dir, self.checkpoint_dir,
+                          self.savepoint_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.pid_dir.glob("*.pid"):
+            stale.unlink()
+
+    def _write_config(self, spec: ClusterSpec, home: Path, rest_port: int, rpc_port: int) -> None:
+        shipped = home / "conf"
+        for name in os.listdir(shipped):
+            if name.startswith(("log4j", "logback")):
+                shutil.copy(shipped / name, self.conf_dir / name)
+        (self.conf_dir / "masters").write_text(f"localhost:{rest_port}\n")
+        (self.conf_dir / "workers").write_text("localhost\n" * spec.task_managers)
+        base = flatten_config(yaml.safe_load((shipped / "config.yaml").read_text()) or {})
+        config: dict[str, Any] = {
+            **base,
+            "jobmanager.scheduler": "adaptive",
+            "jobmanager.memory.process.size": spec.jobmanager_process_size,
+            "taskmanager.memory.process.size": spec.taskmanager_process_size,
+            "taskmanager.numberOfTaskSlots": spec.slots_per_task_manager,
+            "parallelism.default": 1,
+            "cluster.evenly-spread-out-slots": True,
+            "execution.checkpointing.interval": spec.checkpoint_interval,
+            "metrics.fetcher.update-interval": 2000,
+            "python.execution-mode": "thread",
+            "classloader.parent-first-patterns.additional": "pemja.",
+            **spec.extra_config,
+            **self._local_options(rest_port, rpc_port),
+        }
+        java_opts = f"{base.get('env.java.opts.all', '')} -Djava.io.tmpdir={self.tmp_dir}".strip()
+        config["env.java.opts.all"] = java_opts
+        (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True, width=10_000))
+
+    def _link_lib(self, home: Path) -> None:
+        """The distribution's lib/ plus opt/flink-python, so pemja is loaded once per TaskManager.
+
+        With Python UDFs in thread mode, pemja loads CPython into the TaskManager JVM. If each job brought
+        flink-python in its own user classloader, the second job on a TaskManager would find the native library
+        already loaded by another classloader, and pemja's fallback fails on Java 17 (NoSuchFieldException:
+        loadedLibraryNames): every job after the first would restart forever. Loading flink-python from the
+        parent classloader (lib/) with ``pemja.`` parent-first avoids that.
+        """
+        shutil.rmtree(self.lib_dir, ignore_errors=True)
+        self.lib_dir.mkdir(parents=True)
+        for jar in [*(home / "lib").iterdir(), *(home / "opt").glob("flink-python*.jar")]:
+            (self.lib_dir / jar.name).symlink_to(jar)
+
+    def _local_options(self, rest_port: int, rpc_port: int) -> dict[str, Any]:
+        """Options a local cluster must own, whatever a user's config says: addresses, ports, directories."""
+        return {
+            "jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
+            "jobmanager.rpc.port": rpc_port, "taskmanager.host": "localhost", "taskmanager.bind-host": "localhost",
+            "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
+            "io.tmp.dirs": str(self.tmp_dir), "web.tmpdir": str(self.tmp_dir / "web"),
+            "env.log.dir": str(self.log_dir), "env.pid.dir": str(self.pid_dir),
+            "execution.checkpointing.dir": f"file://{self.checkpoint_dir}",
+            "execution.checkpointing.savepoint-dir": f"file://{self.savepoint_dir}",
+            "python.executable": sys.executable, "python.client.executable": sys.executable,
+        }
+
+    def script_env(self) -> dict[str, str]:
+        """Environment for Flink's scripts and the ``flink`` CLI: our conf dir, Java 17, our Python first."""
+        info = self.info()
+        env = dict(os.environ)
+        env.update({
+            "FLINK_CONF_DIR": str(self.conf_dir), "FLINK_LOG_DIR": str(self.log_dir),
+            "FLINK_PID_DIR": str(self.pid_dir), "TMPDIR": str(self.tmp_dir), "FLINK_LIB_DIR": str(self.lib_dir),
+            "JAVA_HOME": info.java_home if info else str(java_home()),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PYFLINK_CLIENT_EXECUTABLE": sys.executable,
+        })
+        env.pop("FLINK_HOME", None)
+        return env
+
+    def _spawn_script(self, script: str, *args: str) -> subprocess.Popen[str]:
+        home = Path(self.info().flink_home) if self.info() else flink_home()  # type: ignore[union-attr]
+        return subprocess.Popen(["bash", str(home / "bin" / script), *args], env=self.script_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+
+    def _run_script(self, script: str, *args: str) -> None:
+        proc = self._spawn_script(script, *args)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeFailure(f"{script} {' '.join(args)} failed: {err.strip()[-400:]}")
+
+    def _wait_ready(self, info: ClusterInfo, spec: ClusterSpec, progress: Progress) -> None:
+        want_slots = spec.task_managers * spec.slots_per_task_manager
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                log = self._newest_log("standalonesession")
+                raise RuntimeFailure(f"the JobManager exited during start-up; see {log}")
+            try:
+                overview = httpx.get(f"{info.rest_url}/overview", timeout=2.0).json()
+            except (httpx.HTTPError, ValueError):
+                overview = None
+            if overview is not None:
+                message = f"REST up; {overview.get('taskmanagers', 0)}/{spec.task_managers} TaskManagers, " \
+                          f"{overview.get('slots-total', 0)}/{want_slots} slots"
+                if message != last:
+                    progress(message)
+                    last = message
+                if overview.get("taskmanagers") == spec.task_managers and overview.get("slots-total") == want_slots:
+                    return
+            time.sleep(0.5)
+        raise RuntimeFailure(f"the cluster did not register {want_slots} slots within {STARTUP_TIMEOUT_SECONDS:.0f}s; "
+                             f"see logs in {self.log_dir}")
+
+    def _newest_log(self, daemon: str) -> Path | str:
+        logs = sorted(self.log_dir.glob(f"flink-*-{daemon}-*.log"), key=lambda p: p.stat().st_mtime)
+        return logs[-1] if logs else self.log_dir
+
+    def _start_supervisor(self) -> int:
+        log = open(self.state_dir / "supervisor.log", "a")  # noqa: SIM115 - the child keeps the handle
+        proc = subprocess.Popen([sys.executable, "-m", "flinkscale.flink.supervisor", str(self.state_dir)],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=self.script_env())
+        log.close()
+        return proc.pid
+
+    def _write_info(self, info: ClusterInfo) -> None:
+        tmp = self.info_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(info), indent=2))
+        tmp.replace(self.info_file)
+
+    def _forget_dead_pids(self, daemon: str) -> None:
+        for pid_file in self.pid_dir.glob(f"flink-*-{daemon}.pid"):
+            alive = [line for line in pid_file.read_text().split() if line.isdigit() and pid_alive(int(line))]
+            if alive:
+                pid_file.write_text("".join(f"{p}\n" for p in alive))
+            else:
+                pid_file.unlink()
+
+    # --- stop ------------------------------------------------------------------------------------
+    def down(self, timeout: float = 30.0) -> list[int]:
+        """Stop the supervisor, TaskManagers and JobManager; remove pid files and temp files. Returns stopped pids."""
+        info = self.info()
+        stopped: list[int] = []
+        if info and info.supervisor_pid and pid_alive(info.supervisor_pid):
+            _terminate([info.supervisor_pid], timeout=5.0)
+            stopped.append(info.supervisor_pid)
+        for daemon in ("taskexecutor", "standalonesession"):
+            pids = [p for p in self.pids(daemon) if pid_alive(p)]
+            _terminate(pids, timeout=timeout)
+            stopped += pids
+        stopped += self._kill_strays()
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink()
+        if self.tmp_dir.exists():
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.info_file.unlink()
+        return stopped
+
+    def _kill_strays(self) -> list[int]:
+        """JVMs or Python workers whose command line names this state dir but no pid file (a crashed start)."""
+        marker = str(self.conf_dir)
+        strays = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline or f"FLINK_CONF_DIR={marker}".encode() in environ.split(b"\0"):
+                strays.append(int(entry.name))
+        _terminate(strays, timeout=10.0)
+        return strays
+
+
+def _check_spec(spec: ClusterSpec) -> None:
+    if spec.task_managers < 1:
+        raise InputError("must be >= 1", field="--task-managers")
+    if spec.slots_per_task_manager < 1:
+        raise InputError("must be >= 1", field="--slots")
+    if not 0 <= spec.rest_port < 65536:
+        raise InputError("must be a port number (0 for any free port)", field="--rest-port")
+
+
+def _terminate(pids: list[int], timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL whatever is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
