@@ -148,6 +148,12 @@ class FlinkRestClient:
         return [str(e.get("exceptionName", "")) + ": " + str(e.get("stacktrace", "")).split("\n")[0]
                 for e in data.get("exceptionHistory", {}).get("entries", [])]
 
+    def vertex_detail(self, job_id: str, vertex_id: str) -> Mapping[str, Any]:
+        """``GET /jobs/:jid/vertices/:vid``: per-subtask cumulative counters (read-records, accumulated-busy-time)."""
+        data: Mapping[str, Any] = self._request("GET", f"{self._job_path(job_id)}/vertices/{vertex_id}",
+                                                what=f"vertex {vertex_id} of job {job_id}")
+        return data
+
     def vertex_metrics(self, job_id: str, vertex_id: str, names: Iterable[str],
                        aggregations: str = "min,max,avg,sum,skew") -> dict[str, AggregatedMetric]:
         """Metrics aggregated over all subtasks of a vertex: one call per vertex, whatever its parallelism."""

@@ -94,7 +94,7 @@ class LoadGenerator:
         self._producer = Producer({
             "bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000, "acks": "all", "enable.idempotence": False,
-            "error_cb": lambda err: self._errors.append(str(err)),
+            "error_cb": lambda err: self._errors.append(str(err)), "log.connection.close": False,
         })
 
     def _batch(self, count: int, now_ms: int) -> None:

@@ -1,0 +1,105 @@
+"""Session-scoped real infrastructure: one embedded Flink cluster and one Tansu broker for all integration tests.
+
+Both bind free ports and live in a temporary state dir, and both are stopped at the end of the session (also
+when a test fails), so CI on this machine never finds a leftover process. The cluster has 2 TaskManagers with
+1 slot each: the machine has 2 cores (at most 2 slots per core in tests), and the reference pipeline's Python
+enrichment needs one TaskManager per subtask to scale (see pipelines/clickstream.py). Tests that need more
+slots add TaskManagers through the cluster and give them back.
+
+Helpers here start the reference pipeline and wait for it, so that each test says what it checks, not how
+to start Flink.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flinkscale.flink.cluster import ClusterInfo, ClusterSpec, LocalCluster
+from flinkscale.flink.models import JobDetails
+from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.kafka.broker import BrokerInfo, EmbeddedBroker
+from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+
+pytestmark = pytest.mark.integration
+_names = itertools.count()
+
+
+@dataclass
+class Runtime:
+    cluster: LocalCluster
+    info: ClusterInfo
+    broker: BrokerInfo
+    rest: FlinkRestClient
+    admin: TopicAdmin
+    state_dir: Path
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{next(_names)}-{int(time.time())}"
+
+    def topic(self, partitions: int = 4, prefix: str = "clicks") -> str:
+        name = self.unique(prefix)
+        self.admin.create_topic(name, partitions)
+        return name
+
+    def clickstream(self, topic: str, *, parallelism: int = 1, **options: object) -> tuple[str, ClickstreamOptions]:
+        opts = ClickstreamOptions(bootstrap=self.broker.bootstrap, topic=topic, group=self.unique("group"),
+                                  **options)  # type: ignore[arg-type]
+        job_id = submit_clickstream(self.cluster, opts, parallelism=parallelism).job_id
+        self.wait_running(job_id)
+        return job_id, opts
+
+    def wait_running(self, job_id: str, timeout: float = 120.0) -> JobDetails:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.rest.job(job_id)
+            if job.all_running:
+                return job
+            assert job.state not in ("FAILED", "FINISHED", "CANCELED"), f"job {job_id} is {job.state}"
+            time.sleep(0.5)
+        raise AssertionError(f"job {job_id} not running within {timeout}s: {self.rest.job(job_id)}")
+
+    def stop(self, job_id: str) -> str:
+        """Stop with a savepoint (never a bare cancel of a stateful job); returns the savepoint path."""
+        location = self.rest.wait_savepoint(job_id, self.rest.trigger_stop_with_savepoint(job_id))
+        self.rest.wait_job_state(job_id, ["FINISHED"])
+        return location
+
+    def stop_all_jobs(self) -> None:
+        for job in self.rest.running_jobs():
+            try:
+                self.stop(job.id)
+            except Exception:
+                self.rest.cancel(job.id)  # a job that cannot take a savepoint (failing) is of no value
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    state_dir = tmp_path_factory.mktemp("flinkscale-state")
+    cluster = LocalCluster(state_dir)
+    broker = EmbeddedBroker(state_dir)
+    try:
+        info = cluster.up(ClusterSpec(task_managers=2, slots_per_task_manager=1, rest_port=0,
+                                      extra_config={
+                                          # Rescale tests need no 30 s wait after each rescale.
+                                          "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "5 s"}))
+        broker_info = broker.up(port=0)
+        rest = FlinkRestClient(info.rest_url)
+        yield Runtime(cluster, info, broker_info, rest, TopicAdmin(broker_info.bootstrap), state_dir)
+    finally:
+        cluster.down()
+        broker.down()
+
+
+@pytest.fixture()
+def clean_jobs(runtime: Runtime) -> Iterator[Runtime]:
+    """A runtime with no job running before and after the test."""
+    runtime.stop_all_jobs()
+    yield runtime
+    runtime.stop_all_jobs()
