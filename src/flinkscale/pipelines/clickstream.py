@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-interval", default="5 s")
     parser.add_argument("--jars", default="", help="';'-separated file:// URLs of the Kafka connector jars")
     parser.add_argument("--shed-keep", type=float, default=1.0, help="keep probability for load shedding (1 = off)")
+    parser.add_argument("--vertex-parallelism", default="",
+                        help="per-vertex parallelism, 'vertexId:p,...' (pipeline.jobvertex-parallelism-overrides)")
     parser.add_argument("--startup", default="earliest-offset", choices=["earliest-offset", "group-offsets"])
     return parser.parse_args(argv)
 
@@ -73,6 +75,9 @@ def configure(t_env: TableEnvironment, args: argparse.Namespace) -> None:
         config.set(key, value)
     if args.jars:
         config.set("pipeline.jars", args.jars)
+    if args.vertex_parallelism:
+        # Set in the job's own configuration: a `flink run -D` dynamic property does not reach a Python job.
+        config.set("pipeline.jobvertex-parallelism-overrides", args.vertex_parallelism)
 
 
 def make_enrich(cost_us: float):  # type: ignore[no-untyped-def]

@@ -52,5 +52,8 @@ def submit_clickstream(cluster: LocalCluster, options: ClickstreamOptions, *, pa
     jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
     if not (cluster.lib_dir / flink_python_jar().name).exists():
         jars.append(flink_python_jar())
-    return submit_python_job(cluster, CLICKSTREAM_SCRIPT, options.argv(jars), parallelism=parallelism,
-                             savepoint=savepoint, rest_url=rest_url, vertex_parallelism=vertex_parallelism)
+    argv = options.argv(jars)
+    if vertex_parallelism:
+        argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+    return submit_python_job(cluster, CLICKSTREAM_SCRIPT, argv, parallelism=parallelism, savepoint=savepoint,
+                             rest_url=rest_url, vertex_parallelism=vertex_parallelism)
