@@ -37,11 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("flinkscale: aborted", file=sys.stderr)
         return 1
-    except Exception as exc:  # a click usage error and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except _CLICK_ERRORS as exc:  # usage errors: unknown option, missing argument, bad value
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     return 0
+
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Usage errors come from click, or from the copy of click that Typer >= 0.29 vendors as ``typer._click``."""
+    import click
+
+    errors: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        pass
+    else:
+        errors.append(TyperClickException)
+    return tuple(errors)
+
+
+_CLICK_ERRORS = _click_errors()
