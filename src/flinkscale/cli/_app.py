@@ -25,7 +25,7 @@ def _root() -> None:
 
 
 # Command group modules, each exposing `register(app)`. Add yours here.
-_COMMAND_MODULES: tuple[str, ...] = ("decide", "plan", "lint", "simulate")
+_COMMAND_MODULES: tuple[str, ...] = ("cluster", "kafka", "job", "decide", "plan", "lint", "simulate", "dashboard")
 
 
 def _register() -> None:

@@ -196,13 +196,21 @@ class FlinkRestClient:
     # --- stopping --------------------------------------------------------------------------------
     def trigger_stop_with_savepoint(self, job_id: str, target_directory: str | None = None,
                                     drain: bool = False) -> str:
+        self._require_running(job_id)
         body: dict[str, Any] = {"drain": drain, "formatType": "CANONICAL"}
         if target_directory:
             body["targetDirectory"] = target_directory
         data = self._request("POST", f"{self._job_path(job_id)}/stop", json=body, what=f"job {job_id}")
         return str(data["request-id"])
 
+    def _require_running(self, job_id: str) -> None:
+        """Flink accepts a savepoint request for any job id and fails it later; say clearly why up front."""
+        state = self.job(job_id).state
+        if state != "RUNNING":
+            raise RuntimeFailure(f"job {job_id} is {state}; only a RUNNING job can take a savepoint")
+
     def trigger_savepoint(self, job_id: str, target_directory: str | None = None) -> str:
+        self._require_running(job_id)
         body: dict[str, Any] = {"cancel-job": False, "formatType": "CANONICAL"}
         if target_directory:
             body["target-directory"] = target_directory

@@ -1,0 +1,41 @@
+"""What several commands share: where the embedded cluster lives, which REST URL to use, how to print JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from flinkscale.core.errors import InputError
+from flinkscale.flink.cluster import DEFAULT_STATE_DIR, LocalCluster
+
+console = Console()
+err_console = Console(stderr=True)
+
+STATE_DIR_HELP = "Where the embedded cluster and broker keep their state (env FLINKSCALE_STATE_DIR)."
+
+
+def state_dir_option() -> Any:
+    return typer.Option(Path(os.environ.get("FLINKSCALE_STATE_DIR", str(DEFAULT_STATE_DIR))), "--state-dir",
+                        help=STATE_DIR_HELP)
+
+
+def resolve_rest_url(rest: str | None, state_dir: Path) -> str:
+    """``--rest`` if given, else the embedded cluster started from ``state_dir``."""
+    if rest:
+        if not rest.startswith(("http://", "https://")):
+            raise InputError("must be an http(s) URL such as http://localhost:8081", field="--rest")
+        return rest.rstrip("/")
+    info = LocalCluster(state_dir).info()
+    if info is None:
+        raise InputError(f"no embedded cluster in {state_dir}: run `flinkscale cluster up` or pass --rest URL",
+                         field="--rest")
+    return info.rest_url
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))

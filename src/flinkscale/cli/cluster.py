@@ -1,0 +1,107 @@
+"""``flinkscale cluster up | down | status``: the embedded Flink 2.3 standalone cluster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flinkscale.cli._common import console, print_json, state_dir_option
+from flinkscale.core.errors import EndpointError, InputError
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster, read_config_file
+from flinkscale.flink.rest import FlinkRestClient
+
+cluster_app = typer.Typer(help="Start, inspect and stop the embedded Flink 2.3 cluster (from the apache-flink wheel).",
+                          no_args_is_help=True)
+
+
+@cluster_app.command("up")
+def up(
+    task_managers: int = typer.Option(1, "--task-managers", "-n", help="Number of TaskManagers."),
+    slots: int = typer.Option(2, "--slots", help="Task slots per TaskManager. Use 1 for jobs whose Python UDFs "
+                              "run in thread mode: they share one interpreter (one GIL) per TaskManager."),
+    taskmanager_memory: str = typer.Option("1728m", "--tm-memory", help="taskmanager.memory.process.size."),
+    jobmanager_memory: str = typer.Option("1200m", "--jm-memory", help="jobmanager.memory.process.size."),
+    rest_port: int = typer.Option(8081, "--rest-port", help="REST port; 0 picks a free one."),
+    config: Path | None = typer.Option(None, "--config", help="A Flink config.yaml (e.g. from `flinkscale plan "
+                                       "--emit`); addresses, ports and directories stay local."),
+    settings: list[str] = typer.Option([], "--set", help="Extra Flink option, key=value (repeatable)."),
+    state_dir: Path = state_dir_option(),
+    output: str = typer.Option("text", "--format", help="text or json."),
+) -> None:
+    """Start JobManager + TaskManagers, wait until every slot is registered, print the REST URL.
+
+    Example: flinkscale cluster up --task-managers 2 --slots 1 --rest-port 0
+    """
+    extra = read_config_file(config) if config else {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"expected key=value, got {item!r}", field="--set")
+        extra[key.strip()] = value.strip()
+    spec = ClusterSpec(task_managers=task_managers, slots_per_task_manager=slots,
+                       taskmanager_process_size=extra.pop("taskmanager.memory.process.size", taskmanager_memory),
+                       jobmanager_process_size=extra.pop("jobmanager.memory.process.size", jobmanager_memory),
+                       rest_port=rest_port, extra_config=extra)
+    started = time.monotonic()
+    with console.status("starting the Flink cluster") as status:
+        info = LocalCluster(state_dir).up(spec, progress=lambda m: status.update(f"{m}"))
+    seconds = time.monotonic() - started
+    if output == "json":
+        print_json({**info.__dict__, "startup_seconds": round(seconds, 1)})
+        return
+    console.print(f"Flink cluster up in {seconds:.1f}s: {info.task_managers} TaskManager(s) x "
+                  f"{info.slots_per_task_manager} slot(s)")
+    console.print(f"REST / web UI: [bold]{info.rest_url}[/bold]   state dir: {info.state_dir}")
+
+
+@cluster_app.command("down")
+def down(state_dir: Path = state_dir_option()) -> None:
+    """Stop everything the cluster started (supervisor, TaskManagers, JobManager); remove pid and temp files.
+
+    Running jobs die with the cluster: stop them first with `flinkscale job stop` to keep a savepoint.
+    """
+    cluster = LocalCluster(state_dir)
+    info = cluster.info()
+    if info is not None and cluster.is_running():
+        try:
+            running = FlinkRestClient(info.rest_url, retries=0, timeout=3).running_jobs()
+        except EndpointError:
+            running = []
+        if running:
+            console.print(f"[yellow]note:[/yellow] {len(running)} job(s) still running will stop without a "
+                          "savepoint: " + ", ".join(j.id for j in running))
+    stopped = cluster.down()
+    console.print(f"stopped {len(stopped)} process(es)" if stopped else "no cluster was running")
+
+
+@cluster_app.command("status")
+def status(state_dir: Path = state_dir_option(), output: str = typer.Option("text", "--format")) -> None:
+    """TaskManagers, slots and jobs of the embedded cluster."""
+    cluster = LocalCluster(state_dir)
+    info = cluster.info()
+    if info is None or not cluster.is_running():
+        if output == "json":
+            print_json({"running": False})
+        else:
+            console.print("no cluster is running from " + str(state_dir))
+        raise typer.Exit(1)
+    rest = FlinkRestClient(info.rest_url)
+    overview, tms, jobs = rest.overview(), rest.task_managers(), rest.jobs()
+    if output == "json":
+        print_json({"running": True, "rest_url": info.rest_url, "flink_version": overview.flink_version,
+                    "task_managers": [{"id": t.id, "slots": t.slots, "free_slots": t.free_slots} for t in tms],
+                    "jobs": [j.__dict__ for j in jobs]})
+        return
+    console.print(f"Flink {overview.flink_version} at {info.rest_url}: {overview.task_managers} TaskManager(s), "
+                  f"{overview.slots_total - overview.slots_available}/{overview.slots_total} slots in use")
+    table = Table("job id", "name", "state")
+    for job in jobs:
+        table.add_row(job.id, job.name, job.state)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cluster_app, name="cluster")

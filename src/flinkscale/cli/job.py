@@ -1,0 +1,125 @@
+"""``flinkscale job submit | list | stop | rescale``: jobs on the embedded cluster or any Flink REST endpoint."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flinkscale.cli._common import console, print_json, resolve_rest_url, state_dir_option
+from flinkscale.cli.kafka import _bootstrap
+from flinkscale.core.errors import InputError
+from flinkscale.flink.cluster import LocalCluster
+from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+
+job_app = typer.Typer(help="Submit, list, stop (with a savepoint) and rescale Flink jobs.", no_args_is_help=True)
+PIPELINES = ("clickstream",)
+
+
+@job_app.command("submit")
+def submit(
+    pipeline: str = typer.Argument(..., help=f"Reference pipeline: {', '.join(PIPELINES)}."),
+    parallelism: int = typer.Option(1, "--parallelism", "-p"),
+    topic: str = typer.Option("clicks", "--topic", help="Kafka topic with the click events."),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", help="Default: the embedded broker."),
+    cost_us: float = typer.Option(50.0, "--cost-us", help="CPU microseconds burnt per event in the enrichment."),
+    events_dir: str = typer.Option("", "--events-dir", help="file:// URL: exactly-once sink of every event."),
+    agg_dir: str = typer.Option("", "--agg-dir", help="file:// URL: exactly-once sink of per-user window counts."),
+    agg_topic: str = typer.Option("", "--agg-topic", help="Kafka topic for per-user window counts."),
+    window_seconds: int = typer.Option(10, "--window-seconds"),
+    savepoint: str | None = typer.Option(None, "--savepoint", "-s", help="Restore from this savepoint."),
+    kafka_jars: str | None = typer.Option(None, "--kafka-jars", help="Directory (or files) with flink-connector-"
+                                          "kafka*.jar and kafka-clients*.jar; default: taken from PyPI."),
+    state_dir: Path = state_dir_option(),
+    output: str = typer.Option("text", "--format"),
+) -> None:
+    """Submit a reference pipeline to the embedded cluster.
+
+    Example: flinkscale job submit clickstream --parallelism 1 --topic clicks --events-dir file:///tmp/out
+    """
+    if pipeline not in PIPELINES:
+        raise InputError(f"unknown pipeline {pipeline!r} (one of {', '.join(PIPELINES)})", field="PIPELINE")
+    if parallelism < 1:
+        raise InputError("must be >= 1", field="--parallelism")
+    cluster = LocalCluster(state_dir)
+    rest_url = resolve_rest_url(None, state_dir)
+    options = ClickstreamOptions(bootstrap=_bootstrap(bootstrap, state_dir), topic=topic, cost_us=cost_us,
+                                 events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
+                                 window_seconds=window_seconds, kafka_jars=kafka_jars)
+    with console.status("flink run -py (builds the job graph in a client JVM, ~10 s)"):
+        submission = submit_clickstream(cluster, options, parallelism=parallelism, savepoint=savepoint)
+    if output == "json":
+        print_json({"job_id": submission.job_id, "submit_seconds": round(submission.seconds, 1),
+                    "rest_url": rest_url})
+        return
+    console.print(f"submitted {pipeline} as job [bold]{submission.job_id}[/bold] in {submission.seconds:.1f}s "
+                  f"({rest_url}/#/job/running/{submission.job_id}/overview)")
+
+
+@job_app.command("list")
+def list_jobs(rest: str | None = typer.Option(None, "--rest", help="Flink REST URL; default: embedded cluster."),
+              state_dir: Path = state_dir_option(), output: str = typer.Option("text", "--format")) -> None:
+    """Jobs with their state."""
+    jobs = FlinkRestClient(resolve_rest_url(rest, state_dir)).jobs()
+    if output == "json":
+        print_json([j.__dict__ for j in jobs])
+        return
+    table = Table("job id", "name", "state")
+    for job in jobs:
+        table.add_row(job.id, job.name, job.state)
+    console.print(table)
+
+
+@job_app.command("stop")
+def stop(job_id: str, drain: bool = typer.Option(False, "--drain", help="Flush windows and sinks first "
+                                                 "(emits MAX_WATERMARK): for a final stop, not a restart."),
+         rest: str | None = typer.Option(None, "--rest"), state_dir: Path = state_dir_option()) -> None:
+    """Stop a job with a savepoint and print where it is (never a bare cancel).
+
+    Example: flinkscale job stop 8bc268616162615d507a6d5c57efc18f
+    """
+    client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    started = time.monotonic()
+    with console.status("stop-with-savepoint"):
+        location = client.wait_savepoint(job_id, client.trigger_stop_with_savepoint(job_id, drain=drain))
+        client.wait_job_state(job_id, ["FINISHED"])
+    console.print(f"stopped {job_id} in {time.monotonic() - started:.1f}s; savepoint: {location}")
+
+
+@job_app.command("rescale")
+def rescale(job_id: str, vertex: list[str] = typer.Option(..., "--vertex", help="VERTEX_ID=P (repeatable)."),
+            rest: str | None = typer.Option(None, "--rest"), state_dir: Path = state_dir_option(),
+            wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the new parallelism runs.")) -> None:
+    """Rescale vertices in place through the adaptive scheduler (PUT /jobs/:jid/resource-requirements).
+
+    Example: flinkscale job rescale JOB --vertex 7fc3fc47263b6c498ac3facaf12547db=2
+    """
+    client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    bounds = client.resource_requirements(job_id)
+    for item in vertex:
+        vid, _, value = item.partition("=")
+        if vid not in bounds:
+            raise InputError(f"job {job_id} has no vertex {vid!r} (vertices: {', '.join(bounds)})", field="--vertex")
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"parallelism must be a positive integer, got {value!r}", field="--vertex")
+        bounds[vid] = (1, int(value))
+    started = time.monotonic()
+    client.set_resource_requirements(job_id, bounds)
+    if wait:
+        with console.status("waiting for the new parallelism to run (the scheduler waits for a checkpoint)"):
+            while True:
+                job = client.job(job_id)
+                if job.all_running and all(job.vertex(v).parallelism == hi for v, (_, hi) in bounds.items()):
+                    break
+                if time.monotonic() - started > 300:
+                    raise InputError("the job did not reach the new parallelism within 300 s (not enough slots?)",
+                                     field="--vertex")
+                time.sleep(0.5)
+    console.print(f"rescaled {job_id} in {time.monotonic() - started:.1f}s")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(job_app, name="job")
