@@ -1,0 +1,442 @@
+"""The executor: carries a policy's ``Decision`` out on a real Flink job, safely, and measures how long it took.
+
+Two ways to change a running job's parallelism, chosen by the scheduler the job runs under:
+
+* **In place** (adaptive scheduler, ``jobmanager.scheduler: adaptive`` or the job's ``schedulerType``):
+  ``PUT /jobs/:jid/resource-requirements`` with ``(1, p)`` for *every* vertex. The scheduler takes a
+  checkpoint-consistent restart by itself; no savepoint or resubmission is involved.
+* **Savepoint and resubmit** (any other scheduler, and ``rebalance`` whose config changes need a restart):
+  stop-with-savepoint, then the caller's ``resubmit(savepoint_path) -> job_id``. The reference pipeline is
+  resubmitted at its *original* base parallelism (a different ``-p`` changes the SQL job's chaining and with
+  it the generated operator ids, so the savepoint would not map) and, when its scheduler is adaptive, reaches
+  the per-vertex target with an in-place PUT afterwards.
+
+Safety rules users rely on: the executor never cancels a job, and only stops one through
+stop-with-savepoint whose savepoint *completed* (a failed savepoint leaves the job running and is retried
+after the next completed checkpoint). Before acting it waits out a job that is RESTARTING or not fully
+RUNNING, and the adaptive scheduler's ``cooldown-after-rescaling`` since the last rescale (a PUT inside it
+would be deferred silently, making the measured duration meaningless). After acting it waits until every
+vertex runs at its target parallelism and returns a ``RescaleRecord`` with the measured duration.
+
+On the embedded cluster (a ``LocalCluster`` given) it grows the TaskManager count when the job needs more
+slots than exist (capped at ``max_task_managers``) and, after a scale-down, stops TaskManagers whose slots
+are all free. Slot need is the largest vertex parallelism, not the sum: all vertices share the default slot
+sharing group, so one slot runs one subtask of every vertex.
+
+For Kubernetes (``k8s_patch_dir``) nothing is applied: a FlinkDeployment merge patch setting
+``pipeline.jobvertex-parallelism-overrides`` is written for the operator to roll out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
+from flinkscale.core.policy.base import Decision, RescaleRecord
+from flinkscale.core.skew import SkewReport
+from flinkscale.core.units import parse_duration
+from flinkscale.flink.cluster import LocalCluster
+from flinkscale.flink.models import JobDetails, TaskManagerInfo
+from flinkscale.flink.rest import FlinkRestClient
+
+COOLDOWN_KEY = "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling"
+#: Flink 2.x default for the key above.
+DEFAULT_COOLDOWN_SECONDS = 30.0
+DEFAULT_MAX_TASK_MANAGERS = 4
+
+Resubmit = Callable[[str], str]
+EventLog = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    max_task_managers: int = DEFAULT_MAX_TASK_MANAGERS
+    # None: read it from the JobManager's config (COOLDOWN_KEY).
+    cooldown_seconds: float | None = None
+    ready_timeout_seconds: float = 300.0
+    poll_seconds: float = 1.0
+    savepoint_attempts: int = 3
+    savepoint_dir: str | None = None
+    k8s_patch_dir: Path | None = None
+    k8s_deployment_name: str = "flink-job"
+
+    def __post_init__(self) -> None:
+        if self.max_task_managers < 1:
+            raise InputError("must be >= 1", field="--max-task-managers")
+        if self.savepoint_attempts < 1:
+            raise InputError("must be >= 1", field="savepoint_attempts")
+
+
+@dataclass
+class ExecutorState:
+    """What the executor remembers between rescales (mutable: the job id changes on resubmission)."""
+
+    job_id: str
+    last_rescale_completed_at: float | None = None
+    records: list[RescaleRecord] = field(default_factory=list)
+
+
+def _ignore_event(_kind: str, _message: str) -> None:
+    pass
+
+
+class Executor:
+    """Applies decisions to one job; ``job_id`` follows the job across savepoint resubmissions."""
+
+    def __init__(self, client: FlinkRestClient, job_id: str, *, cluster: LocalCluster | None = None,
+                 resubmit: Resubmit | None = None, config: ExecutorConfig | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 event: EventLog = _ignore_event) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.resubmit = resubmit
+        self.config = config or ExecutorConfig()
+        self.clock = clock
+        self.sleep = sleep
+        self.event = event
+        self.state = ExecutorState(job_id)
+        self._adaptive: bool | None = None
+        self._cooldown: float | None = self.config.cooldown_seconds
+
+    @property
+    def job_id(self) -> str:
+        return self.state.job_id
+
+    # --- scheduler facts ----------------------------------------------------------------------------
+    def scheduler_is_adaptive(self) -> bool:
+        """Adaptive when the job says so (``schedulerType``) or, failing that, the cluster's config does."""
+        if self._adaptive is None:
+            scheduler = self._job_scheduler_type()
+            if scheduler is None:
+                scheduler = self.client.config().get("jobmanager.scheduler", "default")
+            self._adaptive = scheduler.strip().lower() == "adaptive"
+        return self._adaptive
+
+    def _job_scheduler_type(self) -> str | None:
+        # JobDetails does not keep schedulerType; read it from the raw answer once.
+        raw = self.client._request("GET", self.client._job_path(self.job_id), what=f"job {self.job_id}")
+        value = raw.get("schedulerType") if isinstance(raw, dict) else None
+        return str(value) if value else None
+
+    def cooldown_seconds(self) -> float:
+        if self._cooldown is None:
+            text = self.client.config().get(COOLDOWN_KEY)
+            self._cooldown = parse_duration(text, field=COOLDOWN_KEY) if text else DEFAULT_COOLDOWN_SECONDS
+        return self._cooldown
+
+    # --- entry points -------------------------------------------------------------------------------
+    def apply(self, decision: Decision) -> RescaleRecord | None:
+        """Carry out ``decision``; ``None`` when it asks for nothing (or is blocked, or went to a k8s patch)."""
+        if not decision.rescale:
+            return None
+        target = decision.parallelism()
+        if self.config.k8s_patch_dir is not None:
+            path = self.write_k8s_patch(target)
+            self.event("k8s-patch", f"wrote {path}; not applied")
+            return None
+        if self.scheduler_is_adaptive():
+            return self.rescale_in_place(target)
+        return self.restart_with_savepoint(target)
+
+    def rescale_in_place(self, target: Mapping[str, int]) -> RescaleRecord:
+        job = self.wait_ready()
+        self.wait_cooldown()
+        old = {v.id: v.parallelism for v in job.vertices}
+        full = _complete_target(job, target)
+        self._ensure_slots(job, full)
+        requested = self.clock()
+        self.event("rescale", f"in place {old} -> {full}")
+        self.client.set_resource_requirements(self.job_id, {vid: (1, p) for vid, p in full.items()})
+        self.wait_parallelism(full)
+        return self._record(requested, old, full)
+
+    def restart_with_savepoint(self, target: Mapping[str, int], *, reason: str = "rescale") -> RescaleRecord:
+        """Stop with a completed savepoint, resubmit through the callback, reach ``target`` and verify it."""
+        if self.resubmit is None:
+            raise RuntimeFailure(f"job {self.job_id}: the scheduler is not adaptive, so a rescale needs a savepoint "
+                                 "and a resubmission, and no resubmit function was given; nothing was stopped")
+        job = self.wait_ready()
+        self.wait_cooldown()
+        old = {v.id: v.parallelism for v in job.vertices}
+        by_name = {v.name: p for v in job.vertices if (p := _complete_target(job, target).get(v.id)) is not None}
+        self._ensure_slots(job, _complete_target(job, target))
+        requested = self.clock()
+        location = self._stop_with_savepoint()
+        self.event(reason, f"job {self.job_id} stopped with savepoint {location}; resubmitting")
+        new_job_id = self.resubmit(location)
+        self.state.job_id = new_job_id
+        self._adaptive = None
+        new_job = self.wait_ready()
+        # Vertex ids may differ in the new job graph; the vertex names (operator chains) do not.
+        full = {v.id: by_name.get(v.name, v.parallelism) for v in new_job.vertices}
+        if any(v.parallelism != full[v.id] for v in new_job.vertices):
+            if not self.scheduler_is_adaptive():
+                raise RuntimeFailure(f"job {new_job_id} was resubmitted but runs at "
+                                     f"{ {v.id: v.parallelism for v in new_job.vertices} }, not {full}, and its "
+                                     "scheduler cannot rescale in place")
+            self.client.set_resource_requirements(new_job_id, {vid: (1, p) for vid, p in full.items()})
+        self.wait_parallelism(full)
+        return self._record(requested, old, full)
+
+    # --- waiting ------------------------------------------------------------------------------------
+    def wait_ready(self) -> JobDetails:
+        """Wait until the job is RUNNING with every task RUNNING (restarts and REST outages are waited out)."""
+        deadline = self.clock() + self.config.ready_timeout_seconds
+        last = "unknown"
+        while True:
+            try:
+                job = self.client.job(self.job_id)
+                if job.all_running:
+                    return job
+                if job.state in ("FAILED", "CANCELED", "FINISHED"):
+                    raise RuntimeFailure(f"job {self.job_id} is {job.state}; nothing to rescale")
+                last = job.state
+            except EndpointError as exc:
+                if exc.status == 404:
+                    raise
+                last = f"REST unreachable ({exc})"
+            if self.clock() >= deadline:
+                raise RuntimeFailure(f"job {self.job_id} not fully RUNNING within "
+                                     f"{self.config.ready_timeout_seconds:.0f}s (last: {last})")
+            self.sleep(self.config.poll_seconds)
+
+    def wait_cooldown(self) -> None:
+        last = self.state.last_rescale_completed_at
+        if last is None or not self.scheduler_is_adaptive():
+            return
+        remaining = last + self.cooldown_seconds() - self.clock()
+        if remaining > 0:
+            self.event("cooldown", f"waiting {remaining:.1f}s for the scheduler's cooldown after rescaling")
+            self.sleep(remaining)
+
+    def wait_parallelism(self, target: Mapping[str, int]) -> JobDetails:
+        deadline = self.clock() + self.config.ready_timeout_seconds
+        seen: dict[str, int] = {}
+        while True:
+            try:
+                job = self.client.job(self.job_id)
+                seen = {v.id: v.parallelism for v in job.vertices}
+                if job.all_running and all(seen.get(vid) == p for vid, p in target.items()):
+                    return job
+            except EndpointError as exc:
+                if exc.status == 404:
+                    raise
+            if self.clock() >= deadline:
+                raise RuntimeFailure(f"job {self.job_id} did not reach {dict(target)} within "
+                                     f"{self.config.ready_timeout_seconds:.0f}s (runs at {seen})")
+            self.sleep(self.config.poll_seconds)
+
+    def _stop_with_savepoint(self) -> str:
+        """A completed savepoint's location; the job is stopped only by that savepoint. Never cancels."""
+        failure = ""
+        for attempt in range(self.config.savepoint_attempts):
+            if attempt:
+                self._wait_next_checkpoint()
+            request = self.client.trigger_stop_with_savepoint(self.job_id, self.config.savepoint_dir, drain=False)
+            try:
+                location = self.client.wait_savepoint(self.job_id, request)
+            except RuntimeFailure as exc:
+                failure = str(exc)
+                self.event("savepoint-failed", f"attempt {attempt + 1}: {failure}; the job keeps running")
+                self.wait_ready()
+                continue
+            self.client.wait_job_state(self.job_id, ["FINISHED"])
+            return location
+        raise RuntimeFailure(f"no savepoint of job {self.job_id} completed in {self.config.savepoint_attempts} "
+                             f"attempts ({failure}); the job was left running, unchanged")
+
+    def _wait_next_checkpoint(self) -> None:
+        """Failing checkpoints are waited out: the next savepoint is tried after one checkpoint completes."""
+        start = self.client.checkpoints(self.job_id).completed
+        deadline = self.clock() + self.config.ready_timeout_seconds
+        while self.clock() < deadline:
+            if self.client.checkpoints(self.job_id).completed > start:
+                return
+            self.sleep(self.config.poll_seconds)
+
+    def _record(self, requested: float, old: Mapping[str, int], new: Mapping[str, int]) -> RescaleRecord:
+        completed = self.clock()
+        record = RescaleRecord(requested, completed, dict(old), dict(new))
+        self.state.last_rescale_completed_at = completed
+        self.state.records.append(record)
+        self.event("rescaled", f"{dict(old)} -> {dict(new)} in {record.duration_seconds:.1f}s")
+        self.release_idle_task_managers()
+        return record
+
+    # --- TaskManagers (embedded cluster) --------------------------------------------------------------
+    def _ensure_slots(self, job: JobDetails, target: Mapping[str, int]) -> None:
+        if self.cluster is None:
+            return
+        overview = self.client.overview()
+        used_by_job = max((v.parallelism for v in job.vertices), default=0)
+        need = max(target.values(), default=0)
+        short = need - (overview.slots_available + used_by_job)
+        if short <= 0:
+            return
+        per_tm = max(overview.slots_total // max(overview.task_managers, 1), 1)
+        wanted = overview.task_managers + math.ceil(short / per_tm)
+        count = min(wanted, self.config.max_task_managers)
+        if count <= overview.task_managers:
+            self.event("slots", f"need {need} slots, {overview.slots_available + used_by_job} usable, and "
+                       f"already at max {self.config.max_task_managers} TaskManagers")
+            return
+        self.event("scale-cluster", f"TaskManagers {overview.task_managers} -> {count} for {need} slots")
+        self.cluster.set_task_manager_count(count)
+        self.cluster.start_task_managers(count - overview.task_managers)
+        self._wait_task_managers(count)
+
+    def _wait_task_managers(self, count: int) -> None:
+        deadline = self.clock() + self.config.ready_timeout_seconds
+        while self.clock() < deadline:
+            try:
+                if self.client.overview().task_managers >= count:
+                    return
+            except EndpointError:
+                pass
+            self.sleep(self.config.poll_seconds)
+        raise RuntimeFailure(f"{count} TaskManagers did not register within {self.config.ready_timeout_seconds:.0f}s")
+
+    def release_idle_task_managers(self) -> list[int]:
+        """Stop TaskManagers whose slots are all free (``freeSlots == slotsNumber``), keeping at least one.
+
+        The supervised count is lowered first, or the supervisor would restart what is stopped here."""
+        if self.cluster is None or self.cluster.info() is None:
+            return []
+        task_managers = self.client.task_managers()
+        idle = [tm for tm in task_managers if tm.free_slots == tm.slots]
+        removable = min(len(idle), len(task_managers) - 1)
+        if removable <= 0:
+            return []
+        ports = {pid: _listening_ports(pid) for pid in self.cluster.pids("taskexecutor")}
+        pids: list[int] = []
+        for tm in idle[:removable]:
+            pid = _pid_of_task_manager(tm, ports)
+            if pid is not None:
+                pids.append(pid)
+        if not pids:
+            return []
+        self.cluster.set_task_manager_count(len(task_managers) - len(pids))
+        for pid in pids:
+            self.cluster.stop_task_manager(pid)
+        self.event("scale-cluster", f"stopped {len(pids)} idle TaskManager(s): pids {pids}")
+        return pids
+
+    # --- Kubernetes -----------------------------------------------------------------------------------
+    def write_k8s_patch(self, target: Mapping[str, int]) -> Path:
+        directory = self.config.k8s_patch_dir
+        assert directory is not None
+        directory.mkdir(parents=True, exist_ok=True)
+        patch = k8s_patch(self.config.k8s_deployment_name, target)
+        path = directory / f"{self.config.k8s_deployment_name}-{int(self.clock())}.json"
+        path.write_text(json.dumps(patch, indent=2) + "\n")
+        return path
+
+
+def k8s_patch(deployment: str, target: Mapping[str, int]) -> dict[str, object]:
+    """A merge patch for a FlinkDeployment: the operator's own per-vertex override key, as its autoscaler sets."""
+    overrides = ",".join(f"{vid}:{p}" for vid, p in sorted(target.items()))
+    return {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+            "metadata": {"name": deployment},
+            "spec": {"flinkConfiguration": {"pipeline.jobvertex-parallelism-overrides": overrides}}}
+
+
+def _complete_target(job: JobDetails, target: Mapping[str, int]) -> dict[str, int]:
+    """Every vertex of the job with a parallelism: the PUT must name all of them (unnamed ones keep theirs)."""
+    full = {v.id: int(target.get(v.id, v.parallelism)) for v in job.vertices}
+    for vid, p in full.items():
+        if p < 1:
+            raise InputError(f"must be >= 1, got {p}", field=f"parallelism[{vid}]")
+        if p > job.vertex(vid).max_parallelism:
+            raise InputError(f"{p} exceeds the vertex's max parallelism {job.vertex(vid).max_parallelism}",
+                             field=f"parallelism[{vid}]")
+    return full
+
+
+def _listening_ports(pid: int) -> set[int]:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
+
+
+def _pid_of_task_manager(tm: TaskManagerInfo, ports: Mapping[int, set[int]]) -> int | None:
+    """Which process is this TaskManager: the one listening on its data port (or on the RPC port in its
+    standalone resource id ``host:port-suffix``). Never a guess: no match, no stop."""
+    wanted = {tm.data_port} if tm.data_port else set()
+    head = tm.id.split("-", 1)[0]
+    if ":" in head and head.rsplit(":", 1)[1].isdigit():
+        wanted.add(int(head.rsplit(":", 1)[1]))
+    matches = [pid for pid, listening in ports.items() if listening & wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
+# --- rebalance ------------------------------------------------------------------------------------------
+#: Config key prefixes a job can carry (``-D`` at submission); anything else is the cluster's and needs the
+#: TaskManagers restarted with it, which a job restart does not do.
+JOB_LEVEL_PREFIXES = ("table.", "pipeline.", "execution.", "state.", "python.")
+#: Keys that must not change across a savepoint: keyed state is laid out in max-parallelism key groups.
+SAVEPOINT_INCOMPATIBLE_KEYS = frozenset({"pipeline.max-parallelism"})
+
+
+@dataclass(frozen=True)
+class RebalancePlan:
+    """What ``flinkscale rebalance`` does: new per-vertex parallelism and job-level config, via a savepoint."""
+
+    job_id: str
+    parallelism: Mapping[str, int]
+    job_config: Mapping[str, str]
+    reasons: tuple[str, ...]
+    not_applied: tuple[str, ...]
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.parallelism or self.job_config)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "parallelism": dict(self.parallelism), "job_config": dict(self.job_config),
+                "reasons": list(self.reasons), "not_applied": list(self.not_applied),
+                "changes_anything": self.changes_anything}
+
+
+def plan_rebalance(report: SkewReport) -> RebalancePlan:
+    """From a skew report: the best parallelism recommendation per skewed vertex (aligned to its max
+    parallelism by ``analyze_skew``) and the job-level settings of its recommendations. Code changes
+    (salting, rebalance()), cluster-level keys and keys a savepoint cannot survive are listed, not applied."""
+    parallelism: dict[str, int] = {}
+    config: dict[str, str] = {}
+    reasons: list[str] = []
+    not_applied: list[str] = []
+    for vertex in report.skewed_vertices:
+        with_parallelism = [r for r in vertex.recommendations if r.parallelism is not None]
+        if with_parallelism:
+            best = max(with_parallelism, key=lambda r: r.expected_gain)
+            assert best.parallelism is not None
+            if best.parallelism != vertex.parallelism:
+                parallelism[vertex.vertex_id] = best.parallelism
+                reasons.append(f"{vertex.vertex_name}: {best.title} ({best.explanation})")
+        for rec in vertex.recommendations:
+            if rec.parallelism is not None:
+                continue
+            if not rec.config:
+                not_applied.append(f"{vertex.vertex_name}: {rec.title} (a code change)")
+                continue
+            for key, value in rec.config.items():
+                if key in SAVEPOINT_INCOMPATIBLE_KEYS:
+                    not_applied.append(f"{vertex.vertex_name}: {key}={value} (keyed state in a savepoint is laid "
+                                       "out in max-parallelism key groups; changing it needs a fresh start)")
+                elif key.startswith(JOB_LEVEL_PREFIXES):
+                    config[key] = value
+                    reasons.append(f"{vertex.vertex_name}: {key}={value} ({rec.title})")
+                else:
+                    not_applied.append(f"{vertex.vertex_name}: {key}={value} (cluster-level: set it in the "
+                                       "cluster config and restart the TaskManagers)")
+    return RebalancePlan(report.job_id, parallelism, config, tuple(dict.fromkeys(reasons)),
+                         tuple(dict.fromkeys(not_applied)))
