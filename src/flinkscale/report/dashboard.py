@@ -1,0 +1,511 @@
+"""The live dashboard: a local web page that watches an autoscaling run directory as it is written.
+
+The autoscale loop (and the demo) write a *run directory*; this module only reads it:
+
+- ``snapshots.jsonl``: one ``MetricsSnapshot.to_dict()`` per line (docs/snapshot-format.md);
+- ``decisions.jsonl``: one ``{"timestamp", "decision": Decision.to_dict(), "applied", "rescale_seconds",
+  "error"}`` per line;
+- ``events.jsonl`` (optional): one ``{"timestamp", "kind", "message"}`` per line (demo phases, shedding).
+
+Design, in three parts that each can be tested alone:
+
+1. ``JsonlTail`` follows one file by byte offset. Only lines that end in a newline count, so a line the
+   writer is half-way through is kept back until it is complete; a file that shrank was rewritten and is
+   read again from the start. A line that is not valid JSON, or not a valid record, becomes a *problem*
+   (``decisions.jsonl:7: ...``) shown on the page instead of stopping the dashboard.
+2. ``RunDirFeed`` holds the parsed records of one run directory and refreshes them on each request, so the
+   server tails the files without a thread of its own; pure view functions (``graph_view``,
+   ``timeline_view``, ``decision_view``) turn records into JSON-ready dicts for the page.
+3. ``create_app`` is a FastAPI application (the JSON endpoints, the page, plotly.js served from the
+   installed plotly package, because the dashboard must work without internet); ``serve_dashboard`` runs
+   it under uvicorn in a background thread, so the autoscale loop and the demo can show it while they work.
+
+The page polls ``/api/state?version=V`` every 1.5 s; ``version`` changes whenever any file grew, so an idle
+run costs one tiny answer per poll. Utilization is ``busy_time_ms_per_second_max / 1000`` (the busiest
+subtask bounds a vertex), drawn on one colour scale whose stops the page receives from the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.policy.base import Decision
+from flinkscale.core.snapshot import MetricsSnapshot
+
+SNAPSHOTS_FILE = "snapshots.jsonl"
+DECISIONS_FILE = "decisions.jsonl"
+EVENTS_FILE = "events.jsonl"
+
+# The page shows at most this many points and log lines; a 10-minute demo stays far below.
+MAX_TIMELINE_POINTS = 3600
+MAX_LOG_ENTRIES = 300
+MAX_PROBLEMS = 50
+
+# Utilization colour scale (green -> amber -> red): the server colours the vertex boxes and the page draws
+# the colour bar from the same stops, so box and legend always agree.
+UTILIZATION_COLORSCALE: tuple[tuple[float, str], ...] = (
+    (0.0, "#2e9d57"), (0.5, "#e8b830"), (0.8, "#e8772e"), (1.0, "#c8302c"))
+UNKNOWN_COLOUR = "#b8bec6"
+
+_STATIC_DIR = Path(__file__).with_name("static")
+
+
+# --- records ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One line of ``decisions.jsonl``: a policy decision and what the loop did with it."""
+
+    timestamp: float
+    decision: Decision
+    applied: bool
+    rescale_seconds: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DecisionRecord:
+        if not isinstance(data, Mapping):
+            raise InputError("a decision record must be a JSON object", field="decision")
+        for required in ("timestamp", "decision"):
+            if required not in data:
+                raise InputError("is required", field=required)
+        try:
+            decision = Decision.from_dict(data["decision"])
+            rescale_seconds = data.get("rescale_seconds")
+            return cls(float(data["timestamp"]), decision, bool(data.get("applied", False)),
+                       None if rescale_seconds is None else float(rescale_seconds),
+                       None if data.get("error") is None else str(data["error"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"not a decision record ({exc})", field="decision") from None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One line of ``events.jsonl``: something the run wants on the timeline (a demo phase, shedding on)."""
+
+    timestamp: float
+    kind: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunEvent:
+        if not isinstance(data, Mapping) or "timestamp" not in data:
+            raise InputError("an event needs a timestamp", field="timestamp")
+        try:
+            return cls(float(data["timestamp"]), str(data.get("kind", "event")), str(data.get("message", "")))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"not an event ({exc})", field="timestamp") from None
+
+
+# --- tailing ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TailLine:
+    """A complete line read from a tailed file, with its 1-based line number for error messages."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TailRead:
+    lines: tuple[TailLine, ...]
+    # True when the file shrank or vanished: everything read before is stale and must be dropped.
+    restarted: bool = False
+
+
+class JsonlTail:
+    """Follows one append-only JSONL file; ``read_new`` returns the complete lines added since last time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self._lines_read = 0
+
+    def read_new(self) -> TailRead:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            restarted = self._offset > 0
+            self._reset()
+            return TailRead((), restarted)
+        restarted = size < self._offset
+        if restarted:
+            self._reset()
+        if size == self._offset:
+            return TailRead((), restarted)
+        with self.path.open("rb") as stream:
+            stream.seek(self._offset)
+            chunk = stream.read(size - self._offset)
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        complete, newline, rest = data.rpartition(b"\n")
+        if not newline:
+            # No newline yet: the writer is mid-line; keep the bytes until the line is finished.
+            self._partial = data
+            return TailRead((), restarted)
+        self._partial = rest
+        lines = []
+        for raw in complete.split(b"\n"):
+            self._lines_read += 1
+            text = raw.decode("utf-8", errors="replace").strip()
+            if text:
+                lines.append(TailLine(self._lines_read, text))
+        return TailRead(tuple(lines), restarted)
+
+    def _reset(self) -> None:
+        self._offset = 0
+        self._partial = b""
+        self._lines_read = 0
+
+
+class RunDirFeed:
+    """The parsed contents of one run directory, refreshed from the files on demand (thread-safe)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._lock = threading.Lock()
+        self._tails = {name: JsonlTail(run_dir / name) for name in (SNAPSHOTS_FILE, DECISIONS_FILE, EVENTS_FILE)}
+        self.snapshots: list[MetricsSnapshot] = []
+        self.decisions: list[DecisionRecord] = []
+        self.events: list[RunEvent] = []
+        self.problems: list[str] = []
+        # Bumped on every change, so pollers can ask "anything new since version N?".
+        self.version = 0
+
+    def refresh(self) -> int:
+        """Read whatever was appended since the last call; returns the (possibly new) version."""
+        with self._lock:
+            changed = False
+            for name, tail in self._tails.items():
+                read = tail.read_new()
+                if read.restarted:
+                    self._records(name).clear()
+                    changed = True
+                for line in read.lines:
+                    changed = True
+                    try:
+                        self._records(name).append(_parse_line(name, line.text))
+                    except InputError as exc:
+                        self.problems.append(f"{name}:{line.number}: {exc}")
+            del self.problems[:-MAX_PROBLEMS]
+            if changed:
+                self.version += 1
+            return self.version
+
+    def _records(self, name: str) -> list[Any]:
+        records: dict[str, list[Any]] = {
+            SNAPSHOTS_FILE: self.snapshots, DECISIONS_FILE: self.decisions, EVENTS_FILE: self.events}
+        return records[name]
+
+    def state(self) -> dict[str, Any]:
+        """Everything the page shows, JSON-ready (non-finite numbers become strings or null)."""
+        with self._lock:
+            latest = self.snapshots[-1] if self.snapshots else None
+            return {
+                "version": self.version,
+                "run_dir": str(self.run_dir),
+                "job": None if latest is None else {
+                    "job_id": latest.job_id, "job_name": latest.job_name, "job_state": latest.job_state,
+                    "timestamp": latest.timestamp, "total_parallelism": latest.total_parallelism(),
+                    "source_lag_records": latest.source_lag()},
+                "counts": {"snapshots": len(self.snapshots), "decisions": len(self.decisions),
+                           "events": len(self.events)},
+                "graph": None if latest is None else graph_view(latest),
+                "timeline": timeline_view(self.snapshots[-MAX_TIMELINE_POINTS:]),
+                "decisions": [decision_view(r) for r in reversed(self.decisions[-MAX_LOG_ENTRIES:])],
+                "events": [event_view(e) for e in reversed(self.events[-MAX_LOG_ENTRIES:])],
+                "problems": list(self.problems),
+            }
+
+
+def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunEvent:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}") from None
+    if name == SNAPSHOTS_FILE:
+        try:
+            return MetricsSnapshot.from_dict(data)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise InputError(f"not a snapshot ({exc})") from None
+    if name == DECISIONS_FILE:
+        return DecisionRecord.from_dict(data)
+    return RunEvent.from_dict(data)
+
+
+# --- views (pure) -----------------------------------------------------------------------------------
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _json_number(value: float) -> float | str | None:
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def utilization_colour(utilization: float | None) -> str:
+    """The box colour for a utilization (0..1, clamped), interpolated on ``UTILIZATION_COLORSCALE``."""
+    if utilization is None or not math.isfinite(utilization):
+        return UNKNOWN_COLOUR
+    u = min(max(utilization, 0.0), 1.0)
+    for (low, low_colour), (high, high_colour) in itertools.pairwise(UTILIZATION_COLORSCALE):
+        if u <= high:
+            share = 0.0 if high == low else (u - low) / (high - low)
+            return _mix(low_colour, high_colour, share)
+    return UTILIZATION_COLORSCALE[-1][1]
+
+
+def _mix(a: str, b: str, share: float) -> str:
+    ca = [int(a[i:i + 2], 16) for i in (1, 3, 5)]
+    cb = [int(b[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * share):02x}" for x, y in zip(ca, cb, strict=True))
+
+
+def graph_layout(snapshot: MetricsSnapshot) -> dict[str, tuple[float, float]]:
+    """Box centres: column = longest path from a source, rows spread evenly and centred on 0."""
+    depth: dict[str, int] = {}
+    for vertex in snapshot.topological_order():
+        depth[vertex.id] = max((depth[e.source] + 1 for e in snapshot.inputs_of(vertex.id)), default=0)
+    columns: dict[int, list[str]] = {}
+    for vertex_id, column in depth.items():
+        columns.setdefault(column, []).append(vertex_id)
+    positions: dict[str, tuple[float, float]] = {}
+    for column, ids in columns.items():
+        for row, vertex_id in enumerate(ids):
+            positions[vertex_id] = (float(column), (len(ids) - 1) / 2 - row)
+    return positions
+
+
+def graph_view(snapshot: MetricsSnapshot) -> dict[str, Any]:
+    """The job graph for the page: boxes with name, parallelism, utilization (and its colour), edges."""
+    positions = graph_layout(snapshot)
+    nodes = []
+    for vertex in snapshot.vertices:
+        metrics = vertex.metrics
+        utilization = _finite(metrics.busy_ratio_max)
+        backpressure = _finite(metrics.back_pressured_time_ms_per_second_max)
+        x, y = positions[vertex.id]
+        nodes.append({
+            "id": vertex.id, "name": vertex.name, "parallelism": vertex.parallelism,
+            "max_parallelism": vertex.max_parallelism, "is_source": vertex.is_source, "is_sink": vertex.is_sink,
+            "partitions": vertex.partitions, "x": x, "y": y,
+            "utilization": utilization, "colour": utilization_colour(utilization),
+            "back_pressured_ratio": None if backpressure is None else backpressure / 1000,
+            "records_in_per_second": _finite(metrics.num_records_in_per_second),
+            "records_out_per_second": _finite(metrics.num_records_out_per_second),
+            "pending_records": _finite(metrics.pending_records),
+        })
+    edges = [{"source": e.source, "target": e.target, "ship_strategy": e.ship_strategy.value}
+             for e in snapshot.edges]
+    return {"timestamp": snapshot.timestamp, "nodes": nodes, "edges": edges,
+            "colorscale": [list(stop) for stop in UTILIZATION_COLORSCALE]}
+
+
+def timeline_view(snapshots: Sequence[MetricsSnapshot]) -> dict[str, Any]:
+    """Series over time: source rate (records read), lag, and per vertex parallelism/utilization/rate.
+
+    A vertex missing from a snapshot (the job was resubmitted with new vertex ids) gets ``None`` there,
+    which the charts draw as a gap rather than a misleading line.
+    """
+    names: dict[str, str] = {}
+    for snapshot in snapshots:
+        for vertex in snapshot.vertices:
+            names.setdefault(vertex.id, vertex.name)
+    per_vertex: dict[str, dict[str, Any]] = {
+        vid: {"name": name, "parallelism": [], "utilization": [], "records_in_per_second": []}
+        for vid, name in names.items()}
+    timestamps: list[float] = []
+    source_rate: list[float | None] = []
+    source_lag: list[float | None] = []
+    for snapshot in snapshots:
+        timestamps.append(snapshot.timestamp)
+        rates = [v.metrics.num_records_in_per_second for v in snapshot.sources()]
+        known_rates = [r for r in rates if r is not None and math.isfinite(r)]
+        source_rate.append(sum(known_rates) if known_rates else None)
+        lags = [v.metrics.pending_records for v in snapshot.sources()]
+        source_lag.append(snapshot.source_lag() if any(lag is not None for lag in lags) else None)
+        present = {v.id: v for v in snapshot.vertices}
+        for vid, series in per_vertex.items():
+            found = present.get(vid)
+            series["parallelism"].append(None if found is None else found.parallelism)
+            series["utilization"].append(None if found is None else _finite(found.metrics.busy_ratio_max))
+            series["records_in_per_second"].append(
+                None if found is None else _finite(found.metrics.num_records_in_per_second))
+    return {"timestamps": timestamps, "source_records_in_per_second": source_rate,
+            "source_lag_records": source_lag, "vertices": per_vertex}
+
+
+def decision_view(record: DecisionRecord) -> dict[str, Any]:
+    """One decision-log entry: the verdict, what changed and why, and what the loop did with it."""
+    decision = record.decision
+    if record.error:
+        outcome = "failed"
+    elif decision.rescale:
+        outcome = "applied" if record.applied else "not applied"
+    else:
+        outcome = "blocked" if decision.blocked_reason else "no change"
+    return {
+        "timestamp": record.timestamp, "policy": decision.policy, "rescale": decision.rescale,
+        "applied": record.applied, "outcome": outcome, "blocked_reason": decision.blocked_reason,
+        "shed_fraction": decision.shed_fraction, "rescale_seconds": record.rescale_seconds,
+        "error": record.error,
+        "vertices": [{"vertex_id": v.vertex_id, "vertex_name": v.vertex_name,
+                      "current_parallelism": v.current_parallelism, "new_parallelism": v.new_parallelism,
+                      "changed": v.changed, "reason": v.reason,
+                      "numbers": {k: _json_number(n) for k, n in v.numbers.items()}}
+                     for v in decision.vertices],
+    }
+
+
+def event_view(event: RunEvent) -> dict[str, Any]:
+    return {"timestamp": event.timestamp, "kind": event.kind, "message": event.message}
+
+
+# --- the web application ----------------------------------------------------------------------------
+def plotly_js_path() -> Path:
+    """plotly.min.js from the installed plotly package (the machine running the dashboard may be offline)."""
+    import plotly  # type: ignore[import-untyped]
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise RuntimeFailure(f"plotly.min.js is missing from the plotly package at {path}")
+    return path
+
+
+def create_app(run_dir: Path) -> Any:
+    """The FastAPI application serving one run directory (typed ``Any``: FastAPI is imported lazily).
+
+    Endpoints: ``/`` (the page), ``/api/state`` (everything; ``?version=V`` answers ``{"version": V,
+    "unchanged": true}`` when nothing changed since V), ``/api/graph``, ``/api/timeline``,
+    ``/api/decisions``, ``/api/events``, ``/static/...`` (page assets and plotly.min.js).
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import FileResponse, HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    feed = RunDirFeed(run_dir)
+    app = FastAPI(title="flinkscale dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    page = (_STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
+    plotly_js = plotly_js_path()
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/static/plotly.min.js")
+    def plotly_script() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript")
+
+    @app.get("/api/state")
+    def state(version: int | None = None) -> dict[str, Any]:
+        current = feed.refresh()
+        if version is not None and version == current:
+            return {"version": current, "unchanged": True}
+        return feed.state()
+
+    @app.get("/api/graph")
+    def graph() -> dict[str, Any] | None:
+        feed.refresh()
+        result: dict[str, Any] | None = feed.state()["graph"]
+        return result
+
+    @app.get("/api/timeline")
+    def timeline() -> dict[str, Any]:
+        feed.refresh()
+        result: dict[str, Any] = feed.state()["timeline"]
+        return result
+
+    @app.get("/api/decisions")
+    def decisions() -> list[dict[str, Any]]:
+        feed.refresh()
+        result: list[dict[str, Any]] = feed.state()["decisions"]
+        return result
+
+    @app.get("/api/events")
+    def events() -> list[dict[str, Any]]:
+        feed.refresh()
+        result: list[dict[str, Any]] = feed.state()["events"]
+        return result
+
+    app.mount("/static", StaticFiles(directory=_STATIC_DIR), name="static")
+    app.state.feed = feed
+    return app
+
+
+@dataclass
+class DashboardServer:
+    """A running dashboard; ``url`` is where to point a browser, ``stop()`` shuts it down (idempotent)."""
+
+    url: str
+    host: str
+    port: int
+    run_dir: Path
+    _server: Any = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until the server stops (``flinkscale dashboard`` waits here for Ctrl-C)."""
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def __enter__(self) -> DashboardServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_dashboard(run_dir: Path, host: str = "127.0.0.1", port: int = 0) -> DashboardServer:
+    """Start the dashboard for ``run_dir`` in a background thread and return once it accepts connections.
+
+    ``port=0`` picks a free port (read it from ``.port`` or ``.url``). The run directory may be empty or
+    not exist yet: the page fills in as the autoscale loop writes. Raises ``InputError`` (field ``--port``)
+    when the address cannot be bound, ``RuntimeFailure`` when the server does not come up.
+    """
+    import uvicorn
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("is not a directory", field=str(run_dir))
+    # Binding the socket here, not in uvicorn, is what makes port 0 usable: the real port is known at once.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--port") from None
+    sock.listen(128)
+    bound_port = int(sock.getsockname()[1])
+    config = uvicorn.Config(create_app(run_dir), log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    # uvicorn installs no signal handlers outside the main thread: the host program keeps owning Ctrl-C.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="flinkscale-dashboard",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeFailure(f"the dashboard server did not start on {host}:{bound_port}")
+        time.sleep(0.02)
+    url_host = f"[{host}]" if ":" in host else host
+    return DashboardServer(f"http://{url_host}:{bound_port}/", host, bound_port, run_dir, server, thread)
