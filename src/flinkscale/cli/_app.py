@@ -25,7 +25,8 @@ def _root() -> None:
 
 
 # Command group modules, each exposing `register(app)`. Add yours here.
-_COMMAND_MODULES: tuple[str, ...] = ("cluster", "kafka", "job", "decide", "plan", "lint", "simulate", "dashboard")
+_COMMAND_MODULES: tuple[str, ...] = ("cluster", "kafka", "job", "decide", "plan", "lint", "simulate", "dashboard",
+                                     "autoscale")
 
 
 def _register() -> None:

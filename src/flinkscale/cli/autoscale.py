@@ -1,0 +1,324 @@
+"""``flinkscale autoscale`` (the live loop) and ``flinkscale rebalance`` (skew fix via savepoint): arguments, output.
+
+Everything that talks to Flink lives in ``flinkscale.flink.autoscaler`` and ``flinkscale.flink.executor``;
+this module validates flags (a bad policy setting, interval or port is an ``InputError`` before anything
+runs, exit code 2), wires the pieces together and shows progress: a rich Live view on a terminal, one
+plain line per tick otherwise. Ctrl-C stops the loop cleanly between steps (a rescale in flight finishes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flinkscale.cli._common import console, print_json, resolve_rest_url, state_dir_option
+from flinkscale.cli.decide import parse_set_options
+from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.policy import POLICY_NAMES, make_policy
+from flinkscale.core.skew import analyze_skew
+from flinkscale.core.units import parse_duration
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, LoopStatus, status_line
+from flinkscale.flink.cluster import LocalCluster
+from flinkscale.flink.collector import Collector, collect_window, merge_window
+from flinkscale.flink.executor import (
+    DEFAULT_MAX_TASK_MANAGERS,
+    Executor,
+    ExecutorConfig,
+    Resubmit,
+    plan_rebalance,
+)
+from flinkscale.flink.rest import FlinkRestClient
+
+_AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
+
+Every --interval the loop samples the job (exact rates from counter deltas), asks the policy
+({", ".join(POLICY_NAMES)}) and, unless --dry-run, rescales: in place through the adaptive scheduler,
+or by stop-with-savepoint and resubmission (--resubmit-command) where the scheduler is not adaptive.
+It never cancels a job, and never stops one without a completed savepoint. On a REST outage, a
+JobManager restart or incomplete metrics it holds still and retries.
+
+Writes --run-dir/snapshots.jsonl, decisions.jsonl and events.jsonl; serves Prometheus metrics on
+127.0.0.1:--metrics-port (flinkscale_vertex_parallelism, ..._recommended_parallelism,
+flinkscale_rescales_total, flinkscale_source_lag_records, flinkscale_vertex_utilization).
+
+Examples:
+
+  flinkscale autoscale --job 3f2a... --policy flinkscale --dry-run --duration 10m
+
+  flinkscale autoscale --job 3f2a... --policy flink-operator \\
+      --set job.autoscaler.utilization.target=0.7 --interval 10s --run-dir runs/a --metrics-port 9250
+
+  flinkscale autoscale --job 3f2a... --emit-k8s-patch patches/   # write FlinkDeployment patches only
+"""
+
+_REBALANCE_HELP = """Fix skew that stops a job from scaling: measure, plan, and (with --apply) restart via savepoint.
+
+Samples the job for --window with per-subtask metrics, runs the skew analysis and plans: the
+parallelism of each skewed vertex aligned to its max parallelism, and the job-level settings the
+remedies need (e.g. two-phase aggregation). Cluster-level keys (taskmanager.*) and code changes
+(salting, rebalance()) are listed, not applied. --apply stops the job with a savepoint (never
+without one) and resubmits it with --resubmit-command, then sets the new parallelism.
+
+--resubmit-command is a shell command that submits the job from a savepoint and prints its JobID;
+{savepoint} and {config} (as -Dkey=value flags) are filled in.
+
+Examples:
+
+  flinkscale rebalance --job 3f2a...
+
+  flinkscale rebalance --job 3f2a... --apply \\
+      --resubmit-command 'flink run -d -s {savepoint} {config} -py job.py'
+"""
+
+_JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+def _seconds(text: str | None, field: str) -> float | None:
+    if text is None:
+        return None
+    seconds = parse_duration(text, field=field)
+    if seconds <= 0:
+        raise InputError(f"must be > 0, got {text!r}", field=field)
+    return seconds
+
+
+def command_resubmit(template: str, cluster: LocalCluster | None,
+                     job_config: Mapping[str, str] | None = None) -> Resubmit:
+    """A resubmit function running ``template`` with ``{savepoint}`` and ``{config}`` filled in."""
+    if "{savepoint}" not in template:
+        raise InputError("must contain {savepoint}", field="--resubmit-command")
+
+    def resubmit(savepoint: str) -> str:
+        flags = " ".join(shlex.quote(f"-D{k}={v}") for k, v in sorted((job_config or {}).items()))
+        command = template.replace("{savepoint}", shlex.quote(savepoint)).replace("{config}", flags)
+        env = cluster.script_env() if cluster is not None and cluster.info() is not None else None
+        proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, timeout=300)
+        found = _JOB_ID.search(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not found:
+            raise RuntimeFailure(f"resubmit command failed (exit {proc.returncode}); the savepoint {savepoint} "
+                                 f"is kept: {(proc.stdout + proc.stderr).strip()[-400:]}")
+        return found.group(1)
+
+    return resubmit
+
+
+def _local_cluster(state_dir: Path, rest_url: str) -> LocalCluster | None:
+    cluster = LocalCluster(state_dir)
+    info = cluster.info()
+    return cluster if info is not None and info.rest_url == rest_url and cluster.is_running() else None
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C sets an event the loop checks between steps, so a rescale in flight is never cut in half."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(*_: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: the user really wants out
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
+def _live_table(status: LoopStatus) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(title=f"{status.policy} on job {status.job_id}  (rescales: {status.rescales})")
+    for column in ("vertex", "p", "recommended", "busy max", "backpressured", "records in/s", "lag"):
+        table.add_column(column)
+    snapshot = status.last_snapshot
+    recommended = status.last_decision.parallelism() if status.last_decision else {}
+    if snapshot is not None:
+        for v in snapshot.vertices:
+            m = v.metrics
+            table.add_row(v.name[:48], str(v.parallelism), str(recommended.get(v.id, "-")),
+                          f"{(m.busy_ratio_max or 0) * 100:.0f}%",
+                          f"{(m.back_pressured_time_ms_per_second_max or 0) / 10:.0f}%",
+                          f"{m.num_records_in_per_second or m.num_records_out_per_second or 0:,.0f}",
+                          f"{m.pending_records:,.0f}" if m.pending_records is not None else "")
+    log = Table(title="last decisions and events", show_header=False)
+    log.add_column("line")
+    for entry in list(status.decisions)[-4:]:
+        d = entry.decision
+        text = ("rescale " + str(d.parallelism()) + (" applied" if entry.applied else "")
+                if d.rescale else f"hold ({d.blocked_reason})" if d.blocked_reason else "no change")
+        log.add_row(text + (f" error: {entry.error}" if entry.error else ""))
+    for event in list(status.events)[-3:]:
+        log.add_row(f"[dim]{event.kind}: {event.message}[/dim]")
+    if status.holding:
+        log.add_row(f"[yellow]holding: {status.holding}[/yellow]")
+    return Group(table, log)
+
+
+def autoscale(
+    job: Annotated[str, typer.Option("--job", help="Flink job id (32 hex characters).")],
+    policy: Annotated[str, typer.Option("--policy", help=f"One of: {', '.join(POLICY_NAMES)}.")] = "flinkscale",
+    rest: Annotated[str | None, typer.Option("--rest", help="Flink REST URL (default: the embedded cluster).")] = None,
+    state_dir: Path = state_dir_option(),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Policy setting key=value; repeatable.")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="Sampling and decision interval.")] = "15s",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and log, never rescale.")] = False,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Write JSONL logs here.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = any free port).")] = None,
+    max_task_managers: Annotated[int, typer.Option(
+        "--max-task-managers", help="Embedded cluster: grow to at most this many TaskManagers.")]
+        = DEFAULT_MAX_TASK_MANAGERS,
+    duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (default: never).")]
+        = None,
+    resubmit_command: Annotated[str | None, typer.Option(
+        "--resubmit-command", help="Non-adaptive scheduler: shell command resubmitting from {savepoint}.")] = None,
+    emit_k8s_patch: Annotated[Path | None, typer.Option(
+        "--emit-k8s-patch", help="Write FlinkDeployment patches to DIR instead of rescaling.")] = None,
+    dashboard: Annotated[bool, typer.Option("--dashboard", help="Also serve the run dashboard (needs --run-dir).")]
+        = False,
+    dashboard_port: Annotated[int, typer.Option("--dashboard-port", help="Dashboard port.")] = 8765,
+) -> None:
+    chosen = make_policy(policy, parse_set_options(set_ or []))
+    interval_seconds = _seconds(interval, "--interval")
+    assert interval_seconds is not None
+    config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run,
+                        duration_seconds=_seconds(duration, "--duration"), run_dir=run_dir)
+    executor_config = ExecutorConfig(max_task_managers=max_task_managers, k8s_patch_dir=emit_k8s_patch)
+    if metrics_port is not None and not 0 <= metrics_port < 65536:
+        raise InputError("must be a port number", field="--metrics-port")
+    if dashboard and run_dir is None:
+        raise InputError("needs --run-dir (the dashboard reads it)", field="--dashboard")
+    rest_url = resolve_rest_url(rest, state_dir)
+    client = FlinkRestClient(rest_url)
+    client.job(job)  # an unknown job id fails here, before the loop starts
+    cluster = _local_cluster(state_dir, rest_url)
+    executor = None if dry_run else Executor(
+        client, job, cluster=cluster, config=executor_config,
+        resubmit=command_resubmit(resubmit_command, cluster) if resubmit_command else None)
+
+    def make_sampler(job_id: str) -> Collector:
+        return Collector(client, job_id, max_task_managers=max_task_managers if cluster else None)
+
+    metrics = LoopMetrics()
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(_stop_on_interrupt())
+        if metrics_port is not None:
+            port = stack.enter_context(metrics.serve(metrics_port))
+            console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
+        if dashboard:
+            _start_dashboard(run_dir, dashboard_port)
+        live = None
+        if sys.stdout.isatty():
+            from rich.live import Live
+
+            live = stack.enter_context(Live(console=console, refresh_per_second=2))
+
+        def on_tick(status: LoopStatus) -> None:
+            metrics.update(status)
+            if live is not None:
+                live.update(_live_table(status))
+            else:
+                typer.echo(status_line(status))
+
+        loop = AutoscaleLoop(chosen, make_sampler, job, executor=executor, config=config, on_tick=on_tick,
+                             sleep=_interruptible_sleep(stop), should_stop=stop.is_set)
+        if executor is not None:
+            executor.event = loop.event
+        summary = loop.run_forever()
+    typer.echo(f"stopped after {summary.ticks} ticks: {summary.decisions} decisions, {len(summary.rescales)} "
+               f"rescales ({', '.join(f'{r.duration_seconds:.1f}s' for r in summary.rescales) or 'none'}), "
+               f"{summary.holds} holds, {len(summary.errors)} errors")
+
+
+def _start_dashboard(run_dir: Path | None, port: int) -> None:
+    try:
+        module = importlib.import_module("flinkscale.report.dashboard")
+    except ImportError:
+        raise InputError("the dashboard is not available in this version", field="--dashboard") from None
+    serve = getattr(module, "serve_dashboard", None)
+    if serve is None:
+        raise InputError("the dashboard is not available in this version", field="--dashboard")
+    thread = threading.Thread(target=serve, args=(run_dir, "127.0.0.1", port), daemon=True)
+    thread.start()
+    console.print(f"dashboard on http://127.0.0.1:{port}/")
+
+
+def rebalance(
+    job: Annotated[str, typer.Option("--job", help="Flink job id (32 hex characters).")],
+    rest: Annotated[str | None, typer.Option("--rest", help="Flink REST URL (default: the embedded cluster).")] = None,
+    state_dir: Path = state_dir_option(),
+    window: Annotated[str, typer.Option("--window", help="How long to sample.")] = "30s",
+    interval: Annotated[str, typer.Option("--interval", help="Sampling interval inside the window.")] = "10s",
+    apply: Annotated[bool, typer.Option("--apply", help="Carry the plan out (savepoint + restart).")] = False,
+    resubmit_command: Annotated[str | None, typer.Option(
+        "--resubmit-command", help="Shell command resubmitting from {savepoint} with {config}.")] = None,
+    max_task_managers: Annotated[int, typer.Option("--max-task-managers")] = DEFAULT_MAX_TASK_MANAGERS,
+    sql_job: Annotated[bool, typer.Option("--sql", help="The job is a SQL/Table job (two-phase aggregation).")]
+        = False,
+    output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    if output_format not in ("table", "json"):
+        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    window_seconds = _seconds(window, "--window")
+    interval_seconds = _seconds(interval, "--interval")
+    assert window_seconds is not None and interval_seconds is not None
+    if apply and not resubmit_command:
+        raise InputError("--apply restarts the job from a savepoint and needs the command that resubmits it",
+                         field="--resubmit-command")
+    executor_config = ExecutorConfig(max_task_managers=max_task_managers)
+    rest_url = resolve_rest_url(rest, state_dir)
+    client = FlinkRestClient(rest_url)
+    client.job(job)
+    snapshots = collect_window(Collector(client, job), window_seconds, interval_seconds)
+    if not snapshots:
+        raise RuntimeFailure(f"no complete sample of job {job} in {window}; is it RUNNING?")
+    plan = plan_rebalance(analyze_skew(merge_window(snapshots), sql_job=sql_job))
+    if output_format == "json":
+        print_json(plan.to_dict())
+    else:
+        console.print(f"[bold]rebalance plan for {job}[/bold]")
+        for line in plan.reasons or ("nothing to change: no skewed vertex with a remedy this command applies",):
+            console.print(f"  {line}")
+        for line in plan.not_applied:
+            console.print(f"  [dim]not applied: {line}[/dim]")
+    if not apply or not plan.changes_anything:
+        return
+    assert resubmit_command is not None
+    cluster = _local_cluster(state_dir, rest_url)
+    executor = Executor(client, job, cluster=cluster, config=executor_config,
+                        resubmit=command_resubmit(resubmit_command, cluster, plan.job_config),
+                        event=lambda kind, message: console.print(f"[dim]{kind}: {message}[/dim]"))
+    current = {v.id: v.parallelism for v in client.job(job).vertices}
+    record = executor.restart_with_savepoint({**current, **plan.parallelism}, reason="rebalance")
+    console.print(f"rebalanced: job {executor.job_id} runs at {dict(record.new_parallelism)} "
+                  f"({record.duration_seconds:.1f}s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("autoscale", help=_AUTOSCALE_HELP, no_args_is_help=True)(autoscale)
+    app.command("rebalance", help=_REBALANCE_HELP, no_args_is_help=True)(rebalance)
