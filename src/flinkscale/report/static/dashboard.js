@@ -27,7 +27,11 @@ function escapePlotly(text) {
 }
 
 function wrap(text, width) {
-  const words = String(text).split(/\s+/);
+  // Long tokens such as "TumblingEventTimeWindows(60000)" are cut too, so a label never spills out of its box.
+  const words = [];
+  String(text).split(/\s+/).forEach((word) => {
+    for (let i = 0; i < word.length; i += width) words.push(word.substring(i, i + width));
+  });
   const lines = [];
   let line = "";
   for (const word of words) {
@@ -35,7 +39,7 @@ function wrap(text, width) {
     else line = line ? line + " " + word : word;
   }
   if (line) lines.push(line);
-  return lines.slice(0, 3).map(escapePlotly).join("<br>");
+  return lines.slice(0, 4).map(escapePlotly).join("<br>");
 }
 
 function el(tag, className, text) {
@@ -61,7 +65,7 @@ function drawGraph(graph) {
     const util = n.utilization === null ? "n/a" : Math.round(n.utilization * 100) + "%";
     annotations.push({
       x: n.x, y: n.y, xref: "x", yref: "y", showarrow: false, font: { size: 12, color: "#111" },
-      text: "<b>" + wrap(n.name, 26) + "</b><br>p=" + n.parallelism + " · util " + util,
+      text: "<b>" + wrap(n.name, 20) + "</b><br>p=" + n.parallelism + " · util " + util,
     });
   });
   graph.edges.forEach((e) => {
