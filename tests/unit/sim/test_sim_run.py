@@ -184,3 +184,32 @@ def test_a_restore_from_checkpoint_re_reads_what_was_read_since_the_checkpoint(c
                          SimConfig(duration_seconds=1800, rescale=RescaleSpec(restart_seconds=40.0)))
     assert savepoint.lag_records[660 + 40 - 1] == pytest.approx(500.0 * 40)
     assert savepoint.outcome.records_replayed == 0.0
+
+
+@pytest.mark.parametrize("idle_hours", [6.5, 8.0])
+def test_cpu_threshold_halves_after_six_idle_hours_in_the_simulator(chain: Chain, idle_hours: float) -> None:
+    """The simulator keeps the history the policy needs (required_history_seconds), so cpu-threshold's
+    "halve below 10% for 6 h" rule can fire; with History's 2 h default it never could."""
+    from flinkscale.core.policy import make_policy
+
+    policy = make_policy("cpu-threshold")
+    # 4 subtasks of 1,000 records/s at 100 records/s: 2.5% busy, far below the 10% threshold all the time.
+    config = SimConfig(duration_seconds=idle_hours * 3600, rescale=RescaleSpec(restart_seconds=10.0))
+    run = simulate(chain(1000.0, parallelism=4), np.full(config.steps, 100.0), policy, config)
+
+    rescales = run.history.rescales
+    assert rescales, "the 6 h scale-down rule never fired"
+    first = rescales[0]
+    assert dict(first.old_parallelism) == {"v0": 4} and dict(first.new_parallelism) == {"v0": 2}
+    # Not before the rule's 6 h have passed (counted from the first snapshot), and at the first decision after.
+    assert 6 * 3600 <= first.requested_at <= 6 * 3600 + 2 * config.decision_interval_seconds
+
+
+def test_history_handed_to_the_policy_spans_what_the_policy_asks_for(chain: Chain, scripted: type) -> None:
+    policy = scripted()
+    policy.history_seconds = 3 * 3600.0   # read by required_history_seconds
+    config = SimConfig(duration_seconds=4 * 3600)
+    simulate(chain(1000.0), np.full(config.steps, 100.0), policy, config)
+    snapshot, history = policy.seen[-1]
+    oldest = history.snapshots[0].timestamp
+    assert snapshot.timestamp - oldest == pytest.approx(3 * 3600.0, abs=config.decision_interval_seconds)

@@ -1,7 +1,8 @@
 """The run loop: a policy drives the simulated job exactly as it would drive a real one.
 
 Every ``decision_interval`` the loop builds a ``MetricsSnapshot`` (the type the real collector emits) from
-the model's metrics window, hands it with the ``History`` to ``policy.decide``, and applies the ``Decision``:
+the model's metrics window, hands it with the ``History`` (kept as far back as the policy's longest rule
+looks, ``required_history_seconds(policy)``) to ``policy.decide``, and applies the ``Decision``:
 its ``shed_fraction`` at the sources from then on, and, when ``decision.rescale`` is true, the new
 parallelism clamped to ``[1, max_parallelism]`` and to the cluster ceiling. A rescale stops the job for
 ``restart_time + state / restore_bandwidth`` seconds (``RescaleSpec``) while the sources keep filling, is
@@ -29,6 +30,7 @@ import numpy as np
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
+from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.sim.engine import JobModel, WindowMetrics
 from flinkscale.core.sim.keyload import FloatArray
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
@@ -242,6 +244,8 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     pause_steps = round(config.checkpoints.pause_seconds / dt)
     state_bytes = pipeline.state_bytes()
     history = History()
+    # As much history as the policy's longest rule looks back (cpu-threshold: 6 h), not History's 2 h default.
+    keep_seconds = required_history_seconds(policy)
     lag = np.zeros(steps)
     shed_fraction = 0.0
     dropped = 0.0
@@ -298,7 +302,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                     decision = policy.decide(snapshot, history)
                 except Exception as exc:  # a policy bug must name the policy, not kill the comparison silently
                     raise RuntimeFailure(f"policy {name!r} failed at t={now:g}s: {exc!r}") from exc
-                history = history.append(snapshot=snapshot, decision=decision)
+                history = history.append(snapshot=snapshot, decision=decision, keep_seconds=keep_seconds)
                 shed_fraction = _checked_shed(decision, name)
                 if decision.rescale:
                     old = model.parallelism()
@@ -313,7 +317,8 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                         rescales += 1
                         steps_since_restart = 0
                         history = history.append(rescale=RescaleRecord(requested_at=now, completed_at=now + cost,
-                                                                       old_parallelism=old, new_parallelism=new))
+                                                                       old_parallelism=old, new_parallelism=new),
+                                                 keep_seconds=keep_seconds)
         if progress is not None and t % progress_every == 0:
             progress(t / steps)
     if progress is not None:
