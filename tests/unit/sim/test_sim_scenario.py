@@ -10,7 +10,7 @@ import yaml
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.sim.provisioning import peak_parallelism
-from flinkscale.core.sim.scenario import apply_overrides, parse_scenario
+from flinkscale.core.sim.scenario import apply_overrides, parse_scenario, parse_trace
 from flinkscale.core.sim.traces import DiurnalTrace, ReplayTrace
 from flinkscale.core.snapshot import ShipStrategy
 
@@ -89,6 +89,27 @@ def test_a_cycle_is_rejected() -> None:
 def test_byte_rates_convert_through_event_bytes() -> None:
     scenario = parse_scenario(apply_overrides(MINIMAL, {"event_bytes": "1kb", "trace.rate": "86.4GB/day"}))
     assert scenario.rates()[0] == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("trace", [
+    {"type": "step", "before": "2k/s", "after": "6k/s", "at": "15m"},
+    {"type": "diurnal", "average": "10k/s", "peak_factor": 1.8},
+    {"type": "spikes", "base": 100, "factor": 3, "duration": "1m", "every": "10m", "noise": 0.1, "seed": 4},
+])
+def test_parse_trace_is_the_trace_a_scenario_gets(trace: dict[str, Any]) -> None:
+    # The load generator reads trace files with parse_trace: the same rates as the simulator's, second by second.
+    scenario = parse_scenario(apply_overrides(MINIMAL, {"trace": trace}))
+    assert parse_trace(trace) == scenario.trace
+
+
+def test_parse_trace_errors_name_the_trace_field() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_trace({"type": "ramp", "from": "1k/s", "to": "2k/s"})
+    assert caught.value.field == "trace.over"
+    with pytest.raises(InputError) as caught:
+        parse_trace({"type": "constant", "rate": "1MB/s"})
+    assert caught.value.field == "trace.rate"
+    assert parse_trace({"type": "constant", "rate": "1MB/s"}, event_bytes=500).rates(2, 1).tolist() == [2000, 2000]
 
 
 def test_replay_reads_csv_through_the_callback() -> None:

@@ -9,7 +9,7 @@ code drives a real cluster and a simulated one. Pieces, each in its own module:
 - ``engine``: the vectorised discrete-time model (``JobModel``), with bounded buffers and backpressure;
 - ``traces``: offered-rate traces (constant, step, ramp, diurnal, spikes, replay);
 - ``run``: the policy loop (``simulate``), snapshots, and the comparison metrics (``SimOutcome``);
-- ``scenario``: YAML scenarios (``parse_scenario``);
+- ``scenario``: YAML scenarios (``parse_scenario``) and traces (``parse_trace``);
 - ``calibration``: ``step_response`` for comparing against the real cluster, ``catch_up_seconds``.
 """
 
@@ -25,7 +25,7 @@ from flinkscale.core.sim.engine import JobModel
 from flinkscale.core.sim.keyload import KeyDistribution, key_group_weights, partition_shares, subtask_shares
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
 from flinkscale.core.sim.run import SimConfig, SimOutcome, SimRun, Timeline, clamp_parallelism, simulate
-from flinkscale.core.sim.scenario import Scenario, apply_overrides, parse_scenario
+from flinkscale.core.sim.scenario import Scenario, apply_overrides, parse_scenario, parse_trace
 from flinkscale.core.sim.traces import (
     ConstantTrace,
     DiurnalTrace,
@@ -66,6 +66,7 @@ __all__ = [
     "measured_capacity_per_subtask",
     "parse_rate_csv",
     "parse_scenario",
+    "parse_trace",
     "partition_shares",
     "pipeline_capacity",
     "pipeline_from_snapshot",

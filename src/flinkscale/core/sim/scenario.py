@@ -1,6 +1,7 @@
 """Scenario files: a pipeline, a workload trace, a cluster and the policies to compare, in YAML.
 
-``parse_scenario`` takes the YAML text (or the already-loaded mapping) and returns a validated ``Scenario``.
+``parse_scenario`` takes the YAML text (or the already-loaded mapping) and returns a validated ``Scenario``;
+``parse_trace`` reads just a ``trace:`` mapping (the load generator shares the trace format).
 It reads no files itself: a ``replay`` trace names a CSV file, and the caller passes ``read_text`` to fetch it
 (the CLI reads the file relative to the scenario), keeping this module pure. Every error is an
 ``InputError`` with the path of the offending field (``pipeline.vertices[2].capacity: ...``), and unknown
@@ -158,7 +159,7 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
         raise InputError("must be > 0", field="event_bytes")
     name = top.text("name", "scenario")
     pipeline = _pipeline(top.raw("pipeline", required=True), event_bytes, name)
-    trace = _trace(top.raw("trace", required=True), event_bytes, read_text)
+    trace = parse_trace(top.raw("trace", required=True), event_bytes, read_text)
     cluster = _cluster(top.raw("cluster", {}))
     rescale = _rescale(top.raw("rescale", {}))
     checkpoints = _checkpoints(top.raw("checkpoints", {}))
@@ -245,7 +246,13 @@ def _noise(t: _Fields) -> Noise:
     return Noise(relative_stddev=_v(t.number("noise", 0.0)), seed=_v(t.integer("seed", 0)))
 
 
-def _trace(data: Any, event_bytes: float | None, read_text: ReadText | None) -> Trace:
+def parse_trace(data: Any, event_bytes: float | None = None, read_text: ReadText | None = None) -> Trace:
+    """A validated ``Trace`` from a scenario's ``trace:`` mapping (also what ``flinkscale load --profile`` reads).
+
+    ``event_bytes`` turns byte rates (``1TB/day``) into records/s (a byte rate without it is an error);
+    ``read_text(path)`` fetches a replay trace's CSV (none given: only ``csv_text`` works). Errors name the
+    field as ``trace.<key>``; unknown keys are errors.
+    """
     t = _Fields(data, "trace")
     kind = t.text("type", "")
     trace: Trace
