@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +128,22 @@ def test_cli_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> N
     main(["dashboard", "--help"])
     out = capsys.readouterr().out
     assert "flinkscale dashboard runs/latest --port 0" in out and "snapshots.jsonl" in out
+
+
+def test_cli_serves_until_ctrl_c_and_then_exits_cleanly(writer: FakeRunWriter) -> None:
+    writer.snapshot(clickstream_snapshot(1.0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flinkscale", "dashboard", str(writer.run_dir), "--port", "0", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        assert started["host"] == "127.0.0.1" and started["url"] == f"http://127.0.0.1:{started['port']}/"
+        assert httpx.get(started["url"] + "api/state").json()["counts"]["snapshots"] == 1
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 130
+        assert process.stderr is not None and "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
