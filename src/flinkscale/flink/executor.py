@@ -104,6 +104,9 @@ class Executor:
         self.state = ExecutorState(job_id)
         self._adaptive: bool | None = None
         self._cooldown: float | None = self.config.cooldown_seconds
+        self._task_manager_floor: int | None = None
+        if cluster is not None:
+            self._floor()
 
     @property
     def job_id(self) -> str:
@@ -288,9 +291,17 @@ class Executor:
                        f"already at max {self.config.max_task_managers} TaskManagers")
             return
         self.event("scale-cluster", f"TaskManagers {overview.task_managers} -> {count} for {need} slots")
-        self.cluster.set_task_manager_count(count)
+        self._floor()  # remember the starting count before changing it
+        # Start first, then raise the supervised count: the other order lets the supervisor start them too.
         self.cluster.start_task_managers(count - overview.task_managers)
+        self.cluster.set_task_manager_count(count)
         self._wait_task_managers(count)
+
+    def _floor(self) -> int:
+        if self._task_manager_floor is None:
+            info = self.cluster.info() if self.cluster is not None else None
+            self._task_manager_floor = info.task_managers if info is not None else 1
+        return self._task_manager_floor
 
     def _wait_task_managers(self, count: int) -> None:
         deadline = self.clock() + self.config.ready_timeout_seconds
@@ -304,14 +315,17 @@ class Executor:
         raise RuntimeFailure(f"{count} TaskManagers did not register within {self.config.ready_timeout_seconds:.0f}s")
 
     def release_idle_task_managers(self) -> list[int]:
-        """Stop TaskManagers whose slots are all free (``freeSlots == slotsNumber``), keeping at least one.
+        """Stop TaskManagers whose slots are all free (``freeSlots == slotsNumber``), never going below the
+        count the cluster had when this executor started: it gives back what it added, not what the operator
+        of the cluster provisioned (other jobs may be about to use it).
 
         The supervised count is lowered first, or the supervisor would restart what is stopped here."""
         if self.cluster is None or self.cluster.info() is None:
             return []
+        floor = self._floor()
         task_managers = self.client.task_managers()
         idle = [tm for tm in task_managers if tm.free_slots == tm.slots]
-        removable = min(len(idle), len(task_managers) - 1)
+        removable = min(len(idle), len(task_managers) - max(floor, 1))
         if removable <= 0:
             return []
         ports = {pid: _listening_ports(pid) for pid in self.cluster.pids("taskexecutor")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from flinkscale.core.errors import EndpointError, RuntimeFailure
@@ -127,17 +128,19 @@ class FakeFlink:
 class FakeCluster:
     """A LocalCluster stand-in recording TaskManager count changes."""
 
-    def __init__(self, flink: FakeFlink) -> None:
+    def __init__(self, flink: FakeFlink, supervised: int | None = None) -> None:
         self.flink = flink
+        self.supervised = flink.tm_count if supervised is None else supervised
         self.counts: list[int] = []
         self.started: list[int] = []
         self.stopped: list[int] = []
 
     def info(self) -> object:
-        return object()
+        return SimpleNamespace(task_managers=self.supervised)
 
     def set_task_manager_count(self, count: int) -> None:
         self.counts.append(count)
+        self.supervised = count
 
     def start_task_managers(self, count: int) -> None:
         self.started.append(count)
