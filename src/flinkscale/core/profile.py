@@ -452,7 +452,8 @@ def findings(analysis: ProfileAnalysis) -> list[str]:
                    f"({(root.busy_ms_per_second_max or 0):.0f} ms/s busy)"
                    + ("." if same else "; it limits the job now, ahead of the projected bottleneck."))
     for v in analysis.vertices:
-        if v.skew.skewed and v.skew.observed_max_over_mean is not None:
+        # A skewed vertex that is nearly idle limits nothing: the skew report keeps it, the findings do not.
+        if v.skew.skewed and v.skew.bottleneck and v.skew.observed_max_over_mean is not None:
             best = v.skew.recommendations[0].title if v.skew.recommendations else "no remedy found"
             out.append(f"{short_name(v.name)} is skewed: busiest subtask {v.skew.observed_max_over_mean:.2f}x the "
                        f"mean ({v.skew.observed_basis.replace('_', ' ')}); key-group layout explains "

@@ -1,0 +1,182 @@
+"""Profile accuracy: the maximum sustainable source rate a profile predicts vs the one a load ramp measures.
+
+What runs (issue 5, acceptance: predicted / measured within 0.8-1.2), at source parallelism 1 and 2:
+
+1. Its own cluster (2 TaskManagers x 1 slot: the Python enrichment shares one GIL per TaskManager, so each source
+   subtask needs its own), a broker, a 4-partition topic, and the reference pipeline (``submit_clickstream``,
+   ``--cost-us`` per event in the enrichment chained into the source vertex). For parallelism 2 the source vertex
+   is rescaled in place (PUT resource-requirements), as restarting with another ``-p`` changes the SQL job's
+   chaining.
+2. Prediction: ``--profile-rate`` x p ev/s of load for ``--window`` s, sampled by the ``Collector`` every 5 s;
+   ``analyze_profile(merge_window(...)).max_sustainable_source_rate``.
+3. Measurement: the load ramps from 0.6x to 1.5x the prediction in 0.1 steps of ``--step`` s. In each step the
+   collector samples after a settling time and at the end; the first step whose consumer lag grows by more than
+   3% of the offered rate (and 100 records/s) is overloaded, and the sources' read rate in that step, the most the
+   job processes with load waiting, is the measured maximum. The ramp stops there.
+4. Printed per parallelism: predicted, measured, predicted / measured, and the load average (the machine is shared:
+   the load generator and anything else running compete with Flink for the 2 cores).
+
+Everything started here is stopped in ``finally``. Run: .venv/bin/python bench/profile_accuracy.py [--json]
+[--html docs/profile.html] (about 6 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flinkscale.core.profile import analyze_profile, profile_document
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster
+from flinkscale.flink.collector import Collector, collect_window, merge_window
+from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.kafka.broker import EmbeddedBroker
+from flinkscale.kafka.loadgen import LoadGenerator
+from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+from flinkscale.report.profile import render_html
+
+RAMP = tuple(round(0.6 + 0.1 * i, 1) for i in range(10))  # 0.6x .. 1.5x the prediction
+OVERLOAD_SHARE = 0.03
+OVERLOAD_MIN_RECORDS_PER_SECOND = 100.0
+
+
+def wait_until(what: str, check: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} within {timeout:.0f}s: no")
+
+
+class Load:
+    def __init__(self, bootstrap: str, topic: str, schedule: list[float], seed: int) -> None:
+        self.generator = LoadGenerator(bootstrap, topic, users=1_000, zipf_s=0.0, seed=seed)
+        self.stop = threading.Event()
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self.generator.run, args=(schedule,), kwargs={"stop": self.stop},
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        self.generator.close()
+
+
+def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parallelism: int,
+            args: argparse.Namespace) -> dict[str, Any]:
+    topic = f"accuracy-p{parallelism}-{int(time.time())}"
+    TopicAdmin(bootstrap).create_topic(topic, 4)
+    options = ClickstreamOptions(bootstrap=bootstrap, topic=topic, group=f"{topic}-group", cost_us=args.cost_us)
+    job_id = submit_clickstream(cluster, options, parallelism=1).job_id
+    load: Load | None = None
+    try:
+        wait_until("job running", lambda: rest.job(job_id).all_running)
+        job = rest.job(job_id)
+        source = next(v.id for v in job.vertices if v.id not in {e.target for e in job.edges})
+        if parallelism != 1:
+            bounds = {v.id: (1, parallelism if v.id == source else v.parallelism) for v in job.vertices}
+            rest.set_resource_requirements(job_id, bounds)
+            wait_until("source rescaled", lambda: (j := rest.job(job_id)).all_running and next(
+                v for v in j.vertices if v.id == source).parallelism == parallelism, timeout=180)
+        profile_rate = args.profile_rate * parallelism
+        load = Load(bootstrap, topic, [profile_rate] * 3600, seed=parallelism)
+        wait_until("pendingRecords registered", lambda: any(
+            n.endswith(".pendingRecords") for n in rest.vertex_metric_names(job_id, source)), timeout=90)
+        time.sleep(8)  # past the stale first reads and the first checkpoint
+        collector = Collector(rest, job_id)
+        snapshots = collect_window(collector, args.window, 5.0)
+        load.close()
+        load = None
+        merged = merge_window(snapshots)
+        analysis = analyze_profile(merged)
+        predicted = analysis.max_sustainable_source_rate.value
+        if predicted is None:
+            raise RuntimeError(f"no prediction: {analysis.findings}")
+        if args.html and parallelism == 1:
+            document = profile_document(merged, snapshots, analysis, calls_per_sample=collector.calls_per_sample,
+                                        skipped=collector.skipped)
+            Path(args.html).write_text(render_html(document, analysis))
+        print(f"p={parallelism}: profile at {profile_rate:,.0f} ev/s -> busy max "
+              f"{merged.vertex(source).metrics.busy_time_ms_per_second_max:.0f} ms/s, predicted max sustainable "
+              f"{predicted:,.0f} ev/s ({collector.calls_per_sample} REST calls per sample)", flush=True)
+
+        schedule = [predicted * factor for factor in RAMP for _ in range(args.step)]
+        load = Load(bootstrap, topic, schedule, seed=10 + parallelism)
+        steps = []
+        measured = None
+        for index, factor in enumerate(RAMP):
+            step_start = load.started + index * args.step
+            time.sleep(max(0.0, step_start + args.settle - time.monotonic()))
+            collector.sample()  # primes the counters after the rate change
+            time.sleep(max(0.0, step_start + args.step - time.monotonic()))
+            snapshot = collector.sample()
+            if snapshot is None:
+                continue
+            metrics = snapshot.vertex(source).metrics
+            read = metrics.num_records_in_per_second or 0.0
+            growth = metrics.pending_records_per_second or 0.0
+            offered = read + growth
+            steps.append({"factor": factor, "target": predicted * factor, "offered": offered, "read": read,
+                          "lag_growth": growth, "busy_max": metrics.busy_time_ms_per_second_max})
+            print(f"  ramp {factor:.1f}x: offered {offered:,.0f} ev/s, read {read:,.0f} ev/s, lag growth "
+                  f"{growth:,.0f}/s, busy {metrics.busy_time_ms_per_second_max or 0:.0f} ms/s", flush=True)
+            if growth > max(OVERLOAD_SHARE * offered, OVERLOAD_MIN_RECORDS_PER_SECOND):
+                measured = read
+                break
+        return {"parallelism": parallelism, "predicted": predicted, "measured": measured,
+                "ratio": None if not measured else predicted / measured, "steps": steps,
+                "calls_per_sample": collector.calls_per_sample, "load_average": os.getloadavg()}
+    finally:
+        if load is not None:
+            load.close()
+        rest.cancel(job_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cost-us", type=float, default=300.0, help="enrichment cost per event (us)")
+    parser.add_argument("--profile-rate", type=float, default=1_500.0, help="profile load per source subtask")
+    parser.add_argument("--window", type=float, default=30.0, help="profile window (s)")
+    parser.add_argument("--step", type=int, default=12, help="seconds per ramp step")
+    parser.add_argument("--settle", type=float, default=4.0, help="seconds ignored at the start of each step")
+    parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--html", help="write the p=1 profile HTML here")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    state_dir = Path(tempfile.mkdtemp(prefix="flinkscale-accuracy-"))
+    cluster, broker = LocalCluster(state_dir), EmbeddedBroker(state_dir)
+    results = []
+    try:
+        info = cluster.up(ClusterSpec(task_managers=2, slots_per_task_manager=1, rest_port=0, extra_config={
+            "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "5 s"}))
+        bootstrap = broker.up(port=0).bootstrap
+        rest = FlinkRestClient(info.rest_url)
+        print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
+        for parallelism in args.parallelism:
+            results.append(run_one(cluster, rest, bootstrap, parallelism, args))
+    finally:
+        cluster.down()
+        broker.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    print(f"\ncost_us={args.cost_us:g}; target: predicted / measured within 0.8-1.2")
+    for r in results:
+        last_read = r["steps"][-1]["read"] if r["steps"] else 0.0
+        measured = f"{r['measured']:,.0f}" if r["measured"] else f"> {last_read:,.0f} (no overload)"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+        print(f"p={r['parallelism']}: predicted {r['predicted']:,.0f} ev/s, measured {measured} ev/s, "
+              f"ratio {ratio}; load average {r['load_average'][0]:.2f}")
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
