@@ -248,14 +248,6 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def _json_number(value: float) -> float | str | None:
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
 def utilization_colour(utilization: float | None) -> str:
     """The box colour for a utilization (0..1, clamped), interpolated on ``UTILIZATION_COLORSCALE``."""
     if utilization is None or not math.isfinite(utilization):
@@ -362,11 +354,8 @@ def decision_view(record: DecisionRecord) -> dict[str, Any]:
         "applied": record.applied, "outcome": outcome, "blocked_reason": decision.blocked_reason,
         "shed_fraction": decision.shed_fraction, "rescale_seconds": record.rescale_seconds,
         "error": record.error,
-        "vertices": [{"vertex_id": v.vertex_id, "vertex_name": v.vertex_name,
-                      "current_parallelism": v.current_parallelism, "new_parallelism": v.new_parallelism,
-                      "changed": v.changed, "reason": v.reason,
-                      "numbers": {k: _json_number(n) for k, n in v.numbers.items()}}
-                     for v in decision.vertices],
+        # VertexDecision.to_dict spells non-finite numbers as JSON can carry them ("inf", null).
+        "vertices": [v.to_dict() for v in decision.vertices],
     }
 
 
