@@ -176,6 +176,7 @@ def test_task_manager_killed_mid_loop_the_loop_holds_and_the_job_recovers(clean_
     decisions = _read_jsonl(run_dir / "decisions.jsonl")
     assert decisions and all(not e["applied"] for e in decisions)
     for snapshot in snapshots.values():
-        assert partial_metrics(MetricsSnapshot.from_dict(snapshot)) is None  # nothing decided on partial data
+        # nothing decided on partial data (busy time may be missing right after the restart: the grace ticks)
+        assert partial_metrics(MetricsSnapshot.from_dict(snapshot), require_busy_time=False) is None
     assert any(s > recovered_at for s in snapshots), "the loop did not resume after the recovery"
     _finish_and_check_exactly_once(runtime, job_id, topic, options.group, events, generator)

@@ -63,6 +63,8 @@ class LoopConfig:
     # None: run until stopped.
     duration_seconds: float | None = None
     run_dir: Path | None = None
+    # Ticks in a row the loop holds for a vertex without busy time before deciding without it.
+    busy_time_grace_ticks: int = 2
 
     def __post_init__(self) -> None:
         if not self.interval_seconds > 0:
@@ -175,6 +177,7 @@ class AutoscaleLoop:
         self._holds = 0
         self._errors: list[str] = []
         self._snapshots = 0
+        self._busy_time_holds = 0
 
     # --- public ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
@@ -250,10 +253,16 @@ class AutoscaleLoop:
         if snapshot is None:
             self._hold(skipped[-1] if skipped else "priming the collector", fresh_sampler=False)
             return None
-        partial = partial_metrics(snapshot)
+        partial = partial_metrics(snapshot, require_busy_time=self._busy_time_holds < self.config.busy_time_grace_ticks)
         if partial:
+            if partial_metrics(snapshot, require_busy_time=False) is None:
+                self._busy_time_holds += 1
             self._hold(partial, fresh_sampler=False)
             return None
+        if self._busy_time_holds and partial_metrics(snapshot) is not None:
+            self.event("note", "deciding without busy time for some vertex: Flink keeps reporting none")
+        else:
+            self._busy_time_holds = 0
         return snapshot
 
     def _hold(self, reason: str, *, fresh_sampler: bool = True) -> None:
@@ -289,18 +298,21 @@ class AutoscaleLoop:
         return DecisionEntry(now, decision, True, record.duration_seconds, None)
 
 
-def partial_metrics(snapshot: MetricsSnapshot) -> str | None:
-    """Why a snapshot is not complete enough to decide on (None when it is)."""
+def partial_metrics(snapshot: MetricsSnapshot, *, require_busy_time: bool = True) -> str | None:
+    """Why a snapshot is not complete enough to decide on (None when it is).
+
+    Record counters must be there for every vertex. Busy time is NaN for a few seconds after a task starts;
+    some sources never report it, so the loop requires it only for ``busy_time_grace_ticks`` ticks in a row
+    and then lets the policy decide without it (policies treat an unknown true processing rate cautiously)."""
     if snapshot.job_state != "RUNNING":
         return f"job is {snapshot.job_state}"
     for vertex in snapshot.vertices:
         metrics = vertex.metrics
-        if metrics.busy_time_ms_per_second_max is None:
+        rate = metrics.num_records_out_per_second if vertex.is_source else metrics.num_records_in_per_second
+        if rate is None:
+            return f"no record rate for {vertex.name}"
+        if require_busy_time and metrics.busy_time_ms_per_second_max is None:
             return f"no busy time for {vertex.name}"
-        if metrics.num_records_in_per_second is None and not vertex.is_source:
-            return f"no record rate for {vertex.name}"
-        if vertex.is_source and metrics.num_records_out_per_second is None:
-            return f"no record rate for {vertex.name}"
     return None
 
 

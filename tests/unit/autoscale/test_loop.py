@@ -113,6 +113,14 @@ def test_outages_skipped_samples_and_partial_metrics_make_the_loop_hold(tmp_path
     assert loop.status.ticks == 6
 
 
+def test_missing_busy_time_holds_only_for_the_grace_ticks(tmp_path: Path) -> None:
+    blind = [replace(s, vertices=tuple(replace(v, metrics=replace(v.metrics, busy_time_ms_per_second_max=None))
+                                       for v in s.vertices)) for s in RECORDED[:5]]
+    run_loop(blind, tmp_path)
+    decisions = read_jsonl(tmp_path / "decisions.jsonl")
+    assert len(decisions) == 5 - LoopConfig().busy_time_grace_ticks
+
+
 def test_partial_metrics_names_the_vertex_without_busy_time() -> None:
     snap = RECORDED[0]
     broken = replace(snap, vertices=(replace(snap.vertices[0], metrics=replace(
