@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint typecheck bench install clean
+.PHONY: demo test unit integration lint typecheck bench install clean readme-tables
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint typecheck
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The simulator comparison tables in README.md, regenerated from `flinkscale simulate` (never typed by hand).
+readme-tables: $(STAMP)
+	$(BIN)/python scripts/readme_tables.py
 
 clean:
 	-$(BIN)/flinkscale cluster down 2>/dev/null
