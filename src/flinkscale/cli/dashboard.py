@@ -23,7 +23,7 @@ The server binds 127.0.0.1 unless told otherwise, and needs no internet (plotly.
 
 Examples:
 
-  flinkscale dashboard runs/2026-11-24-demo                 # http://127.0.0.1:8050/
+  flinkscale dashboard runs/2026-11-24-demo                 # http://127.0.0.1:8765/
 
   flinkscale dashboard runs/latest --port 0                 # any free port, printed at start
 
@@ -33,7 +33,7 @@ Examples:
 
 def dashboard(
     run_dir: Annotated[Path, typer.Argument(help="Run directory written by the autoscale loop.")],
-    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8050,
+    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network.")
                     ] = "127.0.0.1",
     output_format: Annotated[str, typer.Option("--format", help="text (people) or json (one line for scripts).")
