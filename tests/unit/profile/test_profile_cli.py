@@ -106,3 +106,9 @@ def test_no_local_cluster_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
 def test_bad_options_are_one_line_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "--rest", "http://127.0.0.1:9", *args]) == 2
     _one_line_error(capsys)
+
+
+def test_skew_command_table(replayed: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["skew", "--job", JOB_ID, "--rest", "http://x", "--window", "10s", "--interval", "5s"]) == 0
+    out = capsys.readouterr().out
+    assert "max/mean" in out and "No skewed vertex." in out
