@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from flinkscale.cli import main
+from flinkscale.cli.autoscale import command_resubmit
+from flinkscale.core.errors import InputError
 from flinkscale.core.skew import SkewRecommendation, SkewReport, VertexSkew
 from flinkscale.flink.executor import plan_rebalance
 
@@ -43,3 +48,15 @@ def test_cluster_level_keys_max_parallelism_and_code_changes_are_listed_not_appl
 def test_vertices_that_are_not_skewed_are_left_alone() -> None:
     plan = plan_rebalance(report(vertex((rec("align-parallelism", parallelism=4),), skewed=False)))
     assert not plan.changes_anything and plan.not_applied == ()
+
+
+def test_rebalance_apply_without_a_resubmit_command_is_refused_before_touching_the_job(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["rebalance", "--job", "f" * 32, "--rest", "http://127.0.0.1:9", "--apply"])
+    assert code == 2
+    assert "--resubmit-command" in capsys.readouterr().err
+
+
+def test_resubmit_command_must_name_the_savepoint() -> None:
+    with pytest.raises(InputError, match="savepoint"):
+        command_resubmit("flink run -d job.py", None)
