@@ -112,3 +112,26 @@ def test_skew_command_table(replayed: None, capsys: pytest.CaptureFixture[str]) 
     assert main(["skew", "--job", JOB_ID, "--rest", "http://x", "--window", "10s", "--interval", "5s"]) == 0
     out = capsys.readouterr().out
     assert "max/mean" in out and "No skewed vertex." in out
+
+
+def test_ctrl_c_ends_the_window_early_and_still_reports(
+        replayed: None, monkeypatch: pytest.MonkeyPatch, clock: VirtualClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+
+    start = clock.now
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now - start >= 12 and not getattr(sleep, "sent", False):
+            sleep.sent = True  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+    monkeypatch.setattr(profile_cli, "SLEEP", sleep)
+    assert main(["profile", "--job", JOB_ID, "--rest", "http://x", "--window", "2m", "--interval", "5s",
+                 "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert 1 <= len(document["samples"]) <= 3
+    assert document["snapshot"]["window_seconds"] < 20
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
