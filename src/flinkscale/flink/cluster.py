@@ -258,7 +258,9 @@ class LocalCluster:
             **spec.extra_config,
             **self._local_options(rest_port, rpc_port),
         }
-        java_opts = f"{base.get('env.java.opts.all', '')} -Djava.io.tmpdir={self.tmp_dir}".strip()
+        # java.io.tmpdir keeps Flink's temp files in the state dir; -XX:-UsePerfData stops every JVM from writing
+        # /tmp/hsperfdata_<user>/<pid>, which a killed JVM leaves behind.
+        java_opts = f"{base.get('env.java.opts.all', '')} -Djava.io.tmpdir={self.tmp_dir} -XX:-UsePerfData".strip()
         config["env.java.opts.all"] = java_opts
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True, width=10_000))
 

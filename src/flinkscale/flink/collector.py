@@ -97,12 +97,16 @@ class Collector:
     # --- reading ---------------------------------------------------------------------------------
     def _source_info(self, vertex_id: str) -> tuple[str | None, int | None]:
         """(name of the pendingRecords metric, number of partitions) for a source vertex, looked up once."""
-        if vertex_id not in self._source_metrics:
+        known = self._source_metrics.get(vertex_id)
+        # A source registers its per-partition metrics only once partitions are assigned, a few seconds after
+        # start: keep looking until both are known rather than caching an early, empty answer.
+        if known is None or None in known:
             names = self.client.vertex_metric_names(self.job_id, vertex_id)
             pending = next((n for n in names if n.endswith(".pendingRecords")), None)
             partitions = {m.group("topic", "partition") for n in names if (m := _PARTITION_METRIC.search(n))}
-            self._source_metrics[vertex_id] = (pending, len(partitions) or None)
-        return self._source_metrics[vertex_id]
+            known = (pending, len(partitions) or None)
+            self._source_metrics[vertex_id] = known
+        return known
 
     def read(self) -> RawSample:
         before = self.client.calls

@@ -14,6 +14,7 @@ from pathlib import Path
 from flinkscale.core.errors import RuntimeFailure
 
 SUPPORTED_JAVA = ("17", "21", "11")
+JVM_ROOT = Path("/usr/lib/jvm")
 
 
 def flink_home() -> Path:
@@ -36,7 +37,7 @@ def java_home() -> Path:
     env = os.environ.get("JAVA_HOME")
     if env and _is_java_home(Path(env)):
         return Path(env)
-    jvm = Path("/usr/lib/jvm")
+    jvm = JVM_ROOT
     if jvm.is_dir():
         for version in SUPPORTED_JAVA:
             for candidate in sorted(jvm.glob(f"*{version}*")):

@@ -36,7 +36,8 @@ class TopicAdmin:
     def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
+                                   "log_level": 2})
 
     def _fail(self, exc: Exception) -> EndpointError:
         return EndpointError(str(exc), endpoint=f"kafka://{self.bootstrap}")
@@ -76,7 +77,7 @@ class TopicAdmin:
         if count is None:
             raise InputError(f"no such topic on {self.bootstrap}", field=topic)
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group or "flinkscale-admin",
-                             "enable.auto.commit": False})
+                             "enable.auto.commit": False, "log_level": 2})
         try:
             parts = [TopicPartition(topic, p) for p in range(count)]
             committed = {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=self.timeout)} \

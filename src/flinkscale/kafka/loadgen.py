@@ -95,6 +95,7 @@ class LoadGenerator:
             "bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000, "acks": "all", "enable.idempotence": False,
             "error_cb": lambda err: self._errors.append(str(err)), "log.connection.close": False,
+            "log_level": 2,  # errors reach error_cb and are raised; librdkafka's own stderr lines are noise
         })
 
     def _batch(self, count: int, now_ms: int) -> None:

@@ -1,0 +1,87 @@
+"""MetricsSnapshot: the graph queries every consumer relies on, and a lossless, validated JSON form."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.snapshot import (
+    Edge,
+    MetricsSnapshot,
+    ShipStrategy,
+    SubtaskMetrics,
+    Vertex,
+    VertexMetrics,
+)
+
+EXAMPLES = Path(__file__).parents[3] / "examples" / "snapshots"
+
+
+def _job() -> MetricsSnapshot:
+    return MetricsSnapshot(
+        timestamp=100.0, job_id="j", job_name="job",
+        vertices=(
+            Vertex("sink", "Sink", 1, 120, is_sink=True),
+            Vertex("agg", "Agg", 2, 120, metrics=VertexMetrics(
+                busy_time_ms_per_second_max=math.nan,
+                subtasks=(SubtaskMetrics(0, 10.0), SubtaskMetrics(1, 30.0)))),
+            Vertex("src", "Source", 1, 120, is_source=True, partitions=4,
+                   metrics=VertexMetrics(pending_records=500.0)),
+        ),
+        edges=(Edge("src", "agg", ShipStrategy.HASH), Edge("agg", "sink", ShipStrategy.FORWARD)))
+
+
+def test_topological_order_puts_every_vertex_after_its_inputs() -> None:
+    assert [v.id for v in _job().topological_order()] == ["src", "agg", "sink"]
+
+
+def test_graph_queries() -> None:
+    job = _job()
+    assert [v.id for v in job.sources()] == ["src"]
+    assert job.is_keyed("agg") and not job.is_keyed("sink")
+    assert job.source_lag() == 500.0
+    assert job.total_parallelism() == 4
+    assert job.with_parallelism({"agg": 4}).vertex("agg").parallelism == 4
+
+
+def test_json_round_trip_turns_nan_into_null() -> None:
+    job = _job()
+    text = json.dumps(job.to_dict())
+    assert "NaN" not in text
+    again = MetricsSnapshot.from_dict(json.loads(text))
+    assert again.vertex("agg").metrics.busy_time_ms_per_second_max is None
+    assert again.vertex("agg").metrics.subtasks[1].num_records_in_per_second == 30.0
+    assert again.edges == job.edges
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda d: d["vertices"][0].pop("parallelism"), "vertices[0].parallelism"),
+    (lambda d: d["vertices"][1].update(parallelism=500), "vertices[1].parallelism"),
+    (lambda d: d["vertices"][1]["metrics"].update(busy=1), "vertices[1].metrics"),
+    (lambda d: d.update(schema_version=99), "schema_version"),
+    (lambda d: d["edges"].append({"source": "src", "target": "nowhere"}), "edges[2]"),
+    (lambda d: d.pop("job_id"), "job_id"),
+])
+def test_invalid_snapshots_name_the_field(mutate: object, field: str) -> None:
+    data = _job().to_dict()
+    mutate(data)  # type: ignore[operator]
+    with pytest.raises(InputError) as info:
+        MetricsSnapshot.from_dict(data)
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_a_cycle_is_rejected() -> None:
+    data = _job().to_dict()
+    data["edges"].append({"source": "sink", "target": "src", "ship_strategy": "FORWARD"})
+    with pytest.raises(InputError, match="cycle"):
+        MetricsSnapshot.from_dict(data).topological_order()
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_shipped_example_snapshots_load(path: Path) -> None:
+    snapshot = MetricsSnapshot.from_dict(json.loads(path.read_text()))
+    assert snapshot.vertices
