@@ -68,9 +68,11 @@ class Load:
 def costly_job(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str, str]]:
     runtime.stop_all_jobs()
     topic = runtime.topic(partitions=4, prefix="profile")
-    # The enriched events must reach a sink: without one the planner prunes the enrichment and its cost.
-    events = tmp_path_factory.mktemp("profile-events")
-    job_id, _ = runtime.clickstream(topic, parallelism=1, cost_us=300, events_dir=str(events))
+    # The enriched events must reach a sink: without one the planner prunes the enrichment and its cost. The
+    # per-user aggregate needs a sink of its own too (with events_dir alone it is not in the job).
+    events, aggregates = tmp_path_factory.mktemp("profile-events"), tmp_path_factory.mktemp("profile-agg")
+    job_id, _ = runtime.clickstream(topic, parallelism=1, cost_us=300, events_dir=str(events),
+                                    agg_dir=str(aggregates))
     try:
         yield runtime, job_id, topic
     finally:
