@@ -107,13 +107,14 @@ def test_profile_names_the_costly_vertex(costly_job: tuple[Runtime, str, str], t
     assert analysis["bottleneck"] != aggregate
     vertices = {v["vertex_id"]: v for v in analysis["vertices"]}
     # The source reads ~1,000 ev/s at ~300 us each: busy well above the aggregate, sustainable rate above the load
-    # (headroom > 1) but within the costly operator's reach (a few thousand ev/s per subtask on this machine).
+    # but within the costly operator's reach (at most ~3,300 ev/s per subtask at 300 us each).
     assert vertices[source]["utilization"] > vertices[aggregate]["utilization"]
     assert 1_000 < analysis["max_sustainable_source_rate"]["value"] < 8_000
     # None = unbounded (an idle aggregate extrapolates to infinity, which JSON cannot hold)
     aggregate_rate = vertices[aggregate]["sustainable_source_rate"]["value"]
     assert aggregate_rate is None or aggregate_rate > 2 * analysis["max_sustainable_source_rate"]["value"]
-    assert analysis["headroom"]["value"] > 1.0
+    # On a quiet machine 1,000 ev/s leaves headroom; on a loaded one it may not, and the findings must say which.
+    assert any("cannot keep up" in f for f in analysis["findings"]) == (analysis["headroom"]["value"] < 1.0)
     assert any("is the bottleneck" in f for f in analysis["findings"])
     job = runtime.rest.job(job_id)
     sources = {v.id for v in job.vertices} - {e.target for e in job.edges}
