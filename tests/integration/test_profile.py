@@ -106,10 +106,10 @@ def test_profile_names_the_costly_vertex(costly_job: tuple[Runtime, str, str], t
     assert analysis["bottleneck"] == source
     assert analysis["bottleneck"] != aggregate
     vertices = {v["vertex_id"]: v for v in analysis["vertices"]}
-    # The source reads ~1,000 ev/s at ~300 us each: busy well above the aggregate, sustainable rate above the load
-    # but within the costly operator's reach (at most ~3,300 ev/s per subtask at 300 us each).
+    # The source reads ~1,000 ev/s at >= 300 us each: busy well above the aggregate, and its sustainable rate cannot
+    # exceed what 300 us per event allows (3,333 ev/s; 4,000 leaves room for measurement noise).
     assert vertices[source]["utilization"] > vertices[aggregate]["utilization"]
-    assert 1_000 < analysis["max_sustainable_source_rate"]["value"] < 8_000
+    assert 0 < analysis["max_sustainable_source_rate"]["value"] < 4_000
     # None = unbounded (an idle aggregate extrapolates to infinity, which JSON cannot hold)
     aggregate_rate = vertices[aggregate]["sustainable_source_rate"]["value"]
     assert aggregate_rate is None or aggregate_rate > 2 * analysis["max_sustainable_source_rate"]["value"]
