@@ -26,7 +26,7 @@ def _root() -> None:
 
 # Command group modules, each exposing `register(app)`. Add yours here.
 _COMMAND_MODULES: tuple[str, ...] = ("cluster", "kafka", "job", "decide", "plan", "lint", "simulate", "dashboard",
-                                     "autoscale", "profile", "load")
+                                     "autoscale", "shed", "profile", "load")
 
 
 def _register() -> None:

@@ -1,0 +1,116 @@
+"""The load-shedding control channel: a one-partition Kafka topic whose latest message sets p.
+
+The running job (``pipelines/clickstream.py``'s ``shed_weight`` UDF) assigns itself to partition 0 of this
+topic from the last message and polls it about once a second; ``ControlChannel`` is the other end. A
+message is ``ShedDecision.to_control_message(seq)``: ``{"keep_probability": p, "seq": n}``. The newest seq
+wins in the job, so the publisher continues from the seq already on the topic (``latest()``) and a
+restarted controller can never roll p back with a smaller seq.
+
+The topic outlives the job, which is what makes the value survive rescales and restarts: every new UDF
+instance reads the message in force when it opens. No consumer group is used (``assign``, not
+``subscribe``): the embedded broker does not support groups, and every reader must see every message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from flinkscale.core.errors import EndpointError, InputError
+from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.pipelines.shedding import ControlMessage, parse_control_message
+
+
+@dataclass(frozen=True)
+class PublishedControl:
+    """A message as written: its value and the partition offset it got."""
+
+    message: ControlMessage
+    offset: int | None
+
+
+class ControlChannel:
+    """Publish and read the keep probability on ``topic`` (created with one partition if missing)."""
+
+    def __init__(self, bootstrap: str, topic: str, *, timeout: float = 10.0, create: bool = True) -> None:
+        if not topic:
+            raise InputError("must name a Kafka topic", field="--topic")
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.timeout = timeout
+        if create:
+            admin = TopicAdmin(bootstrap, timeout)
+            if topic not in admin.topics():
+                admin.create_topic(topic, 1)
+        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
+                                   "enable.idempotence": False, "log.connection.close": False})
+
+    def _endpoint_error(self, detail: str) -> EndpointError:
+        return EndpointError(detail, endpoint=f"kafka://{self.bootstrap}/{self.topic}")
+
+    def latest(self) -> ControlMessage | None:
+        """The last valid message on partition 0, or None when the topic is empty."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "flinkscale-shed-publisher",
+                             "enable.auto.commit": False, "log.connection.close": False})
+        try:
+            partition = TopicPartition(self.topic, 0)
+            low, high = consumer.get_watermark_offsets(partition, timeout=self.timeout)
+            if high <= low:
+                return None
+            consumer.assign([TopicPartition(self.topic, 0, high - 1)])
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None or message.error() is not None:
+                    continue
+                try:
+                    return parse_control_message(message.value() or b"")
+                except InputError:
+                    return None  # the job ignores a bad last message too; a new one supersedes it
+            raise self._endpoint_error(f"the last control message (offset {high - 1}) was not readable in "
+                                       f"{self.timeout:.0f}s")
+        except KafkaException as exc:
+            raise self._endpoint_error(str(exc)) from None
+        finally:
+            consumer.close()
+
+    def publish(self, keep_probability: float, seq: int | None = None,
+                per_key: dict[str, float] | None = None) -> PublishedControl:
+        """Write p (0 < p <= 1); ``seq`` defaults to one more than the seq on the topic."""
+        if seq is None:
+            previous = self.latest()
+            seq = 0 if previous is None else previous.seq + 1
+        body: dict[str, object] = {"keep_probability": keep_probability, "seq": seq}
+        if per_key:
+            body["per_key"] = per_key
+        message = parse_control_message(body)  # validates p and seq with field names
+        return self.publish_message(message)
+
+    def publish_message(self, message: ControlMessage) -> PublishedControl:
+        body: dict[str, object] = {"keep_probability": message.keep_probability, "seq": message.seq}
+        if message.per_key:
+            body["per_key"] = dict(message.per_key)
+        offsets: list[int] = []
+        errors: list[str] = []
+
+        def delivered(error: object, record: object) -> None:
+            if error is not None:
+                errors.append(str(error))
+            else:
+                offsets.append(record.offset())  # type: ignore[attr-defined]
+
+        try:
+            self._producer.produce(self.topic, value=json.dumps(body).encode(), partition=0, on_delivery=delivered)
+        except KafkaException as exc:
+            raise self._endpoint_error(str(exc)) from None
+        if self._producer.flush(self.timeout):
+            raise self._endpoint_error(f"the control message was not delivered within {self.timeout:.0f}s")
+        if errors:
+            raise self._endpoint_error(errors[0])
+        return PublishedControl(message, offsets[0] if offsets else None)
+
+    def close(self) -> None:
+        self._producer.flush(self.timeout)
