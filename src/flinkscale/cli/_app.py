@@ -25,8 +25,21 @@ def _root() -> None:
 
 
 # Command group modules, each exposing `register(app)`. Add yours here.
-_COMMAND_MODULES: tuple[str, ...] = ("cluster", "kafka", "job", "decide", "plan", "lint", "simulate", "dashboard",
-                                     "autoscale", "shed", "profile", "load")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "cluster",
+    "kafka",
+    "load",
+    "job",
+    "plan",
+    "profile",
+    "autoscale",
+    "decide",
+    "dashboard",
+    "simulate",
+    "shed",
+    "lint",
+)
 
 
 def _register() -> None:

@@ -613,6 +613,12 @@ def workload_from_profile(snapshot: MetricsSnapshot, target: Rate, base: Workloa
     if target.per_second <= 0:
         raise InputError("must be > 0", field="target")
     base_volume = base.volume if base is not None else None
+    if base_volume is not None and base_volume.event_bytes > 0:
+        # A source vertex's output bytes measure what its operator chain emits (pre-aggregated rows when a local
+        # aggregate is chained to it), not the events it reads, so an event size the spec states wins.
+        notes += (f"event size {base_volume.event_bytes:g} B from the spec (the profile measured "
+                  f"{event_bytes:.0f} B per record leaving the source chain)",)
+        event_bytes = base_volume.event_bytes
     volume = Volume(
         average_events_per_second=target.records_per_second(event_bytes), event_bytes=event_bytes,
         peak_factor=base_volume.peak_factor if base_volume else 1.0,

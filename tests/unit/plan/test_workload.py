@@ -135,6 +135,16 @@ def test_profile_costs_follow_the_documented_formula() -> None:
     assert spec.volume.average_events_per_second == pytest.approx(1e12 / 86400 / 800)
 
 
+def test_an_event_size_the_spec_states_wins_over_the_source_chains_output_bytes() -> None:
+    # A source chained to a local aggregate emits small partial rows: 800 B here stands for that output, while the
+    # spec knows its events are 500 B. 1 TB/day must then mean 1e12 / 86400 / 500 events per second.
+    base = parse_workload(_mutate(["volume"], {"events_per_second": 1000, "event_size": "500B"}))
+    spec = workload_from_profile(_profile(), parse_rate("1TB/day"), base)
+    assert spec.volume.event_bytes == pytest.approx(500)
+    assert spec.volume.average_events_per_second == pytest.approx(1e12 / 86400 / 500)
+    assert any("from the spec" in note for note in spec.notes)
+
+
 def test_cli_plans_from_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps({"snapshot": _profile().to_dict()}))

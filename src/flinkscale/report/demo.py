@@ -1,0 +1,309 @@
+"""``flinkscale demo``: the whole story on the embedded cluster, and the report that tells it.
+
+1. Start the embedded Flink cluster (one slot per TaskManager, see pipelines/clickstream.py) and the broker;
+   plan the local workload (examples/workloads/local-demo.yaml) and create the topic with its planned partitions.
+2. Submit the reference pipeline at parallelism 1 and serve the live dashboard on the run directory.
+3. Drive the load generator through a scripted profile: steady, a 3x step, a spike beyond what this machine can
+   scale to (2 cores: at most 2 TaskManagers), and back down, while the autoscale loop (the ``flinkscale``
+   policy, short windows) collects, decides and rescales in place.
+4. Profile the job from the loop's own snapshots of the step phase (no extra sampling), plan the same pipeline
+   for 1 TB/day from that profile, stop the job with a drained savepoint and stop everything.
+5. Write ``report.html`` (timeline, every decision with its reason, the profile's findings, the 1 TB/day plan),
+   ``profile.html``, ``plan/`` (config.yaml, FlinkDeployment) and ``demo.json`` (the figures, for scripts).
+
+Everything started is stopped in a ``finally``: Ctrl-C, a failure or the end of the story leave no process.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from flinkscale.core.errors import RuntimeFailure
+from flinkscale.core.plan import build_plan
+from flinkscale.core.policy import make_policy
+from flinkscale.core.profile import analyze_profile, findings, profile_document
+from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.core.units import parse_rate
+from flinkscale.core.workload import parse_workload_text, workload_from_profile
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, status_line
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster
+from flinkscale.flink.collector import Collector, merge_window
+from flinkscale.flink.executor import Executor, ExecutorConfig
+from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.kafka.broker import EmbeddedBroker
+from flinkscale.kafka.loadgen import LoadGenerator
+from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+from flinkscale.report import plan as plan_report
+from flinkscale.report import profile as profile_report
+
+REPO_WORKLOAD = Path(__file__).parents[3] / "examples" / "workloads" / "local-demo.yaml"
+COST_US = 150.0  # one enrichment subtask then sustains ~6k events/s here, so a 3x step needs a rescale
+MAX_TASK_MANAGERS = 2  # 2 cores: a third TaskManager would only share the same CPUs
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    seconds: int
+    rate: float
+
+
+FULL = (Phase("steady", 60, 2_000), Phase("3x step", 210, 6_000), Phase("spike beyond capacity", 45, 18_000),
+        Phase("back down", 120, 2_000))
+QUICK = (Phase("steady", 15, 2_000), Phase("3x step", 85, 6_000), Phase("spike beyond capacity", 15, 15_000),
+         Phase("back down", 15, 2_000))
+
+
+def policy_settings(quick: bool) -> dict[str, str]:
+    """Short windows so that a demo of minutes shows what production does over hours."""
+    return {"stabilization.interval": "15s", "metrics.window": "20s", "restart.time": "20s",
+            "scale-down.interval": "40s" if quick else "60s"}
+
+
+@dataclass
+class DemoResult:
+    output_dir: str
+    wall_seconds: float
+    job_id: str
+    phases: list[dict[str, Any]]
+    rescales: list[dict[str, Any]]
+    decisions: int
+    applied_scale_ups: int
+    produced: int
+    findings: list[str]
+    plan_summary: list[list[str]] = field(default_factory=list)
+    dashboard_url: str | None = None
+
+
+def _local_workload_partitions() -> int:
+    """Partitions of the demo's source topic as the planner sizes them for the local workload."""
+    plan = build_plan(parse_workload_text(REPO_WORKLOAD.read_text()))
+    consumed = [int(t.partitions.value) for t in plan.capacity.kafka if t.direction == "consume"]
+    return max(consumed or [4])
+
+
+def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
+             say: Callable[[str], None] = print, stop: threading.Event | None = None,
+             serve_dashboard: bool = True) -> DemoResult:
+    stop = stop or threading.Event()
+    phases = QUICK if quick else FULL
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = output_dir / "run"
+    started = time.monotonic()
+    cluster, broker = LocalCluster(state_dir), EmbeddedBroker(state_dir)
+    server = None
+    try:
+        info = cluster.up(ClusterSpec(task_managers=1, slots_per_task_manager=1, rest_port=0, extra_config={
+            "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "10 s"}),
+            progress=lambda m: say(f"cluster: {m}"))
+        bootstrap = broker.up(port=0).bootstrap
+        partitions = _local_workload_partitions()
+        TopicAdmin(bootstrap).create_topic("clicks", partitions)
+        say(f"Flink at {info.rest_url}; broker at {bootstrap}; topic clicks with {partitions} planned partitions")
+        options = ClickstreamOptions(bootstrap=bootstrap, topic="clicks", cost_us=COST_US,
+                                     events_dir=f"file://{output_dir / 'sink' / 'events'}",
+                                     agg_dir=f"file://{output_dir / 'sink' / 'per-user'}")
+        job_id = submit_clickstream(cluster, options, parallelism=1).job_id
+        rest = FlinkRestClient(info.rest_url)
+        _wait_running(rest, job_id)
+        say(f"reference pipeline running as job {job_id} at parallelism 1")
+        if serve_dashboard:
+            from flinkscale.report.dashboard import serve_dashboard as serve
+
+            server = serve(run_dir)
+            say(f"live dashboard: {server.url}")
+        executor = Executor(rest, job_id, cluster=cluster, config=ExecutorConfig(max_task_managers=MAX_TASK_MANAGERS))
+        loop = AutoscaleLoop(
+            make_policy("flinkscale", policy_settings(quick)),
+            lambda jid: Collector(rest, jid, max_task_managers=MAX_TASK_MANAGERS), job_id, executor=executor,
+            config=LoopConfig(interval_seconds=5.0, run_dir=run_dir),
+            on_tick=lambda status: say("  " + status_line(status)), should_stop=stop.is_set, sleep=_pause(stop))
+        executor.event = loop.event
+        loop_thread = threading.Thread(target=loop.run_forever, name="autoscale", daemon=True)
+        loop_thread.start()
+        generator = LoadGenerator(bootstrap, "clicks", users=2_000, zipf_s=0.8, seed=42)
+        phase_marks = _drive_load(generator, phases, loop, say, stop)
+        generator.close()
+        stop.set()
+        loop_thread.join(timeout=120)
+        job_id = executor.job_id
+        snapshots = _read_snapshots(run_dir / "snapshots.jsonl")
+        step = [s for s in snapshots if phase_marks[1][0] <= s.timestamp <= phase_marks[1][1]] or snapshots[-6:]
+        result = _finish(output_dir, rest, job_id, snapshots, step[-6:], phases, phase_marks, loop, generator,
+                         started, say)
+        result.dashboard_url = server.url if server else None
+        return result
+    finally:
+        stop.set()
+        if server is not None:
+            server.stop()
+        cluster.down()
+        broker.down()
+
+
+def _pause(stop: threading.Event) -> Callable[[float], None]:
+    def pause(seconds: float) -> None:
+        stop.wait(seconds)  # Ctrl-C sets ``stop`` and ends the pause at once
+
+    return pause
+
+
+def _wait_running(rest: FlinkRestClient, job_id: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = rest.job(job_id)
+        if job.all_running:
+            return
+        if job.state in ("FAILED", "CANCELED", "FINISHED"):
+            raise RuntimeFailure(f"the reference pipeline is {job.state}: {rest.job_exceptions(job_id)[:1]}")
+        time.sleep(0.5)
+    raise RuntimeFailure(f"job {job_id} was not running within {timeout:.0f}s")
+
+
+def _drive_load(generator: LoadGenerator, phases: Sequence[Phase], loop: AutoscaleLoop, say: Callable[[str], None],
+                stop: threading.Event) -> list[tuple[float, float]]:
+    marks = []
+    for phase in phases:
+        if stop.is_set():
+            break
+        begin = time.time()
+        loop.event("phase", f"{phase.name}: {phase.rate:,.0f} events/s for {phase.seconds}s")
+        say(f"phase {phase.name}: {phase.rate:,.0f} events/s for {phase.seconds}s")
+        report = generator.run([phase.rate] * phase.seconds, stop=stop)
+        marks.append((begin, time.time()))
+        if report.warnings:
+            say(f"  load generator: {len(report.warnings)} second(s) below target ({report.warnings[0]})")
+    return marks
+
+
+def _read_snapshots(path: Path) -> list[MetricsSnapshot]:
+    if not path.exists():
+        return []
+    return [MetricsSnapshot.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _read_decisions(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Sequence[MetricsSnapshot],
+            step: Sequence[MetricsSnapshot], phases: Sequence[Phase], marks: Sequence[tuple[float, float]],
+            loop: AutoscaleLoop, generator: LoadGenerator, started: float, say: Callable[[str], None]) -> DemoResult:
+    say("profiling the step phase and planning 1 TB/day from it")
+    plan = None
+    found: list[str] = []
+    if step:
+        merged = merge_window(step)
+        analysis = analyze_profile(merged)
+        found = findings(analysis)
+        document = profile_document(merged, step, analysis, calls_per_sample=0, skipped=())
+        (output_dir / "profile.json").write_text(json.dumps(document, indent=1))
+        (output_dir / "profile.html").write_text(profile_report.render_html(document, analysis))
+        plan = build_plan(workload_from_profile(merged, parse_rate("1TB/day"),
+                                                parse_workload_text(REPO_WORKLOAD.read_text()), name="clickstream"))
+        plan_dir = output_dir / "plan"
+        plan_dir.mkdir(exist_ok=True)
+        (plan_dir / "config.yaml").write_text(plan_report.flink_config_yaml(plan))
+        (plan_dir / "flinkdeployment.yaml").write_text(plan_report.flink_deployment_yaml(plan))
+        (plan_dir / "plan.md").write_text(plan_report.render_markdown(plan))
+    say("stopping the job with a drained savepoint")
+    location = rest.wait_savepoint(job_id, rest.trigger_stop_with_savepoint(job_id, drain=True))
+    rest.wait_job_state(job_id, ["FINISHED"])
+    decisions = _read_decisions(output_dir / "run" / "decisions.jsonl")
+    rescales = [{"requested_at": r.requested_at, "seconds": round(r.duration_seconds, 1),
+                 "old": dict(r.old_parallelism), "new": dict(r.new_parallelism)} for r in loop.history.rescales]
+    scale_ups = sum(1 for r in loop.history.rescales
+                    if any(r.new_parallelism.get(v, 0) > p for v, p in r.old_parallelism.items()))
+    result = DemoResult(
+        output_dir=str(output_dir), wall_seconds=round(time.monotonic() - started, 1), job_id=job_id,
+        phases=[{**asdict(p), "started_at": m[0], "ended_at": m[1]} for p, m in zip(phases, marks, strict=False)],
+        rescales=rescales, decisions=len(decisions), applied_scale_ups=scale_ups,
+        produced=generator.manifest.produced, findings=found,
+        plan_summary=[list(row) for row in plan_report.summary_rows(plan)] if plan else [])
+    (output_dir / "demo.json").write_text(json.dumps({**asdict(result), "final_savepoint": location}, indent=1))
+    (output_dir / "report.html").write_text(render_report(result, snapshots, decisions, generator, plan is not None))
+    say(f"report: {output_dir / 'report.html'}")
+    return result
+
+
+def _timeline(snapshots: Sequence[MetricsSnapshot], generator: LoadGenerator, t0: float) -> go.Figure:
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=("events/s: offered vs read by the source", "source lag (records)",
+                                           "parallelism and utilization per vertex"))
+    offered = generator.manifest.seconds
+    start_wall = snapshots[0].timestamp - snapshots[0].window_seconds if snapshots else t0
+    figure.add_scatter(x=[s for s, _, _ in offered], y=[r for _, r, _ in offered], name="offered", row=1, col=1,
+                       line={"dash": "dot"})
+    times = [s.timestamp - start_wall for s in snapshots]
+    sources = [s.sources()[0] if s.sources() else None for s in snapshots]
+    figure.add_scatter(x=times, y=[v.metrics.num_records_in_per_second if v else None for v in sources],
+                       name="read by source", row=1, col=1)
+    figure.add_scatter(x=times, y=[s.source_lag() for s in snapshots], name="lag", row=2, col=1)
+    names = {v.id: v.name.split(" -> ")[0][:30] for s in snapshots for v in s.vertices}
+    for vid, name in names.items():
+        figure.add_scatter(x=times, y=[_parallelism(s, vid) for s in snapshots], name=f"p {name}", row=3, col=1,
+                           line={"shape": "hv"})
+        figure.add_scatter(x=times, y=[_utilization(s, vid) for s in snapshots], name=f"util {name}", row=3,
+                           col=1, line={"dash": "dot"})
+    figure.update_layout(height=800, margin={"t": 40, "l": 50, "r": 20, "b": 40})
+    figure.update_xaxes(title_text="seconds since the first sample", row=3, col=1)
+    return figure
+
+
+def _parallelism(snapshot: MetricsSnapshot, vertex_id: str) -> int | None:
+    return next((v.parallelism for v in snapshot.vertices if v.id == vertex_id), None)
+
+
+def _utilization(snapshot: MetricsSnapshot, vertex_id: str) -> float | None:
+    vertex = next((v for v in snapshot.vertices if v.id == vertex_id), None)
+    return vertex.metrics.busy_ratio_max if vertex else None
+
+
+def render_report(result: DemoResult, snapshots: Sequence[MetricsSnapshot], decisions: Sequence[dict[str, Any]],
+                  generator: LoadGenerator, has_plan: bool) -> str:
+    figure = _timeline(snapshots, generator, time.time()) if snapshots else None
+    rows = []
+    for entry in decisions:
+        decision = entry["decision"]
+        changed = [v for v in decision.get("vertices", []) if v["new_parallelism"] != v["current_parallelism"]]
+        what = "; ".join(f"{v['vertex_name'][:40]}: {v['current_parallelism']} -> {v['new_parallelism']} "
+                         f"({v['reason']})" for v in changed) or (decision.get("blocked_reason") or "no change")
+        status = "applied" if entry.get("applied") else ("error: " + entry["error"] if entry.get("error") else "-")
+        seconds = f"{entry['rescale_seconds']:.1f}s" if entry.get("rescale_seconds") else ""
+        rows.append(f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(entry['timestamp']))}</td>"
+                    f"<td>{html.escape(what)}</td><td>{html.escape(status)}</td><td>{seconds}</td></tr>")
+    phases = "".join(f"<li>{html.escape(p['name'])}: {p['rate']:,.0f} events/s for {p['seconds']} s</li>"
+                     for p in result.phases)
+    rescales = "".join(f"<li>{r['old']} &rarr; {r['new']} in {r['seconds']} s</li>" for r in result.rescales)
+    plan_rows = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
+                        for a, b, c in result.plan_summary)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>flinkscale demo</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}}td,th{{border-bottom:1px solid #ddd;
+padding:4px 8px;text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style></head><body>
+<h1>flinkscale demo</h1>
+<p>Wall time {result.wall_seconds:.0f} s; {result.produced:,} events produced; {result.decisions} decisions;
+{len(result.rescales)} rescales ({result.applied_scale_ups} scale-ups) of job <code>{result.job_id}</code>.</p>
+<h2>The load</h2><ul>{phases}</ul>
+<h2>Timeline</h2>{figure.to_html(full_html=False, include_plotlyjs=True) if figure else "<p>no samples</p>"}
+<h2>Rescales</h2><ul>{rescales or "<li>none</li>"}</ul>
+<h2>Every decision, with its reason</h2>
+<table><tr><th>time (UTC)</th><th>decision</th><th>outcome</th><th>rescale took</th></tr>{"".join(rows)}</table>
+<h2>Profile of the step phase</h2><ul>{"".join(f"<li>{html.escape(f)}</li>" for f in result.findings)}</ul>
+<p><a href="profile.html">full profile report</a> &middot; <a href="profile.json">profile.json</a></p>
+<h2>The same pipeline at 1 TB/day</h2>
+{"<table>" + plan_rows + "</table><p><a href='plan/plan.md'>plan</a> &middot; <a href='plan/config.yaml'>config.yaml"
+ "</a> &middot; <a href='plan/flinkdeployment.yaml'>FlinkDeployment</a></p>" if has_plan else "<p>no plan</p>"}
+</body></html>"""
