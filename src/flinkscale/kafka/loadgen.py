@@ -41,7 +41,8 @@ class Manifest:
     next_id: int
     window_seconds: int
     per_window: dict[tuple[str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    seconds: list[tuple[float, float, int]] = field(default_factory=list)  # (t, target rate, produced)
+    # (wall-clock start of the second in epoch seconds, target rate, records produced in it)
+    seconds: list[tuple[float, float, int]] = field(default_factory=list)
 
     @property
     def produced(self) -> int:
@@ -134,6 +135,7 @@ class LoadGenerator:
             if stop is not None and stop.is_set():
                 break
             second_start = self.manifest.produced
+            wall_second_start = wall_ms() / 1000
             begin = start + second
             sent_this_second = 0
             while (now := clock()) < begin + 1.0:
@@ -145,7 +147,7 @@ class LoadGenerator:
                     self._producer.poll(0)
                 time.sleep(max(0.0, min(TICK_SECONDS, begin + 1.0 - clock())))
             produced = self.manifest.produced - second_start
-            self.manifest.seconds.append((second, rate, produced))
+            self.manifest.seconds.append((wall_second_start, rate, produced))
             if rate > 0 and produced < 0.95 * rate:
                 warnings.append(f"second {second}: produced {produced} of {rate:.0f} records (cannot keep up)")
             if self._errors:

@@ -244,9 +244,9 @@ def _timeline(snapshots: Sequence[MetricsSnapshot], generator: LoadGenerator, t0
                            subplot_titles=("events/s: offered vs read by the source", "source lag (records)",
                                            "parallelism and utilization per vertex"))
     offered = generator.manifest.seconds
-    start_wall = snapshots[0].timestamp - snapshots[0].window_seconds if snapshots else t0
-    figure.add_scatter(x=[s for s, _, _ in offered], y=[r for _, r, _ in offered], name="offered", row=1, col=1,
-                       line={"dash": "dot"})
+    start_wall = offered[0][0] if offered else t0
+    figure.add_scatter(x=[t - start_wall for t, _, _ in offered], y=[r for _, r, _ in offered], name="offered",
+                       row=1, col=1, line={"dash": "dot", "shape": "hv"})
     times = [s.timestamp - start_wall for s in snapshots]
     sources = [s.sources()[0] if s.sources() else None for s in snapshots]
     figure.add_scatter(x=times, y=[v.metrics.num_records_in_per_second if v else None for v in sources],
@@ -259,7 +259,7 @@ def _timeline(snapshots: Sequence[MetricsSnapshot], generator: LoadGenerator, t0
         figure.add_scatter(x=times, y=[_utilization(s, vid) for s in snapshots], name=f"util {name}", row=3,
                            col=1, line={"dash": "dot"})
     figure.update_layout(height=800, margin={"t": 40, "l": 50, "r": 20, "b": 40})
-    figure.update_xaxes(title_text="seconds since the first sample", row=3, col=1)
+    figure.update_xaxes(title_text="seconds since the load started", row=3, col=1)
     return figure
 
 
