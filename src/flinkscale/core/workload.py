@@ -554,17 +554,20 @@ def _parse_connector(data: Any, path: str) -> Connector:
 def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, tuple[str, ...]]:
     """Per-operator cost, selectivity and record sizes measured by a profile, plus the source event size.
 
-    cost_us_per_record = busy_time_ms_per_second_avg x parallelism x 1000 / records_in_per_second
-    (sources: records out), selectivity = records_out / records_in, output bytes = bytes_out / records_out.
+    cost_us_per_record = busy_time_ms_per_second_avg x parallelism x 1000 / records_in_per_second,
+    selectivity = records_out / records_in, output bytes = bytes_out / records_out. A source vertex's records in
+    are the records it read (the collector's counter; its records out are what its operator chain emits, 0 when a
+    sink is chained to it), with records out as the fallback for snapshots that only have those. The event size is
+    bytes in / records in at the sources, else bytes out / records out; 0 when neither is known.
     """
     notes: list[str] = []
     operators: list[Operator] = []
     source_ids = {v.id for v in snapshot.sources()}
-    source_records = {v.id: v.metrics.num_records_out_per_second or 0.0 for v in snapshot.vertices
-                      if v.id in source_ids}
+    source_records = {v.id: v.metrics.num_records_in_per_second or v.metrics.num_records_out_per_second or 0.0
+                      for v in snapshot.vertices if v.id in source_ids}
     total_source_records = sum(source_records.values())
     if total_source_records <= 0:
-        raise InputError("the profile's sources report no records out; profile the job while it has traffic",
+        raise InputError("the profile's sources report no records; profile the job while it has traffic",
                          field="snapshot.vertices")
     source_bytes = 0.0
     for index, vertex in enumerate(snapshot.vertices):
@@ -572,7 +575,7 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
         metrics = vertex.metrics
         is_source = vertex.id in source_ids
         is_sink = vertex.is_sink or not snapshot.outputs_of(vertex.id)
-        records_in = metrics.num_records_out_per_second if is_source else metrics.num_records_in_per_second
+        records_in = source_records[vertex.id] if is_source else metrics.num_records_in_per_second
         busy = metrics.busy_time_ms_per_second_avg
         if busy is None:
             raise InputError("busy_time_ms_per_second_avg is missing; cannot derive a cost per record", field=path)
@@ -580,15 +583,17 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
             raise InputError("no input records measured; cannot derive a cost per record", field=path)
         cost = busy * vertex.parallelism * 1000.0 / records_in
         records_out = metrics.num_records_out_per_second
-        selectivity = 1.0 if is_source or is_sink or not records_out else records_out / records_in
+        selectivity = 1.0 if is_sink or not records_out else records_out / records_in
         output_bytes = None
         if metrics.num_bytes_out_per_second and records_out:
             output_bytes = metrics.num_bytes_out_per_second / records_out
         if is_source:
-            if output_bytes is None:
-                raise InputError("num_bytes_out_per_second is missing at a source; cannot derive the event size",
-                                 field=path)
-            source_bytes += output_bytes * source_records[vertex.id]
+            event_bytes = (metrics.num_bytes_in_per_second / records_in if metrics.num_bytes_in_per_second
+                           else output_bytes)
+            if event_bytes is None:
+                notes.append(f"{vertex.name}: no bytes measured at the source; the event size must come from a spec")
+                event_bytes = 0.0
+            source_bytes += event_bytes * source_records[vertex.id]
         role = Role.SOURCE if is_source else Role.SINK if is_sink else Role.OPERATOR
         connector = None
         if is_source:
@@ -613,6 +618,9 @@ def workload_from_profile(snapshot: MetricsSnapshot, target: Rate, base: Workloa
     if target.per_second <= 0:
         raise InputError("must be > 0", field="target")
     base_volume = base.volume if base is not None else None
+    if event_bytes <= 0 and (base_volume is None or base_volume.event_bytes <= 0):
+        raise InputError("the profile measured no event size; give a spec that states volume.event_size",
+                         field="snapshot.vertices")
     if base_volume is not None and base_volume.event_bytes > 0:
         # A source vertex's output bytes measure what its operator chain emits (pre-aggregated rows when a local
         # aggregate is chained to it), not the events it reads, so an event size the spec states wins.

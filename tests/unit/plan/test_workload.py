@@ -145,6 +145,26 @@ def test_an_event_size_the_spec_states_wins_over_the_source_chains_output_bytes(
     assert any("from the spec" in note for note in spec.notes)
 
 
+def test_a_source_with_a_chained_sink_is_measured_by_the_records_it_reads() -> None:
+    # The collector reports what a source read as records in; with its sink chained, its records out are 0.
+    source = Vertex(id="src", name="src", parallelism=2, max_parallelism=120, is_source=True, partitions=4,
+                    metrics=VertexMetrics(num_records_in_per_second=5000.0, num_records_out_per_second=0.0,
+                                          num_bytes_in_per_second=5000.0 * 130, busy_time_ms_per_second_avg=250.0,
+                                          busy_time_ms_per_second_max=300.0))
+    snapshot = MetricsSnapshot(timestamp=0.0, job_id="j", job_name="clicks", vertices=(source,))
+    spec = workload_from_profile(snapshot, parse_rate("1TB/day"))
+    (op,) = spec.pipeline.operators
+    assert op.cost_us_per_record == pytest.approx(250 * 2 * 1000 / 5000)  # 100 us per event read
+    assert spec.volume.event_bytes == pytest.approx(130)
+
+
+def test_a_real_recorded_profile_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    recorded = Path(__file__).parents[2] / "fixtures" / "rest" / "collector_clickstream_step_snapshot.json"
+    assert main(["plan", "--from-profile", str(recorded), "--target", "1TB/day", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan
+
+
 def test_cli_plans_from_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps({"snapshot": _profile().to_dict()}))
