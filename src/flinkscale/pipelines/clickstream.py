@@ -20,8 +20,28 @@ Design choices, and why:
   stable when only parallelism changes, which is what savepoint restarts need.
 - The embedded broker does not isolate transactions, so the Kafka sink is at-least-once; exactly-once is proven
   on the filesystem sinks (two-phase commit on checkpoint).
-- Load shedding (issue 7) plugs in as a filter before the window: ``--shed-keep`` keeps each event with that
-  probability by a stable hash of its id and the window emits Horvitz-Thompson estimates (count / p).
+- The window aggregate runs in ONE_PHASE by default, so every event crosses the keyed edge and a hot user loads
+  its key group as it would in a plain keyed job: skew shows where users expect it. TWO_PHASE (a local
+  pre-aggregate chained to the source) is the remedy `flinkscale skew` recommends for SQL jobs.
+- Load shedding (issue 7) is a Python UDF placed right after the source, before the costly enrichment (shedding
+  after it would save nothing): ``shed_weight(event_id, user_id)`` returns the record's Horvitz-Thompson weight,
+  0 for a dropped record (filtered out) else 10000 / round(p x 10000), the exact inclusion probability of the
+  hash test ``crc32(id) % 10000 < round(p x 10000)`` (int() would truncate and bias every estimate up). The
+  keep decision hashes the event id (``--shed-mode random``) or the user id (``key_hash``: whole users kept,
+  so each kept user's counts are exact); a hash, not a random draw, so a record replayed after a failure gets
+  the same decision and the exactly-once sinks stay consistent. p starts at ``--shed-keep`` and then follows
+  the Kafka control topic ``--shed-control-topic`` (JSON ``{"keep_probability": p, "seq": n}``, the newest
+  seq wins): each UDF instance assigns itself to partition 0 from the last message (``assign``, not
+  ``subscribe``: no consumer group, which the embedded broker does not support, and none is needed because
+  every subtask must read every message) and polls it about once a second. The topic outlives the job, so a
+  rescaled or restarted job reads the value in force when it opens. The windows then emit, per user, the
+  estimates ``SUM(w)`` and ``SUM(size_bytes x w)``, their Poisson-sampling variance estimates
+  ``SUM(w(w-1))`` and ``SUM(w(w-1) size^2)`` (per-window totals add the per-user variances) and the
+  relative errors ``z sqrt(var) / estimate`` at ``--shed-confidence``; in key_hash mode the variance is
+  that of a whole user, ``SUM(w) (SUM(w) - COUNT(*))`` = w(w-1)n^2. Flink metrics are not available from a
+  SQL Python UDF in thread mode (its metric group is the Beam-harness one, which only process mode reports),
+  so the shed fraction and the errors are in the output rows (``sampled``, ``keep_probability``, ``*_error``).
+  Without shedding the UDF is not in the job at all, so its graph and cost are unchanged.
 
 This file must not import flinkscale at module level beyond the standard library and pyflink: Flink ships it to
 the cluster and runs it with the cluster's Python (the same virtualenv here, but not necessarily elsewhere).
@@ -30,11 +50,14 @@ the cluster and runs it with the cluster's Python (the same virtualenv here, but
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import zlib
+from statistics import NormalDist
+from typing import Any
 
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-from pyflink.table.udf import udf
+from pyflink.table.udf import ScalarFunction, udf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state-ttl", default="1 h")
     parser.add_argument("--checkpoint-interval", default="5 s")
     parser.add_argument("--jars", default="", help="';'-separated file:// URLs of the Kafka connector jars")
-    parser.add_argument("--shed-keep", type=float, default=1.0, help="keep probability for load shedding (1 = off)")
+    parser.add_argument("--shed-keep", type=float, default=1.0,
+                        help="initial keep probability for load shedding (1 = keep all)")
+    parser.add_argument("--shed-control-topic", default="",
+                        help="Kafka topic whose latest JSON {keep_probability, seq} sets p while running")
+    parser.add_argument("--shed-mode", default="random", choices=["random", "key_hash"],
+                        help="random: keep events by a hash of their id; key_hash: keep whole users")
+    parser.add_argument("--shed-confidence", type=float, default=0.95,
+                        help="confidence of the relative errors in the window rows")
+    parser.add_argument("--agg-phase-strategy", default="ONE_PHASE", choices=["ONE_PHASE", "TWO_PHASE", "AUTO"],
+                        help="table.optimizer.agg-phase-strategy for the window aggregate")
     parser.add_argument("--vertex-parallelism", default="",
                         help="per-vertex parallelism, 'vertexId:p,...' (pipeline.jobvertex-parallelism-overrides)")
     parser.add_argument("--startup", default="earliest-offset", choices=["earliest-offset", "group-offsets"])
@@ -71,6 +103,7 @@ def configure(t_env: TableEnvironment, args: argparse.Namespace) -> None:
         "execution.checkpointing.incremental": "true",
         "table.exec.state.ttl": args.state_ttl,
         "table.exec.source.idle-timeout": "5 s",
+        "table.optimizer.agg-phase-strategy": args.agg_phase_strategy,
     }.items():
         config.set(key, value)
     if args.jars:
@@ -95,15 +128,122 @@ def make_enrich(cost_us: float):  # type: ignore[no-untyped-def]
     return enrich
 
 
-def make_keep(keep_probability: float):  # type: ignore[no-untyped-def]
-    threshold = int(keep_probability * 10_000)
+HASH_BUCKETS = 10_000
+CONTROL_POLL_SECONDS = 1.0
 
-    @udf(result_type=DataTypes.BOOLEAN())  # type: ignore[untyped-decorator]
-    def keep(event_id: int) -> bool:
-        # A stable hash (not Python's salted hash()) so every subtask and every restart agrees.
-        return zlib.crc32(str(event_id).encode()) % 10_000 < threshold
 
-    return keep
+def keep_threshold(keep_probability: float) -> int:
+    """Buckets kept out of 10000: round(p x 10000), at least 1 (no p drops everything)."""
+    return max(1, min(HASH_BUCKETS, round(keep_probability * HASH_BUCKETS)))
+
+
+class ShedWeight(ScalarFunction):  # type: ignore[misc]
+    """``shed_weight(event_id, user_id)`` -> 0.0 (dropped) or the weight 10000 / threshold."""
+
+    def __init__(self, keep_probability: float, mode: str, bootstrap: str, control_topic: str) -> None:
+        self.initial_keep_probability = keep_probability
+        self.mode = mode
+        self.bootstrap = bootstrap
+        self.control_topic = control_topic
+
+    def open(self, function_context: Any) -> None:
+        # Per-instance state: p is owned by the control topic, not by Flink state, so nothing is lost on a
+        # rescale (every new instance reads the topic's last message here).
+        self.threshold = keep_threshold(self.initial_keep_probability)  # flinkscale: ignore[FSL001]
+        self.seq = -1  # flinkscale: ignore[FSL001]
+        self.next_poll = 0.0  # flinkscale: ignore[FSL001]
+        self.consumer: Any = None  # flinkscale: ignore[FSL001]
+        if self.control_topic:
+            self.consumer = self._assign_last()  # flinkscale: ignore[FSL001]
+            self._poll(wait_seconds=3.0)
+
+    def _assign_last(self) -> Any:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "flinkscale-shed-control",
+                             "enable.auto.commit": False, "log.connection.close": False})
+        low, high = consumer.get_watermark_offsets(TopicPartition(self.control_topic, 0), timeout=10)
+        consumer.assign([TopicPartition(self.control_topic, 0, max(low, high - 1))])
+        self.pending_initial = high > low  # flinkscale: ignore[FSL001]
+        return consumer
+
+    def _poll(self, wait_seconds: float = 0.0) -> None:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            for message in self.consumer.consume(num_messages=100, timeout=0 if not wait_seconds else 0.2):
+                if message.error() is None:
+                    self._apply(message.value())
+            # At open, wait (briefly) for the message in force, so the first records use the right p.
+            if not (self.pending_initial and self.seq < 0 and time.monotonic() < deadline):
+                break
+        self.next_poll = time.monotonic() + CONTROL_POLL_SECONDS  # flinkscale: ignore[FSL001]
+
+    def _apply(self, raw: bytes | None) -> None:
+        try:
+            data = json.loads(raw or b"")
+            p, seq = float(data["keep_probability"]), int(data["seq"])
+        except (ValueError, KeyError, TypeError):
+            return  # a bad control message must never fail the job; the last good p stays
+        if seq > self.seq and 0.0 < p <= 1.0:
+            self.seq = seq  # flinkscale: ignore[FSL001]
+            self.threshold = keep_threshold(p)  # flinkscale: ignore[FSL001]
+
+    def is_deterministic(self) -> bool:
+        # The answer follows p: the planner must neither duplicate nor constant-fold the call.
+        return False
+
+    def eval(self, event_id: int, user_id: str) -> float:
+        if self.consumer is not None and time.monotonic() >= self.next_poll:
+            self._poll()
+        threshold = self.threshold
+        if threshold >= HASH_BUCKETS:
+            return 1.0
+        # A stable hash (not Python's salted hash()) so every subtask and every replay agrees.
+        key = str(user_id) if self.mode == "key_hash" else str(event_id)
+        if zlib.crc32(key.encode()) % HASH_BUCKETS >= threshold:
+            return 0.0
+        return HASH_BUCKETS / threshold
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+
+
+def make_shed_weight(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    return udf(ShedWeight(args.shed_keep, args.shed_mode, args.bootstrap, args.shed_control_topic),
+               result_type=DataTypes.DOUBLE())
+
+
+def shedding_enabled(args: argparse.Namespace) -> bool:
+    return args.shed_keep < 1.0 or bool(args.shed_control_topic)
+
+
+def window_columns(args: argparse.Namespace) -> str:
+    """The per-user window aggregates: HT estimates, variance estimates and relative errors at the confidence."""
+    if not shedding_enabled(args):
+        # Exact: weight 1 everywhere, zero variance; same columns so readers need no second schema.
+        return """COUNT(*) AS clicks, CAST(SUM(size_bytes) AS BIGINT) AS total_bytes, COUNT(*) AS sampled,
+               CAST(1.0 AS DOUBLE) AS keep_probability,
+               CAST(COUNT(*) AS DOUBLE) AS clicks_estimate, CAST(SUM(size_bytes) AS DOUBLE) AS total_bytes_estimate,
+               CAST(0.0 AS DOUBLE) AS clicks_variance, CAST(0.0 AS DOUBLE) AS total_bytes_variance,
+               CAST(0.0 AS DOUBLE) AS clicks_relative_error, CAST(0.0 AS DOUBLE) AS total_bytes_relative_error"""
+    z = NormalDist().inv_cdf((1.0 + args.shed_confidence) / 2.0)
+    size = "CAST(size_bytes AS DOUBLE)"
+    if args.shed_mode == "key_hash":
+        # Whole users are the sampling units: Var = w(w-1) T^2 with T the user's true total. With n kept
+        # records and w = SUM(w)/n: counts give SUM(w) (SUM(w) - n), byte sums SUM(w y)^2 (SUM(w) - n) / SUM(w).
+        count_var = "SUM(weight) * (SUM(weight) - COUNT(*))"
+        bytes_var = (f"SUM({size} * weight) * SUM({size} * weight) * (SUM(weight) - COUNT(*)) "
+                     f"/ SUM(weight)")
+    else:
+        count_var = "SUM(weight * (weight - 1))"
+        bytes_var = f"SUM(weight * (weight - 1) * {size} * {size})"
+    return f"""CAST(ROUND(SUM(weight)) AS BIGINT) AS clicks, CAST(ROUND(SUM({size} * weight)) AS BIGINT) AS total_bytes,
+               COUNT(*) AS sampled, CAST(COUNT(*) AS DOUBLE) / SUM(weight) AS keep_probability,
+               SUM(weight) AS clicks_estimate, SUM({size} * weight) AS total_bytes_estimate,
+               {count_var} AS clicks_variance, {bytes_var} AS total_bytes_variance,
+               {z!r} * SQRT({count_var}) / SUM(weight) AS clicks_relative_error,
+               {z!r} * SQRT({bytes_var}) / SUM({size} * weight) AS total_bytes_relative_error"""
 
 
 def build(t_env: TableEnvironment, args: argparse.Namespace) -> None:
@@ -118,25 +258,29 @@ def build(t_env: TableEnvironment, args: argparse.Namespace) -> None:
             'properties.bootstrap.servers' = '{args.bootstrap}', 'properties.group.id' = '{args.group}',
             'scan.startup.mode' = '{args.startup}', 'format' = 'json', 'json.ignore-parse-errors' = 'true'
         )""")
-    t_env.execute_sql("""
+    source = "clicks"
+    if shedding_enabled(args):
+        # Shed before the enrichment: dropped events must not pay its cost.
+        t_env.create_temporary_function("shed_weight", make_shed_weight(args))
+        t_env.execute_sql("""
+            CREATE TEMPORARY VIEW kept_clicks AS
+            SELECT * FROM (SELECT *, shed_weight(event_id, user_id) AS weight FROM clicks) WHERE weight > 0""")
+        source = "kept_clicks"
+    weight = ", weight" if shedding_enabled(args) else ""
+    t_env.execute_sql(f"""
         CREATE TEMPORARY VIEW enriched AS
-        SELECT event_id, user_id, url, size_bytes, event_time, ts, enrich(url) AS category FROM clicks""")
-    shed = args.shed_keep < 1.0
-    if shed:
-        t_env.create_temporary_function("keep_event", make_keep(args.shed_keep))
-    window_input = "(SELECT * FROM enriched WHERE keep_event(event_id))" if shed else "enriched"
-    weight = 1.0 / args.shed_keep
+        SELECT event_id, user_id, url, size_bytes, event_time, ts, enrich(url) AS category{weight}
+        FROM {source}""")
     t_env.execute_sql(f"""
         CREATE TEMPORARY VIEW per_user AS
-        SELECT user_id, window_start, window_end,
-               CAST(ROUND(COUNT(*) * {weight}) AS BIGINT) AS clicks,
-               CAST(ROUND(SUM(size_bytes) * {weight}) AS BIGINT) AS total_bytes,
-               COUNT(*) AS sampled, CAST({args.shed_keep} AS DOUBLE) AS keep_probability
-        FROM TABLE(TUMBLE(TABLE {window_input}, DESCRIPTOR(ts), INTERVAL '{args.window_seconds}' SECOND))
+        SELECT user_id, window_start, window_end, {window_columns(args)}
+        FROM TABLE(TUMBLE(TABLE enriched, DESCRIPTOR(ts), INTERVAL '{args.window_seconds}' SECOND))
         GROUP BY user_id, window_start, window_end""")
     statements = t_env.create_statement_set()
     agg_columns = """user_id STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), clicks BIGINT,
-                     total_bytes BIGINT, sampled BIGINT, keep_probability DOUBLE"""
+                     total_bytes BIGINT, sampled BIGINT, keep_probability DOUBLE, clicks_estimate DOUBLE,
+                     total_bytes_estimate DOUBLE, clicks_variance DOUBLE, total_bytes_variance DOUBLE,
+                     clicks_relative_error DOUBLE, total_bytes_relative_error DOUBLE"""
     rolling = """'sink.rolling-policy.rollover-interval' = '2 s', 'sink.rolling-policy.check-interval' = '1 s',
                  'sink.rolling-policy.inactivity-interval' = '2 s'"""
     if args.events_dir:

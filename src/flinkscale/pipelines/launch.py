@@ -30,17 +30,28 @@ class ClickstreamOptions:
     checkpoint_interval: str = "5 s"
     shed_keep: float = 1.0
     kafka_jars: str | None = None
+    agg_phase_strategy: str = "ONE_PHASE"
+    # Dynamic load shedding: the control topic whose latest {"keep_probability", "seq"} sets p (see
+    # flinkscale.kafka.control), "random" (by event id) or "key_hash" (whole users), and the errors' confidence.
+    shed_control_topic: str = ""
+    shed_mode: str = "random"
+    shed_confidence: float = 0.95
 
     def argv(self, jars: list[Path]) -> list[str]:
         args = ["--name", self.name, "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
                 "--cost-us", str(self.cost_us), "--window-seconds", str(self.window_seconds),
                 "--max-parallelism", str(self.max_parallelism), "--state-ttl", self.state_ttl,
                 "--checkpoint-interval", self.checkpoint_interval, "--shed-keep", str(self.shed_keep),
+                "--agg-phase-strategy", self.agg_phase_strategy,
                 "--jars", ";".join(f"file://{j}" for j in jars)]
         for flag, value in (("--events-dir", self.events_dir), ("--agg-dir", self.agg_dir),
-                            ("--agg-topic", self.agg_topic)):
+                            ("--agg-topic", self.agg_topic), ("--shed-control-topic", self.shed_control_topic)):
             if value:
                 args += [flag, value]
+        if self.shed_mode != "random":
+            args += ["--shed-mode", self.shed_mode]
+        if self.shed_confidence != 0.95:
+            args += ["--shed-confidence", str(self.shed_confidence)]
         return args
 
 
@@ -57,3 +68,37 @@ def submit_clickstream(cluster: LocalCluster, options: ClickstreamOptions, *, pa
         argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
     return submit_python_job(cluster, CLICKSTREAM_SCRIPT, argv, parallelism=parallelism, savepoint=savepoint,
                              rest_url=rest_url, vertex_parallelism=vertex_parallelism)
+
+
+SALTED_COUNTS_SCRIPT = Path(__file__).with_name("salted_counts.py")
+
+
+@dataclass(frozen=True)
+class SaltedCountsOptions:
+    """Options of ``pipelines/salted_counts.py``: clicks per user per window, plain (salts=0) or salted."""
+
+    bootstrap: str
+    topic: str
+    out: str
+    group: str = "flinkscale-salted-counts"
+    name: str = "salted-counts"
+    salts: int = 0
+    window_seconds: int = 10
+    cost_us: float = 0.0
+    max_parallelism: int = 120
+    kafka_jars: str | None = None
+
+    def argv(self, jars: list[Path]) -> list[str]:
+        return ["--name", self.name, "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
+                "--out", self.out, "--salts", str(self.salts), "--window-seconds", str(self.window_seconds),
+                "--cost-us", str(self.cost_us), "--max-parallelism", str(self.max_parallelism),
+                "--jars", ";".join(f"file://{j}" for j in jars)]
+
+
+def submit_salted_counts(cluster: LocalCluster, options: SaltedCountsOptions, *, parallelism: int = 1,
+                         rest_url: str | None = None) -> Submission:
+    jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
+    if not (cluster.lib_dir / flink_python_jar().name).exists():
+        jars.append(flink_python_jar())
+    return submit_python_job(cluster, SALTED_COUNTS_SCRIPT, options.argv(jars), parallelism=parallelism,
+                             rest_url=rest_url)
