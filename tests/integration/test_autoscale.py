@@ -160,7 +160,12 @@ def test_task_manager_killed_mid_loop_the_loop_holds_and_the_job_recovers(clean_
         assert victim is not None, "could not find the TaskManager running the job"
         os.kill(victim, signal.SIGKILL)
         killed_at = time.time()
+        # The JobManager notices a dead TaskManager only by missed heartbeats (up to heartbeat.timeout, 50 s):
+        # first wait for the job to leave RUNNING, then for it to run again on 2 TaskManagers.
         deadline = time.monotonic() + 120
+        while runtime.rest.job(job_id).all_running:
+            assert time.monotonic() < deadline, "the JobManager never noticed the TaskManager's death"
+            time.sleep(0.5)
         while not runtime.rest.job(job_id).all_running or len(runtime.rest.task_managers()) < 2:
             assert time.monotonic() < deadline, "the job did not recover from the TaskManager's death"
             time.sleep(1)
