@@ -18,7 +18,7 @@ from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.shedder import ShedController, ShedSettings
-from flinkscale.kafka.control import ControlChannel
+from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
 shed_app = typer.Typer(help="Load shedding with a stated accuracy bound, through the job's control topic.",
                        no_args_is_help=True)
@@ -104,6 +104,9 @@ def show(
 def auto(
     job: str = typer.Option(..., "--job", help="Job id."),
     control_topic: str = typer.Option(..., "--control-topic", help="The job's control topic."),
+    topic: str | None = typer.Option(
+        None, "--topic", help="The job's input topic: offered rate from its end offsets (exact) instead of "
+                              "read rate + lag growth (Flink refreshes lag every few seconds)."),
     target_error: str = typer.Option("2%", "--target-error", help="Relative error bound: 2% = 98% accuracy."),
     confidence: str = typer.Option("95%", "--confidence", help="Confidence of the bound."),
     window_seconds: float = typer.Option(10.0, "--window-seconds", help="The job's window length."),
@@ -129,7 +132,7 @@ def auto(
     `flinkscale shed set --keep 1` to switch shedding off).
 
     Example:
-      flinkscale shed auto --job 3f2a... --control-topic shed-control --target-error 2% --confidence 95%
+      flinkscale shed auto --job 3f2a... --control-topic shed-control --topic clicks --target-error 2% --confidence 95%
     """
     settings = ShedSettings(target_error=parse_fraction(target_error, "--target-error"),
                             confidence=parse_fraction(confidence, "--confidence"), window_seconds=window_seconds,
@@ -143,16 +146,20 @@ def auto(
                                 keep_probability=latest.keep_probability if latest else 1.0,
                                 next_seq=latest.seq + 1 if latest else 0)
     collector = Collector(client, job)
+    arrivals = ArrivalRate(channel.bootstrap, topic) if topic else None
     collector.sample()
+    if arrivals is not None:
+        arrivals.sample()
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
             time.sleep(interval)
             snapshot = collector.sample()
+            arrival = arrivals.sample() if arrivals is not None else None
             if snapshot is None:
                 err_console.print(f"skipped: {collector.skipped[-1] if collector.skipped else 'first sample'}")
                 continue
-            step = controller.step(snapshot)
+            step = controller.step(snapshot, arrival)
             if output == "json":
                 print_json({"timestamp": step.timestamp, "offered_rate": step.load.offered_rate,
                             "consumed_rate": step.load.consumed_rate, "lag": step.load.lag,

@@ -2,9 +2,10 @@
 
 One ``step(snapshot)`` per collector sample (``flinkscale.flink.collector.Collector``):
 
-1. **Offered rate** of the sources: what Kafka received, not what the job read.
+1. **Offered rate** of the sources: what Kafka received, not what the job read. Best from the topic's end
+   offsets (``step(snapshot, arrival_rate=...)``, ``flinkscale.kafka.control.ArrivalRate``); otherwise
    ``offered = consumed + d(lag)/dt``, with ``consumed`` the sources' records-in rate and ``d(lag)/dt``
-   their ``pendingRecords`` growth over the same interval (both exact counter deltas).
+   their ``pendingRecords`` growth (noisy over short intervals: Flink refreshes that gauge every few s).
 2. **Sustainable rate** in fully processed records per second: the profile's number when given
    (``ShedSettings.sustainable_rate``), else the sources' observed true processing rate times the keep
    probability in force, ``consumed / (busy_avg / 1000) x p``: the busy source reads ``consumed / busy``
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.shedding import (
@@ -157,9 +158,14 @@ class ShedController:
         # Never measured and nearly idle: whatever it reads now is clearly within capacity.
         return max(load.offered_rate, load.consumed_rate, 1.0), "source nearly idle: offered rate"
 
-    def step(self, snapshot: MetricsSnapshot) -> ShedStep:
+    def step(self, snapshot: MetricsSnapshot, arrival_rate: float | None = None) -> ShedStep:
+        """One decision. ``arrival_rate`` (records/s reaching the topic, e.g. ``kafka.control.ArrivalRate``)
+        replaces read rate + lag growth as the offered rate when given: Flink refreshes ``pendingRecords``
+        in its REST metric store only every few seconds, so lag growth over one short interval is noisy."""
         s = self.settings
         load = source_load(snapshot)
+        if arrival_rate is not None:
+            load = replace(load, lag_growth_rate=arrival_rate - load.consumed_rate)
         sustainable, basis = self._sustainable(load)
         usable = sustainable * s.headroom
         drain = min(load.lag / s.drain_seconds, 0.5 * usable)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -114,3 +115,29 @@ class ControlChannel:
 
     def close(self) -> None:
         self._producer.flush(self.timeout)
+
+
+class ArrivalRate:
+    """The rate records arrive on a topic: the growth of the sum of its partitions' end offsets.
+
+    This is the offered rate the shedding controller needs, exact and current. Flink's ``pendingRecords``
+    would give it too (read rate + lag growth), but the REST metric store refreshes it only every few
+    seconds, so lag growth over one short interval swings between 0 and twice the truth.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.admin = TopicAdmin(bootstrap)
+        self.topic = topic
+        self.clock = clock
+        self._previous: tuple[float, int] | None = None
+
+    def end_offsets(self) -> int:
+        return sum(p.high for p in self.admin.describe(self.topic).partitions)
+
+    def sample(self) -> float | None:
+        """Records/s since the previous call (None on the first)."""
+        now, total = self.clock(), self.end_offsets()
+        previous, self._previous = self._previous, (now, total)
+        if previous is None or now <= previous[0]:
+            return None
+        return (total - previous[1]) / (now - previous[0])

@@ -103,3 +103,13 @@ def test_cli_bad_values_are_one_line_exit_2(argv: list[str], field: str, capsys:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and field in err
+
+
+def test_arrival_rate_from_the_topic_replaces_the_noisy_lag_growth() -> None:
+    published: list[tuple[float, int]] = []
+    controller = ShedController(lambda p, seq: published.append((p, seq)), ShedSettings(headroom=1.0,
+                                                                                         drain_seconds=1e9))
+    # A stale pendingRecords shows no growth, but 8000/s reach the topic while 4000/s are read at full busy.
+    step = controller.step(snapshot(4000, 1000, lag=20_000, lag_growth=0), arrival_rate=8000)
+    assert step.load.offered_rate == 8000
+    assert published[0][0] == pytest.approx(0.5)
