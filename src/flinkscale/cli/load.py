@@ -32,6 +32,8 @@ from flinkscale.cli.kafka import _bootstrap as resolve_bootstrap
 from flinkscale.core.errors import InputError
 from flinkscale.core.units import parse_duration, parse_rate
 
+__all__ = ["LoadPlan", "load_command", "plan_load", "register", "resolve_bootstrap"]
+
 FORMATS = ("text", "json")
 # Seconds without a reachable broker before giving up (the one-line error, exit 2).
 CONNECT_TIMEOUT_SECONDS = 5.0
