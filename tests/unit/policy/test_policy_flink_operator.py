@@ -3,6 +3,8 @@ the formulas in anchors.md section 1 (u = 0.7 +- 0.3, restart 300 s, catch-up 18
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 
 import pytest
@@ -180,6 +182,19 @@ def test_stabilization_and_full_metrics_window_are_required() -> None:
     partial = decide(clickstream(600.0, arrival=6000.0, lag=600000.0), history_of(first))
     assert partial.blocked_reason and "window not full" in partial.blocked_reason
     assert not partial.rescale
+
+
+def test_a_window_of_jittered_live_samples_counts_as_full() -> None:
+    # A live loop samples every ~5.2 s, not 5 s: the snapshot straddling the window's start is left out, so exact
+    # coverage stays 15.6 s of a 20 s window for ever. Within one sampling interval the window is full.
+    settings = {"job.autoscaler.stabilization.interval": "0", "job.autoscaler.metrics.window": "20s"}
+    samples = [replace(clickstream(5.2 * k, arrival=6000.0, lag=1000.0 * k), window_seconds=5.2) for k in range(12)]
+    decision = decide(samples[-1], history_of(*samples[:-1]), **settings)
+    assert not (decision.blocked_reason or "").startswith("metrics window not full"), decision.blocked_reason
+    assert decision.rescale
+    # With only two samples (10.4 s of 20 s) it still holds.
+    early = decide(samples[2], history_of(*samples[:2]), **settings)
+    assert early.blocked_reason and "window not full" in early.blocked_reason
 
 
 def test_ineffective_scale_up_blocks_further_scale_up_when_detection_is_on() -> None:

@@ -206,7 +206,9 @@ class FlinkOperatorPolicy:
                 return ev.hold_decision(snapshot, NAME, why, why)
             window = ev.window_snapshots(snapshot, history, max(stable_at, now - s.metrics_window))
             coverage = ev.window_coverage_seconds(window)
-            if coverage + 1e-6 < s.metrics_window:
+            # Live samples drift (5.2 s apart, not 5 s), so the snapshot that straddles the window's start is left
+            # out and coverage stays up to one sampling interval short for ever: full within one interval.
+            if coverage + snapshot.window_seconds + 1e-6 < s.metrics_window:
                 why = (f"metrics window not full: {coverage:.0f}s of {s.metrics_window:.0f}s "
                        "(job.autoscaler.metrics.window)")
                 return ev.hold_decision(snapshot, NAME, why, why)
