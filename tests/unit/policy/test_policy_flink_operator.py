@@ -3,9 +3,8 @@ the formulas in anchors.md section 1 (u = 0.7 +- 0.3, restart 300 s, catch-up 18
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
+from dataclasses import replace
 
 import pytest
 from policy_snapshots import clickstream, history_of, job, vertex
