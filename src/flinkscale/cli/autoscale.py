@@ -9,7 +9,6 @@ plain line per tick otherwise. Ctrl-C stops the loop cleanly between steps (a re
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 import shlex
 import signal
@@ -231,7 +230,13 @@ def autoscale(
             port = stack.enter_context(metrics.serve(metrics_port))
             console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
         if dashboard:
-            _start_dashboard(run_dir, dashboard_port)
+            assert run_dir is not None
+            from flinkscale.report.dashboard import serve_dashboard
+
+            # serve_dashboard returns once the server accepts connections (a taken port is an InputError here).
+            server = serve_dashboard(run_dir, port=dashboard_port)
+            stack.callback(server.stop)
+            console.print(f"dashboard on {server.url}")
         live = None
         if sys.stdout.isatty():
             from rich.live import Live
@@ -253,19 +258,6 @@ def autoscale(
     typer.echo(f"stopped after {summary.ticks} ticks: {summary.decisions} decisions, {len(summary.rescales)} "
                f"rescales ({', '.join(f'{r.duration_seconds:.1f}s' for r in summary.rescales) or 'none'}), "
                f"{summary.holds} holds, {len(summary.errors)} errors")
-
-
-def _start_dashboard(run_dir: Path | None, port: int) -> None:
-    try:
-        module = importlib.import_module("flinkscale.report.dashboard")
-    except ImportError:
-        raise InputError("the dashboard is not available in this version", field="--dashboard") from None
-    serve = getattr(module, "serve_dashboard", None)
-    if serve is None:
-        raise InputError("the dashboard is not available in this version", field="--dashboard")
-    thread = threading.Thread(target=serve, args=(run_dir, "127.0.0.1", port), daemon=True)
-    thread.start()
-    console.print(f"dashboard on http://127.0.0.1:{port}/")
 
 
 def rebalance(
