@@ -85,7 +85,9 @@ def main() -> None:
         agg_dir = state_dir / "agg"
         options = ClickstreamOptions(bootstrap=bootstrap, topic="clicks", agg_dir=f"file://{agg_dir}",
                                      events_dir=f"file://{state_dir / 'events'}", cost_us=args.cost_us,
-                                     window_seconds=WINDOW_SECONDS, shed_control_topic="shed-control")
+                                     window_seconds=WINDOW_SECONDS, shed_control_topic="shed-control",
+                                     # Overload means backlog: an idle split's records would be dropped as late.
+                                     source_idle_timeout="0 s")
         job_id = submit_clickstream(cluster, options).job_id
         _wait_running(rest, job_id)
         generator = LoadGenerator(bootstrap, "clicks", users=2000, seed=3, window_seconds=WINDOW_SECONDS)
