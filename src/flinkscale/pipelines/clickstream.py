@@ -87,8 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="table.optimizer.agg-phase-strategy for the window aggregate")
     parser.add_argument("--vertex-parallelism", default="",
                         help="per-vertex parallelism, 'vertexId:p,...' (pipeline.jobvertex-parallelism-overrides)")
-    parser.add_argument("--source-idle-timeout", default="5 s",
-                        help="table.exec.source.idle-timeout ('0 s' = off: no late drops under a backlog)")
+    parser.add_argument("--source-idle-timeout", default="0 s",
+                        help="table.exec.source.idle-timeout; '0 s' (default) = off, so a partition that falls behind "
+                             "is never declared idle and its records are never dropped as late. Set it only for "
+                             "topics with partitions that receive no data at all (they would stall the windows)")
     parser.add_argument("--startup", default="earliest-offset", choices=["earliest-offset", "group-offsets"])
     return parser.parse_args(argv)
 

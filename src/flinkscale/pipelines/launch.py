@@ -36,7 +36,7 @@ class ClickstreamOptions:
     shed_control_topic: str = ""
     shed_mode: str = "random"
     shed_confidence: float = 0.95
-    source_idle_timeout: str = "5 s"
+    source_idle_timeout: str = "0 s"
 
     def argv(self, jars: list[Path]) -> list[str]:
         args = ["--name", self.name, "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
@@ -53,7 +53,7 @@ class ClickstreamOptions:
             args += ["--shed-mode", self.shed_mode]
         if self.shed_confidence != 0.95:
             args += ["--shed-confidence", str(self.shed_confidence)]
-        if self.source_idle_timeout != "5 s":
+        if self.source_idle_timeout != "0 s":
             args += ["--source-idle-timeout", self.source_idle_timeout]
         return args
 
