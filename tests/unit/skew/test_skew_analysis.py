@@ -160,3 +160,24 @@ def test_threshold_must_be_a_ratio_above_one() -> None:
     with pytest.raises(InputError) as info:
         analyze_skew(snapshot_with([1.0]), threshold=1.0)
     assert info.value.field == "threshold"
+
+
+def test_a_nearly_idle_vertex_is_judged_by_its_records_not_its_busy_time() -> None:
+    # Measured on the real cluster: a hot key put 1.63x the mean records on one subtask, but at ~30 ms/s busy the
+    # fixed per-subtask work made busy time only 1.25x. Below the busy floor the records decide.
+    def subtasks(records: tuple[float, float], busy: tuple[float, float]) -> tuple[SubtaskMetrics, ...]:
+        return tuple(SubtaskMetrics(i, num_records_in_per_second=r, busy_time_ms_per_second=b)
+                     for i, (r, b) in enumerate(zip(records, busy, strict=True)))
+
+    def snapshot(busy: tuple[float, float]) -> MetricsSnapshot:
+        window = Vertex("w", "WindowAggregate", 2, 120, metrics=VertexMetrics(
+            busy_time_ms_per_second_max=max(busy), subtasks=subtasks((816.0, 184.0), busy)))
+        source = Vertex("s", "Source", 1, 120, is_source=True)
+        return MetricsSnapshot(0.0, "j", "j", (source, window), (Edge("s", "w", ShipStrategy.HASH),))
+
+    idle = analyze_skew(snapshot((33.0, 20.0))).vertices
+    (idle_window,) = [v for v in idle if v.vertex_id == "w"]
+    assert idle_window.observed_basis == "records_in" and idle_window.skewed
+    busy = analyze_skew(snapshot((600.0, 500.0))).vertices
+    (busy_window,) = [v for v in busy if v.vertex_id == "w"]
+    assert busy_window.observed_basis == "busy_time"
