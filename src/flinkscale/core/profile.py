@@ -36,7 +36,7 @@ from typing import Any
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import key_groups_per_subtask, layout_imbalance
-from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew
+from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew, json_finite
 from flinkscale.core.snapshot import CheckpointStats, MetricsSnapshot, Vertex
 from flinkscale.core.units import format_rate
 
@@ -159,21 +159,11 @@ class ProfileAnalysis:
         data = asdict(self)
         data["skew"] = self.skew.to_dict()
         for vertex, raw in zip(self.vertices, data["vertices"], strict=True):
-            raw["skew"] = _finite(asdict(vertex.skew))
+            raw["skew"] = json_finite(asdict(vertex.skew))
             raw["backpressured"] = vertex.backpressured
         data["state_advice"] = _jsonable(self.state_advice)
-        cleaned: dict[str, Any] = _finite(data)
+        cleaned: dict[str, Any] = json_finite(data)
         return cleaned
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -498,7 +488,7 @@ def sample_summary(snapshot: MetricsSnapshot) -> dict[str, Any]:
 def profile_document(merged: MetricsSnapshot, samples: Sequence[MetricsSnapshot], analysis: ProfileAnalysis, *,
                      calls_per_sample: int, skipped: Sequence[str]) -> dict[str, Any]:
     """The profile JSON (docs/profile-schema.md); ``flinkscale plan --from-profile`` reads its ``snapshot``."""
-    document: dict[str, Any] = _finite({
+    document: dict[str, Any] = json_finite({
         "schema": PROFILE_SCHEMA, "snapshot": merged.to_dict(), "samples": [sample_summary(s) for s in samples],
         "analysis": analysis.to_dict(), "calls_per_sample": calls_per_sample, "skipped": list(skipped)})
     return document

@@ -131,17 +131,18 @@ class SkewReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["skewed_vertex_ids"] = [v.vertex_id for v in self.skewed_vertices]
-        cleaned: dict[str, Any] = _finite(data)
+        cleaned: dict[str, Any] = json_finite(data)
         return cleaned
 
 
-def _finite(value: Any) -> Any:
+def json_finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None, recursively (JSON has no NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_finite(v) for v in value]
     return value
 
 

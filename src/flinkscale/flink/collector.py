@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from flinkscale.core.skew import flink_skew_metric
 from flinkscale.core.snapshot import (
     CheckpointStats,
     ClusterResources,
@@ -246,7 +247,7 @@ def _vertex_metrics(old: VertexSample, new: VertexSample, seconds: float) -> Ver
         idle_time_ms_per_second_avg=_clamp_ms(sum(idle) / len(idle)) if idle else None,
         pending_records=new.pending_records,
         pending_records_per_second=None if pending_rate is None else pending_rate / seconds,
-        records_in_skew=flink_skew(records_in) if records_in else None,
+        records_in_skew=flink_skew_metric(records_in) if records_in else None,
         subtasks=subtasks)
 
 
@@ -254,15 +255,6 @@ def _clamp_ms(value: float) -> float:
     # Accumulated times are sampled on the TaskManagers a little apart from each other and from our clock,
     # so a fully busy subtask can show 1003 ms per second; Flink itself caps these metrics at 1000.
     return min(max(value, 0.0), 1000.0)
-
-
-def flink_skew(values: Iterable[float]) -> float:
-    """Flink's ``agg=skew``: min(mean absolute deviation / mean x 100, 100); 0 when the mean is 0."""
-    items = list(values)
-    mean = sum(items) / len(items) if items else 0.0
-    if mean <= 0:
-        return 0.0
-    return min(sum(abs(v - mean) for v in items) / len(items) / mean * 100.0, 100.0)
 
 
 def _notes(vertex: Vertex) -> list[str]:
