@@ -100,6 +100,18 @@ def test_scale_down_uses_the_peak_over_the_interval_at_utilization_minus_margin(
     assert decision.parallelism()["src"] == expected
 
 
+def test_a_vertex_held_above_its_need_by_a_recent_peak_says_so() -> None:
+    # p 3 at 1000/s needs p 1 today, but 8000/s 20 min ago needs ceil(8000 / 0.7 / 5000) = 3 within the hour.
+    def make(ts: float) -> MetricsSnapshot:
+        rate = 8000.0 if ts == 6000.0 else 1000.0
+        return job(ts, vertex("src", 3, rate_in=rate, busy_max=rate / 3 * 0.2, source=True))
+
+    decision = decide(make(7200.0), steady_history(make, 0.0, 7140.0))
+    assert not decision.rescale
+    assert "-> p 1; no scale-down yet: the peak 8000.0/s over the last scale-down.interval needs p 3" in reason(
+        decision, "src")
+
+
 @pytest.mark.parametrize(("rate", "restart_seconds", "expected"), [
     # p 20 at 5000/s per subtask. Worth it only when saving >= max(10%, 2 x restart / 3600 s).
     (56000.0, None, 16),   # ceil(56000 / 0.7 / 5000) = 16 saves 20% >= 2 x 300 / 3600 = 16.7%

@@ -351,9 +351,12 @@ class FlinkscalePolicy:
             floor = max(need, cost.parallelism_for(floor_load, lower, upper))
             numbers["peak_target_rate_in_interval"] = peak_load
             numbers["scale_down_floor"] = float(floor)
+            bound = s.utilization_target - s.scale_down_margin
             if floor < p:
-                reason += (f"; peak {peak_load:.1f}/s over scale-down.interval fits p {floor} at <= "
-                           f"{s.utilization_target - s.scale_down_margin:.2f}")
+                reason += f"; peak {peak_load:.1f}/s over scale-down.interval fits p {floor} at <= {bound:.2f}"
+            elif need < p:
+                reason += (f"; no scale-down yet: the peak {peak_load:.1f}/s over the last scale-down.interval "
+                           f"needs p {floor} at <= {bound:.2f}")
         elif down_block is not None and need < p:
             reason += f"; no scale-down: {down_block}"
         numbers["recommended_parallelism"] = float(need)
