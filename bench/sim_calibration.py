@@ -93,18 +93,6 @@ class Sampler(threading.Thread):
         return [replace(s, time=s.time - shift) for s in self.samples]
 
 
-def wait_running(rest: FlinkRestClient, job_id: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rest.job(job_id)
-        if job.all_running:
-            return
-        if job.state in ("FAILED", "FINISHED", "CANCELED"):
-            raise RuntimeError(f"job {job_id} is {job.state}")
-        time.sleep(0.5)
-    raise RuntimeError(f"job {job_id} not running within {timeout}s")
-
-
 def wait_pending_metric(rest: FlinkRestClient, job_id: str, timeout: float = 90.0) -> None:
     """Until the source registers ``pendingRecords``: the collector looks the metric's name up once, and a
     lookup right after the job starts finds nothing."""
@@ -159,7 +147,7 @@ def main() -> None:
         options = ClickstreamOptions(bootstrap=bootstrap, topic="calibration", group="calibration",
                                      cost_us=args.cost_us, events_dir=f"file://{state_dir / 'events'}")
         job_id = submit_clickstream(cluster, options, parallelism=1).job_id
-        wait_running(rest, job_id)
+        rest.wait_all_running(job_id)
         wait_pending_metric(rest, job_id)
         sampler = Sampler(Collector(rest, job_id), args.interval)
         sampler.start()

@@ -59,14 +59,7 @@ class Runtime:
         return job_id, opts
 
     def wait_running(self, job_id: str, timeout: float = 120.0) -> JobDetails:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.rest.job(job_id)
-            if job.all_running:
-                return job
-            assert job.state not in ("FAILED", "FINISHED", "CANCELED"), f"job {job_id} is {job.state}"
-            time.sleep(0.5)
-        raise AssertionError(f"job {job_id} not running within {timeout}s: {self.rest.job(job_id)}")
+        return self.rest.wait_all_running(job_id, timeout)
 
     def stop(self, job_id: str) -> str:
         """Stop with a savepoint (never a bare cancel of a stateful job); returns the savepoint path."""

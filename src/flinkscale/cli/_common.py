@@ -12,6 +12,7 @@ from rich.console import Console
 
 from flinkscale.core.errors import InputError
 from flinkscale.flink.cluster import DEFAULT_STATE_DIR, LocalCluster
+from flinkscale.kafka.broker import EmbeddedBroker
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,6 +36,17 @@ def resolve_rest_url(rest: str | None, state_dir: Path) -> str:
         raise InputError(f"no embedded cluster in {state_dir}: run `flinkscale cluster up` or pass --rest URL",
                          field="--rest")
     return info.rest_url
+
+
+def resolve_bootstrap(bootstrap: str | None, state_dir: Path) -> str:
+    """--bootstrap as given, else the embedded broker's address from the state dir."""
+    if bootstrap:
+        return bootstrap
+    info = EmbeddedBroker(state_dir).info()
+    if info is None:
+        raise InputError(f"no embedded broker in {state_dir}: run `flinkscale kafka up` or pass --bootstrap",
+                         field="--bootstrap")
+    return info.bootstrap
 
 
 def print_json(data: Any) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flinkscale.cli._common import console, print_json, resolve_rest_url, state_dir_option
-from flinkscale.cli.kafka import _bootstrap
+from flinkscale.cli._common import console, print_json, resolve_bootstrap, resolve_rest_url, state_dir_option
 from flinkscale.core.errors import InputError
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.rest import FlinkRestClient
@@ -46,7 +45,7 @@ def submit(
         raise InputError("must be >= 1", field="--parallelism")
     cluster = LocalCluster(state_dir)
     rest_url = resolve_rest_url(None, state_dir)
-    options = ClickstreamOptions(bootstrap=_bootstrap(bootstrap, state_dir), topic=topic, cost_us=cost_us,
+    options = ClickstreamOptions(bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, cost_us=cost_us,
                                  events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
                                  window_seconds=window_seconds, kafka_jars=kafka_jars)
     with console.status("flink run -py (builds the job graph in a client JVM, ~10 s)"):

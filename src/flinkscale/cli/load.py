@@ -27,8 +27,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flinkscale.cli._common import state_dir_option
-from flinkscale.cli.kafka import _bootstrap as resolve_bootstrap
+from flinkscale.cli._common import resolve_bootstrap, state_dir_option
 from flinkscale.core.errors import InputError
 from flinkscale.core.units import parse_duration, parse_rate
 

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import typer
 
-from flinkscale.cli._common import console, err_console, print_json, resolve_rest_url, state_dir_option
-from flinkscale.cli.kafka import _bootstrap
+from flinkscale.cli._common import (
+    console,
+    err_console,
+    print_json,
+    resolve_bootstrap,
+    resolve_rest_url,
+    state_dir_option,
+)
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
@@ -62,7 +68,7 @@ def set_keep(
       flinkscale shed set --topic shed-control --keep 1      # stop shedding
     """
     p = parse_keep(keep)
-    channel = ControlChannel(_bootstrap(bootstrap, state_dir), topic)
+    channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), topic)
     try:
         published = channel.publish(p)
     finally:
@@ -86,7 +92,7 @@ def show(
 
     Example: flinkscale shed show --topic shed-control --format json
     """
-    channel = ControlChannel(_bootstrap(bootstrap, state_dir), topic, create=False)
+    channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), topic, create=False)
     try:
         latest = channel.latest()
     finally:
@@ -140,7 +146,7 @@ def auto(
     if interval <= 0:
         raise InputError("must be > 0", field="--interval")
     client = FlinkRestClient(resolve_rest_url(rest, state_dir))
-    channel = ControlChannel(_bootstrap(bootstrap, state_dir), control_topic)
+    channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
     latest = channel.latest()
     controller = ShedController(lambda p, seq: channel.publish(p, seq), settings,
                                 keep_probability=latest.keep_probability if latest else 1.0,

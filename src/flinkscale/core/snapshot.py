@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.graph import topological_ids
 
 SNAPSHOT_SCHEMA_VERSION = 1
 _T = TypeVar("_T")
@@ -203,19 +204,8 @@ class MetricsSnapshot:
 
     def topological_order(self) -> tuple[Vertex, ...]:
         """Vertices with every vertex after all of its inputs (sources first)."""
-        indegree = {v.id: 0 for v in self.vertices}
-        for e in self.edges:
-            indegree[e.target] += 1
-        ready = [v.id for v in self.vertices if indegree[v.id] == 0]
-        order: list[str] = []
-        while ready:
-            vid = ready.pop(0)
-            order.append(vid)
-            for e in self.outputs_of(vid):
-                indegree[e.target] -= 1
-                if indegree[e.target] == 0:
-                    ready.append(e.target)
-        if len(order) != len(self.vertices):
+        order = topological_ids([v.id for v in self.vertices], ((e.source, e.target) for e in self.edges))
+        if order is None:
             raise InputError("the job graph has a cycle", field="edges")
         return tuple(self.vertex(vid) for vid in order)
 

@@ -253,6 +253,19 @@ class FlinkRestClient:
             self._sleep(poll)
         raise RuntimeFailure(f"job {job_id} stayed {state}, not {'/'.join(sorted(wanted))}, for {timeout:.0f}s")
 
+    def wait_all_running(self, job_id: str, timeout: float = 120.0, poll: float = 0.5) -> JobDetails:
+        """Until the job and every one of its subtasks run; a job that ends first is an error with its cause."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job.all_running:
+                return job
+            if job.state in ("FAILED", "CANCELED", "FINISHED"):
+                causes = self.job_exceptions(job_id)[:1]
+                raise RuntimeFailure(f"job {job_id} is {job.state}" + (f": {causes[0]}" if causes else ""))
+            self._sleep(poll)
+        raise RuntimeFailure(f"job {job_id} was not running within {timeout:.0f}s")
+
     # --- JAR submission --------------------------------------------------------------------------
     def upload_jar(self, jar: Path) -> str:
         with jar.open("rb") as handle:

@@ -28,7 +28,6 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from flinkscale.core.errors import RuntimeFailure
 from flinkscale.core.plan import build_plan
 from flinkscale.core.policy import make_policy
 from flinkscale.core.profile import analyze_profile, findings, profile_document
@@ -116,7 +115,7 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
                                      agg_dir=f"file://{output_dir / 'sink' / 'per-user'}")
         job_id = submit_clickstream(cluster, options, parallelism=1).job_id
         rest = FlinkRestClient(info.rest_url)
-        _wait_running(rest, job_id)
+        rest.wait_all_running(job_id, timeout=180.0)
         say(f"reference pipeline running as job {job_id} at parallelism 1")
         if serve_dashboard:
             from flinkscale.report.dashboard import serve_dashboard as serve
@@ -157,18 +156,6 @@ def _pause(stop: threading.Event) -> Callable[[float], None]:
         stop.wait(seconds)  # Ctrl-C sets ``stop`` and ends the pause at once
 
     return pause
-
-
-def _wait_running(rest: FlinkRestClient, job_id: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rest.job(job_id)
-        if job.all_running:
-            return
-        if job.state in ("FAILED", "CANCELED", "FINISHED"):
-            raise RuntimeFailure(f"the reference pipeline is {job.state}: {rest.job_exceptions(job_id)[:1]}")
-        time.sleep(0.5)
-    raise RuntimeFailure(f"job {job_id} was not running within {timeout:.0f}s")
 
 
 def _drive_load(generator: LoadGenerator, phases: Sequence[Phase], loop: AutoscaleLoop, say: Callable[[str], None],

@@ -301,6 +301,27 @@ def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | Non
     return max(times) if times else None
 
 
+@dataclass(frozen=True)
+class StableWindow:
+    """The metrics window a policy may read: after the last change and its stabilization interval."""
+
+    since: float | None  # last change (None: offline snapshot, nothing known)
+    stabilizing_seconds: float  # > 0: still inside the stabilization interval, no decision
+    snapshots: tuple[MetricsSnapshot, ...]
+
+
+def stable_window(snapshot: MetricsSnapshot, history: History, stabilization_interval: float,
+                  metrics_window: float) -> StableWindow:
+    now = snapshot.timestamp
+    since = last_change_time(snapshot, history)
+    if since is None:
+        return StableWindow(None, 0.0, (snapshot,))
+    stable_at = since + stabilization_interval
+    if now < stable_at:
+        return StableWindow(since, stable_at - now, (snapshot,))
+    return StableWindow(since, 0.0, window_snapshots(snapshot, history, max(stable_at, now - metrics_window)))
+
+
 def learned_restart_seconds(history: History) -> float | None:
     """Mean duration of the rescales the history recorded (``None`` before the first one)."""
     durations = [r.duration_seconds for r in history.rescales if r.duration_seconds >= 0]

@@ -196,15 +196,12 @@ class FlinkOperatorPolicy:
             return ev.hold_decision(snapshot, NAME, why, why)
 
         now = snapshot.timestamp
-        since = ev.last_change_time(snapshot, history)
-        if since is None:
-            window: tuple[MetricsSnapshot, ...] = (snapshot,)
-        else:
-            stable_at = since + s.stabilization_interval
-            if now < stable_at:
-                why = f"stabilizing for {stable_at - now:.0f}s more (job.autoscaler.stabilization.interval)"
-                return ev.hold_decision(snapshot, NAME, why, why)
-            window = ev.window_snapshots(snapshot, history, max(stable_at, now - s.metrics_window))
+        stable = ev.stable_window(snapshot, history, s.stabilization_interval, s.metrics_window)
+        since, window = stable.since, stable.snapshots
+        if stable.stabilizing_seconds > 0:
+            why = f"stabilizing for {stable.stabilizing_seconds:.0f}s more (job.autoscaler.stabilization.interval)"
+            return ev.hold_decision(snapshot, NAME, why, why)
+        if since is not None:
             coverage = ev.window_coverage_seconds(window)
             # Live samples drift (5.2 s apart, not 5 s), so the snapshot that straddles the window's start is left
             # out and coverage stays up to one sampling interval short for ever: full within one interval.

@@ -214,13 +214,11 @@ class FlinkscalePolicy:
         now = snapshot.timestamp
         if snapshot.job_state != "RUNNING":
             return ev.hold_decision(snapshot, NAME, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
-        since = ev.last_change_time(snapshot, history)
-        if since is not None and now < since + s.stabilization_interval:
-            why = f"stabilizing for {since + s.stabilization_interval - now:.0f}s more (stabilization.interval)"
+        stable = ev.stable_window(snapshot, history, s.stabilization_interval, s.metrics_window)
+        since, window = stable.since, stable.snapshots
+        if stable.stabilizing_seconds > 0:
+            why = f"stabilizing for {stable.stabilizing_seconds:.0f}s more (stabilization.interval)"
             return ev.hold_decision(snapshot, NAME, why, why)
-        start = now - s.metrics_window if since is None else max(since + s.stabilization_interval,
-                                                                 now - s.metrics_window)
-        window = ev.window_snapshots(snapshot, history, start)
         metrics = ev.window_metrics(window)
         ratios = ev.output_ratios(snapshot, metrics)
         source_targets = ev.source_targets_at(window, len(window) - 1)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.graph import topological_ids
 from flinkscale.core.sim.keyload import KeyDistribution
 from flinkscale.core.snapshot import ShipStrategy
 
@@ -120,20 +121,8 @@ class SimPipeline:
         return tuple(v for v in self.vertices if v.id not in origins)
 
     def topological_order(self) -> tuple[SimVertex, ...]:
-        indegree = {v.id: 0 for v in self.vertices}
-        for e in self.edges:
-            indegree[e.target] += 1
-        ready = [v.id for v in self.vertices if indegree[v.id] == 0]
-        order: list[str] = []
-        while ready:
-            vid = ready.pop(0)
-            order.append(vid)
-            for e in self.edges:
-                if e.source == vid:
-                    indegree[e.target] -= 1
-                    if indegree[e.target] == 0:
-                        ready.append(e.target)
-        if len(order) != len(self.vertices):
+        order = topological_ids([v.id for v in self.vertices], ((e.source, e.target) for e in self.edges))
+        if order is None:
             raise InputError("the job graph has a cycle", field="pipeline.edges")
         return tuple(self.vertex(vid) for vid in order)
 

@@ -1,0 +1,25 @@
+"""Graph order shared by the snapshot's job graph and the simulator's pipeline (both are DAGs of ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def topological_ids(ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[str] | None:
+    """``ids`` with every id after all of its inputs (Kahn's algorithm);
+    ``None`` when the edges form a cycle."""
+    outputs: dict[str, list[str]] = {vid: [] for vid in ids}
+    indegree = dict.fromkeys(ids, 0)
+    for source, target in edges:
+        outputs[source].append(target)
+        indegree[target] += 1
+    ready = [vid for vid in ids if indegree[vid] == 0]
+    order: list[str] = []
+    while ready:
+        vid = ready.pop(0)
+        order.append(vid)
+        for target in outputs[vid]:
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    return order if len(order) == len(ids) else None
