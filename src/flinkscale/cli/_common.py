@@ -49,5 +49,17 @@ def resolve_bootstrap(bootstrap: str | None, state_dir: Path) -> str:
     return info.bootstrap
 
 
+def parse_fraction(text: str, field: str) -> float:
+    """'2%' -> 0.02, '0.02' -> 0.02, '95%' -> 0.95; InputError names the option."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise InputError(f"not a number or percentage: {text!r}", field=field) from None
+    if not 0.0 < value < 1.0:
+        raise InputError(f"must be between 0 and 1 (or 0% and 100%), got {text!r}", field=field)
+    return value
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))

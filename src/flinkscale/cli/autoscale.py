@@ -21,13 +21,27 @@ from typing import Annotated, Any
 
 import typer
 
-from flinkscale.cli._common import console, print_json, resolve_rest_url, state_dir_option
+from flinkscale.cli._common import (
+    console,
+    parse_fraction,
+    print_json,
+    resolve_bootstrap,
+    resolve_rest_url,
+    state_dir_option,
+)
 from flinkscale.cli.decide import parse_set_options
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
 from flinkscale.core.skew import analyze_skew
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, LoopStatus, status_line
+from flinkscale.flink.autoscaler import (
+    AutoscaleLoop,
+    LoopConfig,
+    LoopMetrics,
+    LoopShedding,
+    LoopStatus,
+    status_line,
+)
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.collector import Collector, collect_window, merge_window
 from flinkscale.flink.executor import (
@@ -38,6 +52,8 @@ from flinkscale.flink.executor import (
     plan_rebalance,
 )
 from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.flink.shedder import ShedController, ShedSettings
+from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
 _AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
 
@@ -49,7 +65,13 @@ JobManager restart or incomplete metrics it holds still and retries.
 
 Writes --run-dir/snapshots.jsonl, decisions.jsonl and events.jsonl; serves Prometheus metrics on
 127.0.0.1:--metrics-port (flinkscale_vertex_parallelism, ..._recommended_parallelism,
-flinkscale_rescales_total, flinkscale_source_lag_records, flinkscale_vertex_utilization).
+flinkscale_rescales_total, flinkscale_source_lag_records, flinkscale_vertex_utilization,
+flinkscale_shed_fraction).
+
+With --shed-control-topic the loop also drives load shedding (a job started with that control topic,
+see `flinkscale shed`): scaling comes first; once the job holds every slot it may get, the excess is
+shed within --shed-target-error at --shed-confidence, scale-downs wait until shedding has stopped, and
+p returns to 1 as soon as the job keeps up again.
 
 Examples:
 
@@ -59,6 +81,8 @@ Examples:
       --set job.autoscaler.utilization.target=0.7 --interval 10s --run-dir runs/a --metrics-port 9250
 
   flinkscale autoscale --job 3f2a... --emit-k8s-patch patches/   # write FlinkDeployment patches only
+
+  flinkscale autoscale --job 3f2a... --shed-control-topic clicks-control --shed-input-topic clicks
 """
 
 _REBALANCE_HELP = """Fix skew that stops a job from scaling: measure, plan, and (with --apply) restart via savepoint.
@@ -201,8 +225,21 @@ def autoscale(
     dashboard: Annotated[bool, typer.Option("--dashboard", help="Also serve the run dashboard (needs --run-dir).")]
         = False,
     dashboard_port: Annotated[int, typer.Option("--dashboard-port", help="Dashboard port.")] = 8765,
+    shed_control_topic: Annotated[str | None, typer.Option(
+        "--shed-control-topic", help="Also shed load through this control topic (the job's --shed-control-topic) "
+                                     "once the job uses every slot it can get; no scale-down while shedding.")]
+        = None,
+    shed_input_topic: Annotated[str | None, typer.Option(
+        "--shed-input-topic", help="The job's input topic: offered rate from its end offsets (exact).")] = None,
+    shed_target_error: Annotated[str, typer.Option(
+        "--shed-target-error", help="Shedding's relative error bound (2% = 98% accuracy).")] = "2%",
+    shed_confidence: Annotated[str, typer.Option("--shed-confidence", help="Confidence of that bound.")] = "95%",
+    bootstrap: Annotated[str | None, typer.Option(
+        "--bootstrap", help="Kafka bootstrap for shedding (default: the embedded broker).")] = None,
 ) -> None:
     chosen = make_policy(policy, parse_set_options(set_ or []))
+    shed_settings = ShedSettings(target_error=parse_fraction(shed_target_error, "--shed-target-error"),
+                                 confidence=parse_fraction(shed_confidence, "--shed-confidence"))
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
     config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run,
@@ -250,8 +287,15 @@ def autoscale(
             else:
                 typer.echo(status_line(status))
 
+        shedding = None
+        if shed_control_topic:
+            channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), shed_control_topic)
+            stack.callback(channel.close)
+            arrivals = ArrivalRate(channel.bootstrap, shed_input_topic) if shed_input_topic else None
+            shedding = LoopShedding(ShedController.resuming(channel.publish, shed_settings, channel.latest_value()),
+                                    arrivals.sample if arrivals else None)
         loop = AutoscaleLoop(chosen, make_sampler, job, executor=executor, config=config, on_tick=on_tick,
-                             sleep=_interruptible_sleep(stop), should_stop=stop.is_set)
+                             sleep=_interruptible_sleep(stop), should_stop=stop.is_set, shedding=shedding)
         if executor is not None:
             executor.event = loop.event
         summary = loop.run_forever()

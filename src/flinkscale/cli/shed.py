@@ -15,6 +15,7 @@ import typer
 from flinkscale.cli._common import (
     console,
     err_console,
+    parse_fraction,
     print_json,
     resolve_bootstrap,
     resolve_rest_url,
@@ -28,18 +29,6 @@ from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
 shed_app = typer.Typer(help="Load shedding with a stated accuracy bound, through the job's control topic.",
                        no_args_is_help=True)
-
-
-def parse_fraction(text: str, field: str) -> float:
-    """'2%' -> 0.02, '0.02' -> 0.02, '95%' -> 0.95; InputError names the option."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise InputError(f"not a number or percentage: {text!r}", field=field) from None
-    if not 0.0 < value < 1.0:
-        raise InputError(f"must be between 0 and 1 (or 0% and 100%), got {text!r}", field=field)
-    return value
 
 
 def parse_keep(text: str) -> float:
@@ -147,10 +136,7 @@ def auto(
         raise InputError("must be > 0", field="--interval")
     client = FlinkRestClient(resolve_rest_url(rest, state_dir))
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
-    latest = channel.latest()
-    controller = ShedController(lambda p, seq: channel.publish(p, seq), settings,
-                                keep_probability=latest.keep_probability if latest else 1.0,
-                                next_seq=latest.seq + 1 if latest else 0)
+    controller = ShedController.resuming(channel.publish, settings, channel.latest_value())
     collector = Collector(client, job)
     arrivals = ArrivalRate(channel.bootstrap, topic) if topic else None
     collector.sample()

@@ -16,6 +16,12 @@ The run directory (read live by the dashboard): ``snapshots.jsonl`` (``MetricsSn
 ``decisions.jsonl`` (``{"timestamp", "decision", "applied", "rescale_seconds", "error"}``) and
 ``events.jsonl`` (``{"timestamp", "kind", "message"}``). Lines are flushed as written.
 
+Load shedding (optional, ``LoopShedding``): scaling comes first, shedding covers only what scaling cannot.
+The shedding controller steps only once the job uses every slot it may get (or while it is already
+shedding, so that it can stop), never in a tick that rescales up; while it sheds, scale-downs are blocked
+(shedding lowers busy time per record read, which would otherwise look like spare capacity). Each
+decision carries the shed fraction in force, and every change of p is an event.
+
 Time comes in through ``clock`` and ``sleep`` so tests drive the loop over recorded snapshots instantly.
 """
 
@@ -27,14 +33,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, NotFoundError
+from flinkscale.core.policy import job_slot_ceiling
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.flink.shedder import ShedController
 
 DEFAULT_INTERVAL_SECONDS = 15.0
 
@@ -54,6 +62,15 @@ class Applier(Protocol):
     def job_id(self) -> str: ...
 
     def apply(self, decision: Decision) -> RescaleRecord | None: ...
+
+
+@dataclass(frozen=True)
+class LoopShedding:
+    """Shedding driven by the loop: the controller (publishing to the job's control topic) and, optionally,
+    the topic's arrival rate (``kafka.control.ArrivalRate.sample``), sampled once per tick."""
+
+    controller: ShedController
+    arrival_rate: Callable[[], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +174,9 @@ class AutoscaleLoop:
                  executor: Applier | None = None, config: LoopConfig | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  on_tick: Callable[[LoopStatus], None] = lambda _status: None,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
+                 should_stop: Callable[[], bool] = lambda: False, shedding: LoopShedding | None = None) -> None:
         self.policy = policy
+        self.shedding = shedding
         self.config = config or LoopConfig()
         if executor is None and not self.config.dry_run:
             raise InputError("an executor is needed unless --dry-run is given", field="executor")
@@ -217,7 +235,7 @@ class AutoscaleLoop:
         self._snapshots += 1
         self.status.last_snapshot = snapshot
         self.run.write("snapshots.jsonl", snapshot.to_dict())
-        decision = self.policy.decide(snapshot, self.history)
+        decision = self._with_shedding(snapshot, self.policy.decide(snapshot, self.history))
         self.history = self.history.append(snapshot=snapshot, decision=decision, keep_seconds=self.keep_seconds)
         entry = self._apply(decision)
         self.status.last_decision = decision
@@ -278,6 +296,25 @@ class AutoscaleLoop:
         with contextlib.suppress(EndpointError):
             self._sampler.sample()  # prime: the next tick measures a clean interval
 
+    def _with_shedding(self, snapshot: MetricsSnapshot, decision: Decision) -> Decision:
+        """The decision with shedding applied: see the module docstring for the order of the two."""
+        shedding = self.shedding
+        if shedding is None:
+            return decision
+        arrival = shedding.arrival_rate() if shedding.arrival_rate else None
+        controller = shedding.controller
+        grows = decision.rescale and any(v.new_parallelism > v.current_parallelism for v in decision.vertices)
+        if decision.rescale and not grows and controller.keep_probability < 1.0:
+            decision = replace(decision, blocked_reason=(
+                f"load shedding in force (keep p={controller.keep_probability:.3f}): no scale-down until it stops"))
+        ceiling = job_slot_ceiling(snapshot)
+        at_ceiling = ceiling is not None and max((v.parallelism for v in snapshot.vertices), default=0) >= ceiling
+        if not grows and (at_ceiling or controller.keep_probability < 1.0):
+            step = controller.step(snapshot, arrival)
+            if step.published:
+                self.event("shed", step.describe())
+        return replace(decision, shed_fraction=1.0 - controller.keep_probability)
+
     def _apply(self, decision: Decision) -> DecisionEntry:
         now = self.clock()
         if not decision.rescale or self.config.dry_run or self.executor is None:
@@ -335,6 +372,8 @@ class LoopMetrics:
         self.lag = Gauge("flinkscale_source_lag_records", "Records pending in the job's sources (consumer lag)",
                          ["job"], registry=self.registry)
         self.rescales = Counter("flinkscale_rescales", "Rescales carried out", ["job"], registry=self.registry)
+        self.shed_fraction = Gauge("flinkscale_shed_fraction", "Fraction of source records shed (0 = none)",
+                                   ["job"], registry=self.registry)
         self._rescales_seen = 0
 
     def update(self, status: LoopStatus) -> None:
@@ -349,6 +388,7 @@ class LoopMetrics:
         if status.last_decision is not None:
             for d in status.last_decision.vertices:
                 self.recommended.labels(job, d.vertex_name).set(d.new_parallelism)
+            self.shed_fraction.labels(job).set(status.last_decision.shed_fraction)
         if status.rescales > self._rescales_seen:
             self.rescales.labels(job).inc(status.rescales - self._rescales_seen)
             self._rescales_seen = status.rescales
@@ -398,4 +438,6 @@ def status_line(status: LoopStatus) -> str:
                 else f" FAILED: {entry.error}" if entry.error else " (not applied)")
         elif d.blocked_reason:
             line += f" (blocked: {d.blocked_reason})"
+        if d.shed_fraction > 0:
+            line += f" shedding {d.shed_fraction:.0%}"
     return line

@@ -143,6 +143,14 @@ class ShedController:
         self.last_sustainable_rate: float | None = self.settings.sustainable_rate
         self.steps: list[ShedStep] = []
 
+    @classmethod
+    def resuming(cls, publish: Publish, settings: ShedSettings, latest: tuple[float, int] | None) -> ShedController:
+        """A controller that continues from the control topic's latest (keep probability, seq), if any, so a
+        restarted controller neither re-publishes p nor reuses a sequence number."""
+        if latest is None:
+            return cls(publish, settings)
+        return cls(publish, settings, keep_probability=latest[0], next_seq=latest[1] + 1)
+
     def _sustainable(self, load: SourceLoad) -> tuple[float, str]:
         s = self.settings
         if s.sustainable_rate is not None:

@@ -78,6 +78,11 @@ class ControlChannel:
         finally:
             consumer.close()
 
+    def latest_value(self) -> tuple[float, int] | None:
+        """The latest (keep probability, seq), or None when the topic holds no valid control message."""
+        latest = self.latest()
+        return None if latest is None else (latest.keep_probability, latest.seq)
+
     def publish(self, keep_probability: float, seq: int | None = None,
                 per_key: dict[str, float] | None = None) -> PublishedControl:
         """Write p (0 < p <= 1); ``seq`` defaults to one more than the seq on the topic."""

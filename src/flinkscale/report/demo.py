@@ -5,7 +5,10 @@
 2. Submit the reference pipeline at parallelism 1 and serve the live dashboard on the run directory.
 3. Drive the load generator through a scripted profile: steady, a 3x step, a spike beyond what this machine can
    scale to (2 cores: at most 2 TaskManagers), and back down, while the autoscale loop (the ``flinkscale``
-   policy, short windows) collects, decides and rescales in place.
+   policy, short windows) collects, decides and rescales in place. The pipeline runs with dynamic load
+   shedding (control topic ``clicks-control``) and the loop drives it: nothing is shed while scaling can
+   still help; at the slot ceiling the spike's excess is shed within 2% at 95% confidence, and shedding
+   stops when the spike ends.
 4. Profile the job from the loop's own snapshots of the step phase (no extra sampling), plan the same pipeline
    for 1 TB/day from that profile, stop the job with a drained savepoint and stop everything.
 5. Write ``report.html`` (timeline, every decision with its reason, the profile's findings, the 1 TB/day plan),
@@ -34,13 +37,15 @@ from flinkscale.core.profile import analyze_profile, findings, profile_document
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.core.units import parse_rate
 from flinkscale.core.workload import parse_workload_text, workload_from_profile
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, status_line
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopShedding, status_line
 from flinkscale.flink.cluster import ClusterSpec, LocalCluster
 from flinkscale.flink.collector import Collector, merge_window
 from flinkscale.flink.executor import Executor, ExecutorConfig
 from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.flink.shedder import ShedController, ShedSettings
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import EmbeddedBroker
+from flinkscale.kafka.control import ArrivalRate, ControlChannel
 from flinkscale.kafka.loadgen import LoadGenerator
 from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
 from flinkscale.report import plan as plan_report
@@ -49,6 +54,7 @@ from flinkscale.report import profile as profile_report
 REPO_WORKLOAD = Path(__file__).parents[3] / "examples" / "workloads" / "local-demo.yaml"
 COST_US = 150.0  # one enrichment subtask then sustains ~6k events/s here, so a 3x step needs a rescale
 MAX_TASK_MANAGERS = 2  # 2 cores: a third TaskManager would only share the same CPUs
+CONTROL_TOPIC = "clicks-control"
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class DemoResult:
     applied_scale_ups: int
     produced: int
     findings: list[str]
+    max_shed_fraction: float = 0.0
+    shed_decisions: int = 0  # decisions (ticks) with shedding in force
     plan_summary: list[list[str]] = field(default_factory=list)
     dashboard_url: str | None = None
 
@@ -102,6 +110,7 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
     started = time.monotonic()
     cluster, broker = LocalCluster(state_dir), EmbeddedBroker(state_dir)
     server = None
+    control: ControlChannel | None = None
     try:
         info = cluster.up(ClusterSpec(task_managers=1, slots_per_task_manager=1, rest_port=0, extra_config={
             "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "10 s"}),
@@ -109,8 +118,10 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
         bootstrap = broker.up(port=0).bootstrap
         partitions = _local_workload_partitions()
         TopicAdmin(bootstrap).create_topic("clicks", partitions)
+        control = ControlChannel(bootstrap, CONTROL_TOPIC)
         say(f"Flink at {info.rest_url}; broker at {bootstrap}; topic clicks with {partitions} planned partitions")
         options = ClickstreamOptions(bootstrap=bootstrap, topic="clicks", cost_us=COST_US,
+                                     shed_control_topic=CONTROL_TOPIC,
                                      events_dir=f"file://{output_dir / 'sink' / 'events'}",
                                      agg_dir=f"file://{output_dir / 'sink' / 'per-user'}")
         job_id = submit_clickstream(cluster, options, parallelism=1).job_id
@@ -127,7 +138,9 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
             make_policy("flinkscale", policy_settings(quick)),
             lambda jid: Collector(rest, jid, max_task_managers=MAX_TASK_MANAGERS), job_id, executor=executor,
             config=LoopConfig(interval_seconds=5.0, run_dir=run_dir),
-            on_tick=lambda status: say("  " + status_line(status)), should_stop=stop.is_set, sleep=_pause(stop))
+            on_tick=lambda status: say("  " + status_line(status)), should_stop=stop.is_set, sleep=_pause(stop),
+            shedding=LoopShedding(ShedController(control.publish, ShedSettings(window_seconds=options.window_seconds)),
+                                  ArrivalRate(bootstrap, "clicks").sample))
         executor.event = loop.event
         loop_thread = threading.Thread(target=loop.run_forever, name="autoscale", daemon=True)
         loop_thread.start()
@@ -145,6 +158,8 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
         return result
     finally:
         stop.set()
+        if control is not None:
+            control.close()
         if server is not None:
             server.stop()
         cluster.down()
@@ -219,6 +234,8 @@ def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Seq
         phases=[{**asdict(p), "started_at": m[0], "ended_at": m[1]} for p, m in zip(phases, marks, strict=False)],
         rescales=rescales, decisions=len(decisions), applied_scale_ups=scale_ups,
         produced=generator.manifest.produced, findings=found,
+        max_shed_fraction=max((e["decision"].get("shed_fraction", 0.0) for e in decisions), default=0.0),
+        shed_decisions=sum(1 for e in decisions if e["decision"].get("shed_fraction", 0.0) > 0),
         plan_summary=[list(row) for row in plan_report.summary_rows(plan)] if plan else [])
     (output_dir / "demo.json").write_text(json.dumps({**asdict(result), "final_savepoint": location}, indent=1))
     (output_dir / "report.html").write_text(render_report(result, snapshots, decisions, generator, plan is not None))
@@ -226,10 +243,13 @@ def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Seq
     return result
 
 
-def _timeline(snapshots: Sequence[MetricsSnapshot], generator: LoadGenerator, t0: float) -> go.Figure:
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+def _timeline(snapshots: Sequence[MetricsSnapshot], decisions: Sequence[dict[str, Any]], generator: LoadGenerator,
+              t0: float) -> go.Figure:
+    figure = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                           row_heights=[0.3, 0.2, 0.3, 0.2],
                            subplot_titles=("events/s: offered vs read by the source", "source lag (records)",
-                                           "parallelism and utilization per vertex"))
+                                           "parallelism and utilization per vertex",
+                                           "shed fraction (load shedding in force)"))
     offered = generator.manifest.seconds
     start_wall = offered[0][0] if offered else t0
     figure.add_scatter(x=[t - start_wall for t, _, _ in offered], y=[r for _, r, _ in offered], name="offered",
@@ -245,8 +265,11 @@ def _timeline(snapshots: Sequence[MetricsSnapshot], generator: LoadGenerator, t0
                            line={"shape": "hv"})
         figure.add_scatter(x=times, y=[_utilization(s, vid) for s in snapshots], name=f"util {name}", row=3,
                            col=1, line={"dash": "dot"})
-    figure.update_layout(height=800, margin={"t": 40, "l": 50, "r": 20, "b": 40})
-    figure.update_xaxes(title_text="seconds since the load started", row=3, col=1)
+    figure.add_scatter(x=[e["timestamp"] - start_wall for e in decisions],
+                       y=[e["decision"].get("shed_fraction", 0.0) for e in decisions], name="shed fraction",
+                       row=4, col=1, line={"shape": "hv"})
+    figure.update_layout(height=950, margin={"t": 40, "l": 50, "r": 20, "b": 40})
+    figure.update_xaxes(title_text="seconds since the load started", row=4, col=1)
     return figure
 
 
@@ -261,7 +284,7 @@ def _utilization(snapshot: MetricsSnapshot, vertex_id: str) -> float | None:
 
 def render_report(result: DemoResult, snapshots: Sequence[MetricsSnapshot], decisions: Sequence[dict[str, Any]],
                   generator: LoadGenerator, has_plan: bool) -> str:
-    figure = _timeline(snapshots, generator, time.time()) if snapshots else None
+    figure = _timeline(snapshots, decisions, generator, time.time()) if snapshots else None
     rows = []
     for entry in decisions:
         decision = entry["decision"]
@@ -282,7 +305,9 @@ def render_report(result: DemoResult, snapshots: Sequence[MetricsSnapshot], deci
 padding:4px 8px;text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style></head><body>
 <h1>flinkscale demo</h1>
 <p>Wall time {result.wall_seconds:.0f} s; {result.produced:,} events produced; {result.decisions} decisions;
-{len(result.rescales)} rescales ({result.applied_scale_ups} scale-ups) of job <code>{result.job_id}</code>.</p>
+{len(result.rescales)} rescales ({result.applied_scale_ups} scale-ups) of job <code>{result.job_id}</code>;
+load shedding in force for {result.shed_decisions} decisions, at most {result.max_shed_fraction:.0%} of the input
+(2% error bound at 95% confidence).</p>
 <h2>The load</h2><ul>{phases}</ul>
 <h2>Timeline</h2>{figure.to_html(full_html=False, include_plotlyjs=True) if figure else "<p>no samples</p>"}
 <h2>Rescales</h2><ul>{rescales or "<li>none</li>"}</ul>
