@@ -85,15 +85,16 @@ def test_hysteresis_band(rate: float, expected: int) -> None:
     assert decide(make(7260.0), history).parallelism()["src"] == expected
 
 
-@pytest.mark.parametrize(("peak_at", "expected"), [
-    (None, 1),     # 1000/s all along: 1000/0.7/5000 -> 1 subtask
-    (6000.0, 3),   # a peak of 8000/s 20 min ago: ceil(8000 / 0.7 / 5000) = 3
-    (2400.0, 1),   # the same peak 80 min ago is outside scale-down.interval (1 h)
+@pytest.mark.parametrize(("peak_from", "peak_to", "expected"), [
+    (None, None, 1),        # 1000/s all along: 1000/0.7/5000 -> 1 subtask
+    (5700.0, 6000.0, 3),    # 8000/s for a metrics window (5 min) 20 min ago: ceil(8000 / 0.7 / 5000) = 3
+    (6000.0, 6000.0, 1),    # one 8000/s sample: averaged over 5 min, 2400/s, fits p 1 (a blip, not a peak)
+    (2100.0, 2400.0, 1),    # the sustained peak 80 min ago is outside scale-down.interval (1 h)
 ])
 def test_scale_down_uses_the_peak_over_the_interval_at_utilization_minus_margin(
-        peak_at: float | None, expected: int) -> None:
+        peak_from: float | None, peak_to: float | None, expected: int) -> None:
     def make(ts: float) -> MetricsSnapshot:
-        rate = 8000.0 if ts == peak_at else 1000.0
+        rate = 8000.0 if peak_from is not None and peak_to is not None and peak_from <= ts <= peak_to else 1000.0
         return job(ts, vertex("src", 4, rate_in=rate, busy_max=rate / 4 * 0.2, source=True))
 
     decision = decide(make(7200.0), steady_history(make, 0.0, 7140.0))
@@ -101,9 +102,9 @@ def test_scale_down_uses_the_peak_over_the_interval_at_utilization_minus_margin(
 
 
 def test_a_vertex_held_above_its_need_by_a_recent_peak_says_so() -> None:
-    # p 3 at 1000/s needs p 1 today, but 8000/s 20 min ago needs ceil(8000 / 0.7 / 5000) = 3 within the hour.
+    # p 3 at 1000/s needs p 1 today, but 8000/s for 5 min 20 min ago needs ceil(8000 / 0.7 / 5000) = 3.
     def make(ts: float) -> MetricsSnapshot:
-        rate = 8000.0 if ts == 6000.0 else 1000.0
+        rate = 8000.0 if 5700.0 <= ts <= 6000.0 else 1000.0
         return job(ts, vertex("src", 3, rate_in=rate, busy_max=rate / 3 * 0.2, source=True))
 
     decision = decide(make(7200.0), steady_history(make, 0.0, 7140.0))

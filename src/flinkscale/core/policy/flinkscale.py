@@ -24,7 +24,8 @@ Rules:
    own need in the same rescale (vertices whose need is lower also come down if rule 3 allows).
 3. Scale down only when nothing has changed for ``scale-down.interval``, no source lags by more than
    ``backlog-processing.lag-threshold`` of input, heap usage is under ``memory.heap-usage.threshold``,
-   and the highest load seen during the interval would still leave the busiest subtask at no more than
+   and the highest load seen during the interval (averaged over ``metrics.window``, so that one noisy
+   sample does not count as a peak) would still leave the busiest subtask at no more than
    ``utilization.target - scale-down.margin`` at the lower parallelism (hysteresis: a scale-down never
    lands where the next rate bump triggers a scale-up), and only when it saves at least
    ``max(scale-down.min-saving, 2 x restart / scale-down.interval)`` of the job's subtasks or slots: the
@@ -431,12 +432,25 @@ class FlinkscalePolicy:
         heap = ev.heap_usage(snapshot)
         if heap is not None and heap > s.heap_usage_threshold:
             return {}, f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more state)"
-        window = ev.window_snapshots(snapshot, history, now - s.scale_down_interval)
+        # One sample's λ + d(lag)/dt is noisy (pendingRecords refreshes unevenly), so the peak is that of the
+        # load averaged over metrics.window: a sustained peak holds the size, a one-sample blip does not. The
+        # averages take samples from inside the interval only, so that the load before it cannot leak in.
+        start = now - s.scale_down_interval
+        window = ev.window_snapshots(snapshot, history, start)
+        loads = [ev.propagate_rates(snapshot, ev.source_targets_at(window, i), ratios) for i in range(len(window))]
         peaks: dict[str, float] = {}
-        for index in range(len(window)):
-            loads = ev.propagate_rates(snapshot, ev.source_targets_at(window, index), ratios)
-            for vertex_id, load in loads.items():
-                peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), load)
+        sums: dict[str, float] = {}
+        first = 0
+        for index, sample in enumerate(window):
+            for vertex_id, load in loads[index].items():
+                sums[vertex_id] = sums.get(vertex_id, 0.0) + load
+            while window[first].timestamp <= sample.timestamp - s.metrics_window:
+                for vertex_id, load in loads[first].items():
+                    sums[vertex_id] -= load
+                first += 1
+            count = index - first + 1
+            for vertex_id, total in sums.items():
+                peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), total / count)
         return peaks, None
 
 
