@@ -100,8 +100,3 @@ def clean_jobs(runtime: Runtime) -> Iterator[Runtime]:
     yield runtime
     runtime.stop_all_jobs()
 
-
-CROSS_MODULE_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN ISSUE (reported on issue 2): in the full suite this test's job read no records after earlier "
-           "modules ran, while it passes alone; module-scoped clusters are the attempted cure")

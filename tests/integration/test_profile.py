@@ -29,7 +29,6 @@ from flinkscale.core.profile import analyze_profile
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.kafka.loadgen import LoadGenerator
 from flinkscale.report.profile import render_html
-from tests.integration.conftest import CROSS_MODULE_XFAIL
 
 from .conftest import Runtime
 
@@ -97,7 +96,6 @@ def _run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, 
     return data
 
 
-@CROSS_MODULE_XFAIL
 def test_profile_names_the_costly_vertex(costly_job: tuple[Runtime, str, str], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     runtime, job_id, topic = costly_job
@@ -144,7 +142,6 @@ def _skew_of(runtime: Runtime, job_id: str, vertex_id: str, capsys: pytest.Captu
     return vertex
 
 
-@CROSS_MODULE_XFAIL
 def test_zipf_keys_are_reported_skewed_and_uniform_keys_are_not(
         costly_job: tuple[Runtime, str, str], capsys: pytest.CaptureFixture[str]) -> None:
     runtime, job_id, topic = costly_job

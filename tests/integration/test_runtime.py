@@ -27,7 +27,7 @@ from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.collector import Collector
 from flinkscale.kafka.loadgen import LoadGenerator
 from flinkscale.pipelines.launch import submit_clickstream
-from tests.integration.conftest import CROSS_MODULE_XFAIL, Runtime
+from tests.integration.conftest import Runtime
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).parents[2]
@@ -62,7 +62,6 @@ def _wait_caught_up(runtime: Runtime, topic: str, group: str, timeout: float = 1
     raise AssertionError(f"consumer group {group} still lags on {topic}: {runtime.admin.describe(topic, group)}")
 
 
-@CROSS_MODULE_XFAIL
 def test_every_event_arrives_exactly_once_across_rescale_and_savepoint_restart(clean_jobs: Runtime,
                                                                               tmp_path: Path) -> None:
     runtime = clean_jobs

@@ -23,7 +23,6 @@ from flinkscale.core.skew import VertexSkew, analyze_skew
 from flinkscale.flink.collector import Collector, merge_window
 from flinkscale.kafka.loadgen import LoadGenerator
 from flinkscale.pipelines.launch import SaltedCountsOptions, submit_salted_counts
-from tests.integration.conftest import CROSS_MODULE_XFAIL
 
 from .conftest import Runtime
 
@@ -88,7 +87,6 @@ def run_counts(runtime: Runtime, topic: str, out: Path, salts: int) -> tuple[Ver
     return skew, log
 
 
-@CROSS_MODULE_XFAIL
 def test_salting_evens_a_hot_key_and_keeps_every_count(clean_jobs: Runtime, tmp_path: Path) -> None:
     runtime = clean_jobs
     topic = runtime.topic(PARALLELISM)
