@@ -54,13 +54,13 @@ def main() -> int:
     wall = time.monotonic() - started
     done.set()
     sampler.join()
-    if finished.returncode != 0:
-        print(finished.stderr[-3000:], file=sys.stderr)
-        return finished.returncode
-    summary = json.loads(finished.stdout[finished.stdout.index("{"):])
     print(f"demo{' --quick' if args.quick else ''}: wall {wall:.0f} s; memory in use: idle {baseline / 2**30:.2f} GiB, "
           f"peak {peak / 2**30:.2f} GiB, the demo's peak {(peak - baseline) / 2**30:.2f} GiB "
           f"({peak / baseline:.2f}x idle)")
+    if finished.returncode != 0:
+        print(finished.stderr[-3000:], file=sys.stderr)
+        return finished.returncode
+    summary = json.loads((output / "demo.json").read_text())
     print(f"  rescales {len(summary['rescales'])} ({summary['applied_scale_ups']} scale-ups applied: "
           + ", ".join(f"{r['old']}->{r['new']} in {r['seconds']} s" for r in summary["rescales"]) + ")")
     print(f"  shedding in force for {summary.get('shed_decisions', 0)} decisions, at most "

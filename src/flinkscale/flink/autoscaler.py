@@ -18,7 +18,8 @@ The run directory (read live by the dashboard): ``snapshots.jsonl`` (``MetricsSn
 
 Load shedding (optional, ``LoopShedding``): scaling comes first, shedding covers only what scaling cannot.
 The shedding controller steps only once the job uses every slot it may get (or while it is already
-shedding, so that it can stop), never in a tick that rescales up; while it sheds, scale-downs are blocked
+shedding, so that it can stop), never in a tick that rescales up nor in the two intervals after a rescale
+(those samples show the restart, not the capacity); while it sheds, scale-downs are blocked
 (shedding lowers busy time per record read, which would otherwise look like spare capacity). Each
 decision carries the shed fraction in force, and every change of p is an event.
 
@@ -309,7 +310,10 @@ class AutoscaleLoop:
                 f"load shedding in force (keep p={controller.keep_probability:.3f}): no scale-down until it stops"))
         ceiling = job_slot_ceiling(snapshot)
         at_ceiling = ceiling is not None and max((v.parallelism for v in snapshot.vertices), default=0) >= ceiling
-        if not grows and (at_ceiling or controller.keep_probability < 1.0):
+        # The first samples after a rescale show the restart (little read, much lag), not the capacity.
+        last = self.history.rescales[-1].completed_at if self.history.rescales else None
+        settling = last is not None and snapshot.timestamp - last < 2 * self.config.interval_seconds
+        if not grows and not settling and (at_ceiling or controller.keep_probability < 1.0):
             step = controller.step(snapshot, arrival)
             if step.published:
                 self.event("shed", step.describe())

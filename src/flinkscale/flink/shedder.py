@@ -11,8 +11,10 @@ One ``step(snapshot)`` per collector sample (``flinkscale.flink.collector.Collec
    probability in force, ``consumed / (busy_avg / 1000) x p``: the busy source reads ``consumed / busy``
    records per busy second of which it processes a fraction p fully. Repeating ``p' = sustainable / offered``
    converges to the p that keeps the source exactly busy, which is why the controller scales it by
-   ``headroom``. Below ``min_busy_ms_per_second`` of busy time the estimate is noise and is not used
-   (an almost idle source is not overloaded).
+   ``headroom``. The estimate used is the median of the last ``estimate_samples`` (3) intervals' estimates,
+   so that one interval with a checkpoint or a backlog burst does not move p. Below
+   ``min_busy_ms_per_second`` of busy time the estimate is noise and is not used (an almost idle source is
+   not overloaded).
 3. **Backlog**: existing lag is drained over ``drain_seconds`` by reserving ``lag / drain_seconds``
    records/s of the capacity (at most half of it), so lag comes down instead of merely not growing.
 4. ``flinkscale.core.shedding.choose_keep_probability`` with the accuracy target: p = max(capacity, bound);
@@ -28,6 +30,8 @@ production, a list in tests), so the whole loop is testable from recorded snapsh
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -57,13 +61,16 @@ class ShedSettings:
     drain_seconds: float = 60.0
     min_change: float = 0.02
     min_busy_ms_per_second: float = 100.0
+    # The sustainable rate is the median of this many recent estimates (1 = the latest alone).
+    estimate_samples: int = 3
 
     def __post_init__(self) -> None:
         checks = (("target_error", 0 < self.target_error < 1), ("confidence", 0 < self.confidence < 1),
                   ("window_seconds", self.window_seconds > 0), ("headroom", 0 < self.headroom <= 1),
                   ("drain_seconds", self.drain_seconds > 0), ("min_change", 0 <= self.min_change < 1),
                   ("records_per_group", self.records_per_group is None or self.records_per_group > 0),
-                  ("sustainable_rate", self.sustainable_rate is None or self.sustainable_rate > 0))
+                  ("sustainable_rate", self.sustainable_rate is None or self.sustainable_rate > 0),
+                  ("estimate_samples", self.estimate_samples >= 1))
         for name, ok in checks:
             if not ok:
                 raise InputError(f"out of range: {getattr(self, name)!r}", field=name)
@@ -141,6 +148,7 @@ class ShedController:
         self.keep_probability = keep_probability
         self.next_seq = next_seq
         self.last_sustainable_rate: float | None = self.settings.sustainable_rate
+        self._estimates: deque[float] = deque(maxlen=self.settings.estimate_samples)
         self.steps: list[ShedStep] = []
 
     @classmethod
@@ -157,10 +165,14 @@ class ShedController:
             return s.sustainable_rate, "from the profile"
         estimate = load.sustainable_rate(self.keep_probability, s.min_busy_ms_per_second)
         if estimate is not None:
-            self.last_sustainable_rate = estimate
+            # One interval's read/busy ratio swings with checkpoints and backlog bursts: the median of the last
+            # few keeps p from chasing that noise.
+            self._estimates.append(estimate)
+            median = statistics.median(self._estimates)
+            self.last_sustainable_rate = median
             busy = load.busy_time_ms_per_second_avg or 0.0
-            return estimate, (f"read {load.consumed_rate:,.0f}/s / busy {busy:.0f} ms/s x p "
-                              f"{self.keep_probability:.4f}")
+            return median, (f"median of the last {len(self._estimates)} of read / busy x p, now "
+                            f"{load.consumed_rate:,.0f}/s / {busy:.0f} ms/s x {self.keep_probability:.4f}")
         if self.last_sustainable_rate is not None:
             return self.last_sustainable_rate, "last estimate (source nearly idle now)"
         # Never measured and nearly idle: whatever it reads now is clearly within capacity.

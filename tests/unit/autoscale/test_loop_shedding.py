@@ -13,7 +13,7 @@ from pathlib import Path
 from autoscale_fakes import FakeClock
 
 from flinkscale.core.policy import History, make_policy
-from flinkscale.core.policy.base import Decision, VertexDecision
+from flinkscale.core.policy.base import Decision, RescaleRecord, VertexDecision
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, LoopShedding
 from flinkscale.flink.shedder import ShedController
@@ -97,3 +97,19 @@ def test_no_scale_down_while_shedding_and_shedding_stops_when_capacity_is_back(t
     assert "load shedding in force" in str(first["blocked_reason"])  # type: ignore[index]
     assert published[0][0] == 1.0 and controller.keep_probability == 1.0  # shedding off at the first quiet tick
     assert second["blocked_reason"] is None and second["rescale"]  # type: ignore[index]
+
+
+def test_no_shedding_in_the_two_intervals_after_a_rescale(tmp_path: Path) -> None:
+    # Right after a restart the source reads little while lag piles up: that is the restart, not the capacity.
+    published: list[tuple[float, int]] = []
+    script = [replace(s, cluster=ONE_SLOT) for s in RECORDED[-3:]]
+    clock = FakeClock(script[0].timestamp)
+    loop = AutoscaleLoop(make_policy("flinkscale"), lambda _job: Sampler(script), script[0].job_id,
+                         config=LoopConfig(interval_seconds=60, dry_run=True), clock=clock, sleep=clock.sleep,
+                         shedding=LoopShedding(ShedController(lambda p, seq: published.append((p, seq)))))
+    loop.history = History(rescales=(RescaleRecord(script[0].timestamp - 100, script[0].timestamp - 60, {}, {}),))
+    loop.tick()  # primes the sampler's counters (None)
+    loop.tick()  # 60 s after the rescale
+    assert published == []
+    loop.tick()  # 120 s after: the job has settled, the overload is real
+    assert published

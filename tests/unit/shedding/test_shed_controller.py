@@ -113,3 +113,20 @@ def test_arrival_rate_from_the_topic_replaces_the_noisy_lag_growth() -> None:
     step = controller.step(snapshot(4000, 1000, lag=20_000, lag_growth=0), arrival_rate=8000)
     assert step.load.offered_rate == 8000
     assert published[0][0] == pytest.approx(0.5)
+
+
+def test_one_noisy_interval_does_not_move_p() -> None:
+    # Saturated at 4000/s of 8000/s offered, twice; then one interval reads as if the job could do only
+    # 2000/s (a checkpoint, a GC pause). The median of the last 3 estimates (4000, 4000, 2000) stays 4000.
+    published: list[tuple[float, int]] = []
+    controller = ShedController(lambda p, seq: published.append((p, seq)),
+                                ShedSettings(headroom=1.0, drain_seconds=1e9))
+    controller.step(snapshot(4000, 1000, lag_growth=4000))
+    controller.step(snapshot(8000, 1000))  # at p = 0.5: 8000 / 1.0 x 0.5 = 4000
+    noisy = controller.step(snapshot(4000, 1000, lag_growth=4000))  # 4000 x 0.5 = 2000 this interval
+    assert noisy.sustainable_rate == pytest.approx(4000)
+    assert [p for p, _ in published] == [pytest.approx(0.5)]
+    # Without the median the same interval halves p.
+    alone = ShedController(lambda p, seq: None, ShedSettings(headroom=1.0, drain_seconds=1e9, estimate_samples=1),
+                           keep_probability=0.5)
+    assert alone.step(snapshot(4000, 1000, lag_growth=4000)).decision.keep_probability == pytest.approx(0.25)
