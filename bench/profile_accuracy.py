@@ -159,7 +159,8 @@ def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parall
     finally:
         if load is not None:
             load.close()
-        rest.cancel(job_id)
+        # Never a bare cancel: stop with a savepoint (the job's state is worthless here, but the rule holds).
+        rest.wait_savepoint(job_id, rest.trigger_stop_with_savepoint(job_id))
 
 
 def drain_rate(rest: FlinkRestClient, job_id: str, source: str, bootstrap: str, topic: str, predicted: float,

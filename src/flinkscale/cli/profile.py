@@ -126,7 +126,7 @@ def _interruptible() -> Iterator[threading.Event]:
 def sample_job(client: FlinkRestClient, job_id: str, window_seconds: float, interval_seconds: float, *,
                quiet: bool = False) -> tuple[list[MetricsSnapshot], Collector]:
     """Samples with a progress bar on stderr; returns the snapshots and the collector (calls, skipped)."""
-    collector = Collector(client, job_id, clock=CLOCK)
+    collector = Collector(client, job_id, clock=CLOCK, sleep=SLEEP)
     console = Console(stderr=True)
     with _interruptible() as stop, Progress(
             TextColumn("sampling {task.fields[job]}"), BarColumn(),

@@ -38,7 +38,8 @@ class FlakyTransport(httpx.BaseTransport):
 def run(tmp_path: Path, transport: httpx.BaseTransport) -> tuple[AutoscaleLoop, list[dict[str, Any]]]:
     clock = FakeClock(1_795_488_521.0)
     client = FlinkRestClient("http://flink.test:8081", transport=transport, retries=0, sleep=clock.sleep)
-    loop = AutoscaleLoop(make_policy("flinkscale"), lambda jid: Collector(client, jid, clock=clock), JOB_ID,
+    loop = AutoscaleLoop(make_policy("flinkscale"),
+                         lambda jid: Collector(client, jid, clock=clock, refresh_seconds=0), JOB_ID,
                          config=LoopConfig(interval_seconds=5, dry_run=True, duration_seconds=5 * (SAMPLES - 1) + 1,
                                            run_dir=tmp_path),
                          clock=clock, sleep=clock.sleep)
@@ -53,7 +54,7 @@ def test_every_recorded_sample_becomes_a_logged_snapshot_and_decision(tmp_path: 
     # The same recording through a bare collector gives the same snapshots (the loop adds nothing, drops nothing).
     clock = FakeClock(1_795_488_521.0)
     client = FlinkRestClient("http://flink.test:8081", transport=ReplayTransport.from_file(FIXTURE), retries=0)
-    collector = Collector(client, JOB_ID, clock=clock)
+    collector = Collector(client, JOB_ID, clock=clock, refresh_seconds=0)
     collector.sample()
     direct = []
     for _ in range(SAMPLES - 1):

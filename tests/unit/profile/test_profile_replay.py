@@ -11,12 +11,14 @@ import pytest
 
 from flinkscale.core.profile import analyze_profile, profile_document
 from flinkscale.flink.collector import Collector, collect_window, merge_window
+from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.flink.testing import ReplayTransport
 
 from .conftest import JOB_ID, VirtualClock, job_reads, replay_client, vertex_details
 
 
 def _profile(exchanges: list[dict[str, Any]], clock: VirtualClock) -> tuple[dict[str, Any], Collector]:
-    collector = Collector(replay_client(exchanges), JOB_ID, clock=clock.time)
+    collector = Collector(replay_client(exchanges), JOB_ID, clock=clock.time, refresh_seconds=0)
     snapshots = collect_window(collector, 60.0, 5.0, sleep=clock.sleep)
     merged = merge_window(snapshots)
     analysis = analyze_profile(merged)
@@ -94,3 +96,17 @@ def test_parallelism_change_skips_the_sample(exchanges: list[dict[str, Any]], cl
         exchange["body"]["vertices"][0]["parallelism"] = 2
     document, _ = _profile(exchanges, clock)
     assert len(document["skipped"]) == 1 and "rescaled" in document["skipped"][0]
+
+
+def test_every_read_first_starts_the_metric_stores_refresh_then_waits(
+        exchanges: list[dict[str, Any]], clock: VirtualClock) -> None:
+    # Flink answers from its metric store as it was and refreshes it afterwards: without the first request
+    # and the wait, a read shows the counters of the previous request's time.
+    transport = ReplayTransport(exchanges)
+    waits: list[float] = []
+    collector = Collector(FlinkRestClient("http://flink.test:8081", transport=transport, retries=0), JOB_ID,
+                          clock=clock.time, refresh_seconds=0.5, sleep=waits.append)
+    collector.read()
+    assert transport.requests[0] == transport.requests[1] and transport.requests[0] == f"GET /jobs/{JOB_ID}?"
+    assert waits == [0.5]
+    assert len(transport.requests) == collector.calls_per_sample
