@@ -89,7 +89,7 @@ def main() -> None:
                                      # Overload means backlog: an idle split's records would be dropped as late.
                                      source_idle_timeout="0 s")
         job_id = submit_clickstream(cluster, options).job_id
-        _wait_running(rest, job_id)
+        rest.wait_all_running(job_id, timeout=180)
         generator = LoadGenerator(bootstrap, "clicks", users=2000, seed=3, window_seconds=WINDOW_SECONDS)
         collector = Collector(rest, job_id)
         phases, sustainable = _run(generator, collector, channel, factors, args)
@@ -110,15 +110,6 @@ def main() -> None:
     finally:
         cluster.down()
         broker.down()
-
-
-def _wait_running(rest: FlinkRestClient, job_id: str) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if rest.job(job_id).all_running:
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"job {job_id} did not start")
 
 
 def _produce(generator: LoadGenerator, rates: list[float], stop: threading.Event | None = None) -> threading.Thread:

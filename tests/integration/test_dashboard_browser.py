@@ -7,7 +7,8 @@ appended to ``decisions.jsonl`` appears at the top of the log within seconds, an
 error. It does not start Flink.
 
 The screenshot goes to the test's temp dir; with ``FLINKSCALE_UPDATE_SCREENSHOT=1`` (or when docs/dashboard.png
-does not exist yet) it is also copied to docs/dashboard.png, so ordinary test runs do not dirty the tree.
+does not exist yet) it is also copied to docs/dashboard.png, so ordinary test runs do not dirty the tree. The
+committed docs/dashboard.png is of a real full demo run (scripts/dashboard_screenshot.py on its run directory).
 """
 
 from __future__ import annotations
