@@ -1,4 +1,5 @@
-"""`flinkscale demo --quick` end to end on a fresh state dir: the story runs, a scale-up is applied, nothing stays."""
+"""`flinkscale demo --quick` end to end on a fresh state dir: the story runs, a scale-up is applied, the spike beyond
+the slot ceiling is shed and shedding stops after it, nothing stays."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def test_quick_demo_applies_a_scale_up_and_writes_the_report(tmp_path: Path,
         v["new_parallelism"] > v["current_parallelism"] for v in d["decision"]["vertices"])]
     assert applied_up, "no applied scale-up decision"
     assert summary["applied_scale_ups"] >= 1
+    # Scaling first, shedding for what scaling cannot reach: nothing is shed before the job holds both slots,
+    # the spike beyond them is shed, and shedding has stopped once the rate is back down.
+    shed = [d for d in decisions if d["decision"]["shed_fraction"] > 0]
+    assert shed, "the spike beyond the slot ceiling was not shed"
+    assert all(d["timestamp"] > applied_up[0]["timestamp"] for d in shed)
+    assert decisions[-1]["decision"]["shed_fraction"] == 0.0
+    assert summary["max_shed_fraction"] == max(d["decision"]["shed_fraction"] for d in shed)
     report = (output / "report.html").read_text()
     assert "Every decision, with its reason" in report
     assert "1 -&gt; 2" in report  # the applied scale-up, with its reason, in the decision table

@@ -119,7 +119,11 @@ class ControlChannel:
         return PublishedControl(message, offsets[0] if offsets else None)
 
     def close(self) -> None:
-        self._producer.flush(self.timeout)
+        """Deliver what is queued and destroy the producer (a live handle keeps reconnecting, and logging, after
+        the broker stops)."""
+        if hasattr(self, "_producer"):  # closing twice is harmless
+            self._producer.flush(self.timeout)
+            del self._producer
 
 
 class ArrivalRate:

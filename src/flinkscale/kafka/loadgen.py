@@ -170,7 +170,11 @@ class LoadGenerator:
             raise EndpointError("records were not delivered within 60 s", endpoint=f"kafka://{self.bootstrap}")
 
     def close(self) -> None:
-        self._producer.flush(10)
+        """Deliver what is queued and destroy the producer (a live handle keeps reconnecting after the broker
+        stops); the manifest stays readable."""
+        if hasattr(self, "_producer"):  # closing twice is harmless
+            self._producer.flush(10)
+            del self._producer
 
 
 def check_reachable(bootstrap: str, timeout: float = 5.0) -> None:
