@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, NotFoundError
-from flinkscale.core.policy import job_slot_ceiling
+from flinkscale.core.policy import job_at_slot_ceiling
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.snapshot import MetricsSnapshot
@@ -308,8 +308,7 @@ class AutoscaleLoop:
         if decision.rescale and not grows and controller.keep_probability < 1.0:
             decision = replace(decision, blocked_reason=(
                 f"load shedding in force (keep p={controller.keep_probability:.3f}): no scale-down until it stops"))
-        ceiling = job_slot_ceiling(snapshot)
-        at_ceiling = ceiling is not None and max((v.parallelism for v in snapshot.vertices), default=0) >= ceiling
+        at_ceiling = job_at_slot_ceiling(snapshot)
         # The first samples after a rescale show the restart (little read, much lag), not the capacity.
         last = self.history.rescales[-1].completed_at if self.history.rescales else None
         settling = last is not None and snapshot.timestamp - last < 2 * self.config.interval_seconds

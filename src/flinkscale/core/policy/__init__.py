@@ -5,7 +5,7 @@ one from ``--policy``/``--set`` strings. ``replay_history`` turns a recorded run
 policy would have held.
 """
 
-from flinkscale.core.policy._evaluate import job_slot_ceiling
+from flinkscale.core.policy._evaluate import job_at_slot_ceiling
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord, VertexDecision
 from flinkscale.core.policy.registry import (
     POLICY_NAMES,
@@ -24,7 +24,7 @@ __all__ = [
     "RescaleRecord",
     "VertexDecision",
     "describe_policy_settings",
-    "job_slot_ceiling",
+    "job_at_slot_ceiling",
     "make_policy",
     "policy_settings",
     "replay_history",

@@ -280,6 +280,12 @@ def job_slot_ceiling(snapshot: MetricsSnapshot) -> int | None:
     return max(1, cluster.slots_ceiling - used_by_others)
 
 
+def job_at_slot_ceiling(snapshot: MetricsSnapshot) -> bool:
+    """The job already holds every slot it may get (``False`` when the ceiling is unknown)."""
+    ceiling = job_slot_ceiling(snapshot)
+    return ceiling is not None and slots_required(parallelism_of(snapshot)) >= ceiling
+
+
 # --- history ---------------------------------------------------------------------------------------
 
 def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | None:
