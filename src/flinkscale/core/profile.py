@@ -48,8 +48,7 @@ ROOT_BUSY_MS_PER_SECOND = 500.0
 #: Below this busy time the capacity is an extrapolation over more than 10x: said so in the findings.
 LOW_BUSY_MS_PER_SECOND = 100.0
 #: Vertex names of Flink's SQL planner operators: skew remedies then include the two-phase aggregation config.
-_SQL_OPERATOR_MARKERS = ("WindowAggregate[", "GroupAggregate", "Calc[",
-                         "TableSourceScan", "WindowAggregate", "PythonCalc[")
+_SQL_OPERATOR_MARKERS = ("WindowAggregate", "GroupAggregate", "Calc[", "TableSourceScan", "PythonCalc[")
 
 
 @dataclass(frozen=True)
