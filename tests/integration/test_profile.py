@@ -124,7 +124,7 @@ def test_profile_names_the_costly_vertex(costly_job: tuple[Runtime, str, str], t
     assert any("is the bottleneck" in f for f in analysis["findings"])
     job = runtime.rest.job(job_id)
     sources = {v.id for v in job.vertices} - {e.target for e in job.edges}
-    assert document["calls_per_sample"] == len(job.vertices) + len(sources) + 5
+    assert document["calls_per_sample"] == len(job.vertices) + len(sources) + 4
 
     page = tmp_path / "profile.html"
     snapshot = MetricsSnapshot.from_dict(document["snapshot"])

@@ -11,16 +11,16 @@ The counters come from the JobManager's metric store, which refreshes lazily: a 
 fetch (at most once per ``metrics.fetcher.update-interval``) and is answered from the store as it was. Read
 as is, a sample shows the counters of the previous request's time, so rates are right only when samples are
 evenly spaced; a sample taken 8 s after a 4 s gap reported 274 instead of 700 records/s on this machine.
-``read()`` therefore first asks for the job (which starts the fetch), waits ``refresh_seconds`` (0.25 s was
-enough here; default 0.5 s) and then reads: every sample is current, whatever the spacing. Clusters with the
-default 10 s fetch interval need ``metrics.fetcher.update-interval`` at or below the sampling interval for that
-to hold; the embedded cluster uses 2 s.
+``read()`` therefore asks for the job first (which starts the fetch), waits ``refresh_seconds`` (0.25 s was
+enough here; default 0.5 s) and then reads the counters: every sample is current, whatever the spacing.
+Clusters with the default 10 s fetch interval need ``metrics.fetcher.update-interval`` at or below the sampling
+interval for that to hold; the embedded cluster uses 2 s.
 
 What Flink reports that is not a counter comes from the aggregated metric endpoint: a source's
 ``pendingRecords`` (consumer lag), the Kafka partitions it reads (from its per-partition offset metric names,
-looked up once per vertex), and TaskManager heap and GC time. Calls per sample: 2 (job, once
-to start the refresh) + V (vertices) + S (sources' lag) + 3 (overview, checkpoints, TaskManager metrics) = V + S + 5
-for V vertices and S sources.
+looked up once per vertex), and TaskManager heap and GC time. Calls per sample: 1 (job, which
+also starts the refresh) + V (vertices) + S (sources' lag) + 3 (overview, checkpoints, TaskManager metrics)
+= V + S + 4 for V vertices and S sources.
 
 A sample whose interval straddles a restart or a rescale (the job not RUNNING, a parallelism change, or a counter
 that went backwards) yields no snapshot, and the reason is kept in ``skipped``: mixing counters from two
@@ -126,10 +126,10 @@ class Collector:
 
     def read(self) -> RawSample:
         before = self.client.calls
-        if self.refresh_seconds > 0:
-            self.client.job(self.job_id)  # starts the metric store's refresh; its answer is the stale store
-            self.sleep(self.refresh_seconds)
+        # The job request also starts the metric store's refresh; the counters are read after it has landed.
         job = self.client.job(self.job_id)
+        if self.refresh_seconds > 0:
+            self.sleep(self.refresh_seconds)
         sources = _source_vertex_ids(job)
         vertices = {}
         for v in job.vertices:

@@ -41,7 +41,7 @@ def test_profile_json_is_versioned_and_its_snapshot_is_what_plan_reads(
     snapshot = profile_snapshot(document)
     assert snapshot.job_id == JOB_ID
     assert document["analysis"]["bottleneck"] == snapshot.vertices[0].id
-    assert document["calls_per_sample"] == 7  # V + S + 5: one vertex, one source
+    assert document["calls_per_sample"] == 6  # V + S + 4: one vertex, one source
 
 
 def test_job_can_be_left_out_when_one_runs(replayed: None, capsys: pytest.CaptureFixture[str]) -> None:

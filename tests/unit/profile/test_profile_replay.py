@@ -98,15 +98,17 @@ def test_parallelism_change_skips_the_sample(exchanges: list[dict[str, Any]], cl
     assert len(document["skipped"]) == 1 and "rescaled" in document["skipped"][0]
 
 
-def test_every_read_first_starts_the_metric_stores_refresh_then_waits(
+def test_every_read_starts_the_metric_stores_refresh_then_waits_before_the_counters(
         exchanges: list[dict[str, Any]], clock: VirtualClock) -> None:
-    # Flink answers from its metric store as it was and refreshes it afterwards: without the first request
-    # and the wait, a read shows the counters of the previous request's time.
+    # Flink answers from its metric store as it was and refreshes it afterwards: without a request first and
+    # the wait, a read shows the counters of the previous request's time.
     transport = ReplayTransport(exchanges)
-    waits: list[float] = []
+    waits: list[tuple[float, int]] = []  # (seconds, requests sent before the wait)
     collector = Collector(FlinkRestClient("http://flink.test:8081", transport=transport, retries=0), JOB_ID,
-                          clock=clock.time, refresh_seconds=0.5, sleep=waits.append)
+                          clock=clock.time, refresh_seconds=0.5,
+                          sleep=lambda seconds: waits.append((seconds, len(transport.requests))))
     collector.read()
-    assert transport.requests[0] == transport.requests[1] and transport.requests[0] == f"GET /jobs/{JOB_ID}?"
-    assert waits == [0.5]
+    assert transport.requests[0] == f"GET /jobs/{JOB_ID}?"
+    assert waits == [(0.5, 1)]  # after the request that starts the refresh, before any counter is read
+    assert all(r.startswith(f"GET /jobs/{JOB_ID}/vertices/") for r in transport.requests[1:2])
     assert len(transport.requests) == collector.calls_per_sample
