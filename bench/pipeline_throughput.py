@@ -33,8 +33,7 @@ def drain_rate(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, par
     options = ClickstreamOptions(bootstrap=bootstrap, topic=topic, group=f"bench-{parallelism}", cost_us=cost_us,
                                  events_dir=f"file://{out / topic}")
     submission = submit_clickstream(cluster, options, parallelism=parallelism)
-    while not rest.job(submission.job_id).all_running:
-        time.sleep(0.5)
+    rest.wait_all_running(submission.job_id)
     collector = Collector(rest, submission.job_id)
     collector.sample()
     time.sleep(15)  # warm-up: partition assignment, first fetches, the JIT

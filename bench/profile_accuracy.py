@@ -89,7 +89,7 @@ def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parall
     job_id = submit_clickstream(cluster, options, parallelism=1).job_id
     load: Load | None = None
     try:
-        wait_until("job running", lambda: rest.job(job_id).all_running)
+        rest.wait_all_running(job_id)
         job = rest.job(job_id)
         source = next(v.id for v in job.vertices if v.id not in {e.target for e in job.edges})
         if parallelism != 1:
