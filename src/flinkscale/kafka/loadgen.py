@@ -29,6 +29,7 @@ from confluent_kafka import KafkaException, Producer
 from flinkscale.core.errors import EndpointError, InputError
 
 TICK_SECONDS = 0.01
+CATCH_UP_TOLERANCE = 0.05  # a second short by more than this is reported, not caught up
 _URLS = ("/", "/search?q=flink", "/products/{n}", "/cart", "/checkout", "/help/{n}", "/blog/{n}")
 
 
@@ -156,8 +157,10 @@ class LoadGenerator:
                     self._producer.poll(0)
                 time.sleep(max(0.0, min(TICK_SECONDS, begin + 1.0 - clock())))
             # The last tick of a second can fall short of its end (a late wakeup, or 0.99 + 0.01 < 1.0 in
-            # floating point); what it did not send is still due in this second.
-            if (missing := int(rate) - sent_this_second) > 0:
+            # floating point); what it did not send is still due in this second. A larger shortfall means the
+            # producer cannot keep up: catching up would only push the debt into the following seconds.
+            missing = int(rate) - sent_this_second
+            if 0 < missing <= CATCH_UP_TOLERANCE * rate + 1:
                 self._batch(missing, wall_ms())
             produced = self.manifest.produced - second_start
             self.manifest.seconds.append((wall_second_start, rate, produced))

@@ -41,14 +41,14 @@ def run(rates: list[float], step: float) -> tuple[LoadGenerator, RecordingProduc
 
 
 def test_a_second_whose_last_tick_wakes_early_still_gets_its_whole_target() -> None:
-    # ticks at 0.3 s: the last one in a second asks for int(1000 x 0.91) records, 90 short of the target
-    generator, producer, produced = run([1000, 1000], step=0.3)
+    # the last tick in a second asks for int(1000 x 0.99...) records, short of the target
+    generator, producer, produced = run([1000, 1000], step=0.33)
     assert produced == 2000 == len(producer.values)
     assert [count for _, _, count in generator.manifest.seconds] == [1000, 1000]
 
 
 def test_ids_are_consecutive_and_the_manifest_counts_what_was_sent() -> None:
-    generator, producer, _ = run([250, 0, 333], step=0.07)
+    generator, producer, _ = run([250, 0, 333], step=0.01)
     ids = [json.loads(v)["event_id"] for v in producer.values]
     assert ids == list(range(100, 100 + 583))
     assert sum(count for count, _ in generator.manifest.per_window.values()) == 583
@@ -57,3 +57,11 @@ def test_ids_are_consecutive_and_the_manifest_counts_what_was_sent() -> None:
 def test_ten_millisecond_ticks_in_floating_point_do_not_lose_the_last_record() -> None:
     _, _, produced = run([1000] * 3, step=0.01)
     assert produced == 3000
+
+
+def test_a_producer_that_cannot_keep_up_is_reported_not_caught_up_later() -> None:
+    # ticks 0.6 s apart: half a second's records are missing, far beyond a last-tick shortfall
+    generator, _, produced = run([1000, 1000], step=0.6)
+    report_counts = [count for _, _, count in generator.manifest.seconds]
+    assert all(count < 950 for count in report_counts)
+    assert produced == sum(report_counts) < 2000
