@@ -375,7 +375,7 @@ def choose_keep_probability(offered_rate: float, sustainable_rate: float,
     if capacity_p >= 1.0:
         return ShedDecision(1.0, True, "no overload: the job sustains the offered rate, nothing is shed",
                             numbers, formula)
-    if bound_p > capacity_p:
+    if bound_p > capacity_p * (1 + 1e-9):  # a rounding-level overload is no reason to miss the target
         reason = (f"target {target_error:.1%} at {confidence:.0%} confidence needs p >= {bound_p:.4f} for "
                   f"{population:.0f} records per group per window, but capacity allows only p = {capacity_p:.4f}; "
                   f"keeping p = {keep:.4f} (error within target, lag keeps growing): scale out or accept a "

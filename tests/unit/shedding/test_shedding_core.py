@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flinkscale.core.errors import InputError
@@ -188,6 +188,7 @@ def test_controller_reserves_capacity_to_drain_the_backlog() -> None:
 @settings(max_examples=300)
 @given(offered=st.floats(1, 1e7), sustainable=st.floats(1, 1e7), population=st.floats(0, 1e8),
        eps=st.floats(0.005, 0.2))
+@example(offered=1.0000000000000002, sustainable=1.0, population=0.0, eps=0.125)  # rounding-level overload
 def test_controller_never_sheds_more_than_needed_nor_below_the_bound(offered: float, sustainable: float,
                                                                      population: float, eps: float) -> None:
     decision = choose_keep_probability(offered, sustainable, population, eps, 0.95)
@@ -196,7 +197,7 @@ def test_controller_never_sheds_more_than_needed_nor_below_the_bound(offered: fl
     assert decision.keep_probability >= needed - 1e-12
     assert decision.keep_probability >= bound - 1e-12 or decision.keep_probability == 1.0
     assert decision.keep_probability <= max(needed, bound) + 1e-12
-    assert decision.achievable == (bound <= needed + 1e-12)
+    assert decision.achievable == (bound <= needed * (1 + 1e-9))
 
 
 def test_controller_stratified_returns_per_group_rates_and_control_message() -> None:

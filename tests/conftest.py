@@ -1,0 +1,12 @@
+"""Hypothesis profiles: ``make test`` (and so CI) runs the property tests derandomized, so a landing never
+depends on which examples a fresh random seed draws; ``make unit`` and plain ``pytest`` keep exploring with
+random seeds (the way new edge cases are found, then pinned with ``@example``)."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
