@@ -10,8 +10,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.flink.cluster import DEFAULT_STATE_DIR, LocalCluster
+from flinkscale.flink.collector import fetch_interval_warning
+from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.kafka.broker import EmbeddedBroker
 
 console = Console()
@@ -59,6 +61,21 @@ def parse_fraction(text: str, field: str) -> float:
     if not 0.0 < value < 1.0:
         raise InputError(f"must be between 0 and 1 (or 0% and 100%), got {text!r}", field=field)
     return value
+
+
+def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float) -> str | None:
+    """Warn on stderr when the cluster refreshes its REST metrics less often than we sample; returns the warning.
+
+    Advisory only: a cluster that does not show its configuration is sampled as it is."""
+    try:
+        warning = fetch_interval_warning(client.config(), interval_seconds)
+    except EndpointError:
+        return None
+    except InputError as exc:
+        warning = f"cannot read the cluster's metric fetch interval ({exc}); rates may be stale"
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return warning
 
 
 def print_json(data: Any) -> None:

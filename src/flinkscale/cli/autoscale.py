@@ -28,6 +28,7 @@ from flinkscale.cli._common import (
     resolve_bootstrap,
     resolve_rest_url,
     state_dir_option,
+    warn_if_metrics_stale,
 )
 from flinkscale.cli.decide import parse_set_options
 from flinkscale.core.errors import InputError, RuntimeFailure
@@ -252,6 +253,7 @@ def autoscale(
     rest_url = resolve_rest_url(rest, state_dir)
     client = FlinkRestClient(rest_url)
     client.job(job)  # an unknown job id fails here, before the loop starts
+    warn_if_metrics_stale(client, interval_seconds)
     cluster = _local_cluster(state_dir, rest_url)
     executor = None if dry_run else Executor(
         client, job, cluster=cluster, config=executor_config,
@@ -330,6 +332,7 @@ def rebalance(
     rest_url = resolve_rest_url(rest, state_dir)
     client = FlinkRestClient(rest_url)
     client.job(job)
+    warn_if_metrics_stale(client, interval_seconds)
     snapshots = collect_window(Collector(client, job), window_seconds, interval_seconds)
     if not snapshots:
         raise RuntimeFailure(f"no complete sample of job {job} in {window}; is it RUNNING?")

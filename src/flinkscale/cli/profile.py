@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flinkscale.cli._common import warn_if_metrics_stale
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile_document
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
@@ -126,6 +127,7 @@ def _interruptible() -> Iterator[threading.Event]:
 def sample_job(client: FlinkRestClient, job_id: str, window_seconds: float, interval_seconds: float, *,
                quiet: bool = False) -> tuple[list[MetricsSnapshot], Collector]:
     """Samples with a progress bar on stderr; returns the snapshots and the collector (calls, skipped)."""
+    warn_if_metrics_stale(client, interval_seconds)
     collector = Collector(client, job_id, clock=CLOCK, sleep=SLEEP)
     console = Console(stderr=True)
     with _interruptible() as stop, Progress(

@@ -70,6 +70,25 @@ def parse_duration(value: str | int | float, field: str | None = None) -> float:
     return _non_negative(number * _DURATION_UNITS[unit], field)
 
 
+_FLINK_DURATION_UNITS: dict[str, float] = {
+    **{u: 86400.0 for u in ("d", "day", "days")}, **{u: 3600.0 for u in ("h", "hour", "hours")},
+    **{u: 60.0 for u in ("m", "min", "mins", "minute", "minutes")},
+    **{u: 1.0 for u in ("s", "sec", "secs", "second", "seconds")},
+    **{u: 1e-3 for u in ("", "ms", "milli", "millis", "millisecond", "milliseconds")},
+    **{u: 1e-6 for u in ("us", "micro", "micros", "microsecond", "microseconds")},
+    **{u: 1e-9 for u in ("ns", "nano", "nanos", "nanosecond", "nanoseconds")},
+}
+
+
+def parse_flink_duration(value: str, field: str | None = None) -> float:
+    """Seconds in a duration as Flink's configuration writes it (``10 s``, ``2 min``); a bare number is
+    milliseconds there, unlike in flinkscale's own flags."""
+    number, unit = _split(value, field, "a Flink duration (e.g. 10 s, 500 ms, 2 min)")
+    if unit not in _FLINK_DURATION_UNITS:
+        raise InputError(f"unknown duration unit {unit!r} in {value!r}", field=field)
+    return number * _FLINK_DURATION_UNITS[unit]
+
+
 @dataclass(frozen=True)
 class Rate:
     """A per-second rate of either records or bytes."""

@@ -14,7 +14,8 @@ evenly spaced; a sample taken 8 s after a 4 s gap reported 274 instead of 700 re
 ``read()`` therefore asks for the job first (which starts the fetch), waits ``refresh_seconds`` (0.25 s was
 enough here; default 0.5 s) and then reads the counters: every sample is current, whatever the spacing.
 Clusters with the default 10 s fetch interval need ``metrics.fetcher.update-interval`` at or below the sampling
-interval for that to hold; the embedded cluster uses 2 s.
+interval for that to hold; the embedded cluster uses 2 s, and ``fetch_interval_warning`` says so for any other
+cluster whose setting is longer than the interval asked for.
 
 What Flink reports that is not a counter comes from the aggregated metric endpoint: a source's
 ``pendingRecords`` (consumer lag), the Kafka partitions it reads (from its per-partition offset metric names,
@@ -45,6 +46,7 @@ from flinkscale.core.snapshot import (
     Vertex,
     VertexMetrics,
 )
+from flinkscale.core.units import parse_flink_duration
 from flinkscale.flink.models import JobDetails, metric_value
 from flinkscale.flink.rest import FlinkRestClient
 
@@ -54,6 +56,22 @@ _HEAP_MAX = "Status.JVM.Memory.Heap.Max"
 _GC_TIME = "Status.JVM.GarbageCollector.All.TimeMsPerSecond"
 #: Seconds between the request that starts the metric store's refresh and the read (see the module docstring).
 DEFAULT_REFRESH_SECONDS = 0.5
+FETCH_INTERVAL_KEY = "metrics.fetcher.update-interval"
+#: Flink's default for FETCH_INTERVAL_KEY, in effect when the cluster's configuration does not set it.
+DEFAULT_FETCH_INTERVAL_SECONDS = 10.0
+
+
+def fetch_interval_warning(config: Mapping[str, str], interval_seconds: float) -> str | None:
+    """Why samples ``interval_seconds`` apart would be stale on a cluster with this configuration, or None."""
+    text = config.get(FETCH_INTERVAL_KEY)
+    fetch = DEFAULT_FETCH_INTERVAL_SECONDS if text is None else parse_flink_duration(text, FETCH_INTERVAL_KEY)
+    if fetch <= interval_seconds:
+        return None
+    where = f"is {text}" if text is not None else f"is not set (Flink's default: {fetch:g} s)"
+    return (f"{FETCH_INTERVAL_KEY} {where} on this cluster: its REST metric store refreshes at most every "
+            f"{fetch:g} s, so samples every {interval_seconds:g} s repeat stale counters and rates come out wrong. "
+            f"Set {FETCH_INTERVAL_KEY}: {max(1, int(interval_seconds // 2))} s in the cluster's configuration, "
+            f"or sample at --interval {fetch:g}s or more.")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from flinkscale.core.units import (
     flink_memory,
     format_bytes,
     parse_duration,
+    parse_flink_duration,
     parse_rate,
     parse_size,
 )
@@ -70,3 +71,17 @@ def test_flink_memory_syntax_round_trips(mebibytes: int) -> None:
 def test_formatting_says_which_unit() -> None:
     assert format_bytes(10**12) == "1.00 TB"
     assert format_bytes(2**40, binary=True) == "1.00 TiB"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("2000", 2.0), ("10 s", 10.0), ("10s", 10.0), ("500 ms", 0.5), ("2 min", 120.0), ("1 h", 3600.0),
+    ("3 seconds", 3.0),
+])
+def test_flink_durations_read_a_bare_number_as_milliseconds(text: str, seconds: float) -> None:
+    assert parse_flink_duration(text) == pytest.approx(seconds)
+
+
+def test_an_unknown_flink_duration_unit_names_the_key() -> None:
+    with pytest.raises(InputError, match="fortnight") as info:
+        parse_flink_duration("2 fortnights", field="metrics.fetcher.update-interval")
+    assert info.value.field == "metrics.fetcher.update-interval"

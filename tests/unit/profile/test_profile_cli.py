@@ -135,3 +135,34 @@ def test_ctrl_c_ends_the_window_early_and_still_reports(
     assert 1 <= len(document["samples"]) <= 3
     assert document["snapshot"]["window_seconds"] < 20
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def _with_fetch_interval(exchanges: list[dict[str, Any]], value: str | None) -> None:
+    config = [{"key": "rest.port", "value": "8081"}]
+    if value is not None:
+        config.append({"key": "metrics.fetcher.update-interval", "value": value})
+    exchanges.append({"method": "GET", "path": "/jobmanager/config", "query": "", "status": 200, "body": config})
+
+
+@pytest.mark.parametrize(("configured", "interval", "warned"), [
+    (None, "5s", True),  # Flink's default 10 s, sampled every 5 s
+    ("10 s", "5s", True),
+    ("10 s", "10s", False),
+    ("2000", "5s", False),  # a bare number is milliseconds in Flink's configuration
+])
+def test_profile_warns_when_the_cluster_refreshes_its_metrics_less_often_than_it_samples(
+        replayed: None, exchanges: list[dict[str, Any]], capsys: pytest.CaptureFixture[str],
+        configured: str | None, interval: str, warned: bool) -> None:
+    _with_fetch_interval(exchanges, configured)
+    assert main(["profile", "--job", JOB_ID, "--rest", "http://x", "--window", "30s", "--interval", interval,
+                 "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert ("metrics.fetcher.update-interval" in err) == warned, err
+
+
+def test_a_cluster_that_hides_its_configuration_is_profiled_without_a_warning(
+        replayed: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # the recorded exchanges hold no /jobmanager/config answer: the replay says 404, as a locked-down cluster would
+    assert main(["profile", "--job", JOB_ID, "--rest", "http://x", "--window", "30s", "--interval", "5s",
+                 "--format", "json"]) == 0
+    assert "update-interval" not in capsys.readouterr().err
