@@ -130,3 +130,24 @@ def test_one_noisy_interval_does_not_move_p() -> None:
     alone = ShedController(lambda p, seq: None, ShedSettings(headroom=1.0, drain_seconds=1e9, estimate_samples=1),
                            keep_probability=0.5)
     assert alone.step(snapshot(4000, 1000, lag_growth=4000)).decision.keep_probability == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("drop_cost_us", [0.0, 15.0, 30.0])
+def test_shed_records_that_still_cost_time_do_not_make_it_shed_more_than_needed(drop_cost_us: float) -> None:
+    # A source reads every record (deserialise, decide) and fully processes the kept ones: per record it spends
+    # drop_cost + p x keep_cost. The estimate (read / busy) x p then understates what p = 1 could do, but the
+    # controller's fixed point is where the source is busy exactly `headroom` of the time, and it approaches it
+    # from above: p never falls below the p that is needed.
+    offered, keep_cost_us, headroom = 20_000.0, 100.0, 0.9
+    needed = (headroom / offered - drop_cost_us * 1e-6) / (keep_cost_us * 1e-6)
+    controller = ShedController(lambda p, seq: None, ShedSettings(headroom=headroom, drain_seconds=1e9,
+                                                                  min_change=0.0))
+    history = []
+    for interval in range(40):
+        seconds_per_record = (drop_cost_us + controller.keep_probability * keep_cost_us) * 1e-6
+        consumed = min(offered, 1.0 / seconds_per_record)
+        busy_ms = consumed * seconds_per_record * 1000.0
+        controller.step(snapshot(consumed, busy_ms, lag_growth=offered - consumed, timestamp=5.0 * interval))
+        history.append(controller.keep_probability)
+    assert min(history) >= needed * (1 - 1e-6)
+    assert history[-1] == pytest.approx(needed, rel=0.01)
