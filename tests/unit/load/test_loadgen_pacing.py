@@ -41,8 +41,8 @@ def run(rates: list[float], step: float) -> tuple[LoadGenerator, RecordingProduc
 
 
 def test_a_second_whose_last_tick_wakes_early_still_gets_its_whole_target() -> None:
-    # the last tick in a second asks for int(1000 x 0.99...) records, short of the target
-    generator, producer, produced = run([1000, 1000], step=0.33)
+    # 23 ms between clock readings: the last tick in a second asks for fewer records than the target
+    generator, producer, produced = run([1000, 1000], step=0.023)
     assert produced == 2000 == len(producer.values)
     assert [count for _, _, count in generator.manifest.seconds] == [1000, 1000]
 
@@ -65,3 +65,19 @@ def test_a_producer_that_cannot_keep_up_is_reported_not_caught_up_later() -> Non
     report_counts = [count for _, _, count in generator.manifest.seconds]
     assert all(count < 950 for count in report_counts)
     assert produced == sum(report_counts) < 2000
+
+
+class StallingClock(SteppingClock):
+    """10 ms ticks, and one 200 ms stall (GC, the scheduler) late in the first second."""
+
+    def __call__(self) -> float:
+        if 0.85 <= self.now < 0.86:
+            self.now += 0.2
+        return super().__call__()
+
+
+def test_a_stall_at_the_end_of_a_second_is_caught_up() -> None:
+    producer = RecordingProducer()
+    generator = LoadGenerator("unused:9092", "t", users=5, seed=1, producer=producer)
+    report = generator.run([1000, 1000], clock=StallingClock(0.01), wall_ms=lambda: 1_700_000_000_000)
+    assert report.produced == 2000 and not report.warnings
