@@ -67,7 +67,7 @@ class Phase:
 FULL = (Phase("steady", 60, 2_000), Phase("3x step", 210, 6_000), Phase("spike beyond capacity", 45, 18_000),
         Phase("back down", 120, 2_000))
 QUICK = (Phase("steady", 15, 2_000), Phase("3x step", 85, 6_000), Phase("spike beyond capacity", 20, 15_000),
-         Phase("back down", 20, 2_000))
+         Phase("back down", 30, 2_000))
 
 
 def policy_settings(quick: bool) -> dict[str, str]:
