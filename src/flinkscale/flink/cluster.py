@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from flinkscale.core.errors import InputError, RuntimeFailure
@@ -115,6 +116,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def unused_port() -> int:
+    """A port free now (free_port()'s pick, skipped while something has bound it again since)."""
+    while port_in_use(port := free_port()):
+        pass
+    return port
+
+
+#: Ports picked automatically are tried this many times (another process can take one before the daemon binds).
+AUTO_PORT_ATTEMPTS = 3
+
+
+class PortTaken(Exception):
+    """A daemon exited at start-up because a port picked for it was taken in the meantime."""
+
+
+def _bind_failed(log: Path | str) -> bool:
+    path = Path(log)
+    if not path.is_file():
+        return False
+    text = path.read_text(errors="replace")
+    return "BindException" in text or "Address already in use" in text
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (empty when it is gone or not ours to inspect)."""
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -177,18 +210,30 @@ class LocalCluster:
 
     # --- start -----------------------------------------------------------------------------------
     def up(self, spec: ClusterSpec, progress: Progress = lambda _: None) -> ClusterInfo:
+        """Start the cluster. Ports picked automatically (``rest_port`` 0) are retried on new ones when another
+        process binds a picked port between the pick and the JobManager's bind."""
         if self.is_running():
             info = self.info()
             raise InputError(f"a cluster is already running from this state dir ({info.rest_url if info else '?'}); "
                              "run `flinkscale cluster down` first", field=str(self.state_dir))
         _check_spec(spec)
-        rest_port = spec.rest_port or free_port()
-        if port_in_use(rest_port):
-            raise InputError(f"port {rest_port} is already in use; choose another with --rest-port "
+        if spec.rest_port and port_in_use(spec.rest_port):
+            raise InputError(f"port {spec.rest_port} is already in use; choose another with --rest-port "
                              "(0 picks a free one)", field="rest.port")
+        for attempt in range(1, AUTO_PORT_ATTEMPTS + 1):
+            try:
+                return self._start(spec, spec.rest_port or unused_port(), progress)
+            except PortTaken as exc:
+                if spec.rest_port or attempt == AUTO_PORT_ATTEMPTS:
+                    raise RuntimeFailure(f"the JobManager could not bind its ports in {attempt} attempt(s) "
+                                         f"({exc}); see logs in {self.log_dir}") from None
+                progress(f"a picked port was taken meanwhile ({exc}); retrying on new ports")
+        raise AssertionError("unreachable")
+
+    def _start(self, spec: ClusterSpec, rest_port: int, progress: Progress) -> ClusterInfo:
         home, java = flink_home(), java_home()
         self._prepare_dirs()
-        rpc_port = free_port()
+        rpc_port = unused_port()
         self._write_config(spec, home, rest_port, rpc_port)
         self._link_lib(home)
         info = ClusterInfo(
@@ -324,6 +369,8 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if not self.is_running():
                 log = self._newest_log("standalonesession")
+                if _bind_failed(log):
+                    raise PortTaken(f"rest {info.rest_port} or rpc {info.rpc_port}")
                 raise RuntimeFailure(f"the JobManager exited during start-up; see {log}")
             try:
                 overview = httpx.get(f"{info.rest_url}/overview", timeout=2.0).json()

@@ -36,13 +36,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.skew import SkewReport
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.cluster import LocalCluster
+from flinkscale.flink.cluster import LocalCluster, listening_ports
 from flinkscale.flink.models import JobDetails, TaskManagerInfo
 from flinkscale.flink.rest import FlinkRestClient
 
@@ -328,7 +326,7 @@ class Executor:
         removable = min(len(idle), len(task_managers) - max(floor, 1))
         if removable <= 0:
             return []
-        ports = {pid: _listening_ports(pid) for pid in self.cluster.pids("taskexecutor")}
+        ports = {pid: listening_ports(pid) for pid in self.cluster.pids("taskexecutor")}
         pids: list[int] = []
         for tm in idle[:removable]:
             pid = _pid_of_task_manager(tm, ports)
@@ -371,14 +369,6 @@ def _complete_target(job: JobDetails, target: Mapping[str, int]) -> dict[str, in
             raise InputError(f"{p} exceeds the vertex's max parallelism {job.vertex(vid).max_parallelism}",
                              field=f"parallelism[{vid}]")
     return full
-
-
-def _listening_ports(pid: int) -> set[int]:
-    try:
-        connections = psutil.Process(pid).net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return set()
-    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
 
 
 def _pid_of_task_manager(tm: TaskManagerInfo, ports: Mapping[int, set[int]]) -> int | None:

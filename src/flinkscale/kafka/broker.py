@@ -16,14 +16,21 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flinkscale.core.errors import InputError, RuntimeFailure
-from flinkscale.flink.cluster import DEFAULT_STATE_DIR, free_port, pid_alive, port_in_use
+from flinkscale.flink.cluster import (
+    AUTO_PORT_ATTEMPTS,
+    DEFAULT_STATE_DIR,
+    PortTaken,
+    listening_ports,
+    pid_alive,
+    port_in_use,
+    unused_port,
+)
 
 DEFAULT_BROKER_PORT = 9092
 
@@ -65,17 +72,30 @@ class EmbeddedBroker:
         return info is not None and pid_alive(info.pid)
 
     def up(self, port: int = DEFAULT_BROKER_PORT, timeout: float = 20.0) -> BrokerInfo:
+        """Start the broker on ``port`` (0 picks a free one: retried on a new port if another process binds the
+        picked one between the pick and the broker's bind)."""
         if self.is_running():
             info = self.info()
             raise InputError(f"a broker is already running from this state dir at {info.bootstrap if info else '?'}; "
                              "run `flinkscale kafka down` first", field=str(self.dir))
-        port = port or free_port()
-        if port_in_use(port):
+        if port and port_in_use(port):
             raise InputError(f"port {port} is already in use; choose another with --port (0 picks a free one)",
                              field="--port")
         self.dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, AUTO_PORT_ATTEMPTS + 1):
+            try:
+                return self._start(port or unused_port(), timeout)
+            except PortTaken:
+                if port or attempt == AUTO_PORT_ATTEMPTS:
+                    raise RuntimeFailure(f"the broker could not bind a port in {attempt} attempt(s); "
+                                         f"see {self.dir / 'broker.log'}") from None
+        raise AssertionError("unreachable")
+
+    def _start(self, port: int, timeout: float) -> BrokerInfo:
         url = f"tcp://127.0.0.1:{port}"
-        with open(self.dir / "broker.log", "ab") as log:
+        log_path = self.dir / "broker.log"
+        log_offset = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", "memory://tansu/"],
@@ -86,9 +106,14 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.info_file.unlink()
-                tail = (self.dir / "broker.log").read_text(errors="replace")[-300:]
-                raise RuntimeFailure(f"the broker exited at start-up (code {proc.returncode}): {tail.strip()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with open(log_path, "rb") as log:
+                    log.seek(log_offset)
+                    output = log.read().decode(errors="replace")
+                if "in use" in output.lower():
+                    raise PortTaken(port)
+                raise RuntimeFailure(f"the broker exited at start-up (code {proc.returncode}): {output[-300:].strip()}")
+            # Ready when the broker itself listens: a connection could reach whoever took the port instead.
+            if port in listening_ports(proc.pid):
                 return info
             time.sleep(0.1)
         self.down()

@@ -147,7 +147,7 @@ def test_scale_down_stops_only_idle_task_managers(monkeypatch: pytest.MonkeyPatc
     flink = FakeFlink(FakeClock(), parallelism={"src": 3, "agg": 1}, tm_count=3)
     cluster = FakeCluster(flink, supervised=1)  # the cluster was started with 1; 2 were added for this job
     # pid 100+i listens on the data port 50000+i of TaskManager i (busy ones come first in the fake)
-    monkeypatch.setattr(executor_module, "_listening_ports", lambda pid: {50000 + pid - 100})
+    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
     ex = make(flink, cluster=cluster)
     ex.apply(decision({"src": 1, "agg": 1}, current={"src": 3, "agg": 1}))
     assert sorted(cluster.stopped) == [101, 102]  # TaskManagers 1 and 2 had no busy slot
@@ -157,7 +157,7 @@ def test_scale_down_stops_only_idle_task_managers(monkeypatch: pytest.MonkeyPatc
 def test_scale_down_never_shrinks_the_cluster_below_its_starting_size(monkeypatch: pytest.MonkeyPatch) -> None:
     flink = FakeFlink(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=2)
     cluster = FakeCluster(flink)  # started with 2 TaskManagers
-    monkeypatch.setattr(executor_module, "_listening_ports", lambda pid: {50000 + pid - 100})
+    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
     make(flink, cluster=cluster).apply(decision({"src": 1, "agg": 1}, current={"src": 2, "agg": 1}))
     assert cluster.stopped == [] and flink.tm_count == 2
 
@@ -165,7 +165,7 @@ def test_scale_down_never_shrinks_the_cluster_below_its_starting_size(monkeypatc
 def test_grown_cluster_gives_back_what_it_added_after_scale_down(monkeypatch: pytest.MonkeyPatch) -> None:
     flink = FakeFlink(FakeClock(), tm_count=2)
     cluster = FakeCluster(flink)
-    monkeypatch.setattr(executor_module, "_listening_ports", lambda pid: {50000 + pid - 100})
+    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
     ex = make(flink, cluster=cluster)
     ex.apply(decision({"src": 3, "agg": 1}))
     assert flink.tm_count == 3
@@ -176,7 +176,7 @@ def test_grown_cluster_gives_back_what_it_added_after_scale_down(monkeypatch: py
 def test_a_task_manager_that_cannot_be_identified_is_never_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     flink = FakeFlink(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=3)
     cluster = FakeCluster(flink)
-    monkeypatch.setattr(executor_module, "_listening_ports", lambda pid: set())
+    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: set())
     make(flink, cluster=cluster).apply(decision({"src": 1, "agg": 1}, current={"src": 2, "agg": 1}))
     assert cluster.stopped == [] and cluster.counts == []
 
