@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from flinkscale.cli import main
-from flinkscale.flink.cluster import free_port
 from tests.integration.conftest import Runtime
 
 pytestmark = pytest.mark.integration
@@ -52,9 +52,12 @@ def test_load_produces_exactly_what_the_manifest_says(runtime: Runtime, tmp_path
 
 
 def test_an_unreachable_broker_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()   # nothing listens there
-    assert main(["load", "--topic", "t", "--bootstrap", f"127.0.0.1:{port}", "--rate", "1k/s",
-                 "--duration", "1s"]) == 2
+    # A port held bound but not listening: connections are refused and nothing else can take it meanwhile.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        assert main(["load", "--topic", "t", "--bootstrap", f"127.0.0.1:{port}", "--rate", "1k/s",
+                     "--duration", "1s"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("flinkscale: error:") and "\n" not in err
     assert str(port) in err
