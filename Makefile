@@ -32,7 +32,7 @@ integration: $(STAMP)
 
 # Property tests run derandomized here (tests/conftest.py): CI must not depend on a random draw.
 test: lint typecheck
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 tests
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
