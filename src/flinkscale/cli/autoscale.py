@@ -235,12 +235,15 @@ def autoscale(
     shed_target_error: Annotated[str, typer.Option(
         "--shed-target-error", help="Shedding's relative error bound (2% = 98% accuracy).")] = "2%",
     shed_confidence: Annotated[str, typer.Option("--shed-confidence", help="Confidence of that bound.")] = "95%",
+    shed_value_cv: Annotated[float, typer.Option(
+        "--shed-value-cv", help="Coefficient of variation of the values the job sums (0 = counts only).")] = 0.0,
     bootstrap: Annotated[str | None, typer.Option(
         "--bootstrap", help="Kafka bootstrap for shedding (default: the embedded broker).")] = None,
 ) -> None:
     chosen = make_policy(policy, parse_set_options(set_ or []))
     shed_settings = ShedSettings(target_error=parse_fraction(shed_target_error, "--shed-target-error"),
-                                 confidence=parse_fraction(shed_confidence, "--shed-confidence"))
+                                 confidence=parse_fraction(shed_confidence, "--shed-confidence"),
+                                 value_cv=shed_value_cv)
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
     config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run,

@@ -20,6 +20,7 @@ from flinkscale.cli._common import (
     resolve_bootstrap,
     resolve_rest_url,
     state_dir_option,
+    warn_if_metrics_stale,
 )
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
@@ -112,6 +113,9 @@ def auto(
         None, "--sustainable-rate", help="Records/s the job sustains unshed (from `profile`); default: measured."),
     interval: float = typer.Option(5.0, "--interval", help="Seconds between samples."),
     headroom: float = typer.Option(0.9, "--headroom", help="Use this fraction of the sustainable rate."),
+    value_cv: float = typer.Option(
+        0.0, "--value-cv", help="Coefficient of variation of the values the job sums (e.g. event sizes; 0 = "
+                                "counts only): sums need a higher p than counts for the same bound."),
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds (default: Ctrl-C)."),
     rest: str | None = typer.Option(None, "--rest", help="Flink REST URL (default: the embedded cluster)."),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="Kafka bootstrap (default: embedded broker)."),
@@ -131,10 +135,12 @@ def auto(
     """
     settings = ShedSettings(target_error=parse_fraction(target_error, "--target-error"),
                             confidence=parse_fraction(confidence, "--confidence"), window_seconds=window_seconds,
-                            records_per_group=records_per_group, sustainable_rate=sustainable_rate, headroom=headroom)
+                            records_per_group=records_per_group, sustainable_rate=sustainable_rate, headroom=headroom,
+                            value_cv=value_cv)
     if interval <= 0:
         raise InputError("must be > 0", field="--interval")
     client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    warn_if_metrics_stale(client, interval)
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
     controller = ShedController.resuming(channel.publish, settings, channel.latest_value())
     collector = Collector(client, job)

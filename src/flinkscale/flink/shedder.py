@@ -63,6 +63,9 @@ class ShedSettings:
     min_busy_ms_per_second: float = 100.0
     # The sustainable rate is the median of this many recent estimates (1 = the latest alone).
     estimate_samples: int = 3
+    # Coefficient of variation of the values summed per group (e.g. event sizes); 0 = counts only. A sum of
+    # sampled values errs by sqrt(1 + CV^2) more than a count, so its bound needs a higher p.
+    value_cv: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (("target_error", 0 < self.target_error < 1), ("confidence", 0 < self.confidence < 1),
@@ -70,7 +73,7 @@ class ShedSettings:
                   ("drain_seconds", self.drain_seconds > 0), ("min_change", 0 <= self.min_change < 1),
                   ("records_per_group", self.records_per_group is None or self.records_per_group > 0),
                   ("sustainable_rate", self.sustainable_rate is None or self.sustainable_rate > 0),
-                  ("estimate_samples", self.estimate_samples >= 1))
+                  ("estimate_samples", self.estimate_samples >= 1), ("value_cv", self.value_cv >= 0))
         for name, ok in checks:
             if not ok:
                 raise InputError(f"out of range: {getattr(self, name)!r}", field=name)
@@ -192,7 +195,7 @@ class ShedController:
         population = s.records_per_group if s.records_per_group is not None \
             else max(load.offered_rate * s.window_seconds, 1.0)
         decision = choose_keep_probability(load.offered_rate, usable, population, s.target_error, s.confidence,
-                                           backlog_drain_rate=drain)
+                                           coefficient_of_variation=s.value_cv, backlog_drain_rate=drain)
         new = decision.keep_probability
         old = self.keep_probability
         changed = (abs(new - old) >= s.min_change) or (new >= 1.0) != (old >= 1.0)

@@ -60,6 +60,18 @@ def test_never_below_the_accuracy_bound() -> None:
     assert not controller.steps[-1].decision.achievable
 
 
+def test_summed_values_that_vary_raise_the_accuracy_floor() -> None:
+    # A sum of event sizes with CV 1 errs by sqrt(2) more than a count at the same p: its floor is higher.
+    floors = {}
+    for cv in (0.0, 1.0):
+        settings = ShedSettings(records_per_group=1000, target_error=0.02, headroom=1.0, value_cv=cv)
+        controller = ShedController(lambda p, seq: None, settings)
+        controller.step(snapshot(1000, 1000, lag_growth=9000))
+        floors[cv] = controller.keep_probability
+        assert floors[cv] == pytest.approx(required_keep_probability(1000, 0.02, 0.95, cv))
+    assert floors[1.0] > floors[0.0]
+
+
 def test_backlog_reserves_capacity_to_drain() -> None:
     published: list[tuple[float, int]] = []
     controller = ShedController(lambda p, seq: published.append((p, seq)),
@@ -86,7 +98,8 @@ def test_profile_rate_overrides_the_estimate() -> None:
     assert published[0][0] == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize(("field", "value"), [("headroom", 0.0), ("target_error", 1.5), ("window_seconds", 0)])
+@pytest.mark.parametrize(("field", "value"), [("headroom", 0.0), ("target_error", 1.5), ("window_seconds", 0),
+                                              ("value_cv", -0.1)])
 def test_bad_settings_name_the_field(field: str, value: float) -> None:
     with pytest.raises(InputError) as error:
         ShedSettings(**{field: value})  # type: ignore[arg-type]
