@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import flinkscale.flink.cluster as cluster_module
-import flinkscale.kafka.broker as broker_module
 from flinkscale.flink.cluster import ClusterSpec, LocalCluster, port_in_use
 from flinkscale.kafka.broker import EmbeddedBroker
 
@@ -34,7 +33,7 @@ def picks_taken_first(taken: int, real: Callable[[], int]) -> Callable[[], int]:
 
 def test_the_broker_starts_on_a_new_port_when_the_picked_one_was_taken(
         tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broker_module, "unused_port", picks_taken_first(taken_port, cluster_module.unused_port))
+    monkeypatch.setattr(cluster_module, "unused_port", picks_taken_first(taken_port, cluster_module.unused_port))
     broker = EmbeddedBroker(tmp_path)
     try:
         info = broker.up(port=0)

@@ -63,19 +63,18 @@ def parse_fraction(text: str, field: str) -> float:
     return value
 
 
-def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float) -> str | None:
-    """Warn on stderr when the cluster refreshes its REST metrics less often than we sample; returns the warning.
+def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float) -> None:
+    """Warn on stderr when the cluster refreshes its REST metrics less often than we sample.
 
     Advisory only: a cluster that does not show its configuration is sampled as it is."""
     try:
         warning = fetch_interval_warning(client.config(), interval_seconds)
     except EndpointError:
-        return None
+        return
     except InputError as exc:
         warning = f"cannot read the cluster's metric fetch interval ({exc}); rates may be stale"
     if warning:
         typer.echo(f"warning: {warning}", err=True)
-    return warning
 
 
 def print_json(data: Any) -> None:

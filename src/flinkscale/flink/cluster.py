@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -127,8 +127,25 @@ def unused_port() -> int:
 AUTO_PORT_ATTEMPTS = 3
 
 
+_T = TypeVar("_T")
+
+
 class PortTaken(Exception):
     """A daemon exited at start-up because a port picked for it was taken in the meantime."""
+
+
+def start_on_port(start: Callable[[int], _T], port: int, what: str,
+                  on_retry: Callable[[str], None] = lambda _: None) -> _T:
+    """``start(port)``, or with ``port`` 0 ``start(unused_port())`` retried on new ports (AUTO_PORT_ATTEMPTS in
+    all) while it raises PortTaken. A port the user chose is not swapped for another one."""
+    for attempt in range(1, AUTO_PORT_ATTEMPTS + 1):
+        try:
+            return start(port or unused_port())
+        except PortTaken as exc:
+            if port or attempt == AUTO_PORT_ATTEMPTS:
+                raise RuntimeFailure(f"{what} could not bind its port in {attempt} attempt(s) ({exc})") from None
+            on_retry(f"a picked port was taken meanwhile ({exc}); retrying on new ports")
+    raise AssertionError("unreachable")
 
 
 def _bind_failed(log: Path | str) -> bool:
@@ -220,15 +237,8 @@ class LocalCluster:
         if spec.rest_port and port_in_use(spec.rest_port):
             raise InputError(f"port {spec.rest_port} is already in use; choose another with --rest-port "
                              "(0 picks a free one)", field="rest.port")
-        for attempt in range(1, AUTO_PORT_ATTEMPTS + 1):
-            try:
-                return self._start(spec, spec.rest_port or unused_port(), progress)
-            except PortTaken as exc:
-                if spec.rest_port or attempt == AUTO_PORT_ATTEMPTS:
-                    raise RuntimeFailure(f"the JobManager could not bind its ports in {attempt} attempt(s) "
-                                         f"({exc}); see logs in {self.log_dir}") from None
-                progress(f"a picked port was taken meanwhile ({exc}); retrying on new ports")
-        raise AssertionError("unreachable")
+        return start_on_port(lambda rest_port: self._start(spec, rest_port, progress), spec.rest_port,
+                             f"the JobManager (logs in {self.log_dir})", progress)
 
     def _start(self, spec: ClusterSpec, rest_port: int, progress: Progress) -> ClusterInfo:
         home, java = flink_home(), java_home()

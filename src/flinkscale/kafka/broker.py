@@ -23,13 +23,12 @@ from pathlib import Path
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.flink.cluster import (
-    AUTO_PORT_ATTEMPTS,
     DEFAULT_STATE_DIR,
     PortTaken,
     listening_ports,
     pid_alive,
     port_in_use,
-    unused_port,
+    start_on_port,
 )
 
 DEFAULT_BROKER_PORT = 9092
@@ -82,14 +81,8 @@ class EmbeddedBroker:
             raise InputError(f"port {port} is already in use; choose another with --port (0 picks a free one)",
                              field="--port")
         self.dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, AUTO_PORT_ATTEMPTS + 1):
-            try:
-                return self._start(port or unused_port(), timeout)
-            except PortTaken:
-                if port or attempt == AUTO_PORT_ATTEMPTS:
-                    raise RuntimeFailure(f"the broker could not bind a port in {attempt} attempt(s); "
-                                         f"see {self.dir / 'broker.log'}") from None
-        raise AssertionError("unreachable")
+        return start_on_port(lambda picked: self._start(picked, timeout), port,
+                             f"the broker (log: {self.dir / 'broker.log'})")
 
     def _start(self, port: int, timeout: float) -> BrokerInfo:
         url = f"tcp://127.0.0.1:{port}"

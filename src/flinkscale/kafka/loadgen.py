@@ -151,18 +151,19 @@ class LoadGenerator:
             wall_second_start = wall_ms() / 1000
             begin = start + second
             sent_this_second = 0
-            # Seconds of this second spent producing, or lost before it began (the previous one ran over).
-            producing = max(0.0, clock() - begin)
+            # Seconds of this second not free to produce in: lost before it began (the previous one ran over),
+            # then spent producing.
+            busy = max(0.0, clock() - begin)
             while (now := clock()) < begin + 1.0:
                 due = int(rate * min(1.0, now - begin + TICK_SECONDS)) - sent_this_second
                 if due > 0:
                     self._batch(due, wall_ms())
                     sent_this_second += due
-                    producing += clock() - now
+                    busy += clock() - now
                 else:
                     self._producer.poll(0)
                 time.sleep(max(0.0, min(TICK_SECONDS, begin + 1.0 - clock())))
-            self._catch_up(int(rate) - sent_this_second, rate, producing, wall_ms)
+            self._catch_up(int(rate) - sent_this_second, rate, busy, wall_ms)
             produced = self.manifest.produced - second_start
             self.manifest.seconds.append((wall_second_start, rate, produced))
             if rate > 0 and produced < 0.95 * rate:
@@ -177,7 +178,7 @@ class LoadGenerator:
         return LoadReport(self.manifest.produced - produced_before, clock() - start, float(sum(rates)),
                           tuple(warnings))
 
-    def _catch_up(self, missing: int, rate: float, producing_seconds: float, wall_ms: Callable[[], int]) -> None:
+    def _catch_up(self, missing: int, rate: float, busy_seconds: float, wall_ms: Callable[[], int]) -> None:
         """Send what a second still owes when the shortfall is not the producer's own slowness.
 
         The last tick can end short of the second (0.99 + 0.01 < 1.0 in floating point) or a stall (GC, the
@@ -186,7 +187,7 @@ class LoadGenerator:
         push the debt into the following seconds, so that is reported instead (the caller's warning)."""
         if missing <= 0:
             return
-        if producing_seconds < CATCH_UP_MAX_BUSY or missing <= CATCH_UP_TOLERANCE * rate + 1:
+        if busy_seconds < CATCH_UP_MAX_BUSY or missing <= CATCH_UP_TOLERANCE * rate + 1:
             self._batch(missing, wall_ms())
 
     def produce_count(self, count: int) -> None:
