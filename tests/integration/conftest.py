@@ -32,6 +32,14 @@ from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
 
 pytestmark = pytest.mark.integration
 _names = itertools.count()
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration carries the integration marker, whether its module says so or not."""
+    for item in items:
+        if _HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass

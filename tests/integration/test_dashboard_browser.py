@@ -31,6 +31,8 @@ import pytest
 from flinkscale.core.policy.base import Decision, VertexDecision
 from flinkscale.report.dashboard import serve_dashboard
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "snapshots" / "clickstream-p1-overload-history.jsonl"
 SCREENSHOT = REPO / "docs" / "dashboard.png"

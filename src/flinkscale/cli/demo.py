@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
+from flinkscale.app.demo import run_demo
 from flinkscale.cli._common import console, state_dir_option
-from flinkscale.report.demo import run_demo
 
 
 def demo(
@@ -28,15 +28,20 @@ def demo(
 
     Example: flinkscale demo --quick --output /tmp/demo
     """
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop, interrupted = threading.Event(), threading.Event()
+
+    def on_ctrl_c(*_: object) -> None:
+        interrupted.set()  # ``stop`` alone cannot tell: the demo sets it itself when its story ends
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     started = time.monotonic()
     try:
         result = run_demo(output.resolve(), state_dir, quick=quick, stop=stop, serve_dashboard=not no_dashboard,
                           say=lambda m: console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {m}"))
     finally:
         signal.signal(signal.SIGINT, previous)
-    if stop.is_set():
+    if interrupted.is_set():
         console.print("stopped early on Ctrl-C; everything started was stopped")
     if output_format == "json":
         typer.echo(json.dumps(result.__dict__, indent=2, default=str))

@@ -28,7 +28,6 @@ recomputed here.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +37,7 @@ from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import key_groups_per_subtask, layout_imbalance
 from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew, json_finite
 from flinkscale.core.snapshot import CheckpointStats, MetricsSnapshot, Vertex
+from flinkscale.core.state_advice import StateAdvice, advise_state
 from flinkscale.core.units import format_rate
 
 PROFILE_SCHEMA = "flinkscale.profile/v1"
@@ -145,7 +145,7 @@ class ProfileAnalysis:
     state_size_bytes: int | None
     skew: SkewReport
     findings: tuple[str, ...]
-    state_advice: Any = None
+    state_advice: tuple[StateAdvice, ...] | None = None
     notes: tuple[str, ...] = ()
 
     def vertex(self, vertex_id: str) -> VertexProfile:
@@ -351,16 +351,6 @@ def _checkpoint_profile(stats: CheckpointStats | None) -> CheckpointProfile | No
                              stats.state_size_bytes, stats.avg_alignment_ms, stats.interval_ms)
 
 
-def _state_advice(snapshot: MetricsSnapshot) -> Any:
-    """``core.state_advice.advise_state(snapshot)`` when that module exists (it is optional)."""
-    try:
-        module = importlib.import_module("flinkscale.core.state_advice")
-    except ImportError:
-        return None
-    advise = getattr(module, "advise_state", None)
-    return advise(snapshot) if callable(advise) else None
-
-
 def analyze_profile(snapshot: MetricsSnapshot, *, skew_threshold: float | None = None,
                     include_state_advice: bool = True) -> ProfileAnalysis:
     """The profile of one (merged) snapshot: per-vertex figures, bottleneck, limits, findings."""
@@ -406,7 +396,7 @@ def analyze_profile(snapshot: MetricsSnapshot, *, skew_threshold: float | None =
         bottleneck=bottleneck.vertex_id if bottleneck else None, backpressure_root=root,
         max_sustainable_source_rate=max_rate, headroom=headroom, checkpoints=checkpoints,
         state_size_bytes=state_size, skew=skew, findings=(),
-        state_advice=_state_advice(snapshot) if include_state_advice else None, notes=snapshot.notes)
+        state_advice=advise_state(snapshot) if include_state_advice else None, notes=snapshot.notes)
     return _with_findings(analysis)
 
 
