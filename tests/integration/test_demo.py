@@ -1,26 +1,60 @@
-"""`flinkscale demo --quick` end to end on a fresh state dir: the story runs, a scale-up is applied, the spike beyond
-the slot ceiling is shed and shedding stops after it, nothing stays."""
+"""`flinkscale demo --quick` end to end, installed from a wheel into a fresh virtualenv and run from outside the
+repository: the story runs, a scale-up is applied, the spike beyond the slot ceiling is shed and shedding stops
+after it, nothing stays.
+
+Installing from a wheel is what proves the demo does not read the repository (its workload is package data).
+The fresh virtualenv gets the project's dependencies through a ``.pth`` line naming the test interpreter's
+site-packages (no second 800 MB install of apache-flink), and flinkscale itself only from the wheel.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import site
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from flinkscale.cli import main
 from tests.integration.test_runtime import _processes_naming
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
 
-def test_quick_demo_applies_a_scale_up_and_writes_the_report(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def _run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _venv_with_wheel(tmp_path: Path) -> Path:
+    """A fresh virtualenv with flinkscale installed from a wheel built from this checkout."""
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)],
+                 tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert _run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
+    site_packages = next((venv / "lib").glob("python3.*/site-packages"))
+    (site_packages / "_flinkscale_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    installed = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--quiet",
+                      str(next(wheels.glob("flinkscale-*.whl")))], tmp_path)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return venv
+
+
+def test_quick_demo_from_an_installed_wheel_applies_a_scale_up_and_writes_the_report(tmp_path: Path) -> None:
+    venv = _venv_with_wheel(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    where = _run([str(venv / "bin" / "python"), "-c", "import flinkscale; print(flinkscale.__file__)"], outside)
+    assert where.stdout.startswith(str(venv)), where.stdout + where.stderr  # the wheel, not this checkout
     state, output = tmp_path / "state", tmp_path / "out"
-    code = main(["demo", "--quick", "--no-dashboard", "--state-dir", str(state), "--output", str(output),
-                 "--format", "json"])
-    printed = capsys.readouterr().out
-    assert code == 0, printed[-2000:]
+    done = _run([str(venv / "bin" / "flinkscale"), "demo", "--quick", "--no-dashboard", "--state-dir", str(state),
+                 "--output", str(output), "--format", "json"], outside, timeout=1200)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     summary = json.loads((output / "demo.json").read_text())
     decisions = [json.loads(line) for line in (output / "run" / "decisions.jsonl").read_text().splitlines()]
     applied_up = [d for d in decisions if d["applied"] and any(

@@ -10,7 +10,8 @@ phases, with the load generator's manifest as the exact truth:
    stopped with drain=True so every window is flushed to the exactly-once filesystem sink.
 
 Then per 10 s window, the total clicks and bytes (the sum of the per-user rows) are compared with the
-manifest: shed windows within the 2% target for at least 95% of windows, unshed windows exact.
+manifest: the median shed window within the 2% target and none beyond twice it (the 95%-of-windows claim
+is tested over 400 seeded windows in tests/unit/shedding), unshed windows exact.
 Per-user windows are not compared: at p = 0.5 a 2% bound needs ~10^4 records per group per window.
 """
 
@@ -248,5 +249,9 @@ def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, 
     # edges hold a fraction of a window's records (the measuring rate, or the load stopping mid-window).
     full = [w for w in shed_windows if w[1] >= 0.8 * overload * WINDOW_SECONDS]
     assert len(full) >= 3, shed_windows
-    within = [w for w in full if w[3] <= TARGET_ERROR and w[4] <= TARGET_ERROR]
-    assert len(within) >= 0.95 * len(full), full
+    # One run has a handful of windows: "95% of windows within 2%" is a claim about many windows and is tested
+    # over 400 seeded windows in tests/unit/shedding. What one run shows with margin: the typical window is
+    # within the target, and no window is off by twice the target (~4 standard errors, ~1e-4 per window).
+    errors = sorted(max(w[3], w[4]) for w in full)
+    assert errors[len(errors) // 2] <= TARGET_ERROR, full
+    assert errors[-1] <= 2 * TARGET_ERROR, full
