@@ -24,6 +24,9 @@ KUBERNETES = {"deployment": {"target": "kubernetes"},
     ("clicks", "77a0f10083e1c8fb475a05f15f6a1a61"),
     ("sessionize", "ca66d3be734d272b23819cbd4b5a7bee"),
     ("sink-ü", "fe6895d5ff844986c1ff5d63f30f2251"),
+    # Reported by the embedded Flink 2.3 cluster for pipelines/salted_counts.py (tests/integration/test_vertex_ids.py).
+    ("clicks-source", "d41bc76645937e651d1e0d2741a80195"),
+    ("count-per-user", "4bfbc7b8eb82a28684db009b52dadf84"),
     # Printed by the Guava murmur3_128 shaded in flink-dist (covers the >16-byte block path).
     ("parse", "a0bcbe636c3291fd3f45c25deb2b0823"),
     ("a-much-longer-operator-uid-over-16-bytes", "777f3430db40b6d43b04fa9ef10080a6"),
