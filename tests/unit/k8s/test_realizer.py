@@ -318,3 +318,56 @@ def test_the_cli_rejects_a_bad_reference_with_exit_2(capsys: pytest.CaptureFixtu
     assert main(["autoscale", "--job", "a" * 32, "--k8s-deployment", "no-namespace"]) == 2
     err = capsys.readouterr().err
     assert "--k8s-deployment" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def flink_rest() -> Iterator[tuple[str, str]]:
+    """A Flink REST endpoint answering the two calls autoscale makes before its loop, from a recorded job."""
+    recorded = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "rest" / "clickstream_p1" /
+                           "job.json").read_text())
+    job = recorded["body"]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            if not self.path.startswith(("/jobmanager/config", f"/jobs/{job['jid']}")):
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = json.dumps([] if self.path.startswith("/jobmanager/config") else job).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", str(job["jid"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_the_cli_checks_the_deployment_before_its_loop(
+        api_server: FakeApiServer, flink_rest: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
+                  "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{api_server.port}"}}],
+                  "users": [{"name": "me", "user": {"token": "t"}}],
+                  "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "me"}}]}
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    api_server.add(_manifest("seed-1tb-subsecond"))  # the operator's autoscaler drives it
+    rest, job_id = flink_rest
+    args = ["autoscale", "--job", job_id, "--rest", rest, "--state-dir", str(tmp_path / "state"), "--dry-run"]
+    assert main([*args, "--k8s-deployment", "streaming/seed-1tb-subsecond"]) == 2
+    err = capsys.readouterr().err
+    assert "--k8s-deployment" in err and "operator's autoscaler" in err and "Traceback" not in err
+    assert main([*args, "--k8s-deployment", "streaming/absent"]) == 2
+    assert "no FlinkDeployment streaming/absent" in capsys.readouterr().err
+    assert [r["method"] for r in api_server.requests] == ["GET", "GET"]
