@@ -331,7 +331,7 @@ def flink_rest() -> Iterator[tuple[str, str]]:
         def log_message(self, *_: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if not self.path.startswith(("/jobmanager/config", f"/jobs/{job['jid']}")):
                 self.send_response(404)
                 self.end_headers()
