@@ -208,7 +208,8 @@ def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Seq
         plan_dir = output_dir / "plan"
         plan_dir.mkdir(exist_ok=True)
         (plan_dir / "config.yaml").write_text(plan_report.flink_config_yaml(plan))
-        (plan_dir / "flinkdeployment.yaml").write_text(plan_report.flink_deployment_yaml(plan))
+        if plan.spec.deployment.target == "kubernetes":  # the local workload runs standalone: no manifest
+            (plan_dir / "flinkdeployment.yaml").write_text(plan_report.flink_deployment_yaml(plan))
         (plan_dir / "plan.md").write_text(plan_report.render_markdown(plan))
     say("stopping the job with a drained savepoint")
     location = rest.wait_savepoint(job_id, rest.trigger_stop_with_savepoint(job_id, drain=True))

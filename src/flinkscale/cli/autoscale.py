@@ -54,6 +54,7 @@ from flinkscale.flink.executor import (
 )
 from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.shedder import ShedController, ShedSettings
+from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref
 from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
 _AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
@@ -82,6 +83,8 @@ Examples:
       --set job.autoscaler.utilization.target=0.7 --interval 10s --run-dir runs/a --metrics-port 9250
 
   flinkscale autoscale --job 3f2a... --emit-k8s-patch patches/   # write FlinkDeployment patches only
+
+  flinkscale autoscale --job 3f2a... --k8s-deployment streaming/clickstream-1tb   # patch it (docs/kubernetes.md)
 
   flinkscale autoscale --job 3f2a... --shed-control-topic clicks-control --shed-input-topic clicks
 """
@@ -239,6 +242,10 @@ def autoscale(
         "--shed-value-cv", help="Coefficient of variation of the values the job sums (0 = counts only).")] = 0.0,
     bootstrap: Annotated[str | None, typer.Option(
         "--bootstrap", help="Kafka bootstrap for shedding (default: the embedded broker).")] = None,
+    k8s_deployment: Annotated[str | None, typer.Option(
+        "--k8s-deployment", help="NAMESPACE/NAME of the job's FlinkDeployment: rescale by patching it (REST "
+                                 "default: the operator's <name>-rest.<ns>:8081); --dry-run prints the patch.")]
+        = None,
 ) -> None:
     chosen = make_policy(policy, parse_set_options(set_ or []))
     shed_settings = ShedSettings(target_error=parse_fraction(shed_target_error, "--shed-target-error"),
@@ -246,7 +253,10 @@ def autoscale(
                                  value_cv=shed_value_cv)
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
-    config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run,
+    k8s_ref = parse_deployment_ref(k8s_deployment) if k8s_deployment else None
+    rest = rest or (operator_rest_url(*k8s_ref) if k8s_ref else None)
+    # With --k8s-deployment a dry run still decides and prints each patch: the realizer runs, in dry-run mode.
+    config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run and k8s_ref is None,
                         duration_seconds=_seconds(duration, "--duration"), run_dir=run_dir)
     executor_config = ExecutorConfig(max_task_managers=max_task_managers, k8s_patch_dir=emit_k8s_patch)
     if metrics_port is not None and not 0 <= metrics_port < 65536:
@@ -258,9 +268,13 @@ def autoscale(
     client.job(job)  # an unknown job id fails here, before the loop starts
     warn_if_metrics_stale(client, interval_seconds)
     cluster = _local_cluster(state_dir, rest_url)
-    executor = None if dry_run else Executor(
+    executor: Executor | FlinkDeploymentRealizer | None = None if dry_run else Executor(
         client, job, cluster=cluster, config=executor_config,
         resubmit=command_resubmit(resubmit_command, cluster) if resubmit_command else None)
+    if k8s_ref is not None:
+        executor = FlinkDeploymentRealizer(FlinkDeployments(), *k8s_ref, client, job, dry_run=dry_run,
+                                           echo=typer.echo)
+        executor.check()  # a missing deployment, or one the operator's autoscaler drives, fails here
 
     def make_sampler(job_id: str) -> Collector:
         return Collector(client, job_id, max_task_managers=max_task_managers if cluster else None)

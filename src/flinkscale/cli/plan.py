@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from flinkscale.core.deployment import Target
 from flinkscale.core.errors import InputError
 from flinkscale.core.plan import build_plan
 from flinkscale.core.units import parse_rate
@@ -27,7 +28,8 @@ Examples:
 
   flinkscale plan examples/workloads/clickstream-10tb.yaml --format json
 
-  flinkscale plan spec.yaml --emit out/   (writes config.yaml, flinkdeployment.yaml, plan.md, plan.json)
+  flinkscale plan spec.yaml --emit out/   (config.yaml, plan.md, plan.json; flinkdeployment.yaml when
+  deployment.target is kubernetes: docs/kubernetes.md)
 
   flinkscale plan --from-profile profile.json --target 1TB/day [spec.yaml for targets and cluster]
 
@@ -77,15 +79,15 @@ def register(app: typer.Typer) -> None:
         plan = build_plan(load_spec(spec, from_profile, target))
         if emit is not None:
             emit.mkdir(parents=True, exist_ok=True)
-            files = {
-                "config.yaml": flink_config_yaml(plan),
-                "flinkdeployment.yaml": flink_deployment_yaml(plan),
-                "plan.md": render_markdown(plan),
-                "plan.json": render(plan, "json"),
-            }
+            files = {"config.yaml": flink_config_yaml(plan)}
+            if plan.spec.deployment.target is Target.KUBERNETES:
+                files["flinkdeployment.yaml"] = flink_deployment_yaml(plan)
+            files.update({"plan.md": render_markdown(plan), "plan.json": render(plan, "json")})
             for name, text in files.items():
                 (emit / name).write_text(text, encoding="utf-8")
         typer.echo(render(plan, output_format), nl=False)
         if emit is not None and output_format == "table":
-            typer.echo(f"wrote {', '.join(sorted(str(emit / n) for n in ('config.yaml', 'flinkdeployment.yaml')))}"
-                       f", plan.md, plan.json")
+            typer.echo(f"wrote {', '.join(str(emit / n) for n in files)}")
+            if "flinkdeployment.yaml" not in files:
+                typer.echo(f"no flinkdeployment.yaml: deployment.target is {plan.spec.deployment.target.value} "
+                           "(set deployment.target: kubernetes and durable storage for one; docs/kubernetes.md)")

@@ -663,7 +663,8 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
     jm_heap_needed = 512 * MiB + total_subtasks * 1 * MiB + 3 * metadata
     jm_options = _fit_job_manager(jm_heap_needed)
     ha = True
-    jm_replicas = 2 if targets.rto_seconds < 120 else 1
+    # A standby JobManager: always on Kubernetes (the operator's HA takes over in seconds), elsewhere when RTO is tight.
+    jm_replicas = 2 if targets.rto_seconds < 120 or spec.deployment.target == "kubernetes" else 1
 
     cluster = ClusterPlan(
         slots=Explained(slots_needed, "slots", "max parallelism over operators (one slot sharing group)",

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
 from flinkscale.core.units import MB, Rate, parse_duration, parse_rate, parse_size
@@ -222,6 +223,8 @@ class WorkloadSpec:
     cluster: ClusterShape = field(default_factory=ClusterShape)
     storage: Storage = field(default_factory=Storage)
     notes: tuple[str, ...] = ()
+    # Where it runs (kubernetes, standalone, yarn) and how: flinkscale.core.deployment.
+    deployment: Deployment = field(default_factory=Deployment)
 
 
 # --- reading YAML with field paths ---------------------------------------------------------------
@@ -317,7 +320,7 @@ def parse_workload_text(text: str, source_name: str = "spec") -> WorkloadSpec:
 
 def parse_workload(data: Any) -> WorkloadSpec:
     """Validate a spec mapping and turn it into a ``WorkloadSpec`` in base units."""
-    root = _Section(data, "", ["name", "volume", "targets", "state", "pipeline", "cluster", "storage"])
+    root = _Section(data, "", ["name", "volume", "targets", "state", "pipeline", "cluster", "storage", "deployment"])
     if not root.has("pipeline"):
         raise InputError("is required", field="pipeline")
     if not root.has("volume"):
@@ -328,7 +331,8 @@ def parse_workload(data: Any) -> WorkloadSpec:
     return WorkloadSpec(
         name=root.text("name", "workload"), volume=volume, pipeline=pipeline, targets=targets,
         state=_parse_state(root.raw("state")), cluster=_parse_cluster(root.raw("cluster")),
-        storage=_parse_storage(root.raw("storage")))
+        storage=_parse_storage(root.raw("storage")),
+        deployment=parse_deployment(root.raw("deployment"), root.raw("storage")))
 
 
 def _parse_volume(data: Any) -> Volume:
@@ -639,7 +643,7 @@ def workload_from_profile(snapshot: MetricsSnapshot, target: Rate, base: Workloa
         name=name or (base.name if base else snapshot.job_name), volume=volume, pipeline=pipeline,
         targets=base.targets if base else Targets(), state=base.state if base else StateSpec(),
         cluster=base.cluster if base else ClusterShape(), storage=base.storage if base else Storage(),
-        notes=notes)
+        notes=notes, deployment=base.deployment if base else Deployment())
 
 
 def profile_snapshot(data: Any) -> MetricsSnapshot:

@@ -99,9 +99,13 @@ class SaltedCountsOptions:
 
 
 def submit_salted_counts(cluster: LocalCluster, options: SaltedCountsOptions, *, parallelism: int = 1,
-                         rest_url: str | None = None) -> Submission:
+                         rest_url: str | None = None,
+                         vertex_parallelism: Mapping[str, int] | None = None) -> Submission:
     jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
     if not (cluster.lib_dir / flink_python_jar().name).exists():
         jars.append(flink_python_jar())
-    return submit_python_job(cluster, SALTED_COUNTS_SCRIPT, options.argv(jars), parallelism=parallelism,
-                             rest_url=rest_url)
+    argv = options.argv(jars)
+    if vertex_parallelism:
+        argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+    return submit_python_job(cluster, SALTED_COUNTS_SCRIPT, argv, parallelism=parallelism,
+                             rest_url=rest_url, vertex_parallelism=vertex_parallelism)

@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-parallelism", type=int, default=120)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=2000)
     parser.add_argument("--jars", default="", help="';'-separated file:// URLs of the Kafka connector jars")
+    parser.add_argument("--vertex-parallelism", default="",
+                        help="per-vertex parallelism, 'vertexId:p,...' (pipeline.jobvertex-parallelism-overrides)")
     return parser.parse_args(argv)
 
 
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     settings.set_string("pipeline.name", args.name)
     if args.jars:
         settings.set_string("pipeline.jars", args.jars)
+    if args.vertex_parallelism:
+        # Set in the job's own configuration: a `flink run -D` dynamic property does not reach a Python job.
+        settings.set_string("pipeline.jobvertex-parallelism-overrides", args.vertex_parallelism)
     env.configure(settings)
     build(env, args)
     env.execute_async(args.name)

@@ -3,8 +3,8 @@
 Rendering only: every number comes from ``flinkscale.core.plan`` and keeps its formula. The Markdown and
 HTML reports print the formula and inputs beside each figure; the table is the short form for people.
 ``flink_config_yaml`` writes flat Flink 2.x keys (Flink's standard YAML parser accepts flat keys), and
-``flink_deployment`` builds a ``flink.apache.org/v1beta1`` FlinkDeployment for the Flink Kubernetes
-Operator with the same configuration plus Kubernetes HA and ``job.autoscaler.*`` settings.
+``flink_deployment`` is the ``flink.apache.org/v1beta1`` FlinkDeployment of ``flinkscale.core.manifest``
+(specs with ``deployment.target: kubernetes``), rendered here as YAML with a header saying how to drive it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console, Group
 from rich.table import Table
 
+from flinkscale.core import manifest
 from flinkscale.core.capacity import Explained
 from flinkscale.core.plan import Plan
 from flinkscale.core.units import format_bytes, format_duration, format_rate
@@ -202,53 +203,25 @@ def flink_config_yaml(plan: Plan) -> str:
     return header + yaml.safe_dump(dict(plan.flink_config), sort_keys=False, width=1000)
 
 
-def _k8s_name(name: str) -> str:
-    cleaned = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
-    return cleaned[:63] or "flinkscale"
-
-
 def flink_deployment(plan: Plan) -> dict[str, Any]:
-    """A FlinkDeployment (``flink.apache.org/v1beta1``) for the Flink Kubernetes Operator."""
-    spec, cluster = plan.spec, plan.capacity.cluster
-    config = {k: v for k, v in plan.flink_config.items() if not k.startswith(("taskmanager.memory.",
-                                                                               "jobmanager.memory."))}
-    config["taskmanager.memory.managed.fraction"] = plan.flink_config["taskmanager.memory.managed.fraction"]
-    for key in ("taskmanager.memory.network.min", "taskmanager.memory.network.fraction"):
-        if key in plan.flink_config:
-            config[key] = plan.flink_config[key]
-    if cluster.high_availability and spec.storage.kubernetes_ha:
-        config["high-availability.type"] = "kubernetes"
-        config["high-availability.storageDir"] = spec.storage.checkpoint_dir.rstrip("/") + "/ha"
-    targets = spec.targets
-    config.update({
-        "jobmanager.scheduler": "adaptive",
-        "job.autoscaler.enabled": "true",
-        "job.autoscaler.utilization.target": f"{targets.utilization:g}",
-        "job.autoscaler.catch-up.duration": f"{int(targets.catch_up_seconds)} s",
-        "job.autoscaler.restart.time": f"{max(1, int(plan.capacity.checkpoints.recovery_seconds.value))} s",
-        "job.autoscaler.metrics.window": "15 min",
-        "job.autoscaler.stabilization.interval": "5 min",
-        "job.autoscaler.vertex.max-parallelism": str(int(plan.capacity.max_parallelism.value)),
-    })
-    memory = cluster.memory
-    resources = {"cpu": float(cluster.cores_per_task_manager), "memory": f"{memory.process_size // (1 << 20)}m"}
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": _k8s_name(spec.name)},
-        "spec": {
-            "image": spec.storage.image,
-            "flinkVersion": spec.storage.flink_version,
-            "serviceAccount": spec.storage.service_account,
-            "flinkConfiguration": {k: str(v) for k, v in config.items()},
-            "jobManager": {"replicas": cluster.job_manager_replicas,
-                           "resource": {"cpu": 1.0, "memory": f"{cluster.job_manager.process_size // (1 << 20)}m"}},
-            "taskManager": {"replicas": int(cluster.task_managers.value), "resource": resources},
-            "job": {"jarURI": spec.storage.jar_uri, "parallelism": int(cluster.slots.value),
-                    "upgradeMode": "last-state", "state": "running"},
-        },
-    }
+    """A FlinkDeployment (``flink.apache.org/v1beta1``) for the Flink Kubernetes Operator (built in
+    ``flinkscale.core.manifest``; only for specs with ``deployment.target: kubernetes``)."""
+    return manifest.flink_deployment(plan)
 
 
 def flink_deployment_yaml(plan: Plan) -> str:
-    return yaml.safe_dump(flink_deployment(plan), sort_keys=False, width=1000)
+    data = flink_deployment(plan)
+    spec = data["spec"]
+    config = spec["flinkConfiguration"]
+    header = (f"# FlinkDeployment planned by flinkscale for {plan.spec.name!r} (Flink Kubernetes Operator 1.16+).\n"
+              f"# job.parallelism {spec['job']['parallelism']} = the largest planned vertex parallelism; no "
+              "taskManager.replicas on purpose (they would override it with\n"
+              "# replicas x slots, and Flink 2.3.0 ignores the per-vertex overrides at submission). "
+              f"{manifest.MIN_SLOTS_KEY} = {config[manifest.MIN_SLOTS_KEY]} starts the\n"
+              f"# planned TaskManagers; {manifest.OVERRIDES_KEY} holds each vertex's planned parallelism.\n"
+              f"# {manifest.AUTOSCALER_KEY}: {config[manifest.AUTOSCALER_KEY]}: "
+              + ("the operator's autoscaler drives this job.\n" if
+                 config[manifest.AUTOSCALER_KEY] == "true" else
+                 f"run `flinkscale autoscale --k8s-deployment {data['metadata']['namespace']}/"
+                 f"{data['metadata']['name']}` to drive it.\n"))
+    return header + yaml.safe_dump(data, sort_keys=False, width=1000)
