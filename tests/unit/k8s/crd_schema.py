@@ -22,6 +22,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "crd"
 SUBSET = FIXTURES / "flinkdeployment-v1beta1-operator-1.16-subset.yaml"
 #: A full CRD file to validate against as well (none is shipped: the operator's CRD is not vendored here).
 FULL_CRD_ENV = "FLINKSCALE_FLINKDEPLOYMENT_CRD"
+#: Where the team's shared data would hold the operator's full CRD (beside the checkout, as CI lays it out).
+SHARED_CRD = Path(__file__).resolve().parents[4] / "shared" / "crds" / "flinkdeployments.flink.apache.org-v1.yml"
 
 
 def _close(node: Any) -> None:
@@ -54,11 +56,13 @@ def load_schema(path: Path, version: str = "v1beta1") -> dict[str, Any]:
 
 
 def schemas() -> Iterator[tuple[str, dict[str, Any]]]:
-    """The subset always; the full CRD too when FLINKSCALE_FLINKDEPLOYMENT_CRD names one."""
+    """The subset always; the full CRD too when FLINKSCALE_FLINKDEPLOYMENT_CRD names one or shared/ holds one."""
     yield SUBSET.name, load_schema(SUBSET)
     full = os.environ.get(FULL_CRD_ENV)
     if full:
         yield Path(full).name, load_schema(Path(full))
+    elif SHARED_CRD.is_file():
+        yield f"shared/crds/{SHARED_CRD.name}", load_schema(SHARED_CRD)
 
 
 def validate(manifest: dict[str, Any], schema: dict[str, Any]) -> None:
