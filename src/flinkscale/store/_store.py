@@ -106,6 +106,8 @@ class StateStore:
         store = cls(engine, parsed, clock)
         try:
             with engine.begin() as connection:
+                if path is not None:
+                    store._check_integrity(connection)
                 _migrate.upgrade(connection, store.url, revision)
         except SQLAlchemyError as exc:
             engine.dispose()
@@ -114,6 +116,14 @@ class StateStore:
             engine.dispose()
             raise
         return store
+
+    def _check_integrity(self, connection: Connection) -> None:
+        """SQLite's quick check (reads every page once): a damaged file is refused at start, not mid-run."""
+        problems = [str(row) for row in connection.exec_driver_sql("PRAGMA quick_check").scalars().all()]
+        if problems != ["ok"]:
+            first = (problems[0].strip().splitlines() or ["?"])[0]
+            raise InputError(f"{self.url}: the state store is damaged ({first}); restore it from a backup, "
+                             "or move it away to start with an empty one")
 
     @property
     def url(self) -> str:

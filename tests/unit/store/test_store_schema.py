@@ -77,6 +77,24 @@ def test_a_corrupt_file_is_an_input_error_naming_the_store_and_is_left_as_it_was
     assert path.read_bytes() == garbage
 
 
+def test_a_damaged_page_inside_a_valid_store_is_refused_at_open(url: str, clock: FakeClock) -> None:
+    with StateStore.open(url, clock=clock) as store, store.batch():
+        for i in range(300):
+            store.add_snapshot(JOB, snapshot(clock.now + i))
+    path = _db_path(url)
+    data = bytearray(path.read_bytes())
+    page_size = int.from_bytes(data[16:18], "big")
+    assert len(data) > 10 * page_size
+    for page in range(2, len(data) // page_size):  # keep the header page, scramble every other page's header
+        data[page * page_size:page * page_size + 12] = b"\xff" * 12
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        StateStore.open(url, clock=clock)
+    message = str(caught.value)
+    assert str(path) in message and ("damaged" in message or "malformed" in message), message
+    assert "\n" not in message
+
+
 def test_a_store_written_by_a_newer_flinkscale_is_refused_not_downgraded(url: str, clock: FakeClock) -> None:
     with StateStore.open(url, clock=clock) as store:
         store.add_snapshot(JOB, snapshot(clock.now))
