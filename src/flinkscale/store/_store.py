@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
@@ -525,6 +527,24 @@ class StateStore:
             load = connection.execute(delete(s.load_history).where(
                 s.load_history.c.minute < int((now - retention.load_history_seconds) // 60))).rowcount
         return PruneCounts(snapshots, decisions, rescales, intents, load, jobs_removed)
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of a SQLite store while the daemon runs (SQLite's online backup); a new file."""
+        if sqlite_path(self._url) is None:
+            raise InputError(f"{self.url}: back up a PostgreSQL store with pg_dump (see docs/state-store.md)")
+        if target.exists():
+            raise InputError(f"{target}: exists already; back up to a new file", field="backup")
+        raw = self._engine.raw_connection()
+        try:
+            destination = sqlite3.connect(target)
+            try:
+                raw.driver_connection.backup(destination)  # type: ignore[union-attr]
+            finally:
+                destination.close()
+        except sqlite3.Error as exc:
+            raise RuntimeFailure(f"{target}: backup of {self.url} failed: {exc}") from None
+        finally:
+            raw.close()
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table (for ``status`` and the retention test)."""

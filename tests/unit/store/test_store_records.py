@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from store_helpers import JOB, OTHER, FakeClock, decision, snapshot
 
+from flinkscale.core.errors import InputError
 from flinkscale.core.policy.base import RescaleRecord
 from flinkscale.store import StateStore
 
@@ -107,3 +109,19 @@ def test_a_batch_is_one_transaction_so_a_crash_inside_leaves_nothing(store: Stat
         store.add_decision(JOB, decision(clock.now))
         assert len(store.snapshots(JOB)) == 1  # reads inside a batch see its writes
     assert store.row_counts()["snapshots"] == 1 and store.row_counts()["decisions"] == 1
+
+
+def test_a_backup_taken_while_the_daemon_holds_the_store_opens_with_every_row(
+        store: StateStore, clock: FakeClock, tmp_path: Path) -> None:
+    store.acquire_lease("daemon")
+    with store.batch():
+        store.add_snapshot(JOB, snapshot(clock.now))
+        store.set_timer(JOB, "v0", 1, due_at=clock.now + 60)
+        store.record_intent(JOB, {"v0": 2}, {"v0": 1})
+    target = tmp_path / "backup.db"
+    store.backup(target)
+    with StateStore.open(f"sqlite:///{target}", clock=clock) as copy:
+        assert copy.row_counts() == store.row_counts()
+        assert copy.pending_intent(JOB) is not None and len(copy.timers(JOB)) == 1
+    with pytest.raises(InputError, match="exists already"):
+        store.backup(target)
