@@ -105,6 +105,7 @@ class StateStore:
         engine = create_engine(parsed, connect_args={"timeout": 30} if path is not None else {})
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         store = cls(engine, parsed, clock)
         try:
             with engine.begin() as connection:
@@ -163,10 +164,19 @@ class StateStore:
             yield current
             return
         try:
-            with self._engine.begin() as connection:
+            with self._begin_write() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             raise self._error(exc, "write failed") from None
+
+    @contextmanager
+    def _begin_write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite ``BEGIN IMMEDIATE``, so its reads and writes are one atomic step
+        (a deferred transaction that reads first could fail to upgrade to a writer under contention)."""
+        with self._engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -187,7 +197,7 @@ class StateStore:
             yield
             return
         try:
-            with self._engine.begin() as connection:
+            with self._begin_write() as connection:
                 self._local.connection = connection
                 try:
                     if self._owner is not None:
@@ -205,7 +215,7 @@ class StateStore:
         row = {"name": DAEMON_LEASE, "owner": owner, "acquired_at": now, "heartbeat_at": now,
                "expires_at": now + ttl_seconds}
         try:
-            with self._engine.begin() as connection:
+            with self._begin_write() as connection:
                 connection.execute(insert(_schema.lease).values(row))
         except IntegrityError:
             with self._write() as connection:
@@ -570,7 +580,13 @@ def _intent(row: Any) -> Intent:
                   _parallelism(row.target_parallelism), row.status, row.finished_at, row.note)
 
 
+_WRITE_OPTION = "flinkscale_write"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off; ``_sqlite_begin`` emits BEGIN itself (SQLAlchemy's
+    # documented recipe), so a transaction covers its reads too and writers can ask for IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout = 30000")
@@ -578,6 +594,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous = FULL")
     finally:
         cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def open_store(url: str, *, clock: Clock = time.time) -> StateStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from store_helpers import JOB, FakeClock, snapshot
 
@@ -63,3 +65,35 @@ def test_readers_need_no_lease(url: str, clock: FakeClock) -> None:
         daemon.acquire_lease("a")
         daemon.add_snapshot(JOB, snapshot(clock.now))
         assert len(status.snapshots(JOB)) == 1
+
+
+@pytest.mark.parametrize("contenders", [2, 4])
+def test_daemons_racing_for_a_free_lease_get_exactly_one_winner(url: str, clock: FakeClock, contenders: int) -> None:
+    StateStore.open(url, clock=clock).close()  # the schema exists; the race is for the lease only
+    stores = [StateStore.open(url, clock=clock) for _ in range(contenders)]
+    barrier = threading.Barrier(contenders)
+    outcomes: dict[int, str] = {}
+
+    def race(index: int) -> None:
+        barrier.wait(timeout=60)
+        try:
+            stores[index].acquire_lease(f"daemon-{index}")
+            outcomes[index] = "won"
+        except LeaseHeld as exc:
+            outcomes[index] = str(exc)
+
+    try:
+        for _round in range(3):
+            threads = [threading.Thread(target=race, args=(i,)) for i in range(contenders)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            winners = [i for i, outcome in outcomes.items() if outcome == "won"]
+            assert len(outcomes) == contenders and len(winners) == 1, outcomes
+            assert all(f"in use by daemon-{winners[0]}" in o for i, o in outcomes.items() if i != winners[0])
+            stores[winners[0]].release_lease()
+            outcomes.clear()
+    finally:
+        for store in stores:
+            store.close()
