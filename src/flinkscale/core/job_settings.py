@@ -7,7 +7,8 @@ Sources, later wins:
    whose ``match`` glob(s) match the job's name, in file order;
 3. the job's own configuration, as Flink returns it from ``GET /jobs/:jid/jobmanager/config`` (a list of
    ``{key, value}``): keys under ``job.autoscaler.`` (the Flink operator's names, also with its legacy
-   ``kubernetes.operator.`` prefix) and ``flinkscale.``.
+   ``kubernetes.operator.`` prefix) and ``flinkscale.``. Values there are read as Flink reads them: a
+   duration written as a bare number is milliseconds.
 
 Every key is reduced to its short form (``job.autoscaler.scaling.enabled`` -> ``scaling.enabled``) so the
 three sources speak one language. A source that names a ``policy`` starts that policy's settings afresh
@@ -45,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy.registry import POLICY_NAMES, make_policy, policy_settings
-from flinkscale.core.units import parse_size
+from flinkscale.core.units import parse_flink_duration, parse_size
 
 T = TypeVar("T")
 
@@ -421,6 +422,8 @@ def resolve_job_settings(job_id: str, job_name: str, config: AutoscaleConfig,
             chosen = {k: v for k, v in chosen.items() if k in OPERATION_KEYS}
         for short, (written, text) in layer.values.items():
             if short in OPERATION_KEYS or short in known:
+                if layer.source == JOB_CONFIG_SOURCE and short in known:
+                    text = _as_flink_reads_it(policy.value, known[short], text)
                 chosen[short] = (written, text, layer.source)
             elif layer.source == JOB_CONFIG_SOURCE and not written.startswith("flinkscale."):
                 ignored.append(written)
@@ -444,6 +447,18 @@ def resolve_job_settings(job_id: str, job_name: str, config: AutoscaleConfig,
                 else Sourced(_default(policy.value, canonical), DEFAULT_SOURCE)
                 for short, canonical in known.items()}
     return JobSettings(job_id, job_name, policy, settings, *operations, ignored=tuple(ignored))
+
+
+_BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+
+
+def _as_flink_reads_it(policy: str, key: str, text: str) -> str:
+    """A duration in a job's Flink configuration that is a bare number means milliseconds there (Flink's
+    rule), seconds in flinkscale's flags: spell it with its unit so both read it the same."""
+    kind = next(spec.kind for spec in policy_settings(policy) if spec.key == key)
+    if kind == "duration" and _BARE_NUMBER.match(text):
+        return f"{parse_flink_duration(text.strip()):g}s"
+    return text
 
 
 def _default(policy: str, key: str) -> str:

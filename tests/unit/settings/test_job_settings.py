@@ -135,6 +135,18 @@ def test_operator_keys_flinkscale_does_not_use_are_ignored_not_errors() -> None:
     assert settings.policy_settings["metrics.window"].value == "10m"
 
 
+def test_a_bare_number_duration_in_the_jobs_config_is_milliseconds_as_flink_reads_it() -> None:
+    settings = resolve_job_settings(JOB, "clicks", AutoscaleConfig(), job_config(**{
+        "job.autoscaler.stabilization.interval": "300000", "job.autoscaler.metrics.window": "10 min"}))
+    assert settings.policy_settings["stabilization.interval"].value == "300s"
+    assert settings.policy_settings["metrics.window"].value == "10 min"
+    file_config = parse_config_text("defaults:\n  settings:\n    stabilization.interval: 300\n", PATH)
+    from_file = resolve_job_settings(JOB, "clicks", file_config)
+    assert from_file.policy_settings["stabilization.interval"].value == "300"  # flinkscale's own rule: seconds
+    policy = make_policy(settings.policy.value, settings.policy_values())
+    assert policy.settings.stabilization_interval == 300.0  # type: ignore[attr-defined]
+
+
 # --- bad input: one line naming the file and key path, or the job and the key -------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
