@@ -6,7 +6,7 @@ design (transactions, the writer's lease, intents and reconciliation, retention)
 """
 
 from flinkscale.store._migrate import head_revision, known_revisions
-from flinkscale.store._store import LeaseHeld, LeaseLost, StateStore, open_store
+from flinkscale.store._store import CycleEntry, LeaseHeld, LeaseLost, StateStore, open_store
 from flinkscale.store._url import parse_store_url, redacted
 from flinkscale.store.records import (
     Intent,
@@ -21,6 +21,7 @@ from flinkscale.store.records import (
 )
 
 __all__ = [
+    "CycleEntry",
     "Intent",
     "JobRecord",
     "LeaseHeld",

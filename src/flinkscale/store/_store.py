@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,16 @@ from flinkscale.store.records import (
 
 Clock = Callable[[], float]
 DAEMON_LEASE = "daemon"
+
+
+@dataclass(frozen=True)
+class CycleEntry:
+    """One job's writes in a control cycle (see ``StateStore.record_cycle``)."""
+
+    job_id: str
+    snapshot: MetricsSnapshot | None
+    decision: Decision | None
+    source_rate: float | None = None
 
 
 class LeaseHeld(RuntimeFailure):
@@ -165,7 +176,11 @@ class StateStore:
             return
         try:
             with self._begin_write() as connection:
-                yield connection
+                self._local.connection = connection  # a store call made inside joins this transaction
+                try:
+                    yield connection
+                finally:
+                    self._local.connection = None
         except SQLAlchemyError as exc:
             raise self._error(exc, "write failed") from None
 
@@ -306,6 +321,22 @@ class StateStore:
         with self._write() as connection:
             connection.execute(insert(_schema.snapshots).values(
                 job_id=job_id, timestamp=snapshot.timestamp, payload=_dumps(snapshot.to_dict())))
+
+    def record_cycle(self, entries: Sequence[CycleEntry]) -> None:
+        """A whole control cycle's writes, every job's at once (a few multi-row statements, one transaction):
+        its snapshot, its decision and its source-rate sample (None: a partial sample, not recorded)."""
+        snapshot_rows = [{"job_id": e.job_id, "timestamp": e.snapshot.timestamp,
+                          "payload": _dumps(e.snapshot.to_dict())} for e in entries if e.snapshot is not None]
+        decision_rows = [{"job_id": e.job_id, "timestamp": e.decision.timestamp,
+                          "payload": _dumps(e.decision.to_dict())} for e in entries if e.decision is not None]
+        with self._write() as connection:
+            if snapshot_rows:
+                connection.execute(insert(_schema.snapshots), snapshot_rows)
+            if decision_rows:
+                connection.execute(insert(_schema.decisions), decision_rows)
+            for entry in entries:
+                if entry.source_rate is not None and entry.snapshot is not None:
+                    self.record_load(entry.job_id, entry.snapshot.timestamp, entry.source_rate)
 
     def snapshots(self, job_id: str, since: float | None = None) -> tuple[MetricsSnapshot, ...]:
         table = _schema.snapshots
@@ -606,4 +637,4 @@ def open_store(url: str, *, clock: Clock = time.time) -> StateStore:
     return StateStore.open(url, clock=clock)
 
 
-__all__: Sequence[str] = ("LeaseHeld", "LeaseLost", "StateStore", "open_store")
+__all__: Sequence[str] = ("CycleEntry", "LeaseHeld", "LeaseLost", "StateStore", "open_store")

@@ -10,7 +10,7 @@ from store_helpers import JOB, OTHER, FakeClock, decision, snapshot
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy.base import RescaleRecord
-from flinkscale.store import StateStore
+from flinkscale.store import CycleEntry, StateStore
 
 
 def test_snapshots_round_trip_and_come_back_in_time_order(store: StateStore, clock: FakeClock) -> None:
@@ -125,3 +125,16 @@ def test_a_backup_taken_while_the_daemon_holds_the_store_opens_with_every_row(
         assert copy.pending_intent(JOB) is not None and len(copy.timers(JOB)) == 1
     with pytest.raises(InputError, match="exists already"):
         store.backup(target)
+
+
+def test_a_whole_cycle_recorded_at_once_reads_back_like_single_writes(store: StateStore, clock: FakeClock) -> None:
+    entries = [CycleEntry(JOB, snapshot(clock.now), decision(clock.now), 120.0),
+               CycleEntry(OTHER, snapshot(clock.now, job_id=OTHER), None, None),  # no decision, partial rate
+               CycleEntry("c" * 32, None, decision(clock.now), 5.0)]  # no snapshot: no load sample either
+    store.record_cycle(entries)
+    assert [s.to_dict() for s in store.snapshots(JOB)] == [snapshot(clock.now).to_dict()]
+    assert store.decisions(JOB) == (decision(clock.now),)
+    assert [s.source_rate for s in store.load_history(JOB)] == [120.0]
+    assert len(store.snapshots(OTHER)) == 1 and store.decisions(OTHER) == () and store.load_history(OTHER) == ()
+    assert store.snapshots("c" * 32) == () and len(store.decisions("c" * 32)) == 1
+    assert store.load_history("c" * 32) == ()
