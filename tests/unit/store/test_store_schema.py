@@ -152,3 +152,24 @@ def test_an_unreachable_postgres_server_is_an_endpoint_error_without_the_passwor
         StateStore.open("postgresql+psycopg://flink:hunter2secret@127.0.0.1:1/state?connect_timeout=5")
     message = str(caught.value)
     assert "hunter2secret" not in message and "127.0.0.1" in message and "\n" not in message
+
+
+def test_every_migration_file_ships_in_the_wheel() -> None:
+    """pyproject's package-data globs cover every file Alembic needs (a migration left out would make an
+    installed flinkscale refuse its own stores as 'newer')."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    root = Path(__file__).resolve().parents[3]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["flinkscale"]
+    package = root / "src" / "flinkscale"
+    needed = [p.relative_to(package).as_posix() for p in MIGRATIONS_DIR.rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts]
+    assert any(name.startswith("store/migrations/versions/") for name in needed)
+
+    def shipped(name: str) -> bool:  # as setuptools globs: '*' stays within one directory
+        path = PurePosixPath(name)
+        return any(len(path.parts) == len(PurePosixPath(g).parts) and path.match(g) for g in globs)
+
+    assert [name for name in needed if not shipped(name)] == []
+    assert not shipped("store/migrations/versions/deeper/x.py")  # the check itself does not cross directories
