@@ -56,6 +56,7 @@ from flinkscale.store.records import (
 
 Clock = Callable[[], float]
 DAEMON_LEASE = "daemon"
+PG_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,11 @@ class StateStore:
             except OSError as exc:
                 raise InputError(f"{redacted(parsed)}: cannot create the state store's directory: "
                                  f"{exc.strerror}") from None
-        engine = create_engine(parsed, connect_args={"timeout": 30} if path is not None else {})
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+        else:  # never hang on an unreachable server; survive a server restart between cycles
+            timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+            engine = create_engine(parsed, connect_args=timeout, pool_pre_ping=True)
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)

@@ -173,3 +173,20 @@ def test_every_migration_file_ships_in_the_wheel() -> None:
 
     assert [name for name in needed if not shipped(name)] == []
     assert not shipped("store/migrations/versions/deeper/x.py")  # the check itself does not cross directories
+
+
+def test_an_unanswering_postgres_server_times_out_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from flinkscale.store import _store
+
+    monkeypatch.setattr(_store, "PG_CONNECT_TIMEOUT_S", 2)  # the default (10 s) applies without a URL option
+
+    # A listening socket that never accepts: the TCP handshake completes, the server never speaks.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(EndpointError) as caught:
+            StateStore.open(f"postgresql+psycopg://flink:pw@127.0.0.1:{port}/state")
+    assert f"127.0.0.1:{port}" in str(caught.value)
