@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+from flinkscale.core.control import partial_metrics
 from flinkscale.core.policy import make_policy
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, partial_metrics
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig
 from flinkscale.flink.cluster import listening_ports
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.executor import Executor, ExecutorConfig, _pid_of_task_manager

@@ -10,11 +10,12 @@ import pytest
 from autoscale_fakes import FakeClock
 
 from flinkscale.cli import main
+from flinkscale.core.control import partial_metrics
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.policy import make_policy, replay_history
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import MetricsSnapshot
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, partial_metrics, status_line
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, status_line
 
 HISTORY = Path(__file__).parents[3] / "examples" / "snapshots" / "clickstream-p1-overload-history.jsonl"
 RECORDED = [MetricsSnapshot.from_dict(json.loads(line)) for line in HISTORY.read_text().splitlines() if line.strip()]

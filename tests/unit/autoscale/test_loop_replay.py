@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 from autoscale_fakes import FakeClock
 
+from flinkscale.core.control import partial_metrics
 from flinkscale.core.policy import make_policy
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, partial_metrics
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.testing import ReplayTransport
