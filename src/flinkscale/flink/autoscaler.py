@@ -14,9 +14,9 @@ rates. The loop then logs a ``hold`` event, starts a fresh collector (so the nex
 executions of the job) and retries at the next tick. It never gives up on its own; ``duration_seconds``
 or ``should_stop`` ends it.
 
-The run directory (read live by the dashboard): ``snapshots.jsonl`` (``MetricsSnapshot.to_dict()``),
-``decisions.jsonl`` (``{"timestamp", "decision", "applied", "rescale_seconds", "error"}``) and
-``events.jsonl`` (``{"timestamp", "kind", "message"}``). Lines are flushed as written.
+The run directory (read live by the dashboard; the format is ``flinkscale.core.rundir``):
+``snapshots.jsonl``, ``decisions.jsonl`` (``DecisionRecord``) and ``events.jsonl`` (``RunEvent``). Lines
+are flushed as written.
 
 Load shedding (optional, ``LoopShedding``): scaling comes first, shedding covers only what scaling cannot;
 the rules (shed only at the slot ceiling, never while scaling up nor while a rescale settles, no scale-down
@@ -29,41 +29,25 @@ Time comes in through ``clock`` and ``sleep`` so tests drive the loop over recor
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO
 
-from flinkscale.core import control
+from flinkscale.core import control, rundir
 from flinkscale.core.control import ControllerState, ControlSettings
 from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, NotFoundError
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.rundir import DecisionRecord, RunEvent
 from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.flink.protocols import Applier, Sampler
 from flinkscale.flink.shedder import ShedController
 
 DEFAULT_INTERVAL_SECONDS = 15.0
-
-
-class Sampler(Protocol):
-    """What the loop needs of a collector (``flink.collector.Collector`` is one)."""
-
-    skipped: list[str]
-
-    def sample(self) -> MetricsSnapshot | None: ...
-
-
-class Applier(Protocol):
-    """What the loop needs of an executor (``flink.executor.Executor`` is one)."""
-
-    @property
-    def job_id(self) -> str: ...
-
-    def apply(self, decision: Decision) -> RescaleRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,26 +76,6 @@ class LoopConfig:
             raise InputError(f"must be > 0, got {self.duration_seconds}", field="--duration")
 
 
-@dataclass(frozen=True)
-class LoopEvent:
-    timestamp: float
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class DecisionEntry:
-    timestamp: float
-    decision: Decision
-    applied: bool
-    rescale_seconds: float | None
-    error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"timestamp": self.timestamp, "decision": self.decision.to_dict(), "applied": self.applied,
-                "rescale_seconds": self.rescale_seconds, "error": self.error}
-
-
 @dataclass
 class LoopStatus:
     """The loop's state as the live view and the metrics exporter show it."""
@@ -120,8 +84,8 @@ class LoopStatus:
     policy: str
     last_snapshot: MetricsSnapshot | None = None
     last_decision: Decision | None = None
-    decisions: deque[DecisionEntry] = field(default_factory=lambda: deque(maxlen=8))
-    events: deque[LoopEvent] = field(default_factory=lambda: deque(maxlen=8))
+    decisions: deque[DecisionRecord] = field(default_factory=lambda: deque(maxlen=8))
+    events: deque[RunEvent] = field(default_factory=lambda: deque(maxlen=8))
     holding: str | None = None
     rescales: int = 0
     ticks: int = 0
@@ -149,23 +113,21 @@ class RunDirectory:
             except OSError as exc:
                 raise InputError(f"cannot create: {exc.strerror or exc}", field="--run-dir") from None
 
-    def write(self, name: str, record: dict[str, Any]) -> None:
+    def write(self, record: rundir.RunRecord) -> None:
+        """Append ``record`` to its file (``rundir.file_for``) and flush, so readers see whole lines."""
         if self.run_dir is None:
             return
+        name = rundir.file_for(record)
         handle = self._files.get(name)
         if handle is None:
             handle = self._files[name] = (self.run_dir / name).open("a", encoding="utf-8")
-        handle.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
+        handle.write(rundir.to_line(record) + "\n")
         handle.flush()
 
     def close(self) -> None:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
-
-
-def _json_default(value: object) -> object:
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class AutoscaleLoop:
@@ -206,9 +168,9 @@ class AutoscaleLoop:
 
     # --- public ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
-        event = LoopEvent(self.clock(), kind, message)
+        event = RunEvent(self.clock(), kind, message)
         self.status.events.append(event)
-        self.run.write("events.jsonl", {"timestamp": event.timestamp, "kind": kind, "message": message})
+        self.run.write(event)
 
     def run_forever(self) -> LoopSummary:
         """Prime the collector, then tick every interval until ``duration_seconds`` or ``should_stop``."""
@@ -231,7 +193,7 @@ class AutoscaleLoop:
         return LoopSummary(self.status.ticks, self._snapshots, self._decisions, self.history.rescales,
                            self._holds, tuple(self._errors))
 
-    def tick(self) -> DecisionEntry | None:
+    def tick(self) -> DecisionRecord | None:
         """One collect-decide-apply round; the decision entry, or None when the loop held still."""
         self.status.ticks += 1
         snapshot = self._collect()
@@ -250,13 +212,13 @@ class AutoscaleLoop:
         self._snapshots += 1
         self._decisions += 1
         self.status.last_snapshot = snapshot
-        self.run.write("snapshots.jsonl", snapshot.to_dict())
+        self.run.write(snapshot)
         self.history = result.history
         self._shed(result)
         entry = self._apply(decision)
         self.status.last_decision = decision
         self.status.decisions.append(entry)
-        self.run.write("decisions.jsonl", entry.to_dict())
+        self.run.write(entry)
         self.on_tick(self.status)
         return entry
 
@@ -322,24 +284,24 @@ class AutoscaleLoop:
         with contextlib.suppress(EndpointError):
             self._sampler.sample()  # prime: the next tick measures a clean interval
 
-    def _apply(self, decision: Decision) -> DecisionEntry:
+    def _apply(self, decision: Decision) -> DecisionRecord:
         now = self.clock()
         if not decision.rescale or self.config.dry_run or self.executor is None:
-            return DecisionEntry(now, decision, False, None, None)
+            return DecisionRecord(now, decision, False, None, None)
         try:
             record = self.executor.apply(decision)
         except FlinkscaleError as exc:
             self._errors.append(str(exc))
             self.event("error", f"rescale failed: {exc}")
             self._new_sampler()
-            return DecisionEntry(now, decision, False, None, str(exc))
+            return DecisionRecord(now, decision, False, None, str(exc))
         if record is None:
-            return DecisionEntry(now, decision, False, None, None)
+            return DecisionRecord(now, decision, False, None, None)
         self.history = control.record_rescale(self.history, record, self.control)
         self.status.rescales += 1
         self.status.job_id = self.executor.job_id
         self._new_sampler()
-        return DecisionEntry(now, decision, True, record.duration_seconds, None)
+        return DecisionRecord(now, decision, True, record.duration_seconds, None)
 
 
 # --- Prometheus ---------------------------------------------------------------------------------------

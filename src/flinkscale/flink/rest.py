@@ -143,6 +143,12 @@ class FlinkRestClient:
     def job(self, job_id: str) -> JobDetails:
         return JobDetails.parse(self._request("GET", self._job_path(job_id), what=f"job {job_id}"))
 
+    def scheduler_type(self, job_id: str) -> str | None:
+        """The job's ``schedulerType`` (Flink 2.x: "Adaptive", "Default", ...); None when Flink does not say."""
+        raw = self._request("GET", self._job_path(job_id), what=f"job {job_id}")
+        value = raw.get("schedulerType") if isinstance(raw, dict) else None
+        return str(value) if value else None
+
     def job_exceptions(self, job_id: str) -> list[str]:
         data = self._request("GET", f"{self._job_path(job_id)}/exceptions", what=f"job {job_id}")
         return [str(e.get("exceptionName", "")) + ": " + str(e.get("stacktrace", "")).split("\n")[0]

@@ -20,34 +20,15 @@ from flinkscale.core.sim.scenario import parse_scenario
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopShedding
 from flinkscale.flink.shedder import ShedController, ShedLoop
+from flinkscale.testing import FakeClock, ScriptedSampler, load_snapshots
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 HISTORY = EXAMPLES / "snapshots" / "clickstream-p1-overload-history.jsonl"
-RECORDED = [MetricsSnapshot.from_dict(json.loads(line)) for line in HISTORY.read_text().splitlines() if line.strip()]
+RECORDED = load_snapshots(HISTORY)
 ONE_SLOT = ClusterResources(task_managers=1, slots_total=1, slots_available=0, slots_per_task_manager=1,
                             max_task_managers=1)
 OVERLOAD = [replace(s, cluster=ONE_SLOT) for s in RECORDED[-3:]]
 SHEDDING = ControlSettings(interval_seconds=60, shedding=ShedSettings())
-
-
-class Sampler:
-    def __init__(self, script: list[MetricsSnapshot]) -> None:
-        self.script: list[MetricsSnapshot | None] = [None, *script]  # the first read primes the counters
-        self.skipped: list[str] = []
-
-    def sample(self) -> MetricsSnapshot | None:
-        return self.script.pop(0) if self.script else None
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Grow:
@@ -145,8 +126,8 @@ def test_the_live_loop_the_simulator_and_shed_auto_run_the_same_step(monkeypatch
 
     # The live loop, dry run, with shedding, over recorded snapshots of an overloaded job at its ceiling.
     published: list[tuple[float, int]] = []
-    clock = Clock(OVERLOAD[0].timestamp - 60)
-    sampler = Sampler(OVERLOAD)
+    clock = FakeClock(OVERLOAD[0].timestamp - 60)
+    sampler = ScriptedSampler([None, *OVERLOAD])  # the first read primes the counters
     loop = AutoscaleLoop(make_policy("flinkscale"), lambda _job: sampler, OVERLOAD[0].job_id,
                          config=LoopConfig(interval_seconds=60, dry_run=True, duration_seconds=60 * 3.5,
                                            run_dir=tmp_path),
