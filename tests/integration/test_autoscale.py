@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
+from flinkscale.core.control import partial_metrics
 from flinkscale.core.policy import make_policy
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, partial_metrics
-from flinkscale.flink.cluster import listening_ports
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig
 from flinkscale.flink.collector import Collector
-from flinkscale.flink.executor import Executor, ExecutorConfig, _pid_of_task_manager
+from flinkscale.flink.executor import Executor, ExecutorConfig
 from flinkscale.kafka.loadgen import LoadGenerator
 from tests.integration.conftest import Runtime
 from tests.integration.test_runtime import _committed_event_ids, _wait_caught_up
@@ -159,8 +159,7 @@ def test_task_manager_killed_mid_loop_the_loop_holds_and_the_job_recovers(clean_
     try:
         time.sleep(15)
         busy = [tm for tm in runtime.rest.task_managers() if tm.free_slots < tm.slots]
-        ports = {pid: listening_ports(pid) for pid in runtime.cluster.pids("taskexecutor")}
-        victim = _pid_of_task_manager(busy[0], ports)
+        victim = runtime.cluster.task_manager_pid(busy[0])
         assert victim is not None, "could not find the TaskManager running the job"
         failures_before = len(runtime.rest.job_exceptions(job_id))
         os.kill(victim, signal.SIGKILL)

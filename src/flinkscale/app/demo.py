@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+from flinkscale.core import rundir
 from flinkscale.core.plan import build_plan
 from flinkscale.core.policy import make_policy
 from flinkscale.core.profile import analyze_profile, findings, profile_document
@@ -139,7 +139,7 @@ def run_demo(output_dir: Path, state_dir: Path, *, quick: bool = False,
         stop.set()
         loop_thread.join(timeout=120)
         job_id = executor.job_id
-        snapshots = _read_snapshots(run_dir / "snapshots.jsonl")
+        snapshots = _read_snapshots(run_dir / rundir.SNAPSHOTS_FILE)
         step = [s for s in snapshots if phase_marks[1][0] <= s.timestamp <= phase_marks[1][1]] or snapshots[-6:]
         result = _finish(output_dir, rest, job_id, snapshots, step[-6:], phases, phase_marks, loop, generator,
                          started, say)
@@ -178,16 +178,18 @@ def _drive_load(generator: LoadGenerator, phases: Sequence[Phase], loop: Autosca
     return marks
 
 
+def _read_run_file(path: Path) -> list[rundir.RunRecord]:
+    if not path.exists():
+        return []
+    return [rundir.parse_line(path.name, line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _read_snapshots(path: Path) -> list[MetricsSnapshot]:
-    if not path.exists():
-        return []
-    return [MetricsSnapshot.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in _read_run_file(path) if isinstance(r, MetricsSnapshot)]
 
 
-def _read_decisions(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _read_decisions(path: Path) -> list[rundir.DecisionRecord]:
+    return [r for r in _read_run_file(path) if isinstance(r, rundir.DecisionRecord)]
 
 
 def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Sequence[MetricsSnapshot],
@@ -214,7 +216,7 @@ def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Seq
     say("stopping the job with a drained savepoint")
     location = rest.wait_savepoint(job_id, rest.trigger_stop_with_savepoint(job_id, drain=True))
     rest.wait_job_state(job_id, ["FINISHED"])
-    decisions = _read_decisions(output_dir / "run" / "decisions.jsonl")
+    decisions = _read_decisions(output_dir / "run" / rundir.DECISIONS_FILE)
     rescales = [{"requested_at": r.requested_at, "seconds": round(r.duration_seconds, 1),
                  "old": dict(r.old_parallelism), "new": dict(r.new_parallelism)} for r in loop.history.rescales]
     scale_ups = sum(1 for r in loop.history.rescales
@@ -224,11 +226,11 @@ def _finish(output_dir: Path, rest: FlinkRestClient, job_id: str, snapshots: Seq
         phases=[{**asdict(p), "started_at": m[0], "ended_at": m[1]} for p, m in zip(phases, marks, strict=False)],
         rescales=rescales, decisions=len(decisions), applied_scale_ups=scale_ups,
         produced=generator.manifest.produced, findings=found,
-        max_shed_fraction=max((e["decision"].get("shed_fraction", 0.0) for e in decisions), default=0.0),
-        shed_decisions=sum(1 for e in decisions if e["decision"].get("shed_fraction", 0.0) > 0),
+        max_shed_fraction=max((e.decision.shed_fraction for e in decisions), default=0.0),
+        shed_decisions=sum(1 for e in decisions if e.decision.shed_fraction > 0),
         plan_summary=[list(row) for row in plan_report.summary_rows(plan)] if plan else [])
     (output_dir / "demo.json").write_text(json.dumps({**asdict(result), "final_savepoint": location}, indent=1))
-    page = demo_report.render_report(result, snapshots, decisions, generator, plan is not None)
+    page = demo_report.render_report(result, snapshots, [d.to_dict() for d in decisions], generator, plan is not None)
     (output_dir / "report.html").write_text(page)
     say(f"report: {output_dir / 'report.html'}")
     return result

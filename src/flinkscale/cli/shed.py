@@ -1,7 +1,8 @@
 """``flinkscale shed set | show | auto``: load shedding of a running job through its Kafka control topic.
 
-``set`` writes one keep probability; ``auto`` runs the controller (``flinkscale.flink.shedder``) on live
-collector snapshots until Ctrl-C. The job must have been started with the control topic
+``set`` writes one keep probability; ``auto`` runs the control step without an autoscaling policy
+(``flinkscale.flink.shedder.ShedLoop`` over ``flinkscale.core.control.step``) on live collector snapshots
+until Ctrl-C. The job must have been started with the control topic
 (``--shed-control-topic``, see pipelines/clickstream.py); it picks every new value up within about a second.
 """
 
@@ -25,7 +26,7 @@ from flinkscale.cli._common import (
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
-from flinkscale.flink.shedder import ShedController, ShedSettings
+from flinkscale.flink.shedder import ShedController, ShedLoop, ShedSettings
 from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
 shed_app = typer.Typer(help="Load shedding with a stated accuracy bound, through the job's control topic.",
@@ -143,6 +144,7 @@ def auto(
     warn_if_metrics_stale(client, interval)
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
     controller = ShedController.resuming(channel.publish, settings, channel.latest_value())
+    loop = ShedLoop(controller, interval)
     collector = Collector(client, job)
     arrivals = ArrivalRate(channel.bootstrap, topic) if topic else None
     collector.sample()
@@ -157,7 +159,11 @@ def auto(
             if snapshot is None:
                 err_console.print(f"skipped: {collector.skipped[-1] if collector.skipped else 'first sample'}")
                 continue
-            step = controller.step(snapshot, arrival)
+            result = loop.tick(snapshot, arrival)
+            step = result.shed
+            if step is None:
+                err_console.print(f"hold: {result.held or 'nothing to decide'}")
+                continue
             if output == "json":
                 print_json({"timestamp": step.timestamp, "offered_rate": step.load.offered_rate,
                             "consumed_rate": step.load.consumed_rate, "lag": step.load.lag,

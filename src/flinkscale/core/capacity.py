@@ -43,6 +43,7 @@ from flinkscale.core.memory import (
     job_manager_memory,
     task_manager_memory,
 )
+from flinkscale.core.rates import required_capacity
 from flinkscale.core.snapshot import ShipStrategy
 from flinkscale.core.units import GiB, KiB, MiB, format_bytes, format_duration, format_rate
 from flinkscale.core.workload import Delivery, Operator, Role, StateBackendChoice, WorkloadSpec
@@ -325,7 +326,7 @@ def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None =
         tuple[OperatorCapacity, ...], Explained, list[Constraint], list[str]]:
     """Per-operator rates and parallelism, the max parallelism, and the constraints that bind."""
     targets = spec.targets
-    utilization, headroom = targets.utilization, targets.rto_seconds / targets.catch_up_seconds
+    utilization = targets.utilization
     sizing = _propagate(spec, provisioned)
     constraints: list[Constraint] = []
     notes: list[str] = []
@@ -336,15 +337,15 @@ def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None =
     per_subtask: dict[str, float] = {}
     for op in spec.pipeline.operators:
         rate = sizing.inputs[op.id] - sizing.broadcast_inputs.get(op.id, 0.0)
-        required[op.id] = rate / utilization + rate * headroom
+        required[op.id] = required_capacity(rate, utilization, targets.rto_seconds, targets.catch_up_seconds)
         per_subtask[op.id] = math.inf if op.cost_us_per_record == 0 else 1e6 / op.cost_us_per_record
         p = max(1, math.ceil(required[op.id] / per_subtask[op.id]))
         connection = op.connector.connection_records_per_second if op.connector else None
         if op.role is Role.SINK and connection:
             p = max(p, math.ceil(required[op.id] / connection))
         broadcast = sizing.broadcast_inputs.get(op.id, 0.0)
-        if broadcast and broadcast * (1 / utilization + headroom) > per_subtask[op.id]:
-            needed = broadcast * (1 / utilization + headroom)
+        needed = required_capacity(broadcast, utilization, targets.rto_seconds, targets.catch_up_seconds)
+        if broadcast and needed > per_subtask[op.id]:
             constraints.append(Constraint(
                 "broadcast_input", needed, per_subtask[op.id], "records/s per subtask",
                 f"{op.id}: every subtask receives the full broadcast stream ({format_rate(broadcast)}); no "

@@ -35,6 +35,7 @@ from typing import Any
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import key_groups_per_subtask, layout_imbalance
+from flinkscale.core.rates import true_processing_rate
 from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew, json_finite
 from flinkscale.core.snapshot import CheckpointStats, MetricsSnapshot, Vertex
 from flinkscale.core.state_advice import StateAdvice, advise_state
@@ -270,7 +271,7 @@ def _vertex_profile(snapshot: MetricsSnapshot, vertex: Vertex, skew: VertexSkew,
     busy_max = m.busy_time_ms_per_second_max
     busiest = max(m.subtasks, key=lambda s: s.busy_time_ms_per_second or -1.0) if m.subtasks else None
     if busiest is not None and busiest.busy_time_ms_per_second and busiest.num_records_in_per_second is not None:
-        tpr_value = busiest.num_records_in_per_second / (busiest.busy_time_ms_per_second / 1000)
+        tpr_value = true_processing_rate(busiest.num_records_in_per_second, busiest.busy_time_ms_per_second)
         tpr = Derivation(tpr_value, f"TPR(subtask {busiest.index}) = {_num(busiest.num_records_in_per_second)} "
                                     f"records/s / {busiest.busy_time_ms_per_second / 1000:.3f} busy s/s = "
                                     f"{_num(tpr_value)} records per busy second")
@@ -284,7 +285,7 @@ def _vertex_profile(snapshot: MetricsSnapshot, vertex: Vertex, skew: VertexSkew,
     elif records_in is None:
         capacity = Derivation(None, "unknown: no input rate")
     else:
-        value = records_in / (busy_max / 1000)
+        value = true_processing_rate(records_in, busy_max)
         capacity = Derivation(value, f"capacity = records in / (busy max / 1000) = {_num(records_in)} / "
                                      f"{busy_max / 1000:.3f} = {_num(value)} records/s into the vertex "
                                      f"(= TPR of the busiest subtask x p / its record share)")

@@ -29,6 +29,7 @@ import yaml
 
 from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
+from flinkscale.core.rates import cost_us_per_record
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
 from flinkscale.core.units import MB, Rate, parse_duration, parse_rate, parse_size
 
@@ -585,7 +586,7 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
             raise InputError("busy_time_ms_per_second_avg is missing; cannot derive a cost per record", field=path)
         if not records_in:
             raise InputError("no input records measured; cannot derive a cost per record", field=path)
-        cost = busy * vertex.parallelism * 1000.0 / records_in
+        cost = cost_us_per_record(records_in, busy, vertex.parallelism)
         records_out = metrics.num_records_out_per_second
         selectivity = 1.0 if is_sink or not records_out else records_out / records_in
         output_bytes = None

@@ -1,9 +1,11 @@
 """The autoscaling loop: collect, decide, apply, repeat; everything it sees and does goes to a run directory.
 
-Every ``interval_seconds`` the loop asks the collector for a snapshot of the interval just ended, hands it
-with the ``History`` to the policy, and gives a rescale decision to the executor (``--dry-run`` decides
-only). The history keeps what the policy needs (``required_history_seconds``) and every ``RescaleRecord``
-the executor measured, so policies that learn the restart cost from observed rescales see real ones.
+Every ``interval_seconds`` the loop asks the collector for a snapshot of the interval just ended and runs
+the one control step (``flinkscale.core.control.step``, the same the simulator and ``shed auto`` run) on it
+with the ``History``; it carries the step's actions out: a ``Rescale`` through the executor (``--dry-run``
+decides only), a ``SetKeepProbability`` through the shedding controller's channel. The history keeps what
+the policy needs (``required_history_seconds``) and the ``RescaleRecord``s the executor measured, so
+policies that learn the restart cost from observed rescales see real ones.
 
 Holding still is the answer to anything doubtful, because a decision on partial metrics is worse than none:
 a REST outage or a JobManager restart (``EndpointError``), a job that is not RUNNING, a sample that
@@ -12,16 +14,14 @@ rates. The loop then logs a ``hold`` event, starts a fresh collector (so the nex
 executions of the job) and retries at the next tick. It never gives up on its own; ``duration_seconds``
 or ``should_stop`` ends it.
 
-The run directory (read live by the dashboard): ``snapshots.jsonl`` (``MetricsSnapshot.to_dict()``),
-``decisions.jsonl`` (``{"timestamp", "decision", "applied", "rescale_seconds", "error"}``) and
-``events.jsonl`` (``{"timestamp", "kind", "message"}``). Lines are flushed as written.
+The run directory (read live by the dashboard; the format is ``flinkscale.core.rundir``):
+``snapshots.jsonl``, ``decisions.jsonl`` (``DecisionRecord``) and ``events.jsonl`` (``RunEvent``). Lines
+are flushed as written.
 
-Load shedding (optional, ``LoopShedding``): scaling comes first, shedding covers only what scaling cannot.
-The shedding controller steps only once the job uses every slot it may get (or while it is already
-shedding, so that it can stop), never in a tick that rescales up nor in the two intervals after a rescale
-(those samples show the restart, not the capacity); while it sheds, scale-downs are blocked
-(shedding lowers busy time per record read, which would otherwise look like spare capacity). Each
-decision carries the shed fraction in force, and every change of p is an event.
+Load shedding (optional, ``LoopShedding``): scaling comes first, shedding covers only what scaling cannot;
+the rules (shed only at the slot ceiling, never while scaling up nor while a rescale settles, no scale-down
+while shedding) are the control step's, see ``flinkscale.core.control``. Each decision carries the shed
+fraction in force, and every change of p is an event.
 
 Time comes in through ``clock`` and ``sleep`` so tests drive the loop over recorded snapshots instantly.
 """
@@ -29,40 +29,25 @@ Time comes in through ``clock`` and ``sleep`` so tests drive the loop over recor
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO
 
+from flinkscale.core import control, rundir
+from flinkscale.core.control import ControllerState, ControlSettings
 from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, NotFoundError
-from flinkscale.core.policy import job_at_slot_ceiling
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.rundir import DecisionRecord, RunEvent
 from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.flink.protocols import Applier, Sampler
 from flinkscale.flink.shedder import ShedController
 
 DEFAULT_INTERVAL_SECONDS = 15.0
-
-
-class Sampler(Protocol):
-    """What the loop needs of a collector (``flink.collector.Collector`` is one)."""
-
-    skipped: list[str]
-
-    def sample(self) -> MetricsSnapshot | None: ...
-
-
-class Applier(Protocol):
-    """What the loop needs of an executor (``flink.executor.Executor`` is one)."""
-
-    @property
-    def job_id(self) -> str: ...
-
-    def apply(self, decision: Decision) -> RescaleRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -91,26 +76,6 @@ class LoopConfig:
             raise InputError(f"must be > 0, got {self.duration_seconds}", field="--duration")
 
 
-@dataclass(frozen=True)
-class LoopEvent:
-    timestamp: float
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class DecisionEntry:
-    timestamp: float
-    decision: Decision
-    applied: bool
-    rescale_seconds: float | None
-    error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"timestamp": self.timestamp, "decision": self.decision.to_dict(), "applied": self.applied,
-                "rescale_seconds": self.rescale_seconds, "error": self.error}
-
-
 @dataclass
 class LoopStatus:
     """The loop's state as the live view and the metrics exporter show it."""
@@ -119,8 +84,8 @@ class LoopStatus:
     policy: str
     last_snapshot: MetricsSnapshot | None = None
     last_decision: Decision | None = None
-    decisions: deque[DecisionEntry] = field(default_factory=lambda: deque(maxlen=8))
-    events: deque[LoopEvent] = field(default_factory=lambda: deque(maxlen=8))
+    decisions: deque[DecisionRecord] = field(default_factory=lambda: deque(maxlen=8))
+    events: deque[RunEvent] = field(default_factory=lambda: deque(maxlen=8))
     holding: str | None = None
     rescales: int = 0
     ticks: int = 0
@@ -148,23 +113,21 @@ class RunDirectory:
             except OSError as exc:
                 raise InputError(f"cannot create: {exc.strerror or exc}", field="--run-dir") from None
 
-    def write(self, name: str, record: dict[str, Any]) -> None:
+    def write(self, record: rundir.RunRecord) -> None:
+        """Append ``record`` to its file (``rundir.file_for``) and flush, so readers see whole lines."""
         if self.run_dir is None:
             return
+        name = rundir.file_for(record)
         handle = self._files.get(name)
         if handle is None:
             handle = self._files[name] = (self.run_dir / name).open("a", encoding="utf-8")
-        handle.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
+        handle.write(rundir.to_line(record) + "\n")
         handle.flush()
 
     def close(self) -> None:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
-
-
-def _json_default(value: object) -> object:
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class AutoscaleLoop:
@@ -187,7 +150,12 @@ class AutoscaleLoop:
         self.sleep = sleep
         self.on_tick = on_tick
         self.should_stop = should_stop
-        self.keep_seconds = required_history_seconds(policy)
+        self.control = ControlSettings(
+            interval_seconds=self.config.interval_seconds,
+            shedding=shedding.controller.settings if shedding else None,
+            history_seconds=required_history_seconds(policy),
+            busy_time_grace_ticks=self.config.busy_time_grace_ticks)
+        self.controller_state = ControllerState()
         self.history = History()
         self.status = LoopStatus(job_id, policy.name)
         self.run = RunDirectory(self.config.run_dir)
@@ -196,13 +164,13 @@ class AutoscaleLoop:
         self._holds = 0
         self._errors: list[str] = []
         self._snapshots = 0
-        self._busy_time_holds = 0
+        self._decisions = 0
 
     # --- public ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
-        event = LoopEvent(self.clock(), kind, message)
+        event = RunEvent(self.clock(), kind, message)
         self.status.events.append(event)
-        self.run.write("events.jsonl", {"timestamp": event.timestamp, "kind": kind, "message": message})
+        self.run.write(event)
 
     def run_forever(self) -> LoopSummary:
         """Prime the collector, then tick every interval until ``duration_seconds`` or ``should_stop``."""
@@ -222,26 +190,35 @@ class AutoscaleLoop:
         finally:
             self.event("stop", f"{self.status.ticks} ticks, {self.status.rescales} rescales")
             self.run.close()
-        return LoopSummary(self.status.ticks, self._snapshots, len(self.history.decisions), self.history.rescales,
+        return LoopSummary(self.status.ticks, self._snapshots, self._decisions, self.history.rescales,
                            self._holds, tuple(self._errors))
 
-    def tick(self) -> DecisionEntry | None:
+    def tick(self) -> DecisionRecord | None:
         """One collect-decide-apply round; the decision entry, or None when the loop held still."""
         self.status.ticks += 1
         snapshot = self._collect()
         if snapshot is None:
             self.on_tick(self.status)
             return None
+        result = self._step(snapshot)
+        for note in result.notes:
+            self.event("note", note)
+        if result.decision is None:
+            self._hold(result.held or "held", fresh_sampler=False)
+            self.on_tick(self.status)
+            return None
+        decision = result.decision
         self.status.holding = None
         self._snapshots += 1
+        self._decisions += 1
         self.status.last_snapshot = snapshot
-        self.run.write("snapshots.jsonl", snapshot.to_dict())
-        decision = self._with_shedding(snapshot, self.policy.decide(snapshot, self.history))
-        self.history = self.history.append(snapshot=snapshot, decision=decision, keep_seconds=self.keep_seconds)
+        self.run.write(snapshot)
+        self.history = result.history
+        self._shed(result)
         entry = self._apply(decision)
         self.status.last_decision = decision
         self.status.decisions.append(entry)
-        self.run.write("decisions.jsonl", entry.to_dict())
+        self.run.write(entry)
         self.on_tick(self.status)
         return entry
 
@@ -272,17 +249,27 @@ class AutoscaleLoop:
         if snapshot is None:
             self._hold(skipped[-1] if skipped else "priming the collector", fresh_sampler=False)
             return None
-        partial = partial_metrics(snapshot, require_busy_time=self._busy_time_holds < self.config.busy_time_grace_ticks)
-        if partial:
-            if partial_metrics(snapshot, require_busy_time=False) is None:
-                self._busy_time_holds += 1
-            self._hold(partial, fresh_sampler=False)
-            return None
-        if self._busy_time_holds and partial_metrics(snapshot) is not None:
-            self.event("note", "deciding without busy time for some vertex: Flink keeps reporting none")
-        else:
-            self._busy_time_holds = 0
         return snapshot
+
+    def _step(self, snapshot: MetricsSnapshot) -> control.ControlResult:
+        """The control step on ``snapshot``; the shedding state in force is the controller's."""
+        shedding = self.shedding
+        arrival = shedding.arrival_rate() if shedding is not None and shedding.arrival_rate else None
+        state = self.controller_state
+        if shedding is not None:
+            state = replace(state, shed=shedding.controller.state)
+        result = control.step(snapshot, self.history, state, self.control, self.policy, arrival_rate=arrival)
+        self.controller_state = result.state
+        return result
+
+    def _shed(self, result: control.ControlResult) -> None:
+        """Publish a new keep probability (``SetKeepProbability``) and log it."""
+        if self.shedding is None or result.shed is None:
+            return
+        self.shedding.controller.commit(result.shed, result.state.shed)
+        for action in result.actions:
+            if isinstance(action, control.SetKeepProbability):
+                self.event("shed", action.reason)
 
     def _hold(self, reason: str, *, fresh_sampler: bool = True) -> None:
         self._holds += 1
@@ -297,63 +284,24 @@ class AutoscaleLoop:
         with contextlib.suppress(EndpointError):
             self._sampler.sample()  # prime: the next tick measures a clean interval
 
-    def _with_shedding(self, snapshot: MetricsSnapshot, decision: Decision) -> Decision:
-        """The decision with shedding applied: see the module docstring for the order of the two."""
-        shedding = self.shedding
-        if shedding is None:
-            return decision
-        arrival = shedding.arrival_rate() if shedding.arrival_rate else None
-        controller = shedding.controller
-        grows = decision.rescale and any(v.new_parallelism > v.current_parallelism for v in decision.vertices)
-        if decision.rescale and not grows and controller.keep_probability < 1.0:
-            decision = replace(decision, blocked_reason=(
-                f"load shedding in force (keep p={controller.keep_probability:.3f}): no scale-down until it stops"))
-        at_ceiling = job_at_slot_ceiling(snapshot)
-        # The first samples after a rescale show the restart (little read, much lag), not the capacity.
-        last = self.history.rescales[-1].completed_at if self.history.rescales else None
-        settling = last is not None and snapshot.timestamp - last < 2 * self.config.interval_seconds
-        if not grows and not settling and (at_ceiling or controller.keep_probability < 1.0):
-            step = controller.step(snapshot, arrival)
-            if step.published:
-                self.event("shed", step.describe())
-        return replace(decision, shed_fraction=1.0 - controller.keep_probability)
-
-    def _apply(self, decision: Decision) -> DecisionEntry:
+    def _apply(self, decision: Decision) -> DecisionRecord:
         now = self.clock()
         if not decision.rescale or self.config.dry_run or self.executor is None:
-            return DecisionEntry(now, decision, False, None, None)
+            return DecisionRecord(now, decision, False, None, None)
         try:
             record = self.executor.apply(decision)
         except FlinkscaleError as exc:
             self._errors.append(str(exc))
             self.event("error", f"rescale failed: {exc}")
             self._new_sampler()
-            return DecisionEntry(now, decision, False, None, str(exc))
+            return DecisionRecord(now, decision, False, None, str(exc))
         if record is None:
-            return DecisionEntry(now, decision, False, None, None)
-        self.history = self.history.append(rescale=record, keep_seconds=self.keep_seconds)
+            return DecisionRecord(now, decision, False, None, None)
+        self.history = control.record_rescale(self.history, record, self.control)
         self.status.rescales += 1
         self.status.job_id = self.executor.job_id
         self._new_sampler()
-        return DecisionEntry(now, decision, True, record.duration_seconds, None)
-
-
-def partial_metrics(snapshot: MetricsSnapshot, *, require_busy_time: bool = True) -> str | None:
-    """Why a snapshot is not complete enough to decide on (None when it is).
-
-    Record counters must be there for every vertex. Busy time is NaN for a few seconds after a task starts;
-    some sources never report it, so the loop requires it only for ``busy_time_grace_ticks`` ticks in a row
-    and then lets the policy decide without it (policies treat an unknown true processing rate cautiously)."""
-    if snapshot.job_state != "RUNNING":
-        return f"job is {snapshot.job_state}"
-    for vertex in snapshot.vertices:
-        metrics = vertex.metrics
-        rate = metrics.num_records_out_per_second if vertex.is_source else metrics.num_records_in_per_second
-        if rate is None:
-            return f"no record rate for {vertex.name}"
-        if require_busy_time and metrics.busy_time_ms_per_second_max is None:
-            return f"no busy time for {vertex.name}"
-    return None
+        return DecisionRecord(now, decision, True, record.duration_seconds, None)
 
 
 # --- Prometheus ---------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import yaml
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.flink.home import flink_home, java_home
+from flinkscale.flink.models import TaskManagerInfo
 
 DEFAULT_STATE_DIR = Path(".flinkscale")
 DEFAULT_REST_PORT = 8081
@@ -165,6 +166,17 @@ def listening_ports(pid: int) -> set[int]:
     return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
 
 
+def pid_of_task_manager(tm: TaskManagerInfo, ports: Mapping[int, set[int]]) -> int | None:
+    """Which of ``ports`` (pid -> listening ports) is this TaskManager: the one listening on its data port or
+    on the RPC port in its resource id. None unless exactly one matches."""
+    wanted = {tm.data_port} if tm.data_port else set()
+    head = tm.id.split("-", 1)[0]
+    if ":" in head and head.rsplit(":", 1)[1].isdigit():
+        wanted.add(int(head.rsplit(":", 1)[1]))
+    matches = [pid for pid, listening in ports.items() if listening & wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -216,6 +228,17 @@ class LocalCluster:
         for pid_file in self.pid_dir.glob(f"flink-*-{daemon}.pid"):
             pids += [int(line) for line in pid_file.read_text().split() if line.strip().isdigit()]
         return pids
+
+    def supervised_task_managers(self) -> int | None:
+        """TaskManagers the supervisor keeps alive; None when no cluster runs from this state dir."""
+        info = self.info()
+        return None if info is None else info.task_managers
+
+    def task_manager_pid(self, task_manager: TaskManagerInfo) -> int | None:
+        """The process of a registered TaskManager: the one of ours listening on its data port (or on the RPC
+        port in its standalone resource id ``host:port-suffix``). Never a guess: no single match, None."""
+        ports = {pid: listening_ports(pid) for pid in self.pids("taskexecutor")}
+        return pid_of_task_manager(task_manager, ports)
 
     def live_pids(self) -> list[int]:
         info = self.info()

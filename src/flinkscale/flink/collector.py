@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from flinkscale.core.rates import window_mean
 from flinkscale.core.skew import flink_skew_metric
 from flinkscale.core.snapshot import (
     CheckpointStats,
@@ -329,9 +330,7 @@ def merge_window(snapshots: Sequence[MetricsSnapshot]) -> MetricsSnapshot:
     total = sum(s.window_seconds for s in snapshots)
 
     def weighted(vertex_id: str, field: str) -> float | None:
-        values = [(getattr(s.vertex(vertex_id).metrics, field), s.window_seconds) for s in snapshots]
-        known = [(v, w) for v, w in values if v is not None]
-        return sum(v * w for v, w in known) / sum(w for _, w in known) if known else None
+        return window_mean((getattr(s.vertex(vertex_id).metrics, field), s.window_seconds) for s in snapshots)
 
     vertices = []
     for v in last.vertices:
@@ -351,9 +350,5 @@ def merge_window(snapshots: Sequence[MetricsSnapshot]) -> MetricsSnapshot:
 
 
 def _mean_subtask(snapshots: Sequence[MetricsSnapshot], vertex_id: str, index: int, field: str) -> float | None:
-    values = []
-    for s in snapshots:
-        for st in s.vertex(vertex_id).metrics.subtasks:
-            if st.index == index and getattr(st, field) is not None:
-                values.append((getattr(st, field), s.window_seconds))
-    return sum(v * w for v, w in values) / sum(w for _, w in values) if values else None
+    return window_mean((getattr(st, field), s.window_seconds) for s in snapshots
+                       for st in s.vertex(vertex_id).metrics.subtasks if st.index == index)

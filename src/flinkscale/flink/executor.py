@@ -18,7 +18,9 @@ RUNNING, and the adaptive scheduler's ``cooldown-after-rescaling`` since the las
 would be deferred silently, making the measured duration meaningless). After acting it waits until every
 vertex runs at its target parallelism and returns a ``RescaleRecord`` with the measured duration.
 
-On the embedded cluster (a ``LocalCluster`` given) it grows the TaskManager count when the job needs more
+It is written against two small protocols (``flinkscale.flink.protocols``): ``JobControl`` for the job
+(``FlinkRestClient``) and ``SlotProvider`` for a cluster that can change size. With a slot provider (the
+embedded ``LocalCluster``) it grows the TaskManager count when the job needs more
 slots than exist (capped at ``max_task_managers``) and, after a scale-down, stops TaskManagers whose slots
 are all free. Slot need is the largest vertex parallelism, not the sum: all vertices share the default slot
 sharing group, so one slot runs one subtask of every vertex.
@@ -40,9 +42,8 @@ from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.skew import SkewReport
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.cluster import LocalCluster, listening_ports
-from flinkscale.flink.models import JobDetails, TaskManagerInfo
-from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.flink.models import JobDetails
+from flinkscale.flink.protocols import JobControl, SlotProvider
 
 COOLDOWN_KEY = "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling"
 #: Flink 2.x default for the key above.
@@ -88,7 +89,7 @@ def _ignore_event(_kind: str, _message: str) -> None:
 class Executor:
     """Applies decisions to one job; ``job_id`` follows the job across savepoint resubmissions."""
 
-    def __init__(self, client: FlinkRestClient, job_id: str, *, cluster: LocalCluster | None = None,
+    def __init__(self, client: JobControl, job_id: str, *, cluster: SlotProvider | None = None,
                  resubmit: Resubmit | None = None, config: ExecutorConfig | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  event: EventLog = _ignore_event) -> None:
@@ -121,10 +122,7 @@ class Executor:
         return self._adaptive
 
     def _job_scheduler_type(self) -> str | None:
-        # JobDetails does not keep schedulerType; read it from the raw answer once.
-        raw = self.client._request("GET", self.client._job_path(self.job_id), what=f"job {self.job_id}")
-        value = raw.get("schedulerType") if isinstance(raw, dict) else None
-        return str(value) if value else None
+        return self.client.scheduler_type(self.job_id)
 
     def cooldown_seconds(self) -> float:
         if self._cooldown is None:
@@ -297,8 +295,8 @@ class Executor:
 
     def _floor(self) -> int:
         if self._task_manager_floor is None:
-            info = self.cluster.info() if self.cluster is not None else None
-            self._task_manager_floor = info.task_managers if info is not None else 1
+            supervised = self.cluster.supervised_task_managers() if self.cluster is not None else None
+            self._task_manager_floor = supervised if supervised is not None else 1
         return self._task_manager_floor
 
     def _wait_task_managers(self, count: int) -> None:
@@ -318,7 +316,7 @@ class Executor:
         of the cluster provisioned (other jobs may be about to use it).
 
         The supervised count is lowered first, or the supervisor would restart what is stopped here."""
-        if self.cluster is None or self.cluster.info() is None:
+        if self.cluster is None or self.cluster.supervised_task_managers() is None:
             return []
         floor = self._floor()
         task_managers = self.client.task_managers()
@@ -326,10 +324,9 @@ class Executor:
         removable = min(len(idle), len(task_managers) - max(floor, 1))
         if removable <= 0:
             return []
-        ports = {pid: listening_ports(pid) for pid in self.cluster.pids("taskexecutor")}
         pids: list[int] = []
         for tm in idle[:removable]:
-            pid = _pid_of_task_manager(tm, ports)
+            pid = self.cluster.task_manager_pid(tm)
             if pid is not None:
                 pids.append(pid)
         if not pids:
@@ -369,17 +366,6 @@ def _complete_target(job: JobDetails, target: Mapping[str, int]) -> dict[str, in
             raise InputError(f"{p} exceeds the vertex's max parallelism {job.vertex(vid).max_parallelism}",
                              field=f"parallelism[{vid}]")
     return full
-
-
-def _pid_of_task_manager(tm: TaskManagerInfo, ports: Mapping[int, set[int]]) -> int | None:
-    """Which process is this TaskManager: the one listening on its data port (or on the RPC port in its
-    standalone resource id ``host:port-suffix``). Never a guess: no match, no stop."""
-    wanted = {tm.data_port} if tm.data_port else set()
-    head = tm.id.split("-", 1)[0]
-    if ":" in head and head.rsplit(":", 1)[1].isdigit():
-        wanted.add(int(head.rsplit(":", 1)[1]))
-    matches = [pid for pid, listening in ports.items() if listening & wanted]
-    return matches[0] if len(matches) == 1 else None
 
 
 # --- rebalance ------------------------------------------------------------------------------------------

@@ -143,6 +143,12 @@ class FlinkRestClient:
     def job(self, job_id: str) -> JobDetails:
         return JobDetails.parse(self._request("GET", self._job_path(job_id), what=f"job {job_id}"))
 
+    def scheduler_type(self, job_id: str) -> str | None:
+        """The job's ``schedulerType`` (Flink 2.x: "Adaptive", "Default", ...); None when Flink does not say."""
+        raw = self._request("GET", self._job_path(job_id), what=f"job {job_id}")
+        value = raw.get("schedulerType") if isinstance(raw, dict) else None
+        return str(value) if value else None
+
     def job_exceptions(self, job_id: str) -> list[str]:
         data = self._request("GET", f"{self._job_path(job_id)}/exceptions", what=f"job {job_id}")
         return [str(e.get("exceptionName", "")) + ": " + str(e.get("stacktrace", "")).split("\n")[0]
@@ -196,12 +202,7 @@ class FlinkRestClient:
     # --- stopping --------------------------------------------------------------------------------
     def trigger_stop_with_savepoint(self, job_id: str, target_directory: str | None = None,
                                     drain: bool = False) -> str:
-        self._require_running(job_id)
-        body: dict[str, Any] = {"drain": drain, "formatType": "CANONICAL"}
-        if target_directory:
-            body["targetDirectory"] = target_directory
-        data = self._request("POST", f"{self._job_path(job_id)}/stop", json=body, what=f"job {job_id}")
-        return str(data["request-id"])
+        return self._request_savepoint(job_id, "stop", {"drain": drain}, "targetDirectory", target_directory)
 
     def _require_running(self, job_id: str) -> None:
         """Flink accepts a savepoint request for any job id and fails it later; say clearly why up front."""
@@ -210,11 +211,18 @@ class FlinkRestClient:
             raise RuntimeFailure(f"job {job_id} is {state}; only a RUNNING job can take a savepoint")
 
     def trigger_savepoint(self, job_id: str, target_directory: str | None = None) -> str:
+        return self._request_savepoint(job_id, "savepoints", {"cancel-job": False}, "target-directory",
+                                       target_directory)
+
+    def _request_savepoint(self, job_id: str, action: str, body: Mapping[str, Any], directory_key: str,
+                           target_directory: str | None) -> str:
+        """POST ``/jobs/:jid/<action>`` for a savepoint in the canonical format; the request id. Flink names
+        the directory ``targetDirectory`` when stopping and ``target-directory`` for a plain savepoint."""
         self._require_running(job_id)
-        body: dict[str, Any] = {"cancel-job": False, "formatType": "CANONICAL"}
+        payload: dict[str, Any] = {**body, "formatType": "CANONICAL"}
         if target_directory:
-            body["target-directory"] = target_directory
-        data = self._request("POST", f"{self._job_path(job_id)}/savepoints", json=body, what=f"job {job_id}")
+            payload[directory_key] = target_directory
+        data = self._request("POST", f"{self._job_path(job_id)}/{action}", json=payload, what=f"job {job_id}")
         return str(data["request-id"])
 
     def savepoint_status(self, job_id: str, request_id: str) -> tuple[str, str | None, str | None]:

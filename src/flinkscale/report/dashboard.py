@@ -1,11 +1,7 @@
 """The live dashboard: a local web page that watches an autoscaling run directory as it is written.
 
-The autoscale loop (and the demo) write a *run directory*; this module only reads it:
-
-- ``snapshots.jsonl``: one ``MetricsSnapshot.to_dict()`` per line (docs/snapshot-format.md);
-- ``decisions.jsonl``: one ``{"timestamp", "decision": Decision.to_dict(), "applied", "rescale_seconds",
-  "error"}`` per line;
-- ``events.jsonl`` (optional): one ``{"timestamp", "kind", "message"}`` per line (demo phases, shedding).
+The autoscale loop (and the demo) write a *run directory*; this module only reads it, through the one
+schema in ``flinkscale.core.rundir`` (``snapshots.jsonl``, ``decisions.jsonl``, optional ``events.jsonl``).
 
 Design, in three parts that each can be tested alone:
 
@@ -28,23 +24,25 @@ subtask bounds a vertex), drawn on one colour scale whose stops the page receive
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flinkscale.core.errors import InputError, RuntimeFailure
-from flinkscale.core.policy.base import Decision
+from flinkscale.core.rundir import (
+    DECISIONS_FILE,
+    EVENTS_FILE,
+    SNAPSHOTS_FILE,
+    DecisionRecord,
+    RunEvent,
+    parse_line,
+)
 from flinkscale.core.snapshot import MetricsSnapshot
-
-SNAPSHOTS_FILE = "snapshots.jsonl"
-DECISIONS_FILE = "decisions.jsonl"
-EVENTS_FILE = "events.jsonl"
 
 # The page shows at most this many points and log lines; a 10-minute demo stays far below.
 MAX_TIMELINE_POINTS = 3600
@@ -58,52 +56,6 @@ UTILIZATION_COLORSCALE: tuple[tuple[float, str], ...] = (
 UNKNOWN_COLOUR = "#b8bec6"
 
 _STATIC_DIR = Path(__file__).with_name("static")
-
-
-# --- records ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One line of ``decisions.jsonl``: a policy decision and what the loop did with it."""
-
-    timestamp: float
-    decision: Decision
-    applied: bool
-    rescale_seconds: float | None = None
-    error: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> DecisionRecord:
-        if not isinstance(data, Mapping):
-            raise InputError("a decision record must be a JSON object", field="decision")
-        for required in ("timestamp", "decision"):
-            if required not in data:
-                raise InputError("is required", field=required)
-        try:
-            decision = Decision.from_dict(data["decision"])
-            rescale_seconds = data.get("rescale_seconds")
-            return cls(float(data["timestamp"]), decision, bool(data.get("applied", False)),
-                       None if rescale_seconds is None else float(rescale_seconds),
-                       None if data.get("error") is None else str(data["error"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"not a decision record ({exc})", field="decision") from None
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """One line of ``events.jsonl``: something the run wants on the timeline (a demo phase, shedding on)."""
-
-    timestamp: float
-    kind: str
-    message: str
-
-    @classmethod
-    def from_dict(cls, data: Any) -> RunEvent:
-        if not isinstance(data, Mapping) or "timestamp" not in data:
-            raise InputError("an event needs a timestamp", field="timestamp")
-        try:
-            return cls(float(data["timestamp"]), str(data.get("kind", "event")), str(data.get("message", "")))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"not an event ({exc})", field="timestamp") from None
 
 
 # --- tailing ----------------------------------------------------------------------------------------
@@ -194,7 +146,7 @@ class RunDirFeed:
                 for line in read.lines:
                     changed = True
                     try:
-                        self._records(name).append(_parse_line(name, line.text))
+                        self._records(name).append(parse_line(name, line.text))
                     except InputError as exc:
                         self.problems.append(f"{name}:{line.number}: {exc}")
             del self.problems[:-MAX_PROBLEMS]
@@ -226,21 +178,6 @@ class RunDirFeed:
                 "events": [event_view(e) for e in reversed(self.events[-MAX_LOG_ENTRIES:])],
                 "problems": list(self.problems),
             }
-
-
-def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunEvent:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}") from None
-    if name == SNAPSHOTS_FILE:
-        try:
-            return MetricsSnapshot.from_dict(data)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise InputError(f"not a snapshot ({exc})") from None
-    if name == DECISIONS_FILE:
-        return DecisionRecord.from_dict(data)
-    return RunEvent.from_dict(data)
 
 
 # --- views (pure) -----------------------------------------------------------------------------------

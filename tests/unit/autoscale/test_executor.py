@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autoscale_fakes import JOB, NEW_JOB, FakeClock, FakeCluster, FakeFlink
 
 from flinkscale.core.errors import RuntimeFailure
 from flinkscale.core.policy.base import Decision, VertexDecision
-from flinkscale.flink import executor as executor_module
 from flinkscale.flink.executor import Executor, ExecutorConfig, k8s_patch
+from flinkscale.testing import FAKE_JOB_ID, FakeClock, FakeJob, FakeSlots
+
+JOB = FAKE_JOB_ID
+NEW_JOB = "b" * 32
 
 
 def decision(target: dict[str, int], current: dict[str, int] | None = None, blocked: str | None = None) -> Decision:
@@ -21,17 +23,17 @@ def decision(target: dict[str, int], current: dict[str, int] | None = None, bloc
                                        for vid, p in target.items()), blocked)
 
 
-def make(flink: FakeFlink, **kwargs: Any) -> Executor:
-    return Executor(flink, JOB, clock=flink.clock, sleep=flink.clock.sleep,  # type: ignore[arg-type]
+def make(flink: FakeJob, **kwargs: Any) -> Executor:
+    return Executor(flink, JOB, clock=flink.clock, sleep=flink.clock.sleep,
                     config=kwargs.pop("config", ExecutorConfig(poll_seconds=0.5)), **kwargs)
 
 
-def puts(flink: FakeFlink) -> list[Any]:
+def puts(flink: FakeJob) -> list[Any]:
     return [args for kind, args in flink.calls if kind == "put"]
 
 
 def test_adaptive_scheduler_rescales_in_place_with_every_vertex_bounded_1_to_p() -> None:
-    flink = FakeFlink(FakeClock())
+    flink = FakeJob(FakeClock())
     record = make(flink).apply(decision({"src": 2, "agg": 1}))
     assert puts(flink) == [{"src": (1, 2), "agg": (1, 1)}]
     assert flink.parallelism == {"src": 2, "agg": 1}
@@ -43,7 +45,7 @@ def test_adaptive_scheduler_rescales_in_place_with_every_vertex_bounded_1_to_p()
 
 @pytest.mark.parametrize("blocked", ["cooldown", "backlog draining"])
 def test_blocked_or_unchanged_decisions_touch_nothing(blocked: str) -> None:
-    flink = FakeFlink(FakeClock())
+    flink = FakeJob(FakeClock())
     ex = make(flink)
     assert ex.apply(decision({"src": 1, "agg": 1})) is None
     assert ex.apply(decision({"src": 3, "agg": 1}, blocked=blocked)) is None
@@ -51,7 +53,7 @@ def test_blocked_or_unchanged_decisions_touch_nothing(blocked: str) -> None:
 
 
 def test_non_adaptive_scheduler_stops_with_savepoint_and_resubmits_then_reaches_target() -> None:
-    flink = FakeFlink(FakeClock(), scheduler="default")
+    flink = FakeJob(FakeClock(), scheduler="default")
     savepoints: list[str] = []
 
     def resubmit(savepoint: str) -> str:
@@ -71,14 +73,14 @@ def test_non_adaptive_scheduler_stops_with_savepoint_and_resubmits_then_reaches_
 
 
 def test_non_adaptive_without_resubmit_refuses_before_stopping_anything() -> None:
-    flink = FakeFlink(FakeClock(), scheduler="default")
+    flink = FakeJob(FakeClock(), scheduler="default")
     with pytest.raises(RuntimeFailure, match="nothing was stopped"):
         make(flink).apply(decision({"src": 2, "agg": 1}))
     assert not any(kind in ("stop", "cancel") for kind, _ in flink.calls)
 
 
 def test_failed_savepoints_leave_the_job_running_and_never_cancel() -> None:
-    flink = FakeFlink(FakeClock(), scheduler="default", savepoint_failures=5)
+    flink = FakeJob(FakeClock(), scheduler="default", savepoint_failures=5)
     resubmitted: list[str] = []
     def resubmit(savepoint: str) -> str:
         resubmitted.append(savepoint)
@@ -94,7 +96,7 @@ def test_failed_savepoints_leave_the_job_running_and_never_cancel() -> None:
 
 
 def test_a_savepoint_that_fails_once_is_retried_after_the_next_checkpoint() -> None:
-    flink = FakeFlink(FakeClock(), scheduler="default", savepoint_failures=1)
+    flink = FakeJob(FakeClock(), scheduler="default", savepoint_failures=1)
 
     def resubmit(savepoint: str) -> str:
         flink.job_id, flink.parallelism = NEW_JOB, {"src": 2, "agg": 1}
@@ -106,14 +108,14 @@ def test_a_savepoint_that_fails_once_is_retried_after_the_next_checkpoint() -> N
 
 
 def test_restarting_job_and_rest_outage_are_waited_out_before_the_put() -> None:
-    flink = FakeFlink(FakeClock(), states=["RESTARTING", "OUTAGE", "RESTARTING"])
+    flink = FakeJob(FakeClock(), states=["RESTARTING", "OUTAGE", "RESTARTING"])
     make(flink).apply(decision({"src": 2, "agg": 1}))
     job_polls_before_put = flink.calls.index(("put", {"src": (1, 2), "agg": (1, 1)}))
     assert job_polls_before_put == 4  # three unhealthy answers, then RUNNING
 
 
 def test_restarting_longer_than_the_timeout_fails_without_any_change() -> None:
-    flink = FakeFlink(FakeClock(), states=["RESTARTING"] * 1000)
+    flink = FakeJob(FakeClock(), states=["RESTARTING"] * 1000)
     ex = make(flink, config=ExecutorConfig(poll_seconds=1.0, ready_timeout_seconds=20.0))
     with pytest.raises(RuntimeFailure, match="not fully RUNNING"):
         ex.apply(decision({"src": 2, "agg": 1}))
@@ -122,7 +124,7 @@ def test_restarting_longer_than_the_timeout_fails_without_any_change() -> None:
 
 def test_second_rescale_waits_out_the_schedulers_cooldown() -> None:
     clock = FakeClock()
-    flink = FakeFlink(clock, cooldown="30 s")
+    flink = FakeJob(clock, cooldown="30 s")
     ex = make(flink)
     first = ex.apply(decision({"src": 2, "agg": 1}))
     assert first is not None
@@ -134,8 +136,8 @@ def test_second_rescale_waits_out_the_schedulers_cooldown() -> None:
 
 
 def test_more_slots_than_exist_adds_task_managers_capped_at_the_maximum() -> None:
-    flink = FakeFlink(FakeClock())
-    cluster = FakeCluster(flink)
+    flink = FakeJob(FakeClock())
+    cluster = FakeSlots(flink)
     ex = make(flink, cluster=cluster, config=ExecutorConfig(poll_seconds=0.5, max_task_managers=4))
     ex.apply(decision({"src": 3, "agg": 1}))
     assert cluster.started == [1] and cluster.counts[0] == 3  # 3 slots needed, 2 TaskManagers x 1 slot
@@ -143,29 +145,26 @@ def test_more_slots_than_exist_adds_task_managers_capped_at_the_maximum() -> Non
     assert cluster.counts[-1] <= 4 and flink.tm_count <= 4
 
 
-def test_scale_down_stops_only_idle_task_managers(monkeypatch: pytest.MonkeyPatch) -> None:
-    flink = FakeFlink(FakeClock(), parallelism={"src": 3, "agg": 1}, tm_count=3)
-    cluster = FakeCluster(flink, supervised=1)  # the cluster was started with 1; 2 were added for this job
-    # pid 100+i listens on the data port 50000+i of TaskManager i (busy ones come first in the fake)
-    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
+def test_scale_down_stops_only_idle_task_managers() -> None:
+    flink = FakeJob(FakeClock(), parallelism={"src": 3, "agg": 1}, tm_count=3)
+    cluster = FakeSlots(flink, supervised=1)  # the cluster was started with 1; 2 were added for this job
+    # TaskManager i (data port 50000+i) runs as pid 100+i; busy ones come first in the fake
     ex = make(flink, cluster=cluster)
     ex.apply(decision({"src": 1, "agg": 1}, current={"src": 3, "agg": 1}))
     assert sorted(cluster.stopped) == [101, 102]  # TaskManagers 1 and 2 had no busy slot
     assert cluster.counts[0] == 1  # the supervisor is told first, so it does not restart them
 
 
-def test_scale_down_never_shrinks_the_cluster_below_its_starting_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    flink = FakeFlink(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=2)
-    cluster = FakeCluster(flink)  # started with 2 TaskManagers
-    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
+def test_scale_down_never_shrinks_the_cluster_below_its_starting_size() -> None:
+    flink = FakeJob(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=2)
+    cluster = FakeSlots(flink)  # started with 2 TaskManagers
     make(flink, cluster=cluster).apply(decision({"src": 1, "agg": 1}, current={"src": 2, "agg": 1}))
     assert cluster.stopped == [] and flink.tm_count == 2
 
 
-def test_grown_cluster_gives_back_what_it_added_after_scale_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    flink = FakeFlink(FakeClock(), tm_count=2)
-    cluster = FakeCluster(flink)
-    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: {50000 + pid - 100})
+def test_grown_cluster_gives_back_what_it_added_after_scale_down() -> None:
+    flink = FakeJob(FakeClock(), tm_count=2)
+    cluster = FakeSlots(flink)
     ex = make(flink, cluster=cluster)
     ex.apply(decision({"src": 3, "agg": 1}))
     assert flink.tm_count == 3
@@ -173,16 +172,15 @@ def test_grown_cluster_gives_back_what_it_added_after_scale_down(monkeypatch: py
     assert flink.tm_count == 2 and cluster.supervised == 2
 
 
-def test_a_task_manager_that_cannot_be_identified_is_never_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    flink = FakeFlink(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=3)
-    cluster = FakeCluster(flink)
-    monkeypatch.setattr(executor_module, "listening_ports", lambda pid: set())
+def test_a_task_manager_that_cannot_be_identified_is_never_stopped() -> None:
+    flink = FakeJob(FakeClock(), parallelism={"src": 2, "agg": 1}, tm_count=3)
+    cluster = FakeSlots(flink, identifiable=False)
     make(flink, cluster=cluster).apply(decision({"src": 1, "agg": 1}, current={"src": 2, "agg": 1}))
     assert cluster.stopped == [] and cluster.counts == []
 
 
 def test_k8s_mode_writes_the_operator_override_patch_and_applies_nothing(tmp_path: Path) -> None:
-    flink = FakeFlink(FakeClock())
+    flink = FakeJob(FakeClock())
     ex = make(flink, config=ExecutorConfig(k8s_patch_dir=tmp_path, k8s_deployment_name="clicks"))
     assert ex.apply(decision({"src": 3, "agg": 2})) is None
     assert flink.calls == []
@@ -193,7 +191,7 @@ def test_k8s_mode_writes_the_operator_override_patch_and_applies_nothing(tmp_pat
 
 
 def test_parallelism_above_max_parallelism_is_rejected_before_any_call() -> None:
-    flink = FakeFlink(FakeClock())
+    flink = FakeJob(FakeClock())
     with pytest.raises(Exception, match="max parallelism"):
         make(flink).apply(decision({"src": 121, "agg": 1}))
     assert puts(flink) == []

@@ -7,40 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from autoscale_fakes import FakeClock
 
 from flinkscale.cli import main
-from flinkscale.core.errors import EndpointError, InputError
+from flinkscale.core.control import partial_metrics
+from flinkscale.core.errors import InputError
 from flinkscale.core.policy import make_policy, replay_history
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import MetricsSnapshot
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, partial_metrics, status_line
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, status_line
+from flinkscale.testing import OUTAGE, FakeClock, ScriptedSampler
 
 HISTORY = Path(__file__).parents[3] / "examples" / "snapshots" / "clickstream-p1-overload-history.jsonl"
 RECORDED = [MetricsSnapshot.from_dict(json.loads(line)) for line in HISTORY.read_text().splitlines() if line.strip()]
-OUTAGE = "outage"
-
-
-class ScriptedSampler:
-    """Returns recorded snapshots in order; OUTAGE raises EndpointError, None is a skipped sample."""
-
-    def __init__(self, script: list[MetricsSnapshot | str | None]) -> None:
-        self.script = script
-        self.skipped: list[str] = []
-
-    def sample(self) -> MetricsSnapshot | None:
-        if not self.script:
-            return None
-        item = self.script.pop(0)
-        if item == OUTAGE:
-            raise EndpointError("cannot connect", endpoint="GET /jobs/x")
-        if item is None:
-            self.skipped.append("vertex v was rescaled during the sample; sample discarded")
-            return None
-        assert isinstance(item, MetricsSnapshot)
-        return item
-
-
 class RecordingExecutor:
     def __init__(self, clock: FakeClock, seconds: float = 14.0) -> None:
         self.clock = clock

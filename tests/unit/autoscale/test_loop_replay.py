@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from autoscale_fakes import FakeClock
 
+from flinkscale.core.control import partial_metrics
 from flinkscale.core.policy import make_policy
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, partial_metrics
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.testing import ReplayTransport
+from flinkscale.testing import FakeClock
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "rest" / "collector_clickstream_step.json"
 JOB_ID = "fbe2f9fd51e8ce0812ff7fcd1b8bb3bf"

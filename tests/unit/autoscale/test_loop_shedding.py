@@ -10,13 +10,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from autoscale_fakes import FakeClock
-
 from flinkscale.core.policy import History, make_policy
 from flinkscale.core.policy.base import Decision, RescaleRecord, VertexDecision
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopMetrics, LoopShedding
 from flinkscale.flink.shedder import ShedController
+from flinkscale.testing import FakeClock
 
 HISTORY = Path(__file__).parents[3] / "examples" / "snapshots" / "clickstream-p1-overload-history.jsonl"
 RECORDED = [MetricsSnapshot.from_dict(json.loads(line)) for line in HISTORY.read_text().splitlines() if line.strip()]

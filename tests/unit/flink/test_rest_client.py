@@ -188,3 +188,24 @@ def test_auth_headers_are_sent_but_never_shown_in_errors() -> None:
         client.overview()
     assert seen == ["Bearer s3cret"]
     assert "s3cret" not in str(info.value) and "401" in str(info.value)
+
+
+@pytest.mark.parametrize(("call", "path", "body"), [
+    (lambda c: c.trigger_stop_with_savepoint(JOB, "file:///sp", drain=False), "stop",
+     {"drain": False, "formatType": "CANONICAL", "targetDirectory": "file:///sp"}),
+    (lambda c: c.trigger_savepoint(JOB, "file:///sp"), "savepoints",
+     {"cancel-job": False, "formatType": "CANONICAL", "target-directory": "file:///sp"}),
+    (lambda c: c.trigger_savepoint(JOB), "savepoints", {"cancel-job": False, "formatType": "CANONICAL"}),
+])
+def test_savepoint_requests_use_flinks_spelling_for_each_endpoint(call: Any, path: str, body: dict[str, Any]) -> None:
+    posts: list[tuple[str, dict[str, Any]]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # the job must be RUNNING first
+            return httpx.Response(200, json={"jid": JOB, "name": "j", "state": "RUNNING", "vertices": [],
+                                             "plan": {"nodes": []}})
+        posts.append((request.url.path, json.loads(request.content)))
+        return httpx.Response(202, json={"request-id": "r-1"})
+
+    assert call(FlinkRestClient(BASE, transport=httpx.MockTransport(answer))) == "r-1"
+    assert posts == [(f"/jobs/{JOB}/{path}", body)]

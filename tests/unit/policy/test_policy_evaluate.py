@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from policy_snapshots import clickstream, history_of, job, vertex
 
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy.base import History, RescaleRecord
-
-
-@pytest.mark.parametrize(("rate", "busy_ms", "expected"), [
-    (1000.0, 500.0, 2000.0),   # half busy -> could take twice the input
-    (1000.0, 1000.0, 1000.0),  # saturated -> takes what it takes
-    (300.0, 750.0, 400.0),
-    (1000.0, 0.0, math.inf),   # never busy
-])
-def test_busy_time_true_processing_rate(rate: float, busy_ms: float, expected: float) -> None:
-    assert ev.busy_time_true_processing_rate(rate, busy_ms) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(("rate", "back_pressured_ms", "expected"), [
-    (5000.0, 250.0, 5000.0 / 0.75), (1000.0, 0.0, 1000.0), (1000.0, 1000.0, math.inf)])
-def test_observed_true_processing_rate(rate: float, back_pressured_ms: float, expected: float) -> None:
-    assert ev.observed_true_processing_rate(rate, back_pressured_ms) == pytest.approx(expected)
 
 
 def test_target_rate_at_source_adds_lag_growth_and_propagates_by_output_ratio() -> None:

@@ -136,3 +136,26 @@ def test_overrides_do_not_touch_the_original() -> None:
     changed = apply_overrides(MINIMAL, {"trace.rate": "2k/s"})
     assert MINIMAL["trace"]["rate"] == "1k/s"
     assert changed["trace"]["rate"] == "2k/s"
+
+
+def test_shedding_reads_the_shed_auto_knobs_with_percentages() -> None:
+    scenario = parse_scenario({**MINIMAL, "shedding": {"target_error": "5%", "confidence": 0.99, "window": "30s",
+                                                       "headroom": "80%", "sustainable_rate": "4k/s"}})
+    shedding = scenario.config.shedding
+    assert shedding is not None
+    assert (shedding.target_error, shedding.confidence, shedding.window_seconds, shedding.headroom,
+            shedding.sustainable_rate) == pytest.approx((0.05, 0.99, 30.0, 0.8, 4000.0))
+    assert parse_scenario(MINIMAL).config.shedding is None
+
+
+@pytest.mark.parametrize(("shedding", "field"), [
+    ({"headroom": 2}, "shedding.headroom"),
+    ({"target_error": "lots%"}, "shedding.target_error"),
+    ({"window": "0s"}, "shedding.window"),
+    ({"confidence": True}, "shedding.confidence"),
+    ({"keep": 0.5}, "shedding"),
+])
+def test_shedding_errors_name_the_field(shedding: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_scenario({**MINIMAL, "shedding": shedding})
+    assert caught.value.field == field

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
+from flinkscale.core.rates import busy_ratio, true_processing_rate, window_mean
 from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex
 
 # Guards float noise in ceil(): 7.000000000001 subtasks are 7 subtasks.
@@ -49,19 +50,6 @@ def vertex_input_rate(vertex: Vertex) -> float | None:
     return metrics.num_records_in_per_second
 
 
-def busy_time_true_processing_rate(input_rate: float, busy_time_ms_per_second: float) -> float:
-    """``λ / busy ratio``; infinite for a vertex that is never busy (it could take any rate)."""
-    if busy_time_ms_per_second <= 0:
-        return math.inf
-    return input_rate / (min(busy_time_ms_per_second, 1000.0) / 1000.0)
-
-
-def observed_true_processing_rate(input_rate: float, back_pressured_time_ms_per_second: float) -> float:
-    """``λ / (1 - backpressured ratio)``: what a source reads when nothing downstream holds it back."""
-    free = 1.0 - min(back_pressured_time_ms_per_second, 1000.0) / 1000.0
-    return math.inf if free <= 0 else input_rate / free
-
-
 # --- window of snapshots ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -76,11 +64,6 @@ class WindowMetrics:
     lag: float | None
     lag_growth_rate: float
     observations: int
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(present) / len(present) if present else None
 
 
 def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
@@ -105,13 +88,18 @@ def window_coverage_seconds(window: Sequence[MetricsSnapshot]) -> float:
 
 
 def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics]:
-    """Per-vertex means over ``window`` (oldest first); lag is the latest and its growth the slope
+    """Per-vertex means over ``window`` (oldest first, ``rates.window_mean``: weighted by each snapshot's
+    ``window_seconds``); lag is the latest and its growth the slope
     between the first and last snapshots that report it (the snapshot's own
     ``pending_records_per_second`` when only one does)."""
     latest = window[-1]
     result: dict[str, WindowMetrics] = {}
     for vertex in latest.vertices:
-        series = [s.vertex(vertex.id) for s in window if _has_vertex(s, vertex.id)]
+        series = [(s.vertex(vertex.id), s.window_seconds) for s in window if _has_vertex(s, vertex.id)]
+
+        def mean(value: Callable[[Vertex], float | None], series: list[tuple[Vertex, float]] = series) -> float | None:
+            return window_mean((value(v), seconds) for v, seconds in series)
+
         lag_points = [(s.timestamp, s.vertex(vertex.id).metrics.pending_records) for s in window
                       if _has_vertex(s, vertex.id) and s.vertex(vertex.id).metrics.pending_records is not None]
         growth = 0.0
@@ -121,14 +109,14 @@ def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics
         elif vertex.metrics.pending_records_per_second is not None:
             growth = vertex.metrics.pending_records_per_second
         result[vertex.id] = WindowMetrics(
-            input_rate=_mean(vertex_input_rate(v) for v in series),
-            output_rate=_mean(v.metrics.num_records_out_per_second for v in series),
-            busy_time_ms_per_second_max=_mean(v.metrics.busy_time_ms_per_second_max for v in series),
-            busy_time_ms_per_second_avg=_mean(v.metrics.busy_time_ms_per_second_avg for v in series),
-            back_pressured_time_ms_per_second=_mean(
-                v.metrics.back_pressured_time_ms_per_second_avg
+            input_rate=mean(vertex_input_rate),
+            output_rate=mean(lambda v: v.metrics.num_records_out_per_second),
+            busy_time_ms_per_second_max=mean(lambda v: v.metrics.busy_time_ms_per_second_max),
+            busy_time_ms_per_second_avg=mean(lambda v: v.metrics.busy_time_ms_per_second_avg),
+            back_pressured_time_ms_per_second=mean(
+                lambda v: v.metrics.back_pressured_time_ms_per_second_avg
                 if v.metrics.back_pressured_time_ms_per_second_avg is not None
-                else v.metrics.back_pressured_time_ms_per_second_max for v in series),
+                else v.metrics.back_pressured_time_ms_per_second_max),
             lag=vertex.metrics.pending_records,
             lag_growth_rate=growth,
             observations=len(series),
@@ -358,13 +346,13 @@ class ScaleUpOutcome:
 
 
 def _mean_tpr(snapshots: Iterable[MetricsSnapshot], vertex_id: str) -> float | None:
-    values: list[float] = []
+    values: list[tuple[float | None, float]] = []
     for s in snapshots:
         vertex = s.vertex(vertex_id)
         rate, busy = vertex_input_rate(vertex), vertex.metrics.busy_time_ms_per_second_max
         if rate is not None and busy is not None and busy > 0:
-            values.append(busy_time_true_processing_rate(rate, busy))
-    return sum(values) / len(values) if values else None
+            values.append((true_processing_rate(rate, busy), s.window_seconds))
+    return window_mean(values)
 
 
 def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id: str,
@@ -395,15 +383,16 @@ def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id
     tpr_before, tpr_after = _mean_tpr(before, vertex_id), _mean_tpr(after, vertex_id)
     if tpr_before is None or tpr_after is None or math.isinf(tpr_before) or math.isinf(tpr_after):
         return None
-    busy_before = _mean(s.vertex(vertex_id).metrics.busy_time_ms_per_second_max for s in before)
-    return ScaleUpOutcome(old_p, new_p, tpr_before, tpr_after, (busy_before or 0.0) / 1000.0)
+    busy_before = window_mean((s.vertex(vertex_id).metrics.busy_time_ms_per_second_max, s.window_seconds)
+                              for s in before)
+    return ScaleUpOutcome(old_p, new_p, tpr_before, tpr_after, busy_ratio(busy_before or 0.0))
 
 
 def gc_pressure(snapshot: MetricsSnapshot) -> float | None:
     """Fraction of time the worst TaskManager spends collecting garbage."""
     if snapshot.jvm is None or snapshot.jvm.gc_time_ms_per_second_max is None:
         return None
-    return snapshot.jvm.gc_time_ms_per_second_max / 1000.0
+    return busy_ratio(snapshot.jvm.gc_time_ms_per_second_max)
 
 
 def heap_usage(snapshot: MetricsSnapshot) -> float | None:

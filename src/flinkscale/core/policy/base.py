@@ -96,21 +96,38 @@ class RescaleRecord:
         return self.completed_at - self.requested_at
 
 
+#: How far back a history reaches unless a policy needs more (``required_history_seconds``).
+DEFAULT_HISTORY_SECONDS = 7200.0
+#: At most this many snapshots and decisions, whatever their age (a 1 s interval over 6 h is 21,600).
+MAX_HISTORY_ITEMS = 50_000
+#: The most recent rescales kept: policies learn the restart cost from them, and a few hundred say enough.
+MAX_HISTORY_RESCALES = 256
+
+
 @dataclass(frozen=True)
 class History:
+    """What a policy may look back on, bounded so that a long-running loop does not grow without end:
+    snapshots and decisions within ``keep_seconds`` of the newest one (at most ``MAX_HISTORY_ITEMS`` each),
+    and the last ``MAX_HISTORY_RESCALES`` rescales."""
+
     snapshots: tuple[MetricsSnapshot, ...] = ()
     decisions: tuple[Decision, ...] = ()
     rescales: tuple[RescaleRecord, ...] = ()
 
     def append(self, snapshot: MetricsSnapshot | None = None, decision: Decision | None = None,
-               rescale: RescaleRecord | None = None, keep_seconds: float = 7200.0) -> History:
-        """A new history with the item added and snapshots older than ``keep_seconds`` dropped."""
+               rescale: RescaleRecord | None = None, keep_seconds: float = DEFAULT_HISTORY_SECONDS) -> History:
+        """A new history with the items added and what is older than ``keep_seconds`` (or over the caps)
+        dropped."""
         snapshots = self.snapshots + ((snapshot,) if snapshot else ())
-        if snapshots:
-            horizon = snapshots[-1].timestamp - keep_seconds
+        decisions = self.decisions + ((decision,) if decision else ())
+        newest = max((item.timestamp for item in (snapshots[-1:] + decisions[-1:])), default=None)
+        if newest is not None:
+            horizon = newest - keep_seconds
             snapshots = tuple(s for s in snapshots if s.timestamp >= horizon)
-        return History(snapshots, self.decisions + ((decision,) if decision else ()),
-                       self.rescales + ((rescale,) if rescale else ()))
+            decisions = tuple(d for d in decisions if d.timestamp >= horizon)
+        rescales = self.rescales + ((rescale,) if rescale else ())
+        return History(snapshots[-MAX_HISTORY_ITEMS:], decisions[-MAX_HISTORY_ITEMS:],
+                       rescales[-MAX_HISTORY_RESCALES:])
 
 
 class Policy(Protocol):

@@ -42,6 +42,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy._settings import Setting, SettingKind, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
@@ -150,10 +151,7 @@ class FlinkOperatorSettings:
 def target_capacity(target_rate: float, catch_up_rate: float, utilization: float, restart_seconds: float,
                     catch_up_seconds: float) -> float:
     """``catch_up + target x restart / catch_up_duration + target / u`` (the operator's capacity)."""
-    if utilization <= 0:
-        return math.inf
-    restart_term = target_rate * restart_seconds / catch_up_seconds if catch_up_seconds > 0 else 0.0
-    return catch_up_rate + restart_term + target_rate / utilization
+    return rates.required_capacity(target_rate, utilization, restart_seconds, catch_up_seconds, catch_up_rate)
 
 
 def clamp_scale_factor(factor: float, scale_down_max_factor: float, scale_up_max_factor: float) -> float:
@@ -258,7 +256,7 @@ class FlinkOperatorPolicy:
             return _Evaluated(VertexDecision(vertex.id, vertex.name, p, p, f"no {missing}: not evaluated"), False)
         numbers: dict[str, float] = {"input_rate": rate, "busy_ratio_max": busy / 1000.0, "target_rate": target,
                                      "catch_up_rate": catch_up, "restart_seconds": restart}
-        tpr = ev.busy_time_true_processing_rate(rate, busy)
+        tpr = rates.true_processing_rate(rate, busy)
         numbers["true_processing_rate_busy_time"] = tpr
         tpr_note = "busy time"
         is_source = ev.is_graph_source(snapshot, vertex.id)
@@ -350,7 +348,7 @@ class FlinkOperatorPolicy:
                               if vertex.metrics.back_pressured_time_ms_per_second_avg is not None
                               else vertex.metrics.back_pressured_time_ms_per_second_max)
             if rate and lag is not None and back_pressured is not None and lag / rate >= s.observed_lag_threshold:
-                observed.append(ev.observed_true_processing_rate(rate, back_pressured))
+                observed.append(rates.observed_true_processing_rate(rate, back_pressured))
         return observed
 
     def _scale_down_requests(self, history: History, vertex_id: str, parallelism: int,

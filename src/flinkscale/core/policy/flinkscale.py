@@ -52,6 +52,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
@@ -176,10 +177,11 @@ def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None)
     layout_now = ev.layout_factor(parallelism, groups)
     if busy_avg is not None and busy_avg > 0:
         imbalance = (busy_max / busy_avg) if busy_max else 1.0
-        return VertexCost(rate / (parallelism * busy_avg / 1000.0), max(1.0, imbalance / layout_now), groups)
+        return VertexCost(rates.per_subtask_capacity(rate, busy_avg, parallelism), max(1.0, imbalance / layout_now),
+                          groups)
     if busy_max is not None and busy_max > 0:
         # Without the mean, the busiest subtask's share is assumed to be the layout's alone.
-        return VertexCost(rate * layout_now / (parallelism * busy_max / 1000.0), 1.0, groups)
+        return VertexCost(rates.per_subtask_capacity(rate, busy_max, parallelism) * layout_now, 1.0, groups)
     if rate > 0:
         return VertexCost(math.inf, 1.0, groups)
     return None
@@ -367,7 +369,8 @@ class FlinkscalePolicy:
         s = self.settings
         need = target / s.utilization_target
         if s.catch_up_duration > 0:
-            need = max(need, target + (lag + target * restart) / s.catch_up_duration)
+            need = max(need, rates.required_capacity(target, 1.0, restart, s.catch_up_duration,
+                                                     catch_up_rate=lag / s.catch_up_duration))
         return need
 
     # --- whole graph -------------------------------------------------------------------------------

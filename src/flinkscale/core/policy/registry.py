@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import cpu_threshold, flink_operator, flinkscale, static
 from flinkscale.core.policy._settings import Setting, describe_settings
-from flinkscale.core.policy.base import Policy
+from flinkscale.core.policy.base import DEFAULT_HISTORY_SECONDS, Policy
 
 POLICY_NAMES: tuple[str, ...] = ("flinkscale", "flink-operator", "cpu-threshold", "static")
-_DEFAULT_HISTORY_SECONDS = 7200.0
 
 _SETTINGS: dict[str, tuple[Setting, ...]] = {
     flinkscale.NAME: flinkscale.SETTINGS,
@@ -42,8 +41,8 @@ def required_history_seconds(policy: Policy) -> float:
     """How much history (``History.append(keep_seconds=...)``) the policy needs to apply all its rules:
     the default 2 h is too short for cpu-threshold's 6 h scale-down rule. A history cut shorter only
     delays decisions (its first snapshot counts as a restart), it never hastens one."""
-    seconds = getattr(policy, "history_seconds", _DEFAULT_HISTORY_SECONDS)
-    return float(seconds) if isinstance(seconds, (int, float)) else _DEFAULT_HISTORY_SECONDS
+    seconds = getattr(policy, "history_seconds", DEFAULT_HISTORY_SECONDS)
+    return float(seconds) if isinstance(seconds, (int, float)) else DEFAULT_HISTORY_SECONDS
 
 
 def policy_settings(name: str) -> tuple[Setting, ...]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.rates import per_subtask_capacity
 from flinkscale.core.sim.engine import JobModel
 from flinkscale.core.sim.keyload import FloatArray
 from flinkscale.core.sim.model import SimEdge, SimPipeline, SimVertex
@@ -110,7 +111,7 @@ def measured_capacity_per_subtask(vertex: Vertex) -> float | None:
     rate, busy = metrics.num_records_in_per_second, metrics.busy_time_ms_per_second_avg
     if rate is None or busy is None or rate <= 0 or busy <= 0:
         return None
-    return rate / (vertex.parallelism * busy / 1000)
+    return per_subtask_capacity(rate, busy, vertex.parallelism)
 
 
 def pipeline_from_snapshot(snapshot: MetricsSnapshot, capacities: Mapping[str, float] | None = None,

@@ -1,10 +1,15 @@
 """The run loop: a policy drives the simulated job exactly as it would drive a real one.
 
 Every ``decision_interval`` the loop builds a ``MetricsSnapshot`` (the type the real collector emits) from
-the model's metrics window, hands it with the ``History`` (kept as far back as the policy's longest rule
-looks, ``required_history_seconds(policy)``) to ``policy.decide``, and applies the ``Decision``:
-its ``shed_fraction`` at the sources from then on, and, when ``decision.rescale`` is true, the new
-parallelism clamped to ``[1, max_parallelism]`` and to the cluster ceiling. A rescale stops the job for
+the model's metrics window and runs the one control step (``flinkscale.core.control.step``, the same the
+live loop runs) on it with the ``History`` (kept as far back as the policy's longest rule looks,
+``required_history_seconds(policy)``), then applies the ``Decision``: its ``shed_fraction`` at the sources
+from then on, and, when ``decision.rescale`` is true, the new parallelism clamped to
+``[1, max_parallelism]`` and to the cluster ceiling. With ``SimConfig.shedding`` the step's shedding
+controller sets that fraction under the live loop's rules (scale first, shed only at the slot ceiling); its
+offered rate is the trace's over the interval, as the live loop reads it from the topic's end offsets.
+Shed records are dropped as the in-job sampler drops them, right after the source reads them, so a source's
+records-in rate in the snapshots counts them (it reads them) while its busy time does not. A rescale stops the job for
 ``restart_time + state / restore_bandwidth`` seconds (``RescaleSpec``) while the sources keep filling, is
 recorded as a ``RescaleRecord`` (requested_at, completed_at) and fed back through the history, and restarts
 the metrics window (Flink's meters restart with the tasks). No decision is asked for while the job is down,
@@ -28,9 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from flinkscale.core import control
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.engine import JobModel, WindowMetrics
 from flinkscale.core.sim.keyload import FloatArray
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
@@ -60,6 +67,8 @@ class SimConfig:
     checkpoints: CheckpointSpec = field(default_factory=CheckpointSpec)
     # Put per-subtask metrics into snapshots (costly for thousands of subtasks; max/avg are always there).
     subtask_metrics: bool = False
+    # Load shedding under the control step's rules (None: only a policy's own shed fraction applies).
+    shedding: ShedSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.step_seconds > 0:
@@ -166,8 +175,11 @@ def _skew(values: FloatArray) -> float | None:
 
 def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: float, job_name: str,
                    config: SimConfig, job_state: str = "RUNNING", checkpoints: CheckpointStats | None = None,
-                   ) -> MetricsSnapshot:
-    """What Flink's REST API would report for the simulated job, averaged over the metrics window."""
+                   keep_probability: float = 1.0) -> MetricsSnapshot:
+    """What Flink's REST API would report for the simulated job, averaged over the metrics window.
+
+    Under shedding (``keep_probability`` < 1) a source reads ``1 / p`` records for each one it keeps, so
+    its records in are the kept ones over p; busy time counts the kept records only."""
     slots = config.cluster.slots_for(model.parallelism())
     spt = config.cluster.slots_per_task_manager
     task_managers = -(-slots // spt)
@@ -190,6 +202,8 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
             idle = np.clip(1000 - busy - backpressured, 0, 1000)
             rate_in = processed / seconds
             is_source = v.id not in targets
+            if is_source and keep_probability < 1.0:
+                rate_in = rate_in / keep_probability
             pending = float(queued[i]) if is_source else None
             pending_growth = None
             if is_source:
@@ -245,7 +259,9 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     state_bytes = pipeline.state_bytes()
     history = History()
     # As much history as the policy's longest rule looks back (cpu-threshold: 6 h), not History's 2 h default.
-    keep_seconds = required_history_seconds(policy)
+    settings = control.ControlSettings(interval_seconds=config.decision_interval_seconds, shedding=config.shedding,
+                                       history_seconds=required_history_seconds(policy))
+    controller = control.ControllerState()
     lag = np.zeros(steps)
     shed_fraction = 0.0
     dropped = 0.0
@@ -292,19 +308,20 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                 state_size_bytes=round(state_bytes), last_duration_ms=config.checkpoints.pause_seconds * 1000)
             snapshot = build_snapshot(model, window, timestamp=now, job_name=pipeline.name, config=config,
                                       job_state="RUNNING" if running else "RESTARTING",
-                                      checkpoints=checkpoint_stats)
-            points.append(_timeline_point(snapshot, now, interval_offered / (interval_steps * dt), lag[t],
-                                          slots, source_index, sink_index))
+                                      checkpoints=checkpoint_stats, keep_probability=1.0 - shed_fraction)
+            arrival_rate = interval_offered / (interval_steps * dt)
+            points.append(_timeline_point(snapshot, now, arrival_rate, lag[t], slots, source_index, sink_index))
             interval_offered = 0.0
             interval_steps = 0
             if running and window is not None and t < steps - 1:
                 try:
-                    decision = policy.decide(snapshot, history)
+                    result = control.step(snapshot, history, controller, settings, policy, arrival_rate=arrival_rate)
                 except Exception as exc:  # a policy bug must name the policy, not kill the comparison silently
                     raise RuntimeFailure(f"policy {name!r} failed at t={now:g}s: {exc!r}") from exc
-                history = history.append(snapshot=snapshot, decision=decision, keep_seconds=keep_seconds)
-                shed_fraction = _checked_shed(decision, name)
-                if decision.rescale:
+                history, controller, decision = result.history, result.state, result.decision
+                if decision is not None:
+                    shed_fraction = _checked_shed(decision, name)
+                if decision is not None and decision.rescale:
                     old = model.parallelism()
                     new = clamp_parallelism(decision.parallelism(), model.pipeline, config.cluster)
                     if new != old:
@@ -316,9 +333,9 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                         downtime += cost
                         rescales += 1
                         steps_since_restart = 0
-                        history = history.append(rescale=RescaleRecord(requested_at=now, completed_at=now + cost,
-                                                                       old_parallelism=old, new_parallelism=new),
-                                                 keep_seconds=keep_seconds)
+                        history = control.record_rescale(
+                            history, RescaleRecord(requested_at=now, completed_at=now + cost, old_parallelism=old,
+                                                   new_parallelism=new), settings)
         if progress is not None and t % progress_every == 0:
             progress(t / steps)
     if progress is not None:

@@ -21,6 +21,7 @@ import yaml
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import default_max_parallelism
+from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.keyload import FloatArray, KeyDistribution
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
 from flinkscale.core.sim.run import SimConfig
@@ -133,6 +134,18 @@ class _Fields:
             raise InputError(f"must be true or false, got {value!r}", field=self.path(key))
         return value
 
+    def fraction(self, key: str, default: float) -> float:
+        """A number or a percentage ("2%" = 0.02)."""
+        value = self.raw(key, default)
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100.0
+            except ValueError:
+                raise InputError(f"not a percentage: {value!r}", field=self.path(key)) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"must be a number or a percentage, got {value!r}", field=self.path(key))
+        return float(value)
+
     def text(self, key: str, default: str = "") -> str:
         value = self.raw(key, default)
         return str(value)
@@ -163,6 +176,7 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
     cluster = _cluster(top.raw("cluster", {}))
     rescale = _rescale(top.raw("rescale", {}))
     checkpoints = _checkpoints(top.raw("checkpoints", {}))
+    shedding = _shedding(top.raw("shedding"), event_bytes)
     config = SimConfig(
         duration_seconds=_v(top.duration("duration", 3600.0)),
         step_seconds=_v(top.duration("step", 1.0)),
@@ -171,7 +185,7 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
         latency_target_seconds=_v(top.duration("latency_target", 60.0)),
         buffer_seconds=_v(top.duration("buffer", 4.0)),
         cluster=cluster, rescale=rescale, checkpoints=checkpoints,
-        subtask_metrics=top.boolean("subtask_metrics", False))
+        subtask_metrics=top.boolean("subtask_metrics", False), shedding=shedding)
     policies, settings = _policies(top.raw("policies", []))
     peak = _Fields(top.raw("peak_provisioning", {}), "peak_provisioning")
     peak_policies = peak.raw("policies", ["static"])
@@ -322,6 +336,33 @@ def _checkpoints(data: Any) -> CheckpointSpec:
                           pause_seconds=_v(c.duration("pause", 0.0)))
     c.done()
     return spec
+
+
+def _shedding(data: Any, event_bytes: float | None) -> ShedSettings | None:
+    """``shedding:`` (absent = none): the accuracy target and the controller's knobs, as ``shed auto`` takes
+    them (``target_error: 2%``, ``confidence: 95%``, ``window: 10s``, ``headroom: 0.9``, ...)."""
+    if data is None:
+        return None
+    s = _Fields(data, "shedding")
+    defaults = ShedSettings()
+    try:
+        settings = ShedSettings(
+            target_error=s.fraction("target_error", defaults.target_error),
+            confidence=s.fraction("confidence", defaults.confidence),
+            window_seconds=_v(s.duration("window", defaults.window_seconds)),
+            records_per_group=s.number("records_per_group"),
+            sustainable_rate=s.rate("sustainable_rate", event_bytes),
+            headroom=s.fraction("headroom", defaults.headroom),
+            drain_seconds=_v(s.duration("drain", defaults.drain_seconds)),
+            min_change=s.fraction("min_change", defaults.min_change),
+            value_cv=_v(s.number("value_cv", defaults.value_cv)))
+    except InputError as exc:
+        if exc.field and not exc.field.startswith("shedding."):
+            key = {"window_seconds": "window", "drain_seconds": "drain"}.get(exc.field, exc.field)
+            raise InputError(str(exc).split(": ", 1)[-1], field=f"shedding.{key}") from None
+        raise
+    s.done()
+    return settings
 
 
 def _setting_text(value: Any) -> str:
