@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 
 import pytest
-from flinkscale.report.demo import _read_decisions, _read_snapshots
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flinkscale.app.demo import _read_decisions, _read_snapshots
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy.base import Decision, VertexDecision
 from flinkscale.core.rundir import (
