@@ -131,6 +131,9 @@ class _Script:
     config: dict[str, str] = field(default_factory=dict)
     read_tables: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
+    keyed_views: set[str] = field(default_factory=set)
+    # (sink table, tables and views read, whether the INSERT's own query has a keyed stage)
+    inserts: list[tuple[str, list[str], bool]] = field(default_factory=list)
 
     def add(self, rule_id: str, offset: int, message: str) -> None:
         rule = SQL_RULES[rule_id]
@@ -147,6 +150,26 @@ class _Script:
 
 def _key(name: str) -> str:
     return name.replace("`", "").split(".")[-1].lower()
+
+
+@dataclass(frozen=True)
+class ScriptModel:
+    """What a script declares and runs: tables, views (keyed or not) and INSERTs; for ``plan --sql``."""
+
+    tables: Mapping[str, TableInfo]
+    views: Mapping[str, list[str]]
+    keyed_views: frozenset[str]
+    inserts: tuple[tuple[str, list[str], bool], ...]
+    findings: tuple[Finding, ...]
+
+
+def read_script(text: str, filename: str) -> ScriptModel:
+    """Parse a SQL script into its model (InputError when it does not parse)."""
+    script = _Script(filename, text, None, None)
+    for statement in split_statements(text):
+        _lint_statement(script, statement)
+    return ScriptModel(dict(script.tables), dict(script.views), frozenset(script.keyed_views),
+                       tuple(script.inserts), tuple(script.findings))
 
 
 def lint_sql(text: str, filename: str, *, partitions: Mapping[str, int] | int | None = None,
@@ -191,9 +214,16 @@ def _lint_statement(script: _Script, statement: Statement) -> None:
         start = view.end()
         select = _parse_query(script, statement, raw[start:], clean[start:], start)
         if select is not None:
-            script.views[_key(view.group(1))] = sorted(_tables_read(select))
+            name = _key(view.group(1))
+            script.views[name] = sorted(_tables_read(select))
+            if _keyed(select):
+                script.keyed_views.add(name)
         return
-    _parse_query(script, statement, raw, clean, 0)
+    tree = _parse_query(script, statement, raw, clean, 0)
+    if isinstance(tree, exp.Insert) and tree.this is not None and tree.expression is not None:
+        target = tree.this.find(exp.Table)
+        if target is not None:
+            script.inserts.append((_key(target.name), sorted(_tables_read(tree.expression)), _keyed(tree.expression)))
 
 
 def _read_table(script: _Script, statement: Statement, clean: str, match: re.Match[str]) -> None:
@@ -314,6 +344,9 @@ def _parse_query(script: _Script, statement: Statement, raw: str, clean: str, st
     for table_node in tree.find_all(exp.Table):
         if table_node.name and not table_node.name.startswith("__w"):
             script.read_tables.add(_key(table_node.name))
+    for placeholder_table in tree.find_all(exp.Table):
+        if placeholder_table.name in windows:
+            placeholder_table.set("this", exp.to_identifier(windows[placeholder_table.name][1]))
     return tree
 
 
@@ -340,6 +373,17 @@ def _check_insert(script: _Script, insert: exp.Insert, base: int) -> None:
 
 def _tables_read(tree: exp.Expr) -> set[str]:
     return {_key(t.name) for t in tree.find_all(exp.Table) if t.name}
+
+
+def _keyed(tree: exp.Expr) -> bool:
+    """Whether the query shuffles by key: GROUP BY, DISTINCT or a (non-temporal) join."""
+    for select in tree.find_all(exp.Select):
+        if select.args.get("group") is not None or select.args.get("distinct") is not None:
+            return True
+        for join in select.args.get("joins") or []:
+            if not (isinstance(join.this, exp.Table) and join.this.args.get("version") is not None):
+                return True
+    return False
 
 
 def _check_select(script: _Script, select: exp.Select, base: int,
