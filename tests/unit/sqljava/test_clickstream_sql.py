@@ -64,3 +64,13 @@ def test_window_columns_are_the_pyflink_pipelines(mode: str, keep: float) -> Non
 def test_bad_options_name_the_flag(field: str, value: object, flag: str) -> None:
     with pytest.raises(InputError, match=flag):
         options(**{field: value})
+
+
+def test_both_pipelines_name_the_window_columns_they_write() -> None:
+    import re
+
+    args = argparse.Namespace(shed_keep=0.5, shed_control_topic="", shed_mode="random", shed_confidence=0.95)
+    aliases = re.findall(r"\bAS (\w+)\s*(?:,|$)", clickstream.window_columns(args))
+    named = [c.strip() for c in clickstream.AGG_SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(",")]
+    assert named == ["user_id", "window_start", "window_end", *aliases]
+    assert clickstream.AGG_SELECT in render_sql(options(agg_dir="file:///a"))
