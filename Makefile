@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint typecheck bench install clean readme-tables
+.PHONY: demo test unit integration lint typecheck bench install clean readme-tables java
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,32 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The Java parts (the shedding library for SQL and Java jobs, a small Java DataStream job), compiled with the JDK's
+# javac against the jars inside the installed apache-flink wheel (lib/ and opt/): no Maven, nothing downloaded.
+# The jars land in the package (src/flinkscale/data/jars, shipped as package data). The Kafka client is reached by
+# reflection at run time (the job has it on its classpath through the Kafka connector), so it is not needed here.
+JAVAC ?= javac
+JAR ?= jar
+JAR_DIR := src/flinkscale/data/jars
+SHEDDING_SOURCES := $(wildcard java/shedding/dev/flinkscale/shedding/*.java)
+JOBS_SOURCES := $(wildcard java/jobs/dev/flinkscale/jobs/*.java)
+flink_dir = $(shell $(BIN)/python -c 'import pyflink,os;print(os.path.dirname(pyflink.__file__))')
+
+java: $(JAR_DIR)/flinkscale-shedding.jar $(JAR_DIR)/flinkscale-jobs.jar
+
+$(JAR_DIR)/flinkscale-shedding.jar: $(STAMP) $(SHEDDING_SOURCES)
+	@rm -rf build/java/shedding && mkdir -p build/java/shedding $(JAR_DIR)
+	$(JAVAC) --release 11 -nowarn -d build/java/shedding -cp "$(flink_dir)/lib/*:$(flink_dir)/opt/*" $(SHEDDING_SOURCES)
+	$(JAR) --create --file $@ -C build/java/shedding .
+
+# The jobs jar carries the shedding classes too: one jar to upload (POST /jars/upload) or to list in pipeline.jars.
+$(JAR_DIR)/flinkscale-jobs.jar: $(JAR_DIR)/flinkscale-shedding.jar $(JOBS_SOURCES)
+	@rm -rf build/java/jobs && mkdir -p build/java/jobs
+	$(JAVAC) --release 11 -nowarn -d build/java/jobs \
+		-cp "$(flink_dir)/lib/*:$(flink_dir)/opt/*:$(JAR_DIR)/flinkscale-shedding.jar" $(JOBS_SOURCES)
+	$(JAR) --create --file $@ -C build/java/shedding . -C build/java/jobs .
+
+demo: $(STAMP) java
 	$(BIN)/flinkscale demo
 
 lint: $(STAMP)
@@ -24,14 +49,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) java
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) java
 	$(BIN)/pytest -q tests/integration
 
 # Property tests run derandomized here (tests/conftest.py): CI must not depend on a random draw.
-test: lint typecheck
+test: lint typecheck java
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 tests
 
 bench: $(STAMP)

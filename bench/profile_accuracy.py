@@ -22,8 +22,9 @@ What runs (issue 5, acceptance: predicted / measured within 0.8-1.2), at source 
 4. Printed per parallelism: predicted, measured, predicted / measured, and the load average (the machine is shared:
    the load generator and anything else running compete with Flink for the 2 cores).
 
+``--pipeline sql`` runs the same on the SQL reference pipeline (``clickstream-sql``, cost ``--cost-rounds``).
 Everything started here is stopped in ``finally``. Run: .venv/bin/python bench/profile_accuracy.py [--json]
-[--html docs/profile.html] (about 6 minutes).
+[--html docs/profile.html] [--pipeline sql] (about 6 minutes).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import EmbeddedBroker
 from flinkscale.kafka.loadgen import LoadGenerator
-from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions
+from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream, submit_clickstream_sql
 from flinkscale.report.profile import render_html
 
 RAMP = tuple(round(0.6 + 0.1 * i, 1) for i in range(10))  # 0.6x .. 1.5x the prediction
@@ -84,9 +86,15 @@ def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parall
     TopicAdmin(bootstrap).create_topic(topic, 4)
     # The enrichment's result must reach a sink, or the planner prunes the UDF and its cost with it.
     events_dir = cluster.state_dir / f"events-{topic}"
-    options = ClickstreamOptions(bootstrap=bootstrap, topic=topic, group=f"{topic}-group", cost_us=args.cost_us,
-                                 events_dir=str(events_dir))
-    job_id = submit_clickstream(cluster, options, parallelism=1).job_id
+    if args.pipeline == "sql":
+        # The SQL pipeline: the cost is SHA-256 rounds (Flink built-ins) in the WHERE clause of the source vertex.
+        sql_options = SqlClickstreamOptions(bootstrap=bootstrap, topic=topic, group=f"{topic}-group",
+                                            cost_rounds=args.cost_rounds, events_dir=f"file://{events_dir}")
+        job_id = submit_clickstream_sql(cluster, sql_options, parallelism=1).job_id
+    else:
+        options = ClickstreamOptions(bootstrap=bootstrap, topic=topic, group=f"{topic}-group", cost_us=args.cost_us,
+                                     events_dir=str(events_dir))
+        job_id = submit_clickstream(cluster, options, parallelism=1).job_id
     load: Load | None = None
     try:
         rest.wait_all_running(job_id)
@@ -199,6 +207,10 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=20.0, help="backlog measurement (s), when the ramp cannot "
                         "overload the job (a CPU-starved generator)")
     parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--pipeline", choices=["pyflink", "sql"], default="pyflink",
+                        help="pyflink: the Python-UDF reference pipeline; sql: clickstream-sql (Flink built-ins)")
+    parser.add_argument("--cost-rounds", type=int, default=2000,
+                        help="sql: SHA-256 rounds per event (the generator must be able to overload the job)")
     parser.add_argument("--html", help="write the p=1 profile HTML here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -217,7 +229,8 @@ def main() -> None:
         cluster.down()
         broker.down()
         shutil.rmtree(state_dir, ignore_errors=True)
-    print(f"\ncost_us={args.cost_us:g}; target: predicted / measured within 0.8-1.2")
+    cost = f"cost_rounds={args.cost_rounds}" if args.pipeline == "sql" else f"cost_us={args.cost_us:g}"
+    print(f"\n{args.pipeline} pipeline, {cost}; target: predicted / measured within 0.8-1.2")
     for r in results:
         last_read = r["steps"][-1]["read"] if r["steps"] else 0.0
         measured = f"{r['measured']:,.0f}" if r["measured"] else f"> {last_read:,.0f} (no overload)"

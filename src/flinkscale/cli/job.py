@@ -12,10 +12,19 @@ from flinkscale.cli._common import console, print_json, resolve_bootstrap, resol
 from flinkscale.core.errors import InputError
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.rest import FlinkRestClient
-from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream
+from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
+from flinkscale.pipelines.launch import (
+    ClickstreamOptions,
+    KeyedClicksJavaOptions,
+    submit_clickstream,
+    submit_clickstream_sql,
+    submit_keyed_clicks_java,
+)
 
 job_app = typer.Typer(help="Submit, list, stop (with a savepoint) and rescale Flink jobs.", no_args_is_help=True)
-PIPELINES = ("clickstream",)
+# clickstream: PyFlink with a Python UDF; clickstream-sql: the same job in Flink SQL alone (Table API);
+# keyed-java: a Java DataStream job (keyed process function with state; java/jobs, built by `make java`).
+PIPELINES = ("clickstream", "clickstream-sql", "keyed-java")
 
 
 @job_app.command("submit")
@@ -24,7 +33,16 @@ def submit(
     parallelism: int = typer.Option(1, "--parallelism", "-p"),
     topic: str = typer.Option("clicks", "--topic", help="Kafka topic with the click events."),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="Default: the embedded broker."),
-    cost_us: float = typer.Option(50.0, "--cost-us", help="CPU microseconds burnt per event in the enrichment."),
+    cost_us: float = typer.Option(50.0, "--cost-us", help="CPU microseconds burnt per event in the enrichment "
+                                  "(clickstream, keyed-java)."),
+    cost_rounds: int = typer.Option(100, "--cost-rounds", help="clickstream-sql: the URL is repeated this many "
+                                    "times and SHA-256 hashed per event (a CPU cost from Flink built-ins)."),
+    shed_control_topic: str = typer.Option("", "--shed-control-topic", help="clickstream-sql, keyed-java: load "
+                                           "shedding follows this control topic (`flinkscale shed set/auto`)."),
+    shed_keep: float = typer.Option(1.0, "--shed-keep", help="clickstream-sql, keyed-java: initial keep "
+                                    "probability."),
+    print_sql: bool = typer.Option(False, "--print-sql", help="clickstream-sql: print the SQL script and exit "
+                                   "(for `flinkscale lint`, `plan --sql` or a SQL client)."),
     events_dir: str = typer.Option("", "--events-dir", help="file:// URL: exactly-once sink of every event."),
     agg_dir: str = typer.Option("", "--agg-dir", help="file:// URL: exactly-once sink of per-user window counts."),
     agg_topic: str = typer.Option("", "--agg-topic", help="Kafka topic for per-user window counts."),
@@ -37,19 +55,44 @@ def submit(
 ) -> None:
     """Submit a reference pipeline to the embedded cluster.
 
-    Example: flinkscale job submit clickstream --parallelism 1 --topic clicks --events-dir file:///tmp/out
+    Examples:
+      flinkscale job submit clickstream --parallelism 1 --topic clicks --events-dir file:///tmp/out
+      flinkscale job submit clickstream-sql --topic clicks --agg-dir file:///tmp/agg --shed-control-topic shed
+      flinkscale job submit clickstream-sql --print-sql > job.sql
     """
     if pipeline not in PIPELINES:
         raise InputError(f"unknown pipeline {pipeline!r} (one of {', '.join(PIPELINES)})", field="PIPELINE")
     if parallelism < 1:
         raise InputError("must be >= 1", field="--parallelism")
+    if pipeline == "clickstream-sql":
+        sql_options = SqlClickstreamOptions(
+            bootstrap=bootstrap or "${bootstrap}" if print_sql else resolve_bootstrap(bootstrap, state_dir),
+            topic=topic, cost_rounds=cost_rounds, events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
+            window_seconds=window_seconds, kafka_jars=kafka_jars, shed_control_topic=shed_control_topic,
+            shed_keep=shed_keep)
+        if print_sql:
+            typer.echo(render_sql(sql_options), nl=False)
+            return
     cluster = LocalCluster(state_dir)
     rest_url = resolve_rest_url(None, state_dir)
-    options = ClickstreamOptions(bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, cost_us=cost_us,
-                                 events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
-                                 window_seconds=window_seconds, kafka_jars=kafka_jars)
-    with console.status("flink run -py (builds the job graph in a client JVM, ~10 s)"):
-        submission = submit_clickstream(cluster, options, parallelism=parallelism, savepoint=savepoint)
+    if pipeline == "clickstream-sql":
+        with console.status("Table API submission (plans the SQL in a client JVM)"):
+            submission = submit_clickstream_sql(cluster, sql_options, parallelism=parallelism, savepoint=savepoint)
+    elif pipeline == "keyed-java":
+        if not events_dir:
+            raise InputError("keyed-java writes every event to a file sink: give --events-dir file:///...",
+                             field="--events-dir")
+        java_options = KeyedClicksJavaOptions(
+            bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, out=events_dir, cost_us=cost_us,
+            shed_control_topic=shed_control_topic, shed_keep=shed_keep, kafka_jars=kafka_jars)
+        with console.status("flink run -c (Java DataStream job)"):
+            submission = submit_keyed_clicks_java(cluster, java_options, parallelism=parallelism, savepoint=savepoint)
+    else:
+        options = ClickstreamOptions(bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic,
+                                     cost_us=cost_us, events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
+                                     window_seconds=window_seconds, kafka_jars=kafka_jars)
+        with console.status("flink run -py (builds the job graph in a client JVM, ~10 s)"):
+            submission = submit_clickstream(cluster, options, parallelism=parallelism, savepoint=savepoint)
     if output == "json":
         print_json({"job_id": submission.job_id, "submit_seconds": round(submission.seconds, 1),
                     "rest_url": rest_url})

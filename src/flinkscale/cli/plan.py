@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from flinkscale.core.deployment import Target
 from flinkscale.core.errors import InputError
 from flinkscale.core.plan import build_plan
+from flinkscale.core.sql_graph import pipeline_from_sql
 from flinkscale.core.units import parse_rate
-from flinkscale.core.workload import WorkloadSpec, parse_workload_text, profile_snapshot, workload_from_profile
+from flinkscale.core.workload import (
+    WorkloadSpec,
+    parse_workload,
+    parse_workload_text,
+    profile_snapshot,
+    workload_from_profile,
+)
 from flinkscale.report.plan import FORMATS, flink_config_yaml, flink_deployment_yaml, render, render_markdown
 
 _HELP = """Size a Flink deployment from a workload spec, explaining every number.
@@ -33,6 +41,9 @@ Examples:
 
   flinkscale plan --from-profile profile.json --target 1TB/day [spec.yaml for targets and cluster]
 
+  flinkscale plan --sql job.sql spec.yaml   (operators, keyed edges and state from the SQL; costs by id
+                                            from the spec's pipeline.operators, which may be left out)
+
 The spec format is documented in docs/workload-spec.md; the model in docs/plan.md.
 """
 
@@ -42,6 +53,22 @@ def _read(path: Path, what: str) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror}", field=str(path)) from None
+
+
+def load_sql_spec(sql_path: Path, spec_path: Path | None) -> WorkloadSpec:
+    """A spec whose pipeline comes from a SQL script; the YAML gives volume, targets, state, cluster, costs."""
+    if spec_path is None:
+        raise InputError("--sql needs a spec file for the volume, targets and per-operator costs", field="SPEC")
+    try:
+        data = yaml.safe_load(_read(spec_path, "the spec"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}".splitlines()[0], field=str(spec_path)) from None
+    if not isinstance(data, dict):
+        raise InputError("must be a YAML mapping", field=str(spec_path))
+    pipeline = data.get("pipeline") or {}
+    spec_operators = pipeline.get("operators") if isinstance(pipeline, dict) else None
+    data = {**data, "pipeline": pipeline_from_sql(_read(sql_path, "the SQL script"), str(sql_path), spec_operators)}
+    return parse_workload(data)
 
 
 def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) -> WorkloadSpec:
@@ -73,10 +100,14 @@ def register(app: typer.Typer) -> None:
             "--from-profile", help="Profile JSON (a MetricsSnapshot, or one under 'snapshot').")] = None,
         target: Annotated[str | None, typer.Option(
             "--target", help="Target volume for --from-profile: 1TB/day, 50k/s, ...")] = None,
+        sql: Annotated[Path | None, typer.Option(
+            "--sql", help="A Flink SQL script: the operator graph (keyed edges, state) comes from it.")] = None,
     ) -> None:
         if output_format not in FORMATS:
             raise InputError(f"must be one of {', '.join(FORMATS)}", field="--format")
-        plan = build_plan(load_spec(spec, from_profile, target))
+        if sql is not None and from_profile is not None:
+            raise InputError("give either --sql or --from-profile", field="--sql")
+        plan = build_plan(load_sql_spec(sql, spec) if sql is not None else load_spec(spec, from_profile, target))
         if emit is not None:
             emit.mkdir(parents=True, exist_ok=True)
             files = {"config.yaml": flink_config_yaml(plan)}

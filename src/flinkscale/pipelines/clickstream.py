@@ -137,6 +137,10 @@ def make_enrich(cost_us: float):  # type: ignore[no-untyped-def]
 
 
 HASH_BUCKETS = 10_000
+# The window rows' columns, named (not SELECT *): a sink's schema must not follow upstream changes silently.
+AGG_SELECT = ("SELECT user_id, window_start, window_end, clicks, total_bytes, sampled, keep_probability, "
+              "clicks_estimate, total_bytes_estimate, clicks_variance, total_bytes_variance, clicks_relative_error, "
+              "total_bytes_relative_error FROM per_user")
 CONTROL_POLL_SECONDS = 1.0
 
 
@@ -301,15 +305,15 @@ def build(t_env: TableEnvironment, args: argparse.Namespace) -> None:
     if args.agg_dir:
         t_env.execute_sql(f"""CREATE TABLE agg_out ({agg_columns})
             WITH ('connector' = 'filesystem', 'path' = '{args.agg_dir}', 'format' = 'json', {rolling})""")
-        statements.add_insert_sql("INSERT INTO agg_out SELECT * FROM per_user")
+        statements.add_insert_sql(f"INSERT INTO agg_out {AGG_SELECT}")
     if args.agg_topic:
         t_env.execute_sql(f"""CREATE TABLE agg_kafka ({agg_columns}) WITH (
             'connector' = 'kafka', 'topic' = '{args.agg_topic}', 'properties.bootstrap.servers' = '{args.bootstrap}',
             'format' = 'json', 'sink.delivery-guarantee' = 'at-least-once')""")
-        statements.add_insert_sql("INSERT INTO agg_kafka SELECT * FROM per_user")
+        statements.add_insert_sql(f"INSERT INTO agg_kafka {AGG_SELECT}")
     if not (args.events_dir or args.agg_dir or args.agg_topic):
         t_env.execute_sql(f"CREATE TABLE agg_null ({agg_columns}) WITH ('connector' = 'blackhole')")
-        statements.add_insert_sql("INSERT INTO agg_null SELECT * FROM per_user")
+        statements.add_insert_sql(f"INSERT INTO agg_null {AGG_SELECT}")
     statements.execute()
 
 

@@ -1,4 +1,4 @@
-"""Turning clickstream options into a ``flink run -py`` submission of the reference pipeline."""
+"""Turning options into submissions of the reference pipelines: PyFlink (``flink run -py``), SQL (Table API), Java."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.home import flink_python_jar
-from flinkscale.flink.submit import Submission, submit_python_job
+from flinkscale.flink.submit import Submission, submit_jar_job, submit_python_job, submit_sql_script
 from flinkscale.kafka.connector import kafka_connector_jars
+from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
+from flinkscale.pipelines.jars import KEYED_CLICKS_JOB, jobs_jar, shedding_jar
 
 CLICKSTREAM_SCRIPT = Path(__file__).with_name("clickstream.py")
 
@@ -109,3 +111,58 @@ def submit_salted_counts(cluster: LocalCluster, options: SaltedCountsOptions, *,
         argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
     return submit_python_job(cluster, SALTED_COUNTS_SCRIPT, argv, parallelism=parallelism,
                              rest_url=rest_url, vertex_parallelism=vertex_parallelism)
+
+
+
+def write_sql_script(directory: Path, name: str, text: str) -> Path:
+    """Write a rendered script where the submitted job can be traced back to it (one file per content)."""
+    import hashlib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.sql"
+    path.write_text(text)
+    return path
+
+
+def submit_clickstream_sql(cluster: LocalCluster, options: SqlClickstreamOptions, *, parallelism: int = 1,
+                           savepoint: str | None = None, rest_url: str | None = None,
+                           vertex_parallelism: Mapping[str, int] | None = None) -> Submission:
+    """Render the reference SQL pipeline and submit it through the Table API (no Python at run time)."""
+    jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
+    if options.shedding:
+        jars.append(shedding_jar())
+    script = write_sql_script(cluster.state_dir / "sql", options.name, render_sql(options))
+    return submit_sql_script(cluster, script, jars, parallelism=parallelism, savepoint=savepoint, rest_url=rest_url,
+                             vertex_parallelism=vertex_parallelism)
+
+
+@dataclass(frozen=True)
+class KeyedClicksJavaOptions:
+    """Arguments of the Java DataStream job ``dev.flinkscale.jobs.KeyedClicksJob`` (java/jobs)."""
+
+    bootstrap: str
+    topic: str
+    out: str
+    group: str = "flinkscale-keyed-java"
+    name: str = "keyed-clicks-java"
+    cost_us: float = 0.0
+    max_parallelism: int = 120
+    checkpoint_interval_ms: int = 5000
+    shed_control_topic: str = ""
+    shed_keep: float = 1.0
+    kafka_jars: str | None = None
+
+    def argv(self) -> list[str]:
+        args = ["--bootstrap", self.bootstrap, "--topic", self.topic, "--out", self.out, "--group", self.group,
+                "--name", self.name, "--cost-us", str(self.cost_us), "--max-parallelism", str(self.max_parallelism),
+                "--checkpoint-interval-ms", str(self.checkpoint_interval_ms), "--shed-keep", str(self.shed_keep)]
+        if self.shed_control_topic:
+            args += ["--shed-control-topic", self.shed_control_topic]
+        return args
+
+
+def submit_keyed_clicks_java(cluster: LocalCluster, options: KeyedClicksJavaOptions, *, parallelism: int = 1,
+                             savepoint: str | None = None, rest_url: str | None = None) -> Submission:
+    jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
+    return submit_jar_job(cluster, jobs_jar(), KEYED_CLICKS_JOB, options.argv(), classpath=jars,
+                          parallelism=parallelism, savepoint=savepoint, rest_url=rest_url)

@@ -501,3 +501,39 @@ def sql_estimate_columns(keep_probability: float, confidence: float = DEFAULT_CO
         columns[names["sum_error"]] = (f"CASE WHEN SUM({value}) = 0 THEN NULL ELSE {z!r} * SQRT((1 - {p!r}) * "
                                        f"SUM({value} * {value})) / ABS(SUM({value})) END")
     return columns
+
+
+def sql_weighted_window_columns(z: float, mode: str = "random", *, shedding: bool = True,
+                                weight: str = "weight", size: str = "CAST(size_bytes AS DOUBLE)") -> str:
+    """Per-group window columns over records carrying their HT weight (0 < p varies while the window is open).
+
+    ``clicks``/``total_bytes`` (rounded estimates), ``sampled`` (kept records), ``keep_probability`` (kept /
+    estimated), the estimates ``SUM(w)`` and ``SUM(size w)``, their Poisson-sampling variance estimates
+    ``SUM(w(w-1))`` and ``SUM(w(w-1) size^2)`` and the relative errors ``z sqrt(var) / estimate``. In
+    ``key_hash`` mode whole groups are the sampling units: Var = w(w-1) T^2 with T the group's true total, i.e.
+    ``SUM(w) (SUM(w) - COUNT(*))`` for counts. Without shedding: exact values, zero variance, same columns.
+    This is the SQL text of the PyFlink reference pipeline's window (``clickstream.window_columns``; a unit
+    test holds the two equal) for SQL jobs built in Python.
+    """
+    if mode not in SAMPLING_MODES:
+        raise InputError(f"must be one of {SAMPLING_MODES}, got {mode!r}", field="mode")
+    if not shedding:
+        return """COUNT(*) AS clicks, CAST(SUM(size_bytes) AS BIGINT) AS total_bytes, COUNT(*) AS sampled,
+               CAST(1.0 AS DOUBLE) AS keep_probability,
+               CAST(COUNT(*) AS DOUBLE) AS clicks_estimate, CAST(SUM(size_bytes) AS DOUBLE) AS total_bytes_estimate,
+               CAST(0.0 AS DOUBLE) AS clicks_variance, CAST(0.0 AS DOUBLE) AS total_bytes_variance,
+               CAST(0.0 AS DOUBLE) AS clicks_relative_error, CAST(0.0 AS DOUBLE) AS total_bytes_relative_error"""
+    if mode == "key_hash":
+        count_var = f"SUM({weight}) * (SUM({weight}) - COUNT(*))"
+        bytes_var = (f"SUM({size} * {weight}) * SUM({size} * {weight}) * (SUM({weight}) - COUNT(*)) "
+                     f"/ SUM({weight})")
+    else:
+        count_var = f"SUM({weight} * ({weight} - 1))"
+        bytes_var = f"SUM({weight} * ({weight} - 1) * {size} * {size})"
+    return (f"CAST(ROUND(SUM({weight})) AS BIGINT) AS clicks, "
+            f"CAST(ROUND(SUM({size} * {weight})) AS BIGINT) AS total_bytes,\n") + f"""\
+               COUNT(*) AS sampled, CAST(COUNT(*) AS DOUBLE) / SUM({weight}) AS keep_probability,
+               SUM({weight}) AS clicks_estimate, SUM({size} * {weight}) AS total_bytes_estimate,
+               {count_var} AS clicks_variance, {bytes_var} AS total_bytes_variance,
+               {z!r} * SQRT({count_var}) / SUM({weight}) AS clicks_relative_error,
+               {z!r} * SQRT({bytes_var}) / SUM({size} * {weight}) AS total_bytes_relative_error"""
