@@ -7,12 +7,12 @@ core (``parse_workload_text``, ``workload_from_profile``, ``build_plan``); rende
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from flinkscale.cli._inputs import check_output_dir, read_json, read_text, write_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.plan import build_plan
 from flinkscale.core.units import parse_rate
@@ -35,16 +35,9 @@ The spec format is documented in docs/workload-spec.md; the model in docs/plan.m
 """
 
 
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {what}: {exc.strerror}", field=str(path)) from None
-
-
 def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) -> WorkloadSpec:
     """The spec to plan: from YAML, or from a profile plus a target (the spec then gives the rest)."""
-    base = parse_workload_text(_read(spec_path, "the spec"), str(spec_path)) if spec_path else None
+    base = parse_workload_text(read_text(spec_path, "spec"), str(spec_path)) if spec_path else None
     if profile is None:
         if target is not None:
             raise InputError("--target needs --from-profile", field="--target")
@@ -53,11 +46,13 @@ def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) 
         return base
     if target is None:
         raise InputError("--from-profile needs --target (e.g. 1TB/day or 50k/s)", field="--target")
+    rate = parse_rate(target, field="--target")
+    data = read_json(profile, "profile")
     try:
-        data = json.loads(_read(profile, "the profile"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno})", field=str(profile)) from None
-    return workload_from_profile(profile_snapshot(data), parse_rate(target, field="--target"), base)
+        snapshot = profile_snapshot(data)
+    except InputError as exc:
+        raise InputError(str(exc), field=str(profile)) from None
+    return workload_from_profile(snapshot, rate, base)
 
 
 def register(app: typer.Typer) -> None:
@@ -74,9 +69,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         if output_format not in FORMATS:
             raise InputError(f"must be one of {', '.join(FORMATS)}", field="--format")
+        if emit is not None:
+            check_output_dir(emit, "--emit")
         plan = build_plan(load_spec(spec, from_profile, target))
         if emit is not None:
-            emit.mkdir(parents=True, exist_ok=True)
             files = {
                 "config.yaml": flink_config_yaml(plan),
                 "flinkdeployment.yaml": flink_deployment_yaml(plan),
@@ -84,7 +80,7 @@ def register(app: typer.Typer) -> None:
                 "plan.json": render(plan, "json"),
             }
             for name, text in files.items():
-                (emit / name).write_text(text, encoding="utf-8")
+                write_text(emit / name, text, "--emit")
         typer.echo(render(plan, output_format), nl=False)
         if emit is not None and output_format == "table":
             typer.echo(f"wrote {', '.join(sorted(str(emit / n) for n in ('config.yaml', 'flinkdeployment.yaml')))}"

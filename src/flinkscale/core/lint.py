@@ -137,8 +137,13 @@ def lint_source(source: str, filename: str, *, partitions: int | None = None) ->
         raise InputError(f"syntax error: {exc.msg}", field=f"{filename}:{exc.lineno or 0}") from None
     except ValueError as exc:  # null bytes
         raise InputError(f"cannot parse: {exc}", field=filename) from None
+    except (RecursionError, MemoryError):  # CPython's parser gives up on very deep nesting
+        raise InputError("cannot parse: an expression is nested too deeply", field=filename) from None
     checker = _Checker(tree, filename, partitions)
-    findings = checker.run()
+    try:
+        findings = checker.run()
+    except RecursionError:  # the checker walks the tree recursively; a pathologically deep one is not a job
+        raise InputError("an expression is nested too deeply to analyse (over ~900 levels)", field=filename) from None
     suppressed = _suppressions(source)
     kept = [f for f in findings if not _is_suppressed(f, suppressed)]
     unique = {(f.line, f.column, f.rule_id, f.message): f for f in kept}
