@@ -60,13 +60,14 @@ def snapshot(vertices: int) -> str:
                                    "slots_per_task_manager": 100}})
 
 
-def scenario(vertices: int) -> str:
-    """``vertices`` vertices in a chain under a diurnal day at 1 s steps."""
+def scenario(vertices: int, hours: float = 24.0) -> str:
+    """``vertices`` vertices in a chain under a diurnal day at 1 s steps, for ``hours``."""
     vs = [{"id": "v0", "source": True, "partitions": 64, "parallelism": 4, "capacity": "3k/s"}]
     vs += [{"id": f"v{i}", "parallelism": 2 + i % 3, "capacity": f"{4 + i % 5}k/s"} for i in range(1, vertices)]
     edges = [{"from": f"v{i}", "to": f"v{i + 1}", "ship": "HASH" if i % 2 else "REBALANCE"}
              for i in range(vertices - 1)]
-    return yaml.safe_dump({"name": f"chain-{vertices}", "duration": "24h", "step": "1s", "decision_interval": "60s",
+    return yaml.safe_dump({"name": f"chain-{vertices}", "duration": f"{hours:g}h", "step": "1s",
+                           "decision_interval": "60s",
                            "trace": {"type": "diurnal", "average": "5k/s", "peak_factor": 1.8},
                            "pipeline": {"max_parallelism": 128, "vertices": vs, "edges": edges},
                            "cluster": {"max_slots": 100_000}}, sort_keys=False)
@@ -105,6 +106,9 @@ def _run(argv: list[str]) -> float:
 def main_bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of each size")
+    parser.add_argument("--only", default="", help="run only the inputs whose name contains this")
+    parser.add_argument("--sim-vertices", type=int, default=1000, help="simulate: vertices at full size")
+    parser.add_argument("--sim-hours", type=float, default=24.0, help="simulate: hours simulated at 1 s steps")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     tmp = Path(tempfile.mkdtemp(prefix="flinkscale-large-"))
@@ -121,7 +125,7 @@ def main_bench() -> int:
 
     def simulate_case(n: int) -> list[str]:
         path = tmp / f"scenario-{n}.yaml"
-        path.write_text(scenario(n))
+        path.write_text(scenario(n, args.sim_hours))
         return ["simulate", str(path), "--no-progress", "--format", "json", "-p", "flinkscale"]
 
     def lint_case(n: int) -> list[str]:
@@ -132,12 +136,14 @@ def main_bench() -> int:
     cases: list[tuple[str, int, Callable[[int], list[str]]]] = [
         ("plan (operators)", 10_000 // scale, plan_case),
         ("decide (vertices)", 5_000 // scale, decide_case),
-        ("simulate 24h, flinkscale policy (vertices)", 1_000 // scale, simulate_case),
+        (f"simulate {args.sim_hours:g}h, flinkscale policy (vertices)", args.sim_vertices // scale, simulate_case),
         ("lint (lines)", 200_000 // scale, lint_case),
     ]
     print(f"{'input':44s} {'N/2':>8s} {'time':>8s} {'N':>8s} {'time':>8s} {'ratio':>6s}  (linear ~2, quadratic ~4)")
     worst = 0.0
     for name, n, make in cases:
+        if args.only not in name:
+            continue
         half = _run(make(n // 2))
         full = _run(make(n))
         worst = max(worst, full)

@@ -571,11 +571,11 @@ def _output_cases(tmp: Path) -> list[Case]:
         html = target if label != "is-a-file" else out
         cases.append(Case(f"output:simulate-html-{label}", ("simulate", scenario, "--no-progress", "--html",
                                                            str(html)), ("--html",), kind="output", exit_codes=(1, 2)))
-        cases.append(Case(f"output:profile-output-{label}", ("profile", "--output", str(target), "--state-dir",
+        cases.append(Case(f"output:profile-output-{label}", ("profile", "--output", str(html), "--state-dir",
                                                              str(tmp / "state")), ("--output",), kind="output",
                           exit_codes=(1, 2)))
         cases.append(Case(f"output:load-manifest-{label}", ("load", "--topic", "t", "--rate", "1k/s", "-d", "10s",
-                                                            "--manifest", str(target), "--bootstrap", NO_BROKER),
+                                                            "--manifest", str(html), "--bootstrap", NO_BROKER),
                           ("--manifest",), kind="output", exit_codes=(1, 2)))
         cases.append(Case(f"output:autoscale-run-dir-{label}", ("autoscale", "--job", "a" * 32, "--run-dir",
                                                                 str(target), "--state-dir", str(tmp / "state")),
