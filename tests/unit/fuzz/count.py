@@ -54,7 +54,7 @@ def main() -> int:
                 by_kind[case.kind] += 1
                 if args.verbose:
                     first = (outcome.escaped or outcome.stderr).strip().splitlines()
-                    print(f"  FAIL {case.id}: {'; '.join(problems)} | {first[-1][:200] if first else ''}")
+                    print(f"  FAIL {case.id}: {'; '.join(problems)} | {first[-1][:200] if first else ''}", flush=True)
     print(f"{len(cases)} cases; slowest {slowest:.1f}s")
     for label in ("cases failing", "traceback", "hang", "multi-line", "no error line", "wrong exit code",
                   "does not name the field/file/flag", "overlong line"):

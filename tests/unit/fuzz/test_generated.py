@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.unit.fuzz._contract import Case, Outcome, run_cli, violations
 from tests.unit.fuzz.corpus import SCENARIO, SNAPSHOT, SPEC
 
-_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _TMP = Path(tempfile.mkdtemp(prefix="flinkscale-fuzz-gen-"))
 
 # Values a careless or hostile user writes where a number, size, rate or duration belongs.
