@@ -91,9 +91,11 @@ class SimPipeline:
         if not self.vertices:
             raise InputError("needs at least one vertex", field="pipeline.vertices")
         ids = [v.id for v in self.vertices]
+        seen: set[str] = set()  # a set, not ids[:i]: rebuilt on every rescale, this must stay linear
         for i, vid in enumerate(ids):
-            if vid in ids[:i]:
+            if vid in seen:
                 raise InputError(f"duplicate vertex id {vid!r}", field=f"pipeline.vertices[{i}].id")
+            seen.add(vid)
         known = set(ids)
         for i, edge in enumerate(self.edges):
             for end in (edge.source, edge.target):
