@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import io
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -149,6 +150,7 @@ def main_bench() -> int:
         worst = max(worst, full)
         print(f"{name:44s} {n // 2:>8,} {half:>7.2f}s {n:>8,} {full:>7.2f}s {full / half:>6.2f}")
     print(f"slowest full-size run: {worst:.2f}s (goal: under 10 s)")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +25,12 @@ from tests.unit.fuzz.corpus import SCENARIO, SNAPSHOT, SPEC
 
 _SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _TMP = Path(tempfile.mkdtemp(prefix="flinkscale-fuzz-gen-"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cleanup() -> Iterator[None]:
+    yield
+    shutil.rmtree(_TMP, ignore_errors=True)
 
 # Values a careless or hostile user writes where a number, size, rate or duration belongs.
 HOSTILE = st.one_of(
