@@ -30,6 +30,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
+from flinkscale.cli._inputs import check_number, check_output_dir, check_port
 from flinkscale.cli.decide import parse_set_options
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
@@ -115,8 +116,8 @@ def _seconds(text: str | None, field: str) -> float | None:
     if text is None:
         return None
     seconds = parse_duration(text, field=field)
-    if seconds <= 0:
-        raise InputError(f"must be > 0, got {text!r}", field=field)
+    if not 0 < seconds <= 10 * 365 * 86400:
+        raise InputError(f"must be > 0 and at most 10 years, got {text!r}", field=field)
     return seconds
 
 
@@ -248,6 +249,16 @@ def autoscale(
         = None,
 ) -> None:
     chosen = make_policy(policy, parse_set_options(set_ or []))
+    check_number(shed_value_cv, "--shed-value-cv", minimum=0, maximum=1e6)
+    if not 1 <= max_task_managers <= 10_000:
+        raise InputError(f"must be from 1 to 10000, got {max_task_managers}", field="--max-task-managers")
+    check_port(dashboard_port, "--dashboard-port")
+    if metrics_port is not None:
+        check_port(metrics_port, "--metrics-port")
+    if run_dir is not None:
+        check_output_dir(run_dir, "--run-dir")
+    if emit_k8s_patch is not None:
+        check_output_dir(emit_k8s_patch, "--emit-k8s-patch")
     shed_settings = ShedSettings(target_error=parse_fraction(shed_target_error, "--shed-target-error"),
                                  confidence=parse_fraction(shed_confidence, "--shed-confidence"),
                                  value_cv=shed_value_cv)

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from flinkscale.cli._common import console, print_json, state_dir_option
+from flinkscale.cli._inputs import check_port, read_yaml
 from flinkscale.core.errors import EndpointError, InputError
-from flinkscale.flink.cluster import ClusterSpec, LocalCluster, read_config_file
+from flinkscale.core.units import parse_size
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster, flatten_config
 from flinkscale.flink.rest import FlinkRestClient
 
 cluster_app = typer.Typer(help="Start, inspect and stop the embedded Flink 2.3 cluster (from the apache-flink wheel).",
                           no_args_is_help=True)
+
+
+def _read_flink_config(path: Path) -> dict[str, str]:
+    """A user's Flink config.yaml (nested or flat) as flat string options; every problem names the file."""
+    data = read_yaml(path, "Flink config file")
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise InputError(f"a Flink config file must be a YAML mapping, not {kind}", field=str(path))
+    return {str(key): _option_text(value) for key, value in flatten_config(data).items()}
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(_option_text(v) for v in value)
+    return str(value)
 
 
 @cluster_app.command("up")
@@ -35,7 +56,14 @@ def up(
 
     Example: flinkscale cluster up --task-managers 2 --slots 1 --rest-port 0
     """
-    extra = read_config_file(config) if config else {}
+    check_port(rest_port, "--rest-port")
+    if not 1 <= task_managers <= 1000:
+        raise InputError(f"must be from 1 to 1000, got {task_managers}", field="--task-managers")
+    if not 1 <= slots <= 1000:
+        raise InputError(f"must be from 1 to 1000, got {slots}", field="--slots")
+    parse_size(taskmanager_memory, field="--tm-memory")
+    parse_size(jobmanager_memory, field="--jm-memory")
+    extra = _read_flink_config(config) if config else {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

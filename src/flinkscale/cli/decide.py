@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
 
+from flinkscale.cli._inputs import read_json, read_text
 from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import load_json, validate
 from flinkscale.core.policy import (
     POLICY_NAMES,
     Decision,
@@ -51,14 +54,7 @@ Examples:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", field=str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}", field=str(path)) from None
+    return read_json(path, "snapshot file")
 
 
 def _snapshot(data: Any, where: str) -> MetricsSnapshot:
@@ -66,34 +62,36 @@ def _snapshot(data: Any, where: str) -> MetricsSnapshot:
         return MetricsSnapshot.from_dict(data)
     except InputError as exc:
         raise InputError(str(exc), field=where) from None
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise InputError(f"not a snapshot ({exc})", field=where) from None
+
+
+_Finite = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+_Parallelisms = dict[str, Annotated[int, Field(ge=1, le=32768)]]
+
+
+class _RescaleIn(BaseModel):
+    """One rescale record of a --history file (strict types, finite times)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    requested_at: _Finite
+    completed_at: _Finite
+    old_parallelism: _Parallelisms | None = None
+    new_parallelism: _Parallelisms | None = None
 
 
 def load_history_file(path: Path) -> tuple[list[MetricsSnapshot], list[RescaleRecord]]:
     """Snapshots and rescale records from a JSONL file; each bad line is named ``FILE:LINE``."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", field=str(path)) from None
+    lines = read_text(path, "history file").splitlines()
     snapshots: list[MetricsSnapshot] = []
     rescales: list[RescaleRecord] = []
     for number, line in enumerate(lines, start=1):
         where = f"{path}:{number}"
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc.msg}", field=where) from None
+        data = load_json(line, where)
         if isinstance(data, dict) and "requested_at" in data and "vertices" not in data:
-            try:
-                rescales.append(RescaleRecord(
-                    float(data["requested_at"]), float(data["completed_at"]),
-                    {str(k): int(v) for k, v in dict(data.get("old_parallelism") or {}).items()},
-                    {str(k): int(v) for k, v in dict(data.get("new_parallelism") or {}).items()}))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InputError(f"not a rescale record ({exc})", field=where) from None
+            record = validate(_RescaleIn, data, where)
+            rescales.append(RescaleRecord(record.requested_at, record.completed_at, dict(record.old_parallelism or {}),
+                                          dict(record.new_parallelism or {})))
         else:
             snapshots.append(_snapshot(data, where))
     return snapshots, rescales

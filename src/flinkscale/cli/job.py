@@ -62,8 +62,12 @@ def submit(
     """
     if pipeline not in PIPELINES:
         raise InputError(f"unknown pipeline {pipeline!r} (one of {', '.join(PIPELINES)})", field="PIPELINE")
-    if parallelism < 1:
-        raise InputError("must be >= 1", field="--parallelism")
+    if not 1 <= parallelism <= 32768:
+        raise InputError(f"must be from 1 to 32768, got {parallelism}", field="--parallelism")
+    if not 0 <= cost_us <= 1e9:  # also refuses nan and inf
+        raise InputError(f"must be a number of microseconds from 0 to 1e9, got {cost_us}", field="--cost-us")
+    if not 1 <= window_seconds <= 86400 * 365:
+        raise InputError(f"must be from 1 to {86400 * 365}, got {window_seconds}", field="--window-seconds")
     if pipeline == "clickstream-sql":
         sql_options = SqlClickstreamOptions(
             bootstrap=bootstrap or "${bootstrap}" if print_sql else resolve_bootstrap(bootstrap, state_dir),

@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from flinkscale.cli._common import console, print_json, resolve_bootstrap, state_dir_option
+from flinkscale.cli._inputs import check_port
+from flinkscale.core.errors import InputError
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import DEFAULT_BROKER_PORT, EmbeddedBroker
 
@@ -19,6 +21,7 @@ kafka_app = typer.Typer(help="The embedded Kafka-protocol broker (Tansu, from th
 def up(port: int = typer.Option(DEFAULT_BROKER_PORT, "--port", help="Port on 127.0.0.1; 0 picks a free one."),
        state_dir: Path = state_dir_option()) -> None:
     """Start the broker on 127.0.0.1 (in-memory storage). Example: flinkscale kafka up --port 0"""
+    check_port(port, "--port")
     info = EmbeddedBroker(state_dir).up(port=port)
     console.print(f"Kafka-protocol broker up: bootstrap [bold]{info.bootstrap}[/bold]")
 
@@ -34,6 +37,8 @@ def down(state_dir: Path = state_dir_option()) -> None:
 def create(topic: str, partitions: int = typer.Option(4, "--partitions", "-p"),
            bootstrap: str | None = typer.Option(None, "--bootstrap"), state_dir: Path = state_dir_option()) -> None:
     """Create a topic. Example: flinkscale kafka create clicks --partitions 4"""
+    if not 1 <= partitions <= 100_000:
+        raise InputError(f"must be from 1 to 100000, got {partitions}", field="--partitions")
     TopicAdmin(resolve_bootstrap(bootstrap, state_dir)).create_topic(topic, partitions)
     console.print(f"topic {topic}: {partitions} partition(s)")
 

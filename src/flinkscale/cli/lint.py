@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from flinkscale.cli._inputs import read_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.lint import RULES, Finding, lint_source
 from flinkscale.core.lint_sql import SQL_RULES, lint_python_sql, lint_sql
@@ -42,12 +43,7 @@ Examples:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("cannot read: not UTF-8 text", field=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", field=str(path)) from None
+    return read_text(path, "Python file")
 
 
 def lint(

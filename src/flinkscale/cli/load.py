@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     from flinkscale.kafka.loadgen import LoadGenerator, LoadReport
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flinkscale.cli._common import resolve_bootstrap, state_dir_option
+from flinkscale.cli._inputs import check_output_file, read_text, read_yaml
 from flinkscale.core.errors import InputError
 from flinkscale.core.units import parse_duration, parse_rate
 
@@ -36,6 +36,9 @@ __all__ = ["LoadPlan", "load_command", "plan_load", "register", "resolve_bootstr
 FORMATS = ("text", "json")
 # Seconds without a reachable broker before giving up (the one-line error, exit 2).
 CONNECT_TIMEOUT_SECONDS = 5.0
+# The generator runs in real time; a plan holds one rate per second.
+MAX_DURATION_SECONDS = 31 * 86400.0
+MAX_RATE = 1e9
 
 HELP = (
     "Produce clickstream events to a Kafka topic at a constant rate or along a trace.\n\n"
@@ -73,13 +76,16 @@ def plan_load(rate: str | None, profile: Path | None, duration: str | None) -> L
     if duration is None:
         raise InputError("is required (e.g. 60s, 10m)", field="--duration")
     seconds = parse_duration(duration, field="--duration")
-    if seconds < 1:
-        raise InputError(f"must be at least 1s, got {duration!r}", field="--duration")
+    if not 1 <= seconds <= MAX_DURATION_SECONDS:
+        raise InputError(f"must be from 1s to {MAX_DURATION_SECONDS // 86400:.0f}d, got {duration!r}",
+                         field="--duration")
     trace: Trace
     if rate is not None:
         parsed = parse_rate(rate, field="--rate")
         if parsed.is_bytes:
             raise InputError(f"{rate!r} is a byte rate: give records per second (e.g. 5k/s)", field="--rate")
+        if parsed.per_second > MAX_RATE:
+            raise InputError(f"must be at most {MAX_RATE:.0e} records/s, got {rate!r}", field="--rate")
         trace = ConstantTrace(rate=parsed.per_second)
     else:
         assert profile is not None
@@ -92,12 +98,7 @@ def plan_load(rate: str | None, profile: Path | None, duration: str | None) -> L
 def _read_trace(path: Path) -> Trace:
     from flinkscale.core.sim.scenario import parse_trace
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", field=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", field=str(path)) from None
+    data = read_yaml(path, "load profile")
     if not isinstance(data, dict):
         raise InputError("must be a trace mapping (type: ...) or a scenario with a trace:", field=str(path))
     event_bytes = None
@@ -108,14 +109,14 @@ def _read_trace(path: Path) -> Trace:
             event_bytes = float(parse_size(data["event_bytes"], field="event_bytes"))
         data = data["trace"]
 
-    def read_text(relative: str) -> str:
+    def read_csv(relative: str) -> str:
         csv_path = Path(relative) if Path(relative).is_absolute() else path.parent / relative
         try:
-            return csv_path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read {csv_path}: {exc.strerror}", field="trace.csv") from None
+            return read_text(csv_path, "replay CSV")
+        except InputError as exc:
+            raise InputError(str(exc), field="trace.csv") from None
 
-    return parse_trace(data, event_bytes=event_bytes, read_text=read_text)
+    return parse_trace(data, event_bytes=event_bytes, read_text=read_csv)
 
 
 def load_command(
@@ -139,10 +140,16 @@ def load_command(
         raise InputError(f"must be one of {', '.join(FORMATS)}, got {output_format!r}", field="--format")
     if users < 1:
         raise InputError(f"must be >= 1, got {users}", field="--users")
-    if zipf < 0:
-        raise InputError(f"must be >= 0 (0 = uniform), got {zipf}", field="--zipf")
-    if first_id < 0:
-        raise InputError(f"must be >= 0, got {first_id}", field="--first-id")
+    if not 0 <= zipf <= 100:  # also refuses nan and inf
+        raise InputError(f"must be a number from 0 (uniform) to 100, got {zipf}", field="--zipf")
+    if not 0 <= first_id < 2**62:
+        raise InputError(f"must be from 0 to 2^62, got {first_id}", field="--first-id")
+    if not 0 <= seed < 2**63:
+        raise InputError(f"must be from 0 to 2^63 - 1, got {seed}", field="--seed")
+    if users > 10**9:
+        raise InputError(f"must be at most 1e9, got {users}", field="--users")
+    if manifest is not None:
+        check_output_file(manifest, "--manifest")
     plan = plan_load(rate, profile, duration)
     servers = resolve_bootstrap(bootstrap, state_dir)
 
@@ -163,7 +170,7 @@ def load_command(
         try:
             generator.manifest.save(manifest)
         except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror}", field=str(manifest)) from None
+            raise InputError(f"cannot write {manifest}: {exc.strerror}", field="--manifest") from None
     target_rate = plan.target_records / len(plan.rates)
     result = {
         "topic": topic, "bootstrap": servers, "trace": plan.description, "seconds": round(report.seconds, 3),

@@ -7,13 +7,12 @@ core (``parse_workload_text``, ``workload_from_profile``, ``build_plan``); rende
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
+from flinkscale.cli._inputs import check_output_dir, read_json, read_text, read_yaml, write_text
 from flinkscale.core.deployment import Target
 from flinkscale.core.errors import InputError
 from flinkscale.core.plan import build_plan
@@ -48,32 +47,22 @@ The spec format is documented in docs/workload-spec.md; the model in docs/plan.m
 """
 
 
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {what}: {exc.strerror}", field=str(path)) from None
-
-
 def load_sql_spec(sql_path: Path, spec_path: Path | None) -> WorkloadSpec:
     """A spec whose pipeline comes from a SQL script; the YAML gives volume, targets, state, cluster, costs."""
     if spec_path is None:
         raise InputError("--sql needs a spec file for the volume, targets and per-operator costs", field="SPEC")
-    try:
-        data = yaml.safe_load(_read(spec_path, "the spec"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}".splitlines()[0], field=str(spec_path)) from None
+    data = read_yaml(spec_path, "spec")
     if not isinstance(data, dict):
         raise InputError("must be a YAML mapping", field=str(spec_path))
     pipeline = data.get("pipeline") or {}
     spec_operators = pipeline.get("operators") if isinstance(pipeline, dict) else None
-    data = {**data, "pipeline": pipeline_from_sql(_read(sql_path, "the SQL script"), str(sql_path), spec_operators)}
+    data = {**data, "pipeline": pipeline_from_sql(read_text(sql_path, "--sql"), str(sql_path), spec_operators)}
     return parse_workload(data)
 
 
 def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) -> WorkloadSpec:
     """The spec to plan: from YAML, or from a profile plus a target (the spec then gives the rest)."""
-    base = parse_workload_text(_read(spec_path, "the spec"), str(spec_path)) if spec_path else None
+    base = parse_workload_text(read_text(spec_path, "spec"), str(spec_path)) if spec_path else None
     if profile is None:
         if target is not None:
             raise InputError("--target needs --from-profile", field="--target")
@@ -82,11 +71,13 @@ def load_spec(spec_path: Path | None, profile: Path | None, target: str | None) 
         return base
     if target is None:
         raise InputError("--from-profile needs --target (e.g. 1TB/day or 50k/s)", field="--target")
+    rate = parse_rate(target, field="--target")
+    data = read_json(profile, "profile")
     try:
-        data = json.loads(_read(profile, "the profile"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno})", field=str(profile)) from None
-    return workload_from_profile(profile_snapshot(data), parse_rate(target, field="--target"), base)
+        snapshot = profile_snapshot(data)
+    except InputError as exc:
+        raise InputError(str(exc), field=str(profile)) from None
+    return workload_from_profile(snapshot, rate, base)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,15 +98,16 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"must be one of {', '.join(FORMATS)}", field="--format")
         if sql is not None and from_profile is not None:
             raise InputError("give either --sql or --from-profile", field="--sql")
+        if emit is not None:
+            check_output_dir(emit, "--emit")
         plan = build_plan(load_sql_spec(sql, spec) if sql is not None else load_spec(spec, from_profile, target))
         if emit is not None:
-            emit.mkdir(parents=True, exist_ok=True)
             files = {"config.yaml": flink_config_yaml(plan)}
             if plan.spec.deployment.target is Target.KUBERNETES:
                 files["flinkdeployment.yaml"] = flink_deployment_yaml(plan)
             files.update({"plan.md": render_markdown(plan), "plan.json": render(plan, "json")})
             for name, text in files.items():
-                (emit / name).write_text(text, encoding="utf-8")
+                write_text(emit / name, text, "--emit")
         typer.echo(render(plan, output_format), nl=False)
         if emit is not None and output_format == "table":
             typer.echo(f"wrote {', '.join(str(emit / n) for n in files)}")

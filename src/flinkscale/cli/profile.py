@@ -14,6 +14,7 @@ on a virtual clock.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flinkscale.cli._common import warn_if_metrics_stale
+from flinkscale.cli._inputs import check_output_file, write_text
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile_document
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
@@ -76,10 +78,14 @@ Examples:
 """
 
 
+# A profile samples in real time: a window longer than a week is a typo, not a measurement.
+MAX_WINDOW_SECONDS = 7 * 86400.0
+
+
 def _seconds(text: str, field: str) -> float:
     seconds = parse_duration(text, field=field)
-    if seconds <= 0:
-        raise InputError(f"must be > 0, got {text!r}", field=field)
+    if not 0 < seconds <= MAX_WINDOW_SECONDS:
+        raise InputError(f"must be > 0 and at most 7d, got {text!r}", field=field)
     return seconds
 
 
@@ -160,7 +166,7 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text)
         return
-    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_text(output, text if text.endswith("\n") else text + "\n", "--output")
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -177,6 +183,8 @@ def profile(
     if output_format not in ("table", "json", "html"):
         raise InputError(f"expected table, json or html, got {output_format!r}", field="--format")
     window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
+    if output is not None:
+        check_output_file(output, "--output")
     with make_client(_rest_url(rest, state_dir)) as client:
         job_id = _job_id(client, job)
         snapshots, collector = sample_job(client, job_id, window_seconds, interval_seconds)
@@ -208,7 +216,7 @@ def skew(
 ) -> None:
     if output_format not in ("table", "json"):
         raise InputError(f"expected table or json, got {output_format!r}", field="--format")
-    if threshold <= 1.0:
+    if not 1.0 < threshold < math.inf:  # also refuses nan
         raise InputError(f"must be > 1 (a max/mean ratio), got {threshold}", field="--threshold")
     window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
     with make_client(_rest_url(rest, state_dir)) as client:

@@ -23,6 +23,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
+from flinkscale.cli._inputs import check_number
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.rest import FlinkRestClient
@@ -134,6 +135,16 @@ def auto(
     Example:
       flinkscale shed auto --job 3f2a... --control-topic shed-control --topic clicks --target-error 2% --confidence 95%
     """
+    check_number(window_seconds, "--window-seconds", above=0, maximum=86400 * 365)
+    if records_per_group is not None:
+        check_number(records_per_group, "--records-per-group", above=0, maximum=1e15)
+    if sustainable_rate is not None:
+        check_number(sustainable_rate, "--sustainable-rate", above=0, maximum=1e15)
+    check_number(interval, "--interval", above=0, maximum=86400)
+    check_number(headroom, "--headroom", above=0, maximum=1)
+    check_number(value_cv, "--value-cv", minimum=0, maximum=1e6)
+    if duration is not None:
+        check_number(duration, "--duration", above=0, maximum=86400 * 365 * 10)
     settings = ShedSettings(target_error=parse_fraction(target_error, "--target-error"),
                             confidence=parse_fraction(confidence, "--confidence"), window_seconds=window_seconds,
                             records_per_group=records_per_group, sustainable_rate=sustainable_rate, headroom=headroom,

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from flinkscale.cli._inputs import check_output_file, read_text, read_yaml, write_text
 from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import load_yaml
 from flinkscale.core.policy.base import Policy
 
 FORMATS = ("table", "json", "markdown")
@@ -47,7 +48,7 @@ def _split_sets(values: list[str], policy_names: tuple[str, ...]) -> tuple[dict[
         if not sep or not dot or not key:
             raise InputError(f"expected NAME.KEY=VALUE (NAME = a policy or 'scenario'), got {value!r}", field="--set")
         if name == "scenario":
-            scenario_overrides[key] = yaml.safe_load(raw) if raw.strip() else raw
+            scenario_overrides[key] = load_yaml(raw, f"--set {target}") if raw.strip() else raw
         elif name in policy_names:
             policy_settings.setdefault(name, {})[key] = raw
         else:
@@ -57,14 +58,7 @@ def _split_sets(values: list[str], policy_names: tuple[str, ...]) -> tuple[dict[
 
 
 def _read_scenario(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", field=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", field=str(path)) from None
+    return read_yaml(path, "scenario")
 
 
 def simulate_command(
@@ -86,18 +80,21 @@ def simulate_command(
     if output_format not in FORMATS:
         raise InputError(f"must be one of {', '.join(FORMATS)}, got {output_format!r}", field="--format")
     overrides, cli_settings = _split_sets(sets or [], POLICY_NAMES)
+    if html_path is not None:
+        check_output_file(html_path, "--html")
     data = _read_scenario(scenario_path)
     if not isinstance(data, dict):
-        raise InputError("a scenario must be a YAML mapping", field=str(scenario_path))
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise InputError(f"a scenario must be a YAML mapping, not {kind}", field=str(scenario_path))
 
-    def read_text(relative: str) -> str:
+    def read_csv(relative: str) -> str:
         path = (scenario_path.parent / relative) if not Path(relative).is_absolute() else Path(relative)
         try:
-            return path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}", field="trace.csv") from None
+            return read_text(path, "replay CSV")
+        except InputError as exc:
+            raise InputError(str(exc), field="trace.csv") from None
 
-    scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_text)
+    scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_csv)
     names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies else (
         scenario.policies or POLICY_NAMES)
     built: dict[str, Policy] = {}
@@ -125,10 +122,7 @@ def simulate_command(
     else:
         Console(width=max(Console().width, 120)).print(render_table(comparison))
     if html_path is not None:
-        try:
-            html_path.write_text(render_html(comparison))
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror}", field=str(html_path)) from None
+        write_text(html_path, render_html(comparison), "--html")
         console.print(f"wrote {html_path}")
 
 

@@ -137,8 +137,13 @@ def lint_source(source: str, filename: str, *, partitions: int | None = None) ->
         raise InputError(f"syntax error: {exc.msg}", field=f"{filename}:{exc.lineno or 0}") from None
     except ValueError as exc:  # null bytes
         raise InputError(f"cannot parse: {exc}", field=filename) from None
+    except (RecursionError, MemoryError):  # CPython's parser gives up on very deep nesting
+        raise InputError("cannot parse: an expression is nested too deeply", field=filename) from None
     checker = _Checker(tree, filename, partitions)
-    findings = checker.run()
+    try:
+        findings = checker.run()
+    except RecursionError:  # the checker walks the tree recursively; a pathologically deep one is not a job
+        raise InputError("an expression is nested too deeply to analyse (over ~900 levels)", field=filename) from None
     suppressed = _suppressions(source)
     kept = [f for f in findings if not _is_suppressed(f, suppressed)]
     unique = {(f.line, f.column, f.rule_id, f.message): f for f in kept}
@@ -229,14 +234,17 @@ class _Checker:
         self.partitions = partitions
         self.findings: list[Finding] = []
         self.parents: dict[ast.AST, ast.AST] = {}
+        # Every rule scans the whole module: walk it once (in ast.walk order) and let the rules reuse the list.
+        self.nodes: list[ast.AST] = []
         for node in ast.walk(tree):
+            self.nodes.append(node)
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
         self.imports_pyflink = any(
             (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("pyflink"))
             or (isinstance(n, ast.Import) and any(a.name.startswith("pyflink") for a in n.names))
-            for n in ast.walk(tree))
-        self.env_calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) in (
+            for n in self.nodes)
+        self.env_calls = [n for n in self.nodes if isinstance(n, ast.Call) and _call_name(n) in (
             "get_execution_environment", "create") and self._is_env_call(n)]
 
     def _is_env_call(self, call: ast.Call) -> bool:
@@ -268,7 +276,7 @@ class _Checker:
 
     # --- FSL001 --------------------------------------------------------------------------------
     def _function_classes(self) -> list[ast.ClassDef]:
-        classes = [n for n in ast.walk(self.tree) if isinstance(n, ast.ClassDef)]
+        classes = [n for n in self.nodes if isinstance(n, ast.ClassDef)]
         known = set(FUNCTION_BASES)
         found: list[ast.ClassDef] = []
         changed = True
@@ -295,13 +303,13 @@ class _Checker:
         """Module-level or nested functions and lambdas that process records (not methods)."""
         by_name: dict[str, list[ast.AST]] = {}
         functions: list[ast.AST] = []
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 by_name.setdefault(node.name, []).append(node)
                 decorators = {_tail_name(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list}
                 if decorators & UDF_DECORATORS:
                     functions.append(node)
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if not isinstance(node, ast.Call):
                 continue
             name = _call_name(node)
@@ -387,7 +395,7 @@ class _Checker:
         ttl_receivers: set[str] = set()
         broadcast_names: set[str] = set()
         broadcast_nodes: set[ast.AST] = set()
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
             if node.func.attr == "enable_time_to_live":
@@ -398,10 +406,10 @@ class _Checker:
                     broadcast_names.add(ast.unparse(argument))
         # State declared in triggers and window functions is scoped to a window and purged with it.
         window_scoped: set[ast.AST] = set()
-        for cls in ast.walk(self.tree):
+        for cls in self.nodes:
             if isinstance(cls, ast.ClassDef) and any(_tail_name(b) in WINDOW_SCOPED_BASES for b in cls.bases):
                 window_scoped.update(ast.walk(cls))
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if not (isinstance(node, ast.Call) and _call_name(node) in STATE_DESCRIPTORS):
                 continue
             if node in broadcast_nodes or node in window_scoped:
@@ -441,7 +449,7 @@ class _Checker:
         return names
 
     def check_uids(self) -> None:
-        uid_calls = [(n.lineno, ast.unparse(n.func.value)) for n in ast.walk(self.tree)
+        uid_calls = [(n.lineno, ast.unparse(n.func.value)) for n in self.nodes
                      if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "uid"]
         # Record-processing code (function classes, UDFs) never builds operators: a `.map`/`.apply` in there
         # is pandas or a helper's method, not a DataStream operator.
@@ -450,7 +458,7 @@ class _Checker:
             inside_functions.update(ast.walk(cls))
         for function in self._user_functions():
             inside_functions.update(ast.walk(function))
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)) or node in inside_functions:
                 continue
             if isinstance(node.func.value, ast.Name) and node.func.value.id in ("self", "cls"):
@@ -482,14 +490,14 @@ class _Checker:
 
     # --- FSL004 / FSL005 ------------------------------------------------------------------------
     def _string_constants(self) -> Iterator[ast.Constant]:
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 yield node
 
     def check_max_parallelism(self) -> None:
         if not self.env_calls:
             return
-        calls = any(isinstance(n, ast.Call) and _call_name(n) == "set_max_parallelism" for n in ast.walk(self.tree))
+        calls = any(isinstance(n, ast.Call) and _call_name(n) == "set_max_parallelism" for n in self.nodes)
         configured = any(c.value == "pipeline.max-parallelism" for c in self._string_constants())
         if not calls and not configured:
             self.add(self.env_calls[0], "FSL004", "the job never sets max parallelism")
@@ -521,7 +529,7 @@ class _Checker:
     # --- FSL006 --------------------------------------------------------------------------------
     def check_source_parallelism(self, partitions: int) -> None:
         default = self._default_parallelism()
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in SOURCE_METHODS):
                 continue
@@ -553,7 +561,7 @@ class _Checker:
             parent = self.parents.get(call)
             if isinstance(parent, ast.Assign):
                 env_names.update(ast.unparse(t) for t in parent.targets)
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr == "set_parallelism" and ast.unparse(node.func.value) in env_names \
                     and node.args:

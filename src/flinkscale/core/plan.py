@@ -125,11 +125,14 @@ def _chains(capacity: Capacity) -> tuple[VertexOverride, ...]:
             head[op.id] = head[inputs[0].source]
         else:
             head[op.id] = op.id
+    members_of: dict[str, list[str]] = {}
+    for o in spec.pipeline.operators:  # one pass: a chain's members in pipeline order (linear in operators)
+        members_of.setdefault(head[o.id], []).append(o.id)
     vertices = []
     for op in spec.pipeline.operators:
         if head[op.id] != op.id:
             continue
-        members = tuple(o.id for o in spec.pipeline.operators if head[o.id] == op.id)
+        members = tuple(members_of[op.id])
         if op.job_vertex_id is not None:
             vertex_id, source = op.job_vertex_id, "profile" if op.cost_origin == "measured" else "stated"
         elif op.uid:

@@ -6,6 +6,10 @@ lone ``k``/``m``/``g``/``t`` (Flink style) is binary, while ``kb``/``mb``/``gb``
 
 Rates are ``<count><unit?>/<period>``: ``40k/s`` (records), ``1TB/day`` (bytes), ``3.5e9/day``.
 Durations: ``250ms``, ``5s``, ``5m``, ``2h``, ``1d``, or a bare number of seconds.
+
+Every parser returns a finite, non-negative number or raises ``InputError`` naming the field: ``1e400s``,
+``inf``, ``nan`` and products that overflow a float (``1e300TB/day``) are refused here, once, so no caller
+ever meets an infinity that came from a user.
 """
 
 from __future__ import annotations
@@ -46,27 +50,38 @@ _QUANTITY = re.compile(rf"^\s*{_NUMBER}\s*([a-zA-Z]*)\s*$")
 def _split(text: str, field: str | None, what: str) -> tuple[float, str]:
     match = _QUANTITY.match(text)
     if not match:
-        raise InputError(f"cannot read {text!r} as {what}", field=field)
-    return float(match.group(1)), match.group(2).lower()
+        raise InputError(f"cannot read {_quote(text)} as {what}", field=field)
+    number = float(match.group(1))
+    if not math.isfinite(number):
+        raise InputError(f"{_quote(text)} is too large a number", field=field)
+    return number, match.group(2).lower()
+
+
+def _quote(text: object) -> str:
+    """A user's value quoted for a one-line message: newlines folded, long values cut."""
+    quoted = repr(" ".join(str(text).split()))
+    return quoted if len(quoted) <= 60 else quoted[:57] + "...'"
 
 
 def parse_size(value: str | int | float, field: str | None = None) -> int:
     """Bytes in a size such as ``512mb`` (decimal), ``1TiB`` (binary) or ``1600m`` (Flink, binary)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _non_negative(int(value), field)
+        return _non_negative(int(_non_negative(float(value), field)), field)
+    _check_type(value, field)
     number, unit = _split(str(value), field, "a size (e.g. 512mb, 4GiB, 1600m)")
     if unit not in _SIZE_UNITS:
-        raise InputError(f"unknown size unit {unit!r} in {value!r}", field=field)
-    return _non_negative(round(number * _SIZE_UNITS[unit]), field)
+        raise InputError(f"unknown size unit {_quote(unit)} in {_quote(value)}", field=field)
+    return _non_negative(round(_non_negative(number * _SIZE_UNITS[unit], field)), field)
 
 
 def parse_duration(value: str | int | float, field: str | None = None) -> float:
     """Seconds in a duration such as ``250ms``, ``5m`` or ``2h``; a bare number is seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _non_negative(float(value), field)
+    _check_type(value, field)
     number, unit = _split(str(value), field, "a duration (e.g. 250ms, 30s, 5m, 2h)")
     if unit not in _DURATION_UNITS:
-        raise InputError(f"unknown duration unit {unit!r} in {value!r}", field=field)
+        raise InputError(f"unknown duration unit {_quote(unit)} in {_quote(value)}", field=field)
     return _non_negative(number * _DURATION_UNITS[unit], field)
 
 
@@ -85,8 +100,8 @@ def parse_flink_duration(value: str, field: str | None = None) -> float:
     milliseconds there, unlike in flinkscale's own flags."""
     number, unit = _split(value, field, "a Flink duration (e.g. 10 s, 500 ms, 2 min)")
     if unit not in _FLINK_DURATION_UNITS:
-        raise InputError(f"unknown duration unit {unit!r} in {value!r}", field=field)
-    return number * _FLINK_DURATION_UNITS[unit]
+        raise InputError(f"unknown duration unit {_quote(unit)} in {_quote(value)}", field=field)
+    return _non_negative(number * _FLINK_DURATION_UNITS[unit], field)
 
 
 @dataclass(frozen=True)
@@ -107,22 +122,34 @@ def parse_rate(value: str | int | float, field: str | None = None) -> Rate:
     """A rate such as ``40k/s`` (records), ``3.5e9/day`` (records) or ``1TB/day`` (bytes)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Rate(_non_negative(float(value), field), is_bytes=False)
+    _check_type(value, field)
     text = str(value).strip()
     amount_text, _, period_text = text.partition("/")
     period = _PERIODS.get(period_text.strip().lower() or "s")
     if period is None:
-        raise InputError(f"unknown period {period_text!r} in {value!r} (use /s, /min, /h, /day)", field=field)
+        raise InputError(f"unknown period {_quote(period_text)} in {_quote(value)} (use /s, /min, /h, /day)",
+                         field=field)
     number, unit = _split(amount_text, field, "a rate (e.g. 40k/s, 1TB/day)")
     if unit in _COUNT_UNITS:
         return Rate(_non_negative(number * _COUNT_UNITS[unit] / period, field), is_bytes=False)
     if unit in _SIZE_UNITS:
         return Rate(_non_negative(number * _SIZE_UNITS[unit] / period, field), is_bytes=True)
-    raise InputError(f"unknown unit {unit!r} in rate {value!r}", field=field)
+    raise InputError(f"unknown unit {_quote(unit)} in rate {_quote(value)}", field=field)
+
+
+def _check_type(value: object, field: str | None) -> None:
+    if not isinstance(value, str):
+        raise InputError(f"must be a number or a text such as 40k/s, 1TB or 30s, got {type(value).__name__}",
+                         field=field)
 
 
 def _non_negative(number: _N, field: str | None) -> _N:
-    if math.isnan(number) or number < 0:
-        raise InputError(f"must be >= 0, got {number}", field=field)
+    if math.isnan(number):
+        raise InputError("must be a number, got nan", field=field)
+    if math.isinf(number):
+        raise InputError("must be a finite number (it is too large)", field=field)
+    if number < 0:
+        raise InputError(f"must be >= 0, got {number:g}", field=field)
     return number
 
 

@@ -23,17 +23,27 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
-
-import yaml
 
 from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
 from flinkscale.core.units import MB, Rate, parse_duration, parse_rate, parse_size
 
 SECONDS_PER_DAY = 86400.0
+# Magnitudes no real spec reaches; beyond them the capacity maths would overflow or lose all precision, so a
+# typo such as 1e308 is an error naming its field instead of an infinity three formulas later.
+MAX_NUMBER = 1e12
+MAX_INTEGER = 10**6
+MAX_BYTES = 10**18  # 1 EB
+MAX_SECONDS = 100 * 365 * SECONDS_PER_DAY
+MAX_RECORDS_PER_SECOND = 1e12
+MAX_BYTES_PER_SECOND = 1e16
+MAX_COST_US_PER_RECORD = 1e9  # 1000 s of CPU per record
+MIN_SELECTIVITY, MAX_SELECTIVITY = 1e-12, 1e6
 
 
 class Delivery(StrEnum):
@@ -151,17 +161,28 @@ class Pipeline:
     operators: tuple[Operator, ...]
     edges: tuple[PipelineEdge, ...] = ()
 
+    # Lookups by id go through indexes built once per pipeline, so planning a 10k-operator graph stays linear.
+    @cached_property
+    def _by_id(self) -> dict[str, Operator]:
+        return {op.id: op for op in self.operators}
+
+    @cached_property
+    def _edges_by_end(self) -> tuple[dict[str, tuple[PipelineEdge, ...]], dict[str, tuple[PipelineEdge, ...]]]:
+        inputs: dict[str, list[PipelineEdge]] = {}
+        outputs: dict[str, list[PipelineEdge]] = {}
+        for e in self.edges:
+            inputs.setdefault(e.target, []).append(e)
+            outputs.setdefault(e.source, []).append(e)
+        return ({k: tuple(v) for k, v in inputs.items()}, {k: tuple(v) for k, v in outputs.items()})
+
     def operator(self, operator_id: str) -> Operator:
-        for op in self.operators:
-            if op.id == operator_id:
-                return op
-        raise KeyError(operator_id)
+        return self._by_id[operator_id]
 
     def inputs_of(self, operator_id: str) -> tuple[PipelineEdge, ...]:
-        return tuple(e for e in self.edges if e.target == operator_id)
+        return self._edges_by_end[0].get(operator_id, ())
 
     def outputs_of(self, operator_id: str) -> tuple[PipelineEdge, ...]:
-        return tuple(e for e in self.edges if e.source == operator_id)
+        return self._edges_by_end[1].get(operator_id, ())
 
     def sources(self) -> tuple[Operator, ...]:
         return tuple(op for op in self.operators if op.role is Role.SOURCE)
@@ -264,6 +285,7 @@ class _Section:
             raise InputError(f"must be a number, got {value!r}", field=self.at(key)) from None
         if math.isnan(number) or math.isinf(number):
             raise InputError("must be a finite number", field=self.at(key))
+        maximum = MAX_NUMBER if maximum is None else maximum
         if above is not None and number <= above:
             raise InputError(f"must be > {above:g}", field=self.at(key))
         if minimum is not None and number < minimum:
@@ -276,18 +298,24 @@ class _Section:
         value = self.data.get(key)
         if value is None or value == "auto":
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InputError(f"must be an integer >= {minimum} (or auto)", field=self.at(key))
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INTEGER:
+            raise InputError(f"must be an integer from {minimum} to {MAX_INTEGER:,} (or auto)", field=self.at(key))
         return value
 
     def size(self, key: str, default: int | None = None) -> int | None:
         value = self.data.get(key)
         if value is None or value == "auto":
             return default
-        return parse_size(value, field=self.at(key))
+        size = parse_size(value, field=self.at(key))
+        if size > MAX_BYTES:
+            raise InputError(f"must be at most {MAX_BYTES:.0e} bytes (1 EB)", field=self.at(key))
+        return size
 
     def duration(self, key: str, default: float) -> float:
-        return parse_duration(self.data.get(key, default), field=self.at(key))
+        seconds = parse_duration(self.data.get(key, default), field=self.at(key))
+        if seconds > MAX_SECONDS:
+            raise InputError("must be at most 100 years", field=self.at(key))
+        return seconds
 
     def text(self, key: str, default: str) -> str:
         value = self.data.get(key, default)
@@ -309,13 +337,12 @@ class _Section:
 
 
 def parse_workload_text(text: str, source_name: str = "spec") -> WorkloadSpec:
-    """Parse a YAML workload spec handed in as text."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", field=source_name) from None
+    """Parse a YAML workload spec handed in as text; ``source_name`` (the file) is named when it is not a spec."""
+    data = load_yaml(text, source_name)
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise InputError(f"a workload spec must be a YAML mapping (name, volume, pipeline, ...), not {kind}",
+                         field=source_name)
     return parse_workload(data)
 
 
@@ -356,6 +383,9 @@ def _parse_volume(data: Any) -> Volume:
         rate = Rate(section.number(key, 0, minimum=0), is_bytes=False)
     if rate.per_second <= 0:
         raise InputError("must be > 0", field=section.at(key))
+    if rate.per_second > (MAX_BYTES_PER_SECOND if rate.is_bytes else MAX_RECORDS_PER_SECOND):
+        raise InputError(f"must be at most {'1e16 bytes' if rate.is_bytes else '1e12 records'} per second",
+                         field=section.at(key))
     if not section.has("event_size"):
         raise InputError("is required (bytes of one event, e.g. 1KB)", field="volume.event_size")
     event_bytes = float(section.size("event_size") or 0)
@@ -374,7 +404,7 @@ def _parse_volume(data: Any) -> Volume:
             raise InputError("must not be all zero", field="volume.hourly_profile")
         peak_factor = max(profile) / (sum(profile) / 24)
     else:
-        peak_factor = section.number("peak_factor", 1.0, minimum=1.0)
+        peak_factor = section.number("peak_factor", 1.0, minimum=1.0, maximum=1e4)
     return Volume(
         average_events_per_second=rate.records_per_second(event_bytes), event_bytes=event_bytes,
         peak_factor=peak_factor, peak_duration_seconds=section.duration("peak_duration", 3600.0),
@@ -392,8 +422,8 @@ def _parse_targets(data: Any, volume: Volume) -> Targets:
         # A size: the most data to replay; at peak that many bytes arrive in this many seconds.
         rpo_bytes = parse_size(rpo_raw, field="targets.rpo")
         rpo_seconds = rpo_bytes / (volume.average_bytes_per_second * volume.peak_factor)
-    if rpo_seconds <= 0:
-        raise InputError("must be > 0", field="targets.rpo")
+    if not 0 < rpo_seconds <= MAX_SECONDS:
+        raise InputError("must be > 0 and at most 100 years of input", field="targets.rpo")
     latency = section.duration("latency", 1.0)
     if latency <= 0:
         raise InputError("must be > 0", field="targets.latency")
@@ -405,7 +435,7 @@ def _parse_targets(data: Any, volume: Volume) -> Targets:
         delivery=Delivery(section.choice("delivery", "exactly-once", [d.value for d in Delivery])),
         rpo_seconds=rpo_seconds, rpo_stated_as=str(rpo_raw), rto_seconds=section.duration("rto", 300.0),
         catch_up_seconds=catch_up, utilization=section.number("utilization", 0.7, above=0, maximum=1),
-        growth_factor=section.number("growth_factor", 2.0, minimum=1))
+        growth_factor=section.number("growth_factor", 2.0, minimum=1, maximum=1e4))
 
 
 def _parse_state(data: Any) -> StateSpec:
@@ -519,8 +549,8 @@ def _parse_pipeline(data: Any) -> Pipeline:
             raise InputError("must be > 0", field=f"{path}.output_event_size")
         operators.append(Operator(
             id=op_id, name=op.text("name", op_id), role=role,
-            cost_us_per_record=op.number("cost_us_per_record", 10.0, minimum=0),
-            selectivity=op.number("selectivity", 1.0, above=0),
+            cost_us_per_record=op.number("cost_us_per_record", 10.0, minimum=0, maximum=MAX_COST_US_PER_RECORD),
+            selectivity=op.number("selectivity", 1.0, above=0, minimum=MIN_SELECTIVITY, maximum=MAX_SELECTIVITY),
             output_event_bytes=float(output_size) if output_size is not None else None,
             keyed_state=op.flag("keyed_state", False), share=op.number("share", 1.0, above=0, maximum=1),
             connector=connector, uid=op.text("uid", op_id), job_vertex_id=vertex_id))
@@ -621,7 +651,10 @@ def workload_from_profile(snapshot: MetricsSnapshot, target: Rate, base: Workloa
     """A spec whose pipeline is measured: the profile gives costs, ``target`` the volume, ``base`` the rest."""
     pipeline, event_bytes, notes = pipeline_from_snapshot(snapshot)
     if target.per_second <= 0:
-        raise InputError("must be > 0", field="target")
+        raise InputError("must be > 0", field="--target")
+    if target.per_second > (MAX_BYTES_PER_SECOND if target.is_bytes else MAX_RECORDS_PER_SECOND):
+        raise InputError(f"must be at most {'1e16 bytes' if target.is_bytes else '1e12 records'} per second",
+                         field="--target")
     base_volume = base.volume if base is not None else None
     if event_bytes <= 0 and (base_volume is None or base_volume.event_bytes <= 0):
         raise InputError("the profile measured no event size; give a spec that states volume.event_size",

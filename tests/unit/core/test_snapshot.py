@@ -61,7 +61,7 @@ def test_json_round_trip_turns_nan_into_null() -> None:
 @pytest.mark.parametrize(("mutate", "field"), [
     (lambda d: d["vertices"][0].pop("parallelism"), "vertices[0].parallelism"),
     (lambda d: d["vertices"][1].update(parallelism=500), "vertices[1].parallelism"),
-    (lambda d: d["vertices"][1]["metrics"].update(busy=1), "vertices[1].metrics"),
+    (lambda d: d["vertices"][1]["metrics"].update(busy=1), "vertices[1].metrics.busy"),
     (lambda d: d.update(schema_version=99), "schema_version"),
     (lambda d: d["edges"].append({"source": "src", "target": "nowhere"}), "edges[2]"),
     (lambda d: d.pop("job_id"), "job_id"),

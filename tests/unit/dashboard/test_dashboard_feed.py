@@ -82,7 +82,7 @@ def test_a_bad_line_is_reported_with_file_and_line_and_the_rest_still_reads(writ
     feed.refresh()
     assert [s.timestamp for s in feed.snapshots] == [1.0, 3.0]
     assert feed.problems[0].startswith("snapshots.jsonl:2: not valid JSON")
-    assert feed.problems[1].startswith("snapshots.jsonl:3: vertices[1].metrics: unknown field(s) ['busy']")
+    assert feed.problems[1].startswith("snapshots.jsonl:3: vertices[1].metrics.busy: unknown field")
     assert feed.problems[2] == "decisions.jsonl:1: decision: is required"
 
 

@@ -67,7 +67,7 @@ class WindowMetrics:
 
 
 def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
-    return {v.id: v.parallelism for v in snapshot.vertices}
+    return snapshot.parallelism_by_id  # cached per snapshot; callers only read it
 
 
 def window_snapshots(snapshot: MetricsSnapshot, history: History, start: float) -> tuple[MetricsSnapshot, ...]:
@@ -125,7 +125,7 @@ def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics
 
 
 def _has_vertex(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
-    return any(v.id == vertex_id for v in snapshot.vertices)
+    return snapshot.has_vertex(vertex_id)
 
 
 # --- rates along the graph -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.graph import topological_ids
@@ -90,9 +91,11 @@ class SimPipeline:
         if not self.vertices:
             raise InputError("needs at least one vertex", field="pipeline.vertices")
         ids = [v.id for v in self.vertices]
+        seen: set[str] = set()  # a set, not ids[:i]: rebuilt on every rescale, this must stay linear
         for i, vid in enumerate(ids):
-            if vid in ids[:i]:
+            if vid in seen:
                 raise InputError(f"duplicate vertex id {vid!r}", field=f"pipeline.vertices[{i}].id")
+            seen.add(vid)
         known = set(ids)
         for i, edge in enumerate(self.edges):
             for end in (edge.source, edge.target):
@@ -106,11 +109,12 @@ class SimPipeline:
                 raise InputError("a source cannot have inputs", field=f"pipeline.vertices[{i}].source")
         self.topological_order()  # raises on a cycle
 
+    @cached_property
+    def _by_id(self) -> dict[str, SimVertex]:  # built once: lookups stay O(1) on a 1k-vertex graph
+        return {v.id: v for v in self.vertices}
+
     def vertex(self, vertex_id: str) -> SimVertex:
-        for v in self.vertices:
-            if v.id == vertex_id:
-                return v
-        raise KeyError(vertex_id)
+        return self._by_id[vertex_id]
 
     def sources(self) -> tuple[SimVertex, ...]:
         targets = {e.target for e in self.edges}

@@ -13,13 +13,13 @@ rate through ``event_bytes``. The format is documented with examples in docs/sim
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import yaml
-
 from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import load_yaml
 from flinkscale.core.keygroups import default_max_parallelism
 from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.keyload import FloatArray, KeyDistribution
@@ -63,6 +63,17 @@ class Scenario:
 
 _T = TypeVar("_T")
 
+# Bounds that keep a scenario's numbers finite through the model (rates, capacities, factors) and its run
+# bounded in memory and time: at most MAX_STEPS steps (about 11 days at 1 s steps, a year at 1 min steps).
+MAX_NUMBER = 1e12
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_STEPS = 1_000_000
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def _v(value: _T | None) -> _T:
     """A field read with a default or as required, which therefore cannot be None."""
@@ -95,38 +106,62 @@ class _Fields:
             return default
         return self.data[key]
 
-    def number(self, key: str, default: float | None = None, required: bool = False) -> float | None:
+    def _in_range(self, key: str, value: float, above: float | None, minimum: float | None,
+                  maximum: float | None) -> None:
+        if above is not None and not value > above:
+            raise InputError(f"must be > {above:g}, got {value:g}", field=self.path(key))
+        if minimum is not None and not value >= minimum:
+            raise InputError(f"must be >= {minimum:g}, got {value:g}", field=self.path(key))
+        if maximum is not None and not value <= maximum:
+            raise InputError(f"must be <= {maximum:g}, got {value:g}", field=self.path(key))
+
+    def number(self, key: str, default: float | None = None, required: bool = False, *, above: float | None = None,
+               minimum: float | None = None, maximum: float | None = MAX_NUMBER) -> float | None:
         value = self.raw(key, default, required)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"must be a number, got {value!r}", field=self.path(key))
-        return float(value)
+            raise InputError(f"must be a number, got {_short(value)}", field=self.path(key))
+        number = float(value)
+        if not math.isfinite(number):
+            raise InputError(f"must be a finite number, got {number}", field=self.path(key))
+        self._in_range(key, number, above, minimum, maximum)
+        return number
 
-    def integer(self, key: str, default: int | None = None, required: bool = False) -> int | None:
+    def integer(self, key: str, default: int | None = None, required: bool = False, *, minimum: int | None = None,
+                maximum: int | None = 2**31 - 1) -> int | None:
         value = self.raw(key, default, required)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"must be an integer, got {value!r}", field=self.path(key))
+            raise InputError(f"must be an integer, got {_short(value)}", field=self.path(key))
+        self._in_range(key, value, None, minimum, maximum)
         return value
 
-    def duration(self, key: str, default: float | None = None, required: bool = False) -> float | None:
+    def duration(self, key: str, default: float | None = None, required: bool = False, *,
+                 above: float | None = None, maximum: float | None = MAX_SECONDS) -> float | None:
         value = self.raw(key, default, required)
-        return None if value is None else parse_duration(value, field=self.path(key))
+        if value is None:
+            return None
+        seconds = parse_duration(value, field=self.path(key))
+        self._in_range(key, seconds, above, None, maximum)
+        return seconds
 
     def rate(self, key: str, event_bytes: float | None, required: bool = False,
-             default: float | None = None) -> float | None:
+             default: float | None = None, *, above: float | None = None) -> float | None:
         value = self.raw(key, default, required)
         if value is None:
             return None
         parsed = parse_rate(value, field=self.path(key))
         if parsed.is_bytes:
             if event_bytes is None:
-                raise InputError(f"{value!r} is a byte rate: set event_bytes to turn it into records/s",
+                raise InputError(f"{_short(value)} is a byte rate: set event_bytes to turn it into records/s",
                                  field=self.path(key))
-            return parsed.records_per_second(event_bytes)
-        return parsed.per_second
+            records = parsed.records_per_second(event_bytes)
+        else:
+            records = parsed.per_second
+        self._in_range(key, records, above, None, MAX_NUMBER)
+        return records
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.raw(key, default)
@@ -148,6 +183,8 @@ class _Fields:
 
     def text(self, key: str, default: str = "") -> str:
         value = self.raw(key, default)
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise InputError(f"must be a text, got {_short(value)}", field=self.path(key))
         return str(value)
 
     def done(self) -> None:
@@ -158,13 +195,7 @@ class _Fields:
 
 def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None = None) -> Scenario:
     """A validated ``Scenario`` from YAML text or a mapping."""
-    if isinstance(source, str):
-        try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise InputError(f"not valid YAML: {exc}", field="scenario") from None
-    else:
-        data = source
+    data = load_yaml(source, "scenario") if isinstance(source, str) else source
     top = _Fields(data, "")
     event_bytes_value = top.raw("event_bytes")
     event_bytes = None if event_bytes_value is None else float(parse_size(event_bytes_value, field="event_bytes"))
@@ -177,12 +208,17 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
     rescale = _rescale(top.raw("rescale", {}))
     checkpoints = _checkpoints(top.raw("checkpoints", {}))
     shedding = _shedding(top.raw("shedding"), event_bytes)
+    duration = _v(top.duration("duration", 3600.0, above=0))
+    step = _v(top.duration("step", 1.0, above=0))
+    if duration / step > MAX_STEPS:
+        raise InputError(f"{duration:g}s at {step:g}s steps is more than {MAX_STEPS:,} steps; use a longer step",
+                         field="step" if top.has("step") else "duration")
     config = SimConfig(
-        duration_seconds=_v(top.duration("duration", 3600.0)),
-        step_seconds=_v(top.duration("step", 1.0)),
-        decision_interval_seconds=_v(top.duration("decision_interval", 60.0)),
-        metrics_window_seconds=_v(top.duration("metrics_window", 60.0)),
-        latency_target_seconds=_v(top.duration("latency_target", 60.0)),
+        duration_seconds=duration,
+        step_seconds=step,
+        decision_interval_seconds=_v(top.duration("decision_interval", 60.0, above=0)),
+        metrics_window_seconds=_v(top.duration("metrics_window", 60.0, above=0)),
+        latency_target_seconds=_v(top.duration("latency_target", 60.0, above=0)),
         buffer_seconds=_v(top.duration("buffer", 4.0)),
         cluster=cluster, rescale=rescale, checkpoints=checkpoints,
         subtask_metrics=top.boolean("subtask_metrics", False), shedding=shedding)
@@ -191,7 +227,7 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
     peak_policies = peak.raw("policies", ["static"])
     if not isinstance(peak_policies, list):
         raise InputError("must be a list of policy names", field="peak_provisioning.policies")
-    peak_utilization = _v(peak.number("utilization", 0.8))
+    peak_utilization = _v(peak.number("utilization", 0.8, above=0, maximum=1))
     if not 0 < peak_utilization <= 1:
         raise InputError(f"must be in (0, 1], got {peak_utilization}", field="peak_provisioning.utilization")
     peak.done()
@@ -213,19 +249,22 @@ def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
         where = f"pipeline.vertices[{i}]"
         v = _Fields(raw, where)
         vid = v.text("id")
-        parallelism = _v(v.integer("parallelism", 1))
-        max_p = v.integer("max_parallelism", default_max_p)
+        parallelism = _v(v.integer("parallelism", 1, minimum=1, maximum=32768))
+        max_p = v.integer("max_parallelism", default_max_p, minimum=1, maximum=32768)
         if max_p is None:
             max_p = default_max_parallelism(max(parallelism, 1))
         state = v.raw("state", 0)
         vertices.append(SimVertex(
             id=vid, name=v.text("name", ""), parallelism=parallelism, max_parallelism=max_p,
-            capacity=_v(v.rate("capacity", event_bytes, required=True)),
-            is_source=v.boolean("source", False), partitions=v.integer("partitions"),
+            capacity=_v(v.rate("capacity", event_bytes, required=True, above=0)),
+            is_source=v.boolean("source", False), partitions=v.integer("partitions", minimum=1),
             state_bytes=float(parse_size(state, field=f"{where}.state")), where=where))
         v.done()
     edges = []
-    for i, raw in enumerate(fields.raw("edges", []) or []):
+    raw_edges = fields.raw("edges", []) or []
+    if not isinstance(raw_edges, list):
+        raise InputError(f"must be a list of edges, got {_short(raw_edges)}", field="pipeline.edges")
+    for i, raw in enumerate(raw_edges):
         where = f"pipeline.edges[{i}]"
         e = _Fields(raw, where)
         ship_text = e.text("ship", "REBALANCE")
@@ -239,7 +278,8 @@ def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
                 raise InputError("only a HASH (keyed) edge has a key distribution", field=f"{where}.keys")
             keys = _keys(e.raw("keys"), f"{where}.keys")
         edges.append(SimEdge(source=e.text("from"), target=e.text("to"), ship_strategy=ship,
-                             selectivity=_v(e.number("selectivity", 1.0)), key_distribution=keys, where=where))
+                             selectivity=_v(e.number("selectivity", 1.0, minimum=0, maximum=1e6)),
+                             key_distribution=keys, where=where))
         e.done()
     fields.done()
     return SimPipeline(tuple(vertices), tuple(edges), name=name)
@@ -248,8 +288,9 @@ def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
 def _keys(data: Any, where: str) -> KeyDistribution:
     k = _Fields(data, where)
     try:
-        distribution = KeyDistribution(kind=k.text("distribution", "uniform"), keys=k.integer("count"),
-                                       exponent=_v(k.number("exponent", 1.0)))
+        distribution = KeyDistribution(kind=k.text("distribution", "uniform"),
+                                       keys=k.integer("count", minimum=1, maximum=10**8),
+                                       exponent=_v(k.number("exponent", 1.0, minimum=0, maximum=100)))
     except InputError as exc:
         raise InputError(str(exc).split(": ", 1)[-1], field=f"{where}.{exc.field}") from None
     k.done()
@@ -257,7 +298,8 @@ def _keys(data: Any, where: str) -> KeyDistribution:
 
 
 def _noise(t: _Fields) -> Noise:
-    return Noise(relative_stddev=_v(t.number("noise", 0.0)), seed=_v(t.integer("seed", 0)))
+    return Noise(relative_stddev=_v(t.number("noise", 0.0, minimum=0, maximum=100)),
+                 seed=_v(t.integer("seed", 0, minimum=0, maximum=2**63 - 1)))
 
 
 def parse_trace(data: Any, event_bytes: float | None = None, read_text: ReadText | None = None) -> Trace:
@@ -283,13 +325,13 @@ def parse_trace(data: Any, event_bytes: float | None = None, read_text: ReadText
                           duration_seconds=_v(t.duration("over", required=True)), noise=_noise(t))
     elif kind == "diurnal":
         trace = DiurnalTrace(average=_v(t.rate("average", event_bytes, required=True)),
-                             peak_factor=_v(t.number("peak_factor", 2.0)),
+                             peak_factor=_v(t.number("peak_factor", 2.0, maximum=1e4)),
                              peak_at_seconds=_v(t.duration("peak_at", 14 * 3600.0)),
-                             period_seconds=_v(t.duration("period", 86400.0)),
-                             sharpness=t.number("sharpness"), noise=_noise(t))
+                             period_seconds=_v(t.duration("period", 86400.0, above=0)),
+                             sharpness=t.number("sharpness", above=0, maximum=1000), noise=_noise(t))
     elif kind == "spikes":
         trace = SpikesTrace(base=_v(t.rate("base", event_bytes, required=True)),
-                            factor=_v(t.number("factor", required=True)),
+                            factor=_v(t.number("factor", required=True, minimum=0, maximum=1e6)),
                             duration_seconds=_v(t.duration("duration", required=True)),
                             every_seconds=_v(t.duration("every", required=True)),
                             start_seconds=_v(t.duration("start", 0.0)), noise=_noise(t))
@@ -301,7 +343,7 @@ def parse_trace(data: Any, event_bytes: float | None = None, read_text: ReadText
                 raise InputError("a replay trace needs its CSV text (no file reader given)", field="trace.csv")
             text = read_text(str(path))
         replay = parse_rate_csv(str(text))
-        scale = _v(t.number("scale", 1.0))
+        scale = _v(t.number("scale", 1.0, minimum=0, maximum=1e6))
         trace = replace(replay, rates_per_second=tuple(r * scale for r in replay.rates_per_second), noise=_noise(t))
     else:
         raise InputError(f"unknown trace type {kind!r} (one of {', '.join(TRACE_TYPES)})", field="trace.type")
@@ -311,8 +353,8 @@ def parse_trace(data: Any, event_bytes: float | None = None, read_text: ReadText
 
 def _cluster(data: Any) -> ClusterSpec:
     c = _Fields(data, "cluster")
-    spec = ClusterSpec(max_slots=_v(c.integer("max_slots", 10_000)),
-                       slots_per_task_manager=_v(c.integer("slots_per_task_manager", 4)),
+    spec = ClusterSpec(max_slots=_v(c.integer("max_slots", 10_000, minimum=1, maximum=10**7)),
+                       slots_per_task_manager=_v(c.integer("slots_per_task_manager", 4, minimum=1, maximum=10**4)),
                        slot_sharing=c.boolean("slot_sharing", False))
     c.done()
     return spec
@@ -322,8 +364,9 @@ def _rescale(data: Any) -> RescaleSpec:
     r = _Fields(data, "rescale")
     bandwidth = r.raw("restore_bandwidth", "200MB/s")
     parsed = parse_rate(bandwidth, field="rescale.restore_bandwidth")
-    if not parsed.is_bytes:
-        raise InputError(f"must be a byte rate such as 200MB/s, got {bandwidth!r}", field="rescale.restore_bandwidth")
+    if not parsed.is_bytes or not 0 < parsed.per_second <= 1e16:
+        raise InputError(f"must be a byte rate above 0 such as 200MB/s, got {_short(bandwidth)}",
+                         field="rescale.restore_bandwidth")
     spec = RescaleSpec(restart_seconds=_v(r.duration("restart_time", 30.0)),
                        restore_bytes_per_second=parsed.per_second, mode=r.text("mode", "savepoint"))
     r.done()
@@ -332,7 +375,7 @@ def _rescale(data: Any) -> RescaleSpec:
 
 def _checkpoints(data: Any) -> CheckpointSpec:
     c = _Fields(data, "checkpoints")
-    spec = CheckpointSpec(interval_seconds=_v(c.duration("interval", 180.0)),
+    spec = CheckpointSpec(interval_seconds=_v(c.duration("interval", 180.0, above=0)),
                           pause_seconds=_v(c.duration("pause", 0.0)))
     c.done()
     return spec

@@ -212,8 +212,10 @@ def parse_rate_csv(text: str, field: str = "trace.csv") -> ReplayTrace:
             if not times and line_number == 1:
                 continue  # header
             raise InputError(f"line {line_number}: not numbers: {row!r}", field=field) from None
-        if rate < 0 or not math.isfinite(rate):
-            raise InputError(f"line {line_number}: rate must be >= 0", field=field)
+        if not 0 <= time <= 10 * 365 * 86400:
+            raise InputError(f"line {line_number}: the time must be from 0 to 10 years in seconds", field=field)
+        if not 0 <= rate <= 1e12:
+            raise InputError(f"line {line_number}: the rate must be a number from 0 to 1e12 records/s", field=field)
         if times and time <= times[-1]:
             raise InputError(f"line {line_number}: times must increase", field=field)
         times.append(time)

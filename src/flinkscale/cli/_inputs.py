@@ -1,0 +1,125 @@
+"""Files in and out for every command: read once with limits, decode, parse; check output paths before work.
+
+The parsing itself is the pure boundary in ``flinkscale.core.inputs``; this module adds the file system:
+a missing file, a directory, an unreadable or oversized file, or an output path that is a file, lies below a
+file or cannot be written, each becomes one ``InputError`` line naming the file (or the flag), exit code 2,
+before any long-running work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import MAX_INPUT_BYTES, decode_text, load_json, load_yaml, one_line
+
+__all__ = ["check_output_dir", "check_output_file", "read_json", "read_text", "read_yaml", "write_text"]
+
+
+def _reason(exc: OSError) -> str:
+    return one_line(exc.strerror or exc.__class__.__name__, 80).lower()
+
+
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """The bytes of ``path``; a missing, unreadable, special or oversized file is one ``InputError``."""
+    name = str(path)
+    if "\x00" in name:
+        raise InputError(f"not a valid {what} path (contains a NUL byte)", field=name.replace("\x00", "\\0"))
+    try:
+        if path.is_dir():
+            raise InputError(f"is a directory, not a {what}", field=name)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}: {_reason(exc)}", field=name) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"the {what} is larger than {MAX_INPUT_BYTES // 2**20} MiB", field=name)
+    return data
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """UTF-8 text of ``path`` (see ``read_bytes`` and ``flinkscale.core.inputs.decode_text``)."""
+    return decode_text(read_bytes(path, what), str(path))
+
+
+def read_yaml(path: Path, what: str = "file") -> Any:
+    return load_yaml(read_text(path, what), str(path))
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    return load_json(read_text(path, what), str(path))
+
+
+def _nearest_existing(path: Path) -> Path:
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def check_output_dir(path: Path, flag: str) -> None:
+    """``path`` is a writable directory (created if missing, as the command would anyway); else one
+    ``InputError`` naming ``flag`` and the path. Writability is probed with a real temporary file, because
+    permission bits do not tell the whole story (root, read-only mounts, /proc)."""
+    if "\x00" in str(path):
+        raise InputError("not a valid path (contains a NUL byte)", field=flag)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} is a file, not a directory", field=flag)
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise InputError(f"{path} lies below {existing}, which is a file", field=flag)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write to {path}: {_reason(exc)}", field=flag) from None
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """``path`` can be written as a file: not a directory, not below a file, in a writable directory."""
+    if "\x00" in str(path):
+        raise InputError("not a valid path (contains a NUL byte)", field=flag)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a file", field=flag)
+    check_output_dir(path.parent, flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"cannot write {path} (permission denied)", field=flag)
+
+
+def write_text(path: Path, text: str, flag: str) -> None:
+    """Write ``text`` to ``path`` (parent directories created); a failure is one line naming ``flag``."""
+    check_output_file(path, flag)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {_reason(exc)}", field=flag) from None
+
+
+def check_port(port: int, flag: str, *, allow_zero: bool = True) -> int:
+    """A TCP port number (0 = any free port when ``allow_zero``); else one ``InputError`` naming ``flag``."""
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        hint = " (0 picks a free one)" if allow_zero else ""
+        raise InputError(f"must be a port number from {low} to 65535{hint}, got {port}", field=flag)
+    return port
+
+
+def check_number(value: float, flag: str, *, above: float | None = None, minimum: float | None = None,
+                 maximum: float | None = None) -> float:
+    """A finite number within bounds (a float flag may be nan or inf from the command line)."""
+    import math
+
+    if not math.isfinite(value):
+        raise InputError(f"must be a finite number, got {value}", field=flag)
+    if above is not None and not value > above:
+        raise InputError(f"must be > {above:g}, got {value:g}", field=flag)
+    if minimum is not None and not value >= minimum:
+        raise InputError(f"must be >= {minimum:g}, got {value:g}", field=flag)
+    if maximum is not None and not value <= maximum:
+        raise InputError(f"must be <= {maximum:g}, got {value:g}", field=flag)
+    return value
