@@ -18,12 +18,12 @@ Pure: no file is opened here; the CLI reads bytes (``flinkscale.cli._inputs``) a
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 from typing import Any, TypeVar
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -133,6 +133,10 @@ def _flow_depth(text: str) -> int:
     brackets = re.sub(r"[^\[\]{}]+", "", text)
     if not brackets:
         return 0
+    if len(brackets) < 100_000:  # the usual case: no need to pay numpy's import (the CLI starts faster)
+        return max(itertools.accumulate(1 if c in "[{" else -1 for c in brackets))
+    import numpy as np
+
     steps = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
     depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1))
     return int(depth.max())
