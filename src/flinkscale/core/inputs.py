@@ -22,13 +22,15 @@ import itertools
 import json
 import math
 import re
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from flinkscale.core.errors import InputError
+
+if TYPE_CHECKING:  # pydantic is imported where a model is validated: `import flinkscale` stays light
+    from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "MAX_DEPTH",
@@ -51,7 +53,7 @@ MAX_DEPTH = 64
 MAX_YAML_VALUES = 200_000
 MAX_MESSAGE_CHARS = 300
 
-_M = TypeVar("_M", bound=BaseModel)
+_M = TypeVar("_M", bound="BaseModel")
 
 
 def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -243,6 +245,8 @@ _TYPE_BRANCHES = frozenset({"int", "float", "str", "bool", "none", "list[...]", 
 
 def validate(model: type[_M], data: Any, prefix: str = "") -> _M:
     """``data`` checked against ``model``; the first problem is an ``InputError`` with its field path."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
