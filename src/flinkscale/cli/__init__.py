@@ -14,6 +14,7 @@ import typer
 
 from flinkscale.cli import _app
 from flinkscale.core.errors import FlinkscaleError
+from flinkscale.core.redaction import redact
 
 app = _app.app
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlinkscaleError as exc:
         if os.environ.get("FLINKSCALE_DEBUG"):
             raise
-        print(f"flinkscale: error: {exc}", file=sys.stderr)
+        print("flinkscale: error: " + " ".join(redact(str(exc)).split()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("flinkscale: interrupted", file=sys.stderr)

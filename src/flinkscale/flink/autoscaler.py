@@ -42,6 +42,7 @@ from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, N
 from flinkscale.core.policy import job_at_slot_ceiling
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.redaction import redact
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.flink.shedder import ShedController
 
@@ -154,13 +155,24 @@ class RunDirectory:
         handle = self._files.get(name)
         if handle is None:
             handle = self._files[name] = (self.run_dir / name).open("a", encoding="utf-8")
-        handle.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
+        # Every string is redacted on its way to disk: the dashboard serves these files.
+        handle.write(json.dumps(_redacted(record), allow_nan=False, default=_json_default) + "\n")
         handle.flush()
 
     def close(self) -> None:
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> object:
@@ -200,6 +212,7 @@ class AutoscaleLoop:
 
     # --- public ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
+        message = redact(message)
         event = LoopEvent(self.clock(), kind, message)
         self.status.events.append(event)
         self.run.write("events.jsonl", {"timestamp": event.timestamp, "kind": kind, "message": message})
@@ -325,7 +338,7 @@ class AutoscaleLoop:
         try:
             record = self.executor.apply(decision)
         except FlinkscaleError as exc:
-            self._errors.append(str(exc))
+            self._errors.append(redact(str(exc)))
             self.event("error", f"rescale failed: {exc}")
             self._new_sampler()
             return DecisionEntry(now, decision, False, None, str(exc))
