@@ -51,16 +51,49 @@ _W = TypeVar("_W", bound=BaseModel)
 
 def validate_answer(model: type[_W], data: Any) -> _W:
     """``data`` as ``model``; ``InputError`` naming the first bad field path (and how many more there are)."""
+    if data is None:
+        raise InputError("the answer is empty (or JSON null)")
     try:
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
+        errors = exc.errors(include_url=False)
         first = errors[0]
-        path = ".".join(str(p) for p in first["loc"]) or "(the whole answer)"
+        path = ".".join(str(p) for p in first["loc"]) or "the answer"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise InputError(f"{first['msg'][:200]}{more}", field=path) from None
+        raise InputError(f"{_problem(first['type'], first['msg'], first.get('input'))}{more}", field=path) from None
     except RecursionError:
         raise InputError("nested too deeply to be a Flink answer") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def _problem(kind: str, message: str, value: Any) -> str:
+    """A pydantic error in JSON terms (no internal class names, never the offending value itself)."""
+    if kind == "missing":
+        return "missing"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a JSON object, got {_json_type(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a JSON list, got {_json_type(value)}"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return f"expected an integer, got {_json_type(value)}"
+    if kind in ("string_type",):
+        return f"expected a string, got {_json_type(value)}"
+    if kind in ("bool_type",):
+        return f"expected true or false, got {_json_type(value)}"
+    return message[:200]
 
 
 def metric_value(raw: Any) -> float | None:

@@ -284,13 +284,13 @@ class FlinkRestClient:
         try:
             return validate_answer(model, data)
         except InputError as exc:
-            raise EndpointError(f"the answer is not what Flink sends ({exc})", endpoint=endpoint) from None
+            raise EndpointError(f"the answer is not what Flink sends: {exc}", endpoint=endpoint) from None
 
     def _convert(self, endpoint: str, build: Callable[[], _T]) -> _T:
         try:
             return build()
         except InputError as exc:
-            raise EndpointError(f"the answer is not what Flink sends ({exc})", endpoint=endpoint) from None
+            raise EndpointError(f"the answer is not what Flink sends: {exc}", endpoint=endpoint) from None
 
     def _exchange(self, method: str, path: str, what: str, **kwargs: Any) -> _Answer:
         attempts = self.retries + 1 if method == "GET" else 1
@@ -323,20 +323,24 @@ class FlinkRestClient:
                 tls = _tls_problem(exc)
                 if tls:
                     raise EndpointError(tls, endpoint=endpoint) from None
-                last_error = f"cannot connect ({type(exc).__name__})"
+                if isinstance(exc, httpx.ConnectError):
+                    last_error = f"cannot connect ({type(exc).__name__})"
+                else:
+                    last_error = f"the connection broke off mid-answer ({type(exc).__name__})"
                 continue
             if 300 <= answer.status < 400:
                 where = redact(answer.headers.get("location", "?"))[:200]
                 raise EndpointError(f"answered with a redirect (HTTP {answer.status}) to {where}; give that URL "
                                     "with --rest", endpoint=endpoint, status=answer.status)
             if answer.status >= 500 and "errors" not in answer.text[:20]:
-                last_error = f"HTTP {answer.status}"
+                last_error = f"answered HTTP {answer.status}"
                 continue
             return answer
         if last_error in ("no complete answer", "") or time.monotonic() >= deadline:
             raise EndpointError(f"{last_error or 'no answer'} within {budget:g}s ({limit}) after {tried} attempt(s)",
                                 endpoint=endpoint)
-        raise EndpointError(f"{last_error} after {tried} attempt(s); is Flink running there?", endpoint=endpoint)
+        hint = "; is Flink running there?" if last_error.startswith("cannot connect") else ""
+        raise EndpointError(f"{last_error} after {tried} attempt(s){hint}", endpoint=endpoint)
 
     def _budget(self, endpoint: str) -> tuple[float, float, str]:
         """(seconds, monotonic deadline, what limits it) for the next call: the call's own or the phase's."""
@@ -383,7 +387,9 @@ class FlinkRestClient:
             return None
         try:
             return json.loads(answer.body)
-        except (ValueError, RecursionError):
+        except RecursionError:
+            raise EndpointError("answered with JSON nested too deeply to be Flink's", endpoint=endpoint) from None
+        except ValueError:
             raise EndpointError("answered with something that is not JSON; is this a Flink REST endpoint?",
                                 endpoint=endpoint) from None
 

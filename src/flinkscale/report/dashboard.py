@@ -40,6 +40,7 @@ from typing import Any
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision
+from flinkscale.core.redaction import redact
 from flinkscale.core.snapshot import MetricsSnapshot
 
 SNAPSHOTS_FILE = "snapshots.jsonl"
@@ -50,6 +51,8 @@ EVENTS_FILE = "events.jsonl"
 MAX_TIMELINE_POINTS = 3600
 MAX_LOG_ENTRIES = 300
 MAX_PROBLEMS = 50
+# A run-dir line longer than this is not a record (a 1000-vertex snapshot is ~1 MB).
+MAX_LINE_CHARS = 16 * 2**20
 
 # Utilization colour scale (green -> amber -> red): the server colours the vertex boxes and the page draws
 # the colour bar from the same stops, so box and legend always agree.
@@ -81,10 +84,10 @@ class DecisionRecord:
         try:
             decision = Decision.from_dict(data["decision"])
             rescale_seconds = data.get("rescale_seconds")
-            return cls(float(data["timestamp"]), decision, bool(data.get("applied", False)),
+            return cls(_timestamp(data["timestamp"]), decision, bool(data.get("applied", False)),
                        None if rescale_seconds is None else float(rescale_seconds),
                        None if data.get("error") is None else str(data["error"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InputError(f"not a decision record ({exc})", field="decision") from None
 
 
@@ -101,9 +104,18 @@ class RunEvent:
         if not isinstance(data, Mapping) or "timestamp" not in data:
             raise InputError("an event needs a timestamp", field="timestamp")
         try:
-            return cls(float(data["timestamp"]), str(data.get("kind", "event")), str(data.get("message", "")))
-        except (TypeError, ValueError) as exc:
+            return cls(_timestamp(data["timestamp"]), str(data.get("kind", "event")), str(data.get("message", "")))
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"not an event ({exc})", field="timestamp") from None
+
+
+def _timestamp(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError(f"timestamp must be a number, got {type(raw).__name__}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("timestamp must be finite")
+    return value
 
 
 # --- tailing ----------------------------------------------------------------------------------------
@@ -196,7 +208,10 @@ class RunDirFeed:
                     try:
                         self._records(name).append(_parse_line(name, line.text))
                     except InputError as exc:
-                        self.problems.append(f"{name}:{line.number}: {exc}")
+                        self.problems.append(redact(f"{name}:{line.number}: {exc}"))
+                    except Exception as exc:
+                        self.problems.append(redact(f"{name}:{line.number}: not a valid record "
+                                                    f"({type(exc).__name__}: {str(exc)[:200]})"))
             del self.problems[:-MAX_PROBLEMS]
             if changed:
                 self.version += 1
@@ -208,7 +223,24 @@ class RunDirFeed:
         return records[name]
 
     def state(self) -> dict[str, Any]:
-        """Everything the page shows, JSON-ready (non-finite numbers become strings or null)."""
+        """Everything the page shows, JSON-ready (non-finite numbers become strings or null).
+
+        Every record was drawn once when its line was read, so this cannot fail on one; should it fail anyway,
+        the answer says so in ``problems`` (and the records stay) rather than failing every later request."""
+        try:
+            return self._state()
+        except Exception as exc:
+            with self._lock:
+                problem = redact(f"cannot draw the run ({type(exc).__name__}: {str(exc)[:200]})")
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                return {"version": self.version, "run_dir": str(self.run_dir), "job": None,
+                        "counts": {"snapshots": len(self.snapshots), "decisions": len(self.decisions),
+                                   "events": len(self.events)},
+                        "graph": None, "timeline": timeline_view([]), "decisions": [], "events": [],
+                        "problems": list(self.problems)}
+
+    def _state(self) -> dict[str, Any]:
         with self._lock:
             latest = self.snapshots[-1] if self.snapshots else None
             return {
@@ -229,17 +261,36 @@ class RunDirFeed:
 
 
 def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunEvent:
+    """One line as its record, checked by building its views once: a record the page could not draw is a
+    problem of its line now, not a failure of every later answer (the views run over all records)."""
+    if len(text) > MAX_LINE_CHARS:
+        raise InputError(f"a line of {len(text):,} characters is not a record (limit {MAX_LINE_CHARS:,})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
     if name == SNAPSHOTS_FILE:
         try:
-            return MetricsSnapshot.from_dict(data)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise InputError(f"not a snapshot ({exc})") from None
+            snapshot = MetricsSnapshot.from_dict(data)
+            _timestamp(snapshot.timestamp)
+            graph_view(snapshot)
+            timeline_view([snapshot])
+            json.dumps(snapshot.to_dict(), allow_nan=False)
+        except InputError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError,
+                RecursionError) as exc:
+            raise InputError(f"not a snapshot ({type(exc).__name__}: {str(exc)[:200]})") from None
+        return snapshot
     if name == DECISIONS_FILE:
-        return DecisionRecord.from_dict(data)
+        record = DecisionRecord.from_dict(data)
+        try:
+            decision_view(record)
+        except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
+            raise InputError(f"not a decision record ({type(exc).__name__}: {str(exc)[:200]})") from None
+        return record
     return RunEvent.from_dict(data)
 
 
@@ -353,14 +404,14 @@ def decision_view(record: DecisionRecord) -> dict[str, Any]:
         "timestamp": record.timestamp, "policy": decision.policy, "rescale": decision.rescale,
         "applied": record.applied, "outcome": outcome, "blocked_reason": decision.blocked_reason,
         "shed_fraction": decision.shed_fraction, "rescale_seconds": record.rescale_seconds,
-        "error": record.error,
+        "error": None if record.error is None else redact(record.error),
         # VertexDecision.to_dict spells non-finite numbers as JSON can carry them ("inf", null).
         "vertices": [v.to_dict() for v in decision.vertices],
     }
 
 
 def event_view(event: RunEvent) -> dict[str, Any]:
-    return {"timestamp": event.timestamp, "kind": event.kind, "message": event.message}
+    return {"timestamp": event.timestamp, "kind": redact(event.kind), "message": redact(event.message)}
 
 
 # --- the web application ----------------------------------------------------------------------------
