@@ -46,6 +46,8 @@ MODES = (
     "huge-numbers", "deep-nesting", "not-utf8", "truncated-json", "bad-content-length", "oversized",
     "close", "trickle", "silent", "tls-self-signed",
 )
+# Servers that repeat the credentials they got in their error text (a naive proxy): for the redaction tests.
+ECHO_MODES = ("echo-credentials", "echo-credentials-in-sampling")
 
 
 def _key(method: str, path: str, query: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -203,7 +205,7 @@ class FakeFlink:
     stopped: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in ("flink", *MODES, *MUTATIONS):
+        if self.mode not in ("flink", *MODES, *MUTATIONS, *ECHO_MODES):
             raise ValueError(f"unknown mode {self.mode!r}")
         self._queues = {k: deque(copy.deepcopy(v)) for k, v in RECORDED.items()}
         self._lock = threading.Lock()
@@ -324,6 +326,11 @@ class FakeFlink:
             return 200, {**json_type, "Content-Length": "100000"}, b'{"jobs": []'
         if mode == "oversized":
             return 200, json_type, b"[" + b"0," * (17 * 2**20) + b"0]"
+        if mode == "echo-credentials" or (mode == "echo-credentials-in-sampling"
+                                          and _endpoint_of(request.path, request.query) == "vertex-detail"):
+            echoed = " ".join(f"{k}: {v}" for k, v in request.headers.items()
+                              if k == "authorization" or k.startswith("x-"))
+            return 400, json_type, json.dumps({"errors": [f"credentials rejected: {echoed}"]}).encode()
         status, body = self._flink(request)
         if mode == "huge-numbers":
             body = _huge_numbers(body)

@@ -139,16 +139,19 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _register_url_credentials(url: str | None) -> None:
-    """Register ``user:pass`` of a URL as secrets before the URL is checked (a bad URL's error must not show them)."""
+    """Register the ``user:pass`` part of a URL as secrets before the URL is even checked: the error for a bad
+    URL (no scheme, ftp://, no host) must not show them either."""
     if not url or "@" not in url:
         return
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    userinfo = authority.rpartition("@")[0]
+    if userinfo:
+        register_secret(userinfo, userinfo.partition(":")[2])
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
-        userinfo = url.split("://", 1)[-1].split("@", 1)[0]
-        register_secret(userinfo, userinfo.partition(":")[2])
         return
-    if parsed.userinfo:
+    if parsed.userinfo:  # percent-decoded, as the client sends it
         register_secret(parsed.password, parsed.userinfo.decode("ascii", "replace"))
 
 
