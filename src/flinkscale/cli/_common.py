@@ -47,6 +47,8 @@ def state_dir_option() -> Any:
 def check_rest_url(rest: str) -> str:
     """``rest`` if it is an http(s) URL with a host (and a valid port), else an ``InputError`` naming --rest."""
     shown = redact(rest)[:200]
+    if any(c.isspace() for c in rest):
+        raise InputError(f"holds whitespace: {shown!r}", field="--rest")
     if not rest.lower().startswith(("http://", "https://")):
         raise InputError(f"must be an http(s) URL such as http://localhost:8081, got {shown!r}", field="--rest")
     try:

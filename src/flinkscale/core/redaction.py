@@ -30,14 +30,18 @@ _KEYED_SECRET = re.compile(
 _SCHEME_CREDENTIAL = re.compile(r"(?P<key>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{6,})",
                                 re.IGNORECASE)
 
+#: Registered values shorter than this are not replaced everywhere (a one-letter "secret" would garble every
+#: message); URL credentials of any length are still masked by the URL pattern.
+MIN_SECRET_LENGTH = 4
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
 
 def register_secret(*values: str | None) -> None:
-    """Remember secret values so that ``redact`` removes them from every later text (empty values ignored)."""
+    """Remember secret values so that ``redact`` removes them from every later text (short values ignored)."""
     with _lock:
-        _secrets.update(v for v in values if v)
+        _secrets.update(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)
 
 
 def registered_secrets() -> frozenset[str]:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from tests.fakeflink import self_signed_certificate
 
+from flinkscale.core.redaction import forget_secrets
+
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -22,4 +24,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.delenv("FLINKSCALE_REST_TOKEN", raising=False)
     monkeypatch.delenv("FLINKSCALE_DEBUG", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+    forget_secrets()  # secrets registered by one test must not redact (or pass) another's output
     yield
+    forget_secrets()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.fakeflink import JOB_ID, MODES, MUTATIONS, VERTEX_ID
 
@@ -128,23 +127,54 @@ def problems(outcome: Outcome, endpoint: str) -> list[str]:
     return found
 
 
-def iter_outcomes(certificate: tuple[str, str] | None, *, deadline: str | None) -> Iterator[tuple[Case, Outcome, str]]:
-    """Every case against a fresh fake server, in a subprocess each (so that a hang cannot stop the count)."""
-    import subprocess
-    from pathlib import Path
-
+def iter_outcomes(certificate: tuple[Path, Path] | None, *,
+                  deadline: str | None) -> Iterator[tuple[Case, Outcome, str]]:
+    """Every case against a fresh fake server, in this process (whichever flinkscale it imports), each given
+    up on after the limit (a hung case's thread is left behind; closing its server usually ends it)."""
     from tests.fakeflink import FakeFlink
 
     for case in cases():
-        cert = (Path(certificate[0]), Path(certificate[1])) if certificate and case.mode == "tls-self-signed" else None
-        with FakeFlink(case.mode, certificate=cert) as fake:
-            code = ("import sys; from flinkscale.cli import main; sys.exit(main(sys.argv[1:]))")
-            started = time.monotonic()
-            try:
-                proc = subprocess.run([sys.executable, "-c", code, *case.argv(fake.url, deadline=deadline)],
-                                      capture_output=True, text=True, timeout=LIMIT_SECONDS + 2,
-                                      env={**os.environ, "COLUMNS": "200"})
-                outcome = Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-            except subprocess.TimeoutExpired as exc:
-                outcome = Outcome(None, str(exc.stdout or ""), str(exc.stderr or ""), time.monotonic() - started)
+        with FakeFlink(case.mode, certificate=certificate if case.mode == "tls-self-signed" else None) as fake:
+            outcome = run_case_in_process(case.argv(fake.url, deadline=deadline), limit=LIMIT_SECONDS + 2)
             yield case, outcome, f"127.0.0.1:{fake.port}"
+
+
+def _kind(problem: str) -> str:
+    for kind in ("still running", "traceback", "lines on stderr", "exit code", "took", "does not name"):
+        if kind in problem:
+            return kind
+    return problem
+
+
+def main() -> None:
+    """``PYTHONPATH=SRC:. python -m tests.unit.fuzz_rest.corpus [--no-deadline]``: count the cases that keep
+    the promise, for the flinkscale found on the path (``--no-deadline`` for code without --rest-timeout)."""
+    import argparse
+    import collections
+    import tempfile
+
+    from tests.fakeflink import self_signed_certificate
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-deadline", action="store_true", help="do not pass --rest-timeout (older code)")
+    args = parser.parse_args()
+    kinds: collections.Counter[str] = collections.Counter()
+    failing: list[str] = []
+    total = passed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        certificate = self_signed_certificate(Path(tmp))
+        for case, outcome, endpoint in iter_outcomes(certificate, deadline=None if args.no_deadline else DEADLINE):
+            total += 1
+            found = problems(outcome, endpoint)
+            if not found:
+                passed += 1
+            for problem in found:
+                kinds[_kind(problem)] += 1
+            if found:
+                failing.append(f"{case.id}: {', '.join(found)}")
+            print(f"{case.id}: {'ok' if not found else '; '.join(found)}", flush=True)
+    print(f"\n{passed}/{total} cases keep the promise; problems: {dict(kinds)}")
+
+
+if __name__ == "__main__":
+    main()
