@@ -139,6 +139,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "job-string-parallelism": ("job", _set(["vertices", 0, "parallelism"], "2")),
     "job-huge-parallelism": ("job", _set(["vertices", 0, "parallelism"], 10**400)),
     "job-zero-parallelism": ("job", _set(["vertices", 0, "parallelism"], 0)),
+    "job-negative-max-parallelism": ("job", _set(["vertices", 0, "maxParallelism"], -7)),
     "job-bool-parallelism": ("job", _set(["vertices", 0, "parallelism"], True)),
     "job-float-parallelism": ("job", _set(["vertices", 0, "parallelism"], 1.5)),
     "job-no-vertex-id": ("job", _delete(["vertices", 0, "id"])),

@@ -34,6 +34,8 @@ _MAX_COUNT = 10**9  # TaskManagers, slots, jobs: anything beyond is not a real a
 _MAX_MILLIS = 2**63 - 1
 
 Parallelism = Annotated[int, Field(ge=1, le=MAX_PARALLELISM)]
+# Flink reports a max parallelism it has not fixed (a job without pipeline.max-parallelism) as -1.
+MaxParallelism = Annotated[int, Field(ge=-1, le=MAX_PARALLELISM)]
 Count = Annotated[int, Field(ge=0, le=_MAX_COUNT)]
 Millis = Annotated[int, Field(ge=-1, le=_MAX_MILLIS)]
 Port = Annotated[int, Field(ge=-1, le=65535)]
@@ -192,7 +194,7 @@ class JobVertexWire(_Wire):
     id: ShortText
     name: ShortText | None = None
     parallelism: Parallelism
-    max_parallelism: Parallelism | None = Field(None, alias="maxParallelism")
+    max_parallelism: MaxParallelism | None = Field(None, alias="maxParallelism")
     status: ShortText = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     tasks: dict[str, Count] = Field(default_factory=dict)
@@ -202,7 +204,7 @@ class JobDetailsWire(_Wire):
     jid: ShortText
     name: ShortText = ""
     state: ShortText
-    max_parallelism: Parallelism | None = Field(None, alias="maxParallelism")
+    max_parallelism: MaxParallelism | None = Field(None, alias="maxParallelism")
     scheduler_type: ShortText | None = Field(None, alias="schedulerType")
     vertices: list[JobVertexWire]
     plan: PlanWire | None = None
@@ -425,7 +427,7 @@ class JobDetails:
         vertices = tuple(
             JobVertexInfo(
                 id=v.id, name=v.name if v.name is not None else v.id, parallelism=v.parallelism,
-                max_parallelism=v.max_parallelism or wire.max_parallelism or 128, status=v.status,
+                max_parallelism=_fixed(v.max_parallelism) or _fixed(wire.max_parallelism) or 128, status=v.status,
                 counters=VertexCounters.parse(v.metrics), tasks=dict(v.tasks))
             for v in wire.vertices)
         known = {v.id for v in vertices}
@@ -437,7 +439,7 @@ class JobDetails:
                 if end not in known:
                     raise InputError(f"the plan names vertex {end[:64]!r}, which the job does not have",
                                      field="plan.nodes")
-        return cls(wire.jid, wire.name, wire.state, wire.max_parallelism, vertices, edges, wire.start_time,
+        return cls(wire.jid, wire.name, wire.state, _fixed(wire.max_parallelism), vertices, edges, wire.start_time,
                    wire.now, wire.scheduler_type)
 
     @classmethod
@@ -453,6 +455,11 @@ class JobDetails:
     @property
     def all_running(self) -> bool:
         return self.state == "RUNNING" and all(v.all_running for v in self.vertices)
+
+
+def _fixed(max_parallelism: int | None) -> int | None:
+    """A max parallelism Flink has fixed, or None for its "not set" (-1) and absent."""
+    return max_parallelism if max_parallelism is not None and max_parallelism > 0 else None
 
 
 def _plan_edges(plan: PlanWire) -> tuple[Edge, ...]:
