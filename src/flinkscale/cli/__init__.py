@@ -27,6 +27,7 @@ import typer
 from flinkscale.cli import _app
 from flinkscale.core.errors import FlinkscaleError
 from flinkscale.core.inputs import one_line
+from flinkscale.core.redaction import redact
 
 app = _app.app
 
@@ -34,7 +35,7 @@ _BUG_REPORT = "this is a bug in flinkscale: please report it (FLINKSCALE_DEBUG=1
 
 
 def _say(message: str) -> None:
-    print(f"flinkscale: {one_line(message, 1000)}", file=sys.stderr)
+    print(f"flinkscale: {one_line(redact(message), 1000)}", file=sys.stderr)  # no secret in any message
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ plain line per tick otherwise. Ctrl-C stops the loop cleanly between steps (a re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shlex
 import signal
@@ -22,11 +23,12 @@ from typing import Annotated, Any
 import typer
 
 from flinkscale.cli._common import (
+    RestTarget,
     console,
     parse_fraction,
     print_json,
     resolve_bootstrap,
-    resolve_rest_url,
+    rest_options,
     state_dir_option,
     warn_if_metrics_stale,
 )
@@ -53,7 +55,6 @@ from flinkscale.flink.executor import (
     Resubmit,
     plan_rebalance,
 )
-from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.shedder import ShedController, ShedSettings
 from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref
 from flinkscale.kafka.control import ArrivalRate, ControlChannel
@@ -207,10 +208,11 @@ def _live_table(status: LoopStatus) -> Any:
     return Group(table, log)
 
 
+@rest_options
 def autoscale(
+    rest: RestTarget,
     job: Annotated[str, typer.Option("--job", help="Flink job id (32 hex characters).")],
     policy: Annotated[str, typer.Option("--policy", help=f"One of: {', '.join(POLICY_NAMES)}.")] = "flinkscale",
-    rest: Annotated[str | None, typer.Option("--rest", help="Flink REST URL (default: the embedded cluster).")] = None,
     state_dir: Path = state_dir_option(),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Policy setting key=value; repeatable.")] = None,
     interval: Annotated[str, typer.Option("--interval", help="Sampling and decision interval.")] = "15s",
@@ -265,7 +267,8 @@ def autoscale(
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
     k8s_ref = parse_deployment_ref(k8s_deployment) if k8s_deployment else None
-    rest = rest or (operator_rest_url(*k8s_ref) if k8s_ref else None)
+    if rest.url is None and k8s_ref is not None:  # the operator's REST service for that deployment
+        rest = dataclasses.replace(rest, url=operator_rest_url(*k8s_ref))
     # With --k8s-deployment a dry run still decides and prints each patch: the realizer runs, in dry-run mode.
     config = LoopConfig(interval_seconds=interval_seconds, dry_run=dry_run and k8s_ref is None,
                         duration_seconds=_seconds(duration, "--duration"), run_dir=run_dir)
@@ -274,9 +277,10 @@ def autoscale(
         raise InputError("must be a port number", field="--metrics-port")
     if dashboard and run_dir is None:
         raise InputError("needs --run-dir (the dashboard reads it)", field="--dashboard")
-    rest_url = resolve_rest_url(rest, state_dir)
-    client = FlinkRestClient(rest_url)
-    client.job(job)  # an unknown job id fails here, before the loop starts
+    rest_url = rest.resolve(state_dir)
+    client = rest.access.client(rest_url)
+    with client.phase(client.deadline, "finding the job"):
+        client.job(job)  # an unknown job id fails here, before the loop starts
     warn_if_metrics_stale(client, interval_seconds)
     cluster = _local_cluster(state_dir, rest_url)
     executor: Executor | FlinkDeploymentRealizer | None = None if dry_run else Executor(
@@ -334,9 +338,10 @@ def autoscale(
                f"{summary.holds} holds, {len(summary.errors)} errors")
 
 
+@rest_options
 def rebalance(
+    rest: RestTarget,
     job: Annotated[str, typer.Option("--job", help="Flink job id (32 hex characters).")],
-    rest: Annotated[str | None, typer.Option("--rest", help="Flink REST URL (default: the embedded cluster).")] = None,
     state_dir: Path = state_dir_option(),
     window: Annotated[str, typer.Option("--window", help="How long to sample.")] = "30s",
     interval: Annotated[str, typer.Option("--interval", help="Sampling interval inside the window.")] = "10s",
@@ -357,9 +362,10 @@ def rebalance(
         raise InputError("--apply restarts the job from a savepoint and needs the command that resubmits it",
                          field="--resubmit-command")
     executor_config = ExecutorConfig(max_task_managers=max_task_managers)
-    rest_url = resolve_rest_url(rest, state_dir)
-    client = FlinkRestClient(rest_url)
-    client.job(job)
+    rest_url = rest.resolve(state_dir)
+    client = rest.access.client(rest_url)
+    with client.phase(client.deadline, "finding the job"):
+        client.job(job)
     warn_if_metrics_stale(client, interval_seconds)
     snapshots = collect_window(Collector(client, job), window_seconds, interval_seconds)
     if not snapshots:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from flinkscale.cli._common import console, print_json, state_dir_option
+from flinkscale.cli._common import RestTarget, console, print_json, rest_options, state_dir_option
 from flinkscale.cli._inputs import check_port, read_yaml
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.units import parse_size
@@ -95,7 +95,7 @@ def down(state_dir: Path = state_dir_option()) -> None:
     info = cluster.info()
     if info is not None and cluster.is_running():
         try:
-            running = FlinkRestClient(info.rest_url, retries=0, timeout=3).running_jobs()
+            running = FlinkRestClient(info.rest_url, retries=0, timeout=3, deadline=5).running_jobs()
         except EndpointError:
             running = []
         if running:
@@ -106,24 +106,28 @@ def down(state_dir: Path = state_dir_option()) -> None:
 
 
 @cluster_app.command("status")
-def status(state_dir: Path = state_dir_option(), output: str = typer.Option("text", "--format")) -> None:
-    """TaskManagers, slots and jobs of the embedded cluster."""
-    cluster = LocalCluster(state_dir)
-    info = cluster.info()
-    if info is None or not cluster.is_running():
-        if output == "json":
-            print_json({"running": False})
-        else:
-            console.print("no cluster is running from " + str(state_dir))
-        raise typer.Exit(1)
-    rest = FlinkRestClient(info.rest_url)
-    overview, tms, jobs = rest.overview(), rest.task_managers(), rest.jobs()
+@rest_options
+def status(rest: RestTarget, state_dir: Path = state_dir_option(),
+           output: str = typer.Option("text", "--format")) -> None:
+    """TaskManagers, slots and jobs of the embedded cluster (or, with --rest, of any Flink cluster)."""
+    if rest.url is None:
+        cluster = LocalCluster(state_dir)
+        info = cluster.info()
+        if info is None or not cluster.is_running():
+            if output == "json":
+                print_json({"running": False})
+            else:
+                console.print("no cluster is running from " + str(state_dir))
+            raise typer.Exit(1)
+    client = rest.client(state_dir)
+    rest_url = client.base_url
+    overview, tms, jobs = client.overview(), client.task_managers(), client.jobs()
     if output == "json":
-        print_json({"running": True, "rest_url": info.rest_url, "flink_version": overview.flink_version,
+        print_json({"running": True, "rest_url": rest_url, "flink_version": overview.flink_version,
                     "task_managers": [{"id": t.id, "slots": t.slots, "free_slots": t.free_slots} for t in tms],
                     "jobs": [j.__dict__ for j in jobs]})
         return
-    console.print(f"Flink {overview.flink_version} at {info.rest_url}: {overview.task_managers} TaskManager(s), "
+    console.print(f"Flink {overview.flink_version} at {rest_url}: {overview.task_managers} TaskManager(s), "
                   f"{overview.slots_total - overview.slots_available}/{overview.slots_total} slots in use")
     table = Table("job id", "name", "state")
     for job in jobs:

@@ -8,10 +8,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flinkscale.cli._common import console, print_json, resolve_bootstrap, resolve_rest_url, state_dir_option
+from flinkscale.cli._common import (
+    RestTarget,
+    console,
+    print_json,
+    resolve_bootstrap,
+    resolve_rest_url,
+    rest_options,
+    state_dir_option,
+)
 from flinkscale.core.errors import InputError
 from flinkscale.flink.cluster import LocalCluster
-from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
 from flinkscale.pipelines.launch import (
     ClickstreamOptions,
@@ -106,10 +113,11 @@ def submit(
 
 
 @job_app.command("list")
-def list_jobs(rest: str | None = typer.Option(None, "--rest", help="Flink REST URL; default: embedded cluster."),
-              state_dir: Path = state_dir_option(), output: str = typer.Option("text", "--format")) -> None:
+@rest_options
+def list_jobs(rest: RestTarget, state_dir: Path = state_dir_option(),
+              output: str = typer.Option("text", "--format")) -> None:
     """Jobs with their state."""
-    jobs = FlinkRestClient(resolve_rest_url(rest, state_dir)).jobs()
+    jobs = rest.client(state_dir).jobs()
     if output == "json":
         print_json([j.__dict__ for j in jobs])
         return
@@ -120,14 +128,16 @@ def list_jobs(rest: str | None = typer.Option(None, "--rest", help="Flink REST U
 
 
 @job_app.command("stop")
-def stop(job_id: str, drain: bool = typer.Option(False, "--drain", help="Flush windows and sinks first "
-                                                 "(emits MAX_WATERMARK): for a final stop, not a restart."),
-         rest: str | None = typer.Option(None, "--rest"), state_dir: Path = state_dir_option()) -> None:
+@rest_options
+def stop(job_id: str, rest: RestTarget, drain: bool = typer.Option(False, "--drain", help="Flush windows and sinks "
+                                                                   "first (emits MAX_WATERMARK): for a final stop, "
+                                                                   "not a restart."),
+         state_dir: Path = state_dir_option()) -> None:
     """Stop a job with a savepoint and print where it is (never a bare cancel).
 
     Example: flinkscale job stop 8bc268616162615d507a6d5c57efc18f
     """
-    client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    client = rest.client(state_dir)
     started = time.monotonic()
     with console.status("stop-with-savepoint"):
         location = client.wait_savepoint(job_id, client.trigger_stop_with_savepoint(job_id, drain=drain))
@@ -136,14 +146,16 @@ def stop(job_id: str, drain: bool = typer.Option(False, "--drain", help="Flush w
 
 
 @job_app.command("rescale")
-def rescale(job_id: str, vertex: list[str] = typer.Option(..., "--vertex", help="VERTEX_ID=P (repeatable)."),
-            rest: str | None = typer.Option(None, "--rest"), state_dir: Path = state_dir_option(),
+@rest_options
+def rescale(job_id: str, rest: RestTarget,
+            vertex: list[str] = typer.Option(..., "--vertex", help="VERTEX_ID=P (repeatable)."),
+            state_dir: Path = state_dir_option(),
             wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the new parallelism runs.")) -> None:
     """Rescale vertices in place through the adaptive scheduler (PUT /jobs/:jid/resource-requirements).
 
     Example: flinkscale job rescale JOB --vertex 7fc3fc47263b6c498ac3facaf12547db=2
     """
-    client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    client = rest.client(state_dir)
     bounds = client.resource_requirements(job_id)
     for item in vertex:
         vid, _, value = item.partition("=")

@@ -28,25 +28,25 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flinkscale.cli._common import warn_if_metrics_stale
+from flinkscale.cli._common import RestTarget, rest_options, warn_if_metrics_stale
 from flinkscale.cli._inputs import check_output_file, write_text
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile_document
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.cluster import DEFAULT_STATE_DIR, LocalCluster
+from flinkscale.flink.cluster import DEFAULT_STATE_DIR
 from flinkscale.flink.collector import Collector, collect_window, merge_window
-from flinkscale.flink.rest import FlinkRestClient
+from flinkscale.flink.rest import FlinkRestClient, RestAccess
 from flinkscale.report.profile import render_html, render_json, render_skew_table, render_table
 
 CLOCK: Callable[[], float] = time.time
 SLEEP: Callable[[float], None] = time.sleep
 
 
-def make_client(rest_url: str) -> FlinkRestClient:
+def make_client(rest_url: str, access: RestAccess) -> FlinkRestClient:
     # Two retries: an unreachable URL answers "no" within about a second instead of hanging the command.
-    return FlinkRestClient(rest_url, timeout=10.0, retries=2, backoff_seconds=0.25)
+    return access.client(rest_url, timeout=10.0, retries=2, backoff_seconds=0.25)
 
 
 _PROFILE_HELP = """Measure a running Flink job: per-vertex rates, busy / backpressured / idle time, true processing
@@ -89,14 +89,10 @@ def _seconds(text: str, field: str) -> float:
     return seconds
 
 
-def _rest_url(rest: str | None, state_dir: Path) -> str:
-    if rest:
-        return rest
-    info = LocalCluster(state_dir).info()
-    if info is None:
-        raise InputError(f"no local cluster in {state_dir} (no cluster.json); start one with `flinkscale cluster up` "
-                         "or give --rest URL", field="--rest")
-    return info.rest_url
+def _find_job(client: FlinkRestClient, job: str | None) -> str:
+    """The job to sample; the lookup is one phase with the deadline of one call (retries included)."""
+    with client.phase(client.deadline, "finding the job"):
+        return _job_id(client, job)
 
 
 def _job_id(client: FlinkRestClient, job: str | None) -> str:
@@ -170,10 +166,10 @@ def _write(text: str, output: Path | None) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
+@rest_options
 def profile(
+    rest: RestTarget,
     job: Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")] = None,
-    rest: Annotated[str | None, typer.Option(
-        "--rest", help="Flink REST URL; default: the local cluster of --state-dir.")] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")] = DEFAULT_STATE_DIR,
     window: Annotated[str, typer.Option("--window", help="How long to sample: 2m, 90s, ...")] = "2m",
     interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
@@ -185,8 +181,8 @@ def profile(
     window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
     if output is not None:
         check_output_file(output, "--output")
-    with make_client(_rest_url(rest, state_dir)) as client:
-        job_id = _job_id(client, job)
+    with make_client(rest.resolve(state_dir), rest.access) as client:
+        job_id = _find_job(client, job)
         snapshots, collector = sample_job(client, job_id, window_seconds, interval_seconds)
     merged = merge_window(snapshots)
     analysis = analyze_profile(merged)
@@ -203,10 +199,10 @@ def profile(
             console.file.close()
 
 
+@rest_options
 def skew(
+    rest: RestTarget,
     job: Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")] = None,
-    rest: Annotated[str | None, typer.Option(
-        "--rest", help="Flink REST URL; default: the local cluster of --state-dir.")] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")] = DEFAULT_STATE_DIR,
     window: Annotated[str, typer.Option("--window", help="How long to sample.")] = "30s",
     interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
@@ -219,8 +215,8 @@ def skew(
     if not 1.0 < threshold < math.inf:  # also refuses nan
         raise InputError(f"must be > 1 (a max/mean ratio), got {threshold}", field="--threshold")
     window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
-    with make_client(_rest_url(rest, state_dir)) as client:
-        job_id = _job_id(client, job)
+    with make_client(rest.resolve(state_dir), rest.access) as client:
+        job_id = _find_job(client, job)
         snapshots, collector = sample_job(client, job_id, window_seconds, interval_seconds)
     merged = merge_window(snapshots)
     report = analyze_skew(merged, threshold=threshold, sql_job=looks_like_sql_job(merged))

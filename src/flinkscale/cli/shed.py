@@ -14,19 +14,19 @@ from pathlib import Path
 import typer
 
 from flinkscale.cli._common import (
+    RestTarget,
     console,
     err_console,
     parse_fraction,
     print_json,
     resolve_bootstrap,
-    resolve_rest_url,
+    rest_options,
     state_dir_option,
     warn_if_metrics_stale,
 )
 from flinkscale.cli._inputs import check_number
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
-from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.flink.shedder import ShedController, ShedLoop, ShedSettings
 from flinkscale.kafka.control import ArrivalRate, ControlChannel
 
@@ -99,7 +99,9 @@ def show(
 
 
 @shed_app.command("auto")
+@rest_options
 def auto(
+    rest: RestTarget,
     job: str = typer.Option(..., "--job", help="Job id."),
     control_topic: str = typer.Option(..., "--control-topic", help="The job's control topic."),
     topic: str | None = typer.Option(
@@ -119,7 +121,6 @@ def auto(
         0.0, "--value-cv", help="Coefficient of variation of the values the job sums (e.g. event sizes; 0 = "
                                 "counts only): sums need a higher p than counts for the same bound."),
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds (default: Ctrl-C)."),
-    rest: str | None = typer.Option(None, "--rest", help="Flink REST URL (default: the embedded cluster)."),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="Kafka bootstrap (default: embedded broker)."),
     output: str = typer.Option("table", "--format", help="table (progress lines) or json (one object per step)."),
     state_dir: Path = state_dir_option(),
@@ -151,7 +152,9 @@ def auto(
                             value_cv=value_cv)
     if interval <= 0:
         raise InputError("must be > 0", field="--interval")
-    client = FlinkRestClient(resolve_rest_url(rest, state_dir))
+    client = rest.client(state_dir)
+    with client.phase(client.deadline, "finding the job"):
+        client.job(job)  # an unknown job or a bad endpoint fails here, before the control topic is touched
     warn_if_metrics_stale(client, interval)
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
     controller = ShedController.resuming(channel.publish, settings, channel.latest_value())

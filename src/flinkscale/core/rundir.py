@@ -23,6 +23,7 @@ from typing import Any
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy.base import Decision
+from flinkscale.core.redaction import redact_json
 from flinkscale.core.snapshot import MetricsSnapshot
 
 SNAPSHOTS_FILE = "snapshots.jsonl"
@@ -96,8 +97,8 @@ def file_for(record: RunRecord) -> str:
 
 
 def to_line(record: RunRecord) -> str:
-    """The record as one line of strict JSON (without the newline)."""
-    return json.dumps(record.to_dict(), allow_nan=False, default=_not_json)
+    """The record as one line of strict JSON (without the newline), every string redacted (no secret on disk)."""
+    return json.dumps(redact_json(record.to_dict()), allow_nan=False, default=_not_json)
 
 
 def parse_line(name: str, text: str) -> RunRecord:

@@ -42,6 +42,7 @@ from flinkscale.core.control import ControllerState, ControlSettings
 from flinkscale.core.errors import EndpointError, FlinkscaleError, InputError, NotFoundError
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.redaction import redact
 from flinkscale.core.rundir import DecisionRecord, RunEvent
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.flink.protocols import Applier, Sampler
@@ -121,7 +122,7 @@ class RunDirectory:
         handle = self._files.get(name)
         if handle is None:
             handle = self._files[name] = (self.run_dir / name).open("a", encoding="utf-8")
-        handle.write(rundir.to_line(record) + "\n")
+        handle.write(rundir.to_line(record) + "\n")  # to_line redacts: the dashboard serves these files
         handle.flush()
 
     def close(self) -> None:
@@ -168,7 +169,7 @@ class AutoscaleLoop:
 
     # --- public ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
-        event = RunEvent(self.clock(), kind, message)
+        event = RunEvent(self.clock(), kind, redact(message))
         self.status.events.append(event)
         self.run.write(event)
 
@@ -291,7 +292,7 @@ class AutoscaleLoop:
         try:
             record = self.executor.apply(decision)
         except FlinkscaleError as exc:
-            self._errors.append(str(exc))
+            self._errors.append(redact(str(exc)))
             self.event("error", f"rescale failed: {exc}")
             self._new_sampler()
             return DecisionRecord(now, decision, False, None, str(exc))

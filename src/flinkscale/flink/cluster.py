@@ -31,11 +31,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import psutil
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.flink.home import flink_home, java_home
@@ -76,6 +77,108 @@ class ClusterInfo:
     java_home: str
     started_at: float
     supervisor_pid: int | None = None
+    # When the supervisor process started (psutil's create_time): `down` signals that pid only if it still is it.
+    supervisor_create_time: float | None = None
+
+
+# --- state files --------------------------------------------------------------------------------------------
+_Port = Annotated[int, Field(ge=0, le=65535)]
+_Pid = Annotated[int, Field(ge=1, le=2**22)]
+_Time = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+_Text = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class _StateFile(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class ClusterStateFile(_StateFile):
+    """``cluster.json`` as `cluster up` writes it (unknown keys from a newer version are ignored)."""
+
+    rest_url: _Text
+    rest_port: _Port
+    rpc_port: _Port
+    task_managers: Annotated[int, Field(ge=0, le=10_000)]
+    slots_per_task_manager: Annotated[int, Field(ge=1, le=10_000)]
+    state_dir: _Text
+    flink_home: _Text
+    java_home: _Text
+    started_at: _Time
+    supervisor_pid: _Pid | None = None
+    supervisor_create_time: _Time | None = None
+
+
+_S = TypeVar("_S", bound=BaseModel)
+
+
+def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
+    """A state file validated as ``model``; None when there is none; one ``InputError`` line naming the file
+    (and the first bad field) when it is damaged, not UTF-8, not JSON or from an incompatible version."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror or exc}", field=str(path)) from None
+    hint = f"it is damaged or from another flinkscale version; stop what it started by hand and delete {path.name}"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"not a {what} (not UTF-8 JSON): {hint}", field=str(path)) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise InputError(f"not a {what} ({where}: {first['msg'][:120]}): {hint}", field=str(path)) from None
+
+
+# --- processes flinkscale started ---------------------------------------------------------------------------
+def process_identity(pid: int) -> tuple[float, list[str], dict[str, str]] | None:
+    """(create time, command line, environment) of a live process; None when it is gone (or a zombie)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        create_time, cmdline = process.create_time(), process.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.Error:
+        return (0.0, [], {})  # alive but not ours to inspect: it cannot be shown to be ours
+    try:
+        environ = process.environ()
+    except psutil.Error:
+        environ = {}
+    return create_time, cmdline, environ
+
+
+def check_ours(pid: int, source: Path, *, markers: tuple[str, ...] = (), env_marker: tuple[str, str] | None = None,
+               create_time: float | None = None, not_before: float | None = None,
+               cmdline: list[str] | None = None) -> bool:
+    """True when ``pid`` is the live process ``source`` says flinkscale started, False when it is gone.
+
+    A live process that does not match (its command line lacks the markers, it started at another time, it is
+    not ours to inspect) raises ``RuntimeFailure``: a pid in a stale state file may belong to anything now,
+    and flinkscale never signals a process it cannot show it started."""
+    identity = process_identity(pid)
+    if identity is None:
+        return False
+    started, argv, environ = identity
+    text = " ".join(argv)
+    why = None
+    if not argv:
+        why = "its command line cannot be read"
+    elif (cmdline is not None and argv != cmdline) or (markers and not all(m in text for m in markers) and not (
+            env_marker is not None and environ.get(env_marker[0]) == env_marker[1])):
+        why = f"its command line is {text[:120]!r}"
+    elif create_time is not None and abs(started - create_time) > 1.0:
+        why = "it started at another time than the one recorded"
+    elif not_before is not None and started < not_before - 5.0:
+        why = "it is older than the state file"
+    if why is None:
+        return True
+    raise RuntimeFailure(f"pid {pid} named in {source} is not the process flinkscale started ({why}); not "
+                         f"signalled. If what flinkscale started is gone, delete {source}")
 
 
 def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -218,15 +321,18 @@ class LocalCluster:
 
     # --- queries ---------------------------------------------------------------------------------
     def info(self) -> ClusterInfo | None:
-        if not self.info_file.exists():
-            return None
-        return ClusterInfo(**json.loads(self.info_file.read_text()))
+        state = read_state_file(self.info_file, ClusterStateFile, "flinkscale cluster state file")
+        return None if state is None else ClusterInfo(**state.model_dump())
 
     def pids(self, daemon: str) -> list[int]:
         """Pids Flink's daemon script recorded for ``standalonesession`` or ``taskexecutor``."""
         pids: list[int] = []
         for pid_file in self.pid_dir.glob(f"flink-*-{daemon}.pid"):
-            pids += [int(line) for line in pid_file.read_text().split() if line.strip().isdigit()]
+            try:
+                text = pid_file.read_text(encoding="ascii", errors="replace")
+            except OSError:
+                continue
+            pids += [int(word) for word in text.split() if word.isdigit() and 0 < int(word) < 2**22]
         return pids
 
     def supervised_task_managers(self) -> int | None:
@@ -239,6 +345,21 @@ class LocalCluster:
         port in its standalone resource id ``host:port-suffix``). Never a guess: no single match, None."""
         ports = {pid: listening_ports(pid) for pid in self.pids("taskexecutor")}
         return pid_of_task_manager(task_manager, ports)
+
+    def _daemon_is_ours(self, pid: int) -> bool:
+        """Whether a pid from a pid file is a live daemon of this cluster (its command line names our conf dir);
+        ``RuntimeFailure`` when it is alive but something else."""
+        info = self.info()
+        return check_ours(pid, self.pid_dir, markers=(str(self.conf_dir),),
+                          env_marker=("FLINK_CONF_DIR", str(self.conf_dir)),
+                          not_before=info.started_at if info else None)
+
+    def _supervisor_is_ours(self, info: ClusterInfo) -> bool:
+        if info.supervisor_pid is None:
+            return False
+        return check_ours(info.supervisor_pid, self.info_file,
+                          markers=("flinkscale.flink.supervisor", str(self.state_dir)),
+                          create_time=info.supervisor_create_time, not_before=info.started_at)
 
     def live_pids(self) -> list[int]:
         info = self.info()
@@ -283,7 +404,10 @@ class LocalCluster:
         except BaseException:
             self.down()
             raise
-        info = ClusterInfo(**{**asdict(info), "supervisor_pid": self._start_supervisor()})
+        supervisor = self._start_supervisor()
+        identity = process_identity(supervisor)
+        info = ClusterInfo(**{**asdict(info), "supervisor_pid": supervisor,
+                              "supervisor_create_time": identity[0] if identity else None})
         self._write_info(info)
         return info
 
@@ -303,7 +427,8 @@ class LocalCluster:
         self._write_info(ClusterInfo(**{**asdict(info), "task_managers": count}))
 
     def stop_task_manager(self, pid: int) -> None:
-        _terminate([pid], timeout=20.0)
+        if self._daemon_is_ours(pid):
+            _terminate([pid], timeout=20.0)
         self._forget_dead_pids("taskexecutor")
 
     def _prepare_dirs(self) -> None:
@@ -450,12 +575,15 @@ class LocalCluster:
     def down(self, timeout: float = 30.0) -> list[int]:
         """Stop the supervisor, TaskManagers and JobManager; remove pid files and temp files. Returns stopped pids."""
         info = self.info()
+        # Every pid is checked before anything is signalled: one that is not ours stops `down` with nothing done.
+        supervisor = info.supervisor_pid if info and self._supervisor_is_ours(info) else None
+        daemons = {daemon: [p for p in self.pids(daemon) if self._daemon_is_ours(p)]
+                   for daemon in ("taskexecutor", "standalonesession")}
         stopped: list[int] = []
-        if info and info.supervisor_pid and pid_alive(info.supervisor_pid):
-            _terminate([info.supervisor_pid], timeout=5.0)
-            stopped.append(info.supervisor_pid)
-        for daemon in ("taskexecutor", "standalonesession"):
-            pids = [p for p in self.pids(daemon) if pid_alive(p)]
+        if supervisor is not None:
+            _terminate([supervisor], timeout=5.0)
+            stopped.append(supervisor)
+        for pids in daemons.values():
             _terminate(pids, timeout=timeout)
             stopped += pids
         stopped += self._kill_strays()

@@ -48,7 +48,7 @@ from flinkscale.core.snapshot import (
     VertexMetrics,
 )
 from flinkscale.core.units import parse_flink_duration
-from flinkscale.flink.models import JobDetails, metric_value
+from flinkscale.flink.models import JobDetails, SubtaskDetail, metric_value
 from flinkscale.flink.rest import FlinkRestClient
 
 _PARTITION_METRIC = re.compile(r"\.topic\.(?P<topic>.+)\.partition\.(?P<partition>\d+)\.currentOffset$")
@@ -153,12 +153,13 @@ class Collector:
         vertices = {}
         for v in job.vertices:
             detail = self.client.vertex_detail(self.job_id, v.id)
-            subtasks = tuple(_subtask_counters(s) for s in detail.get("subtasks", ()))
+            subtasks = tuple(_subtask_counters(s) for s in detail)
             pending = None
             if v.id in sources:
                 pending_name, _ = self._source_info(v.id)
                 if pending_name:
-                    pending = self.client.vertex_metrics(self.job_id, v.id, [pending_name], "sum")[pending_name].sum
+                    found = self.client.vertex_metrics(self.job_id, v.id, [pending_name], "sum").get(pending_name)
+                    pending = found.sum if found is not None else None
             vertices[v.id] = VertexSample(v.id, v.parallelism, subtasks, pending)
         sample = RawSample(self.clock(), job, vertices)
         self.calls_per_sample = self.client.calls - before
@@ -224,11 +225,10 @@ def _source_vertex_ids(job: JobDetails) -> set[str]:
     return {v.id for v in job.vertices} - {e.target for e in job.edges}
 
 
-def _subtask_counters(data: Mapping[str, object]) -> SubtaskCounters:
-    m = data.get("metrics") or {}
-    assert isinstance(m, Mapping)
+def _subtask_counters(data: SubtaskDetail) -> SubtaskCounters:
+    m = data.metrics
     return SubtaskCounters(
-        int(str(data.get("subtask", 0))), metric_value(m.get("read-records")), metric_value(m.get("write-records")),
+        data.index, metric_value(m.get("read-records")), metric_value(m.get("write-records")),
         metric_value(m.get("read-bytes")), metric_value(m.get("write-bytes")),
         metric_value(m.get("accumulated-busy-time")), metric_value(m.get("accumulated-backpressured-time")),
         metric_value(m.get("accumulated-idle-time")))

@@ -1,33 +1,322 @@
-"""Typed views of Flink's REST responses, parsed defensively.
+"""Typed views of Flink's REST responses: validated at the boundary, then plain frozen dataclasses.
 
-Flink's REST API returns what its metric store holds, which is not always a number: per-second metrics of
-legacy sources come back as the *string* ``"NaN"``, a metric a vertex does not have is simply absent, and
-``plan.nodes[].parallelism`` can be stale while ``vertices[].parallelism`` is current (flink-runtime.md, section 5).
-These parsers turn all of that into ``float | None`` and plain frozen dataclasses, so nothing above this module
-ever sees raw JSON. They are pure functions of the decoded JSON, tested against recorded real responses.
+Every answer from Flink goes through a pydantic *wire model* first (``OverviewWire``, ``JobDetailsWire``, ...),
+strict about what flinkscale relies on: a parallelism is an integer in Flink's range (not the string ``"2"``,
+not ``1e400``), an id is a string, a list is a list. Fields flinkscale does not read are ignored, so a newer
+Flink with more fields still parses. ``validate_answer`` turns a pydantic error into one line naming the field
+path (``vertices.0.parallelism: ...``); the REST client adds the endpoint.
+
+What Flink legitimately reports that is not a number stays lenient: per-second metrics of legacy sources come
+back as the *string* ``"NaN"``, a metric a vertex does not have is simply absent, and ``plan.nodes[].parallelism``
+can be stale while ``vertices[].parallelism`` is current (flink-runtime.md, section 5). Metric values are
+therefore taken as they come and turned into ``float | None`` by ``metric_value``.
+
+The dataclasses (``JobDetails``, ``AggregatedMetric``, ...) are what the rest of flinkscale sees; nothing above
+this module ever touches raw JSON. They are pure functions of the decoded JSON, tested against recorded real
+responses.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+
+from flinkscale.core.errors import InputError
 from flinkscale.core.snapshot import Edge, ShipStrategy
+
+#: Flink's own bounds: a vertex's parallelism and max parallelism are at most 2^15.
+MAX_PARALLELISM = 32768
+_MAX_COUNT = 10**9  # TaskManagers, slots, jobs: anything beyond is not a real answer
+_MAX_MILLIS = 2**63 - 1
+
+Parallelism = Annotated[int, Field(ge=1, le=MAX_PARALLELISM)]
+# Flink reports a max parallelism it has not fixed (a job without pipeline.max-parallelism) as -1.
+MaxParallelism = Annotated[int, Field(ge=-1, le=MAX_PARALLELISM)]
+Count = Annotated[int, Field(ge=0, le=_MAX_COUNT)]
+Millis = Annotated[int, Field(ge=-1, le=_MAX_MILLIS)]
+Port = Annotated[int, Field(ge=-1, le=65535)]
+ShortText = Annotated[str, Field(max_length=100_000)]
+
+
+class _Wire(BaseModel):
+    """A JSON object from Flink: strict types for what is read, unknown fields ignored, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+
+
+_W = TypeVar("_W", bound=BaseModel)
+
+
+def validate_answer(model: type[_W], data: Any) -> _W:
+    """``data`` as ``model``; ``InputError`` naming the first bad field path (and how many more there are)."""
+    if data is None:
+        raise InputError("the answer is empty (or JSON null)")
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        path = ".".join(str(p) for p in first["loc"]) or "the answer"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise InputError(f"{_problem(first['type'], first['msg'], first.get('input'))}{more}", field=path) from None
+    except RecursionError:
+        raise InputError("nested too deeply to be a Flink answer") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def _problem(kind: str, message: str, value: Any) -> str:
+    """A pydantic error in JSON terms (no internal class names, never the offending value itself)."""
+    if kind == "missing":
+        return "missing"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a JSON object, got {_json_type(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a JSON list, got {_json_type(value)}"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return f"expected an integer, got {_json_type(value)}"
+    if kind in ("string_type",):
+        return f"expected a string, got {_json_type(value)}"
+    if kind in ("bool_type",):
+        return f"expected true or false, got {_json_type(value)}"
+    return message[:200]
 
 
 def metric_value(raw: Any) -> float | None:
     """A metric value as a float; ``None`` for absent, ``"NaN"``, infinities and unparsable text."""
     if raw is None or isinstance(raw, bool):
         return None
+    if isinstance(raw, str) and len(raw) > 64:
+        return None
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return value if math.isfinite(value) else None
 
 
+# --- wire models (what Flink sends) ---------------------------------------------------------------------
+class OverviewWire(_Wire):
+    taskmanagers: Count
+    slots_total: Count = Field(alias="slots-total")
+    slots_available: Count = Field(alias="slots-available")
+    jobs_running: Count = Field(0, alias="jobs-running")
+    flink_version: ShortText = Field(alias="flink-version")
+
+
+class ConfigEntryWire(_Wire):
+    key: ShortText
+    value: ShortText
+
+
+class ConfigWire(RootModel[list[ConfigEntryWire]]):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class TaskManagerWire(_Wire):
+    id: ShortText
+    slots_number: Count = Field(alias="slotsNumber")
+    free_slots: Count = Field(alias="freeSlots")
+    data_port: Port | None = Field(None, alias="dataPort")
+    memory_configuration: dict[str, Any] = Field(default_factory=dict, alias="memoryConfiguration")
+
+
+class TaskManagersWire(_Wire):
+    taskmanagers: list[TaskManagerWire]
+
+
+class AggregatedMetricWire(_Wire):
+    id: ShortText
+    min: Any = None
+    max: Any = None
+    avg: Any = None
+    sum: Any = None
+    skew: Any = None
+
+
+class AggregatedMetricsWire(RootModel[list[AggregatedMetricWire]]):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class MetricValueWire(_Wire):
+    id: ShortText
+    value: Any = None
+
+
+class MetricValuesWire(RootModel[list[MetricValueWire]]):
+    """``[{"id": ..., "value": ...}]``; also the metric *names* list, where ``value`` is absent."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class JobSummaryWire(_Wire):
+    jid: ShortText
+    name: ShortText = ""
+    state: ShortText
+    start_time: Millis = Field(0, alias="start-time")
+
+
+class JobsOverviewWire(_Wire):
+    jobs: list[JobSummaryWire]
+
+
+class PlanInputWire(_Wire):
+    id: ShortText
+    ship_strategy: ShortText = "UNKNOWN"
+
+
+class PlanNodeWire(_Wire):
+    id: ShortText
+    inputs: list[PlanInputWire] = Field(default_factory=list)
+
+
+class PlanWire(_Wire):
+    nodes: list[PlanNodeWire] = Field(default_factory=list)
+
+
+class JobVertexWire(_Wire):
+    id: ShortText
+    name: ShortText | None = None
+    parallelism: Parallelism
+    max_parallelism: MaxParallelism | None = Field(None, alias="maxParallelism")
+    status: ShortText = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    tasks: dict[str, Count] = Field(default_factory=dict)
+
+
+class JobDetailsWire(_Wire):
+    jid: ShortText
+    name: ShortText = ""
+    state: ShortText
+    max_parallelism: MaxParallelism | None = Field(None, alias="maxParallelism")
+    scheduler_type: ShortText | None = Field(None, alias="schedulerType")
+    vertices: list[JobVertexWire]
+    plan: PlanWire | None = None
+    start_time: Millis = Field(0, alias="start-time")
+    now: Millis = 0
+
+
+class SubtaskWire(_Wire):
+    subtask: Annotated[int, Field(ge=0, le=MAX_PARALLELISM)]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class VertexDetailWire(_Wire):
+    """``GET /jobs/:jid/vertices/:vid``: per-subtask cumulative counters."""
+
+    subtasks: list[SubtaskWire]
+
+
+class ExceptionEntryWire(_Wire):
+    exception_name: ShortText = Field("", alias="exceptionName")
+    stacktrace: Annotated[str, Field(max_length=10_000_000)] = ""
+
+
+class ExceptionHistoryWire(_Wire):
+    entries: list[ExceptionEntryWire] = Field(default_factory=list)
+
+
+class JobExceptionsWire(_Wire):
+    exception_history: ExceptionHistoryWire = Field(default_factory=ExceptionHistoryWire, alias="exceptionHistory")
+
+
+class CheckpointCountsWire(_Wire):
+    completed: Count = 0
+    failed: Count = 0
+    in_progress: Count = 0
+    restored: Count = 0
+
+
+class CheckpointInfoWire(_Wire):
+    id: Annotated[int, Field(ge=0, le=_MAX_MILLIS)]
+    status: ShortText = ""
+    end_to_end_duration: Any = None
+    checkpointed_size: Any = None
+    state_size: Any = None
+    alignment_buffered: Any = None
+    external_path: ShortText | None = None
+    is_savepoint: bool = False
+
+
+class RestoredCheckpointWire(_Wire):
+    id: Annotated[int, Field(ge=0, le=_MAX_MILLIS)]
+
+
+class LatestCheckpointsWire(_Wire):
+    completed: CheckpointInfoWire | None = None
+    restored: RestoredCheckpointWire | None = None
+
+
+class CheckpointStatisticsWire(_Wire):
+    counts: CheckpointCountsWire
+    summary: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    latest: LatestCheckpointsWire | None = None
+
+
+class CheckpointConfigWire(_Wire):
+    mode: ShortText = ""
+    interval: Any = None
+    timeout: Any = None
+    state_backend: ShortText = ""
+    unaligned_checkpoints: bool = False
+
+
+class ParallelismBoundsWire(_Wire):
+    lower_bound: Parallelism = Field(alias="lowerBound")
+    upper_bound: Parallelism = Field(alias="upperBound")
+
+
+class VertexRequirementWire(_Wire):
+    parallelism: ParallelismBoundsWire
+
+
+class ResourceRequirementsWire(RootModel[dict[str, VertexRequirementWire]]):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class TriggerWire(_Wire):
+    request_id: ShortText = Field(alias="request-id")
+
+
+class StatusIdWire(_Wire):
+    id: ShortText
+
+
+class SavepointOperationWire(_Wire):
+    location: ShortText | None = None
+    failure_cause: Any = Field(None, alias="failure-cause")
+
+
+class SavepointStatusWire(_Wire):
+    status: StatusIdWire
+    operation: SavepointOperationWire | None = None
+
+
+class JarUploadWire(_Wire):
+    filename: ShortText
+
+
+class JarRunWire(_Wire):
+    jobid: ShortText
+
+
+# --- what the rest of flinkscale sees ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClusterOverview:
     task_managers: int
@@ -37,10 +326,12 @@ class ClusterOverview:
     flink_version: str
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> ClusterOverview:
-        return cls(int(data.get("taskmanagers", 0)), int(data.get("slots-total", 0)),
-                   int(data.get("slots-available", 0)), int(data.get("jobs-running", 0)),
-                   str(data.get("flink-version", "")))
+    def from_wire(cls, wire: OverviewWire) -> ClusterOverview:
+        return cls(wire.taskmanagers, wire.slots_total, wire.slots_available, wire.jobs_running, wire.flink_version)
+
+    @classmethod
+    def parse(cls, data: Any) -> ClusterOverview:
+        return cls.from_wire(validate_answer(OverviewWire, data))
 
 
 @dataclass(frozen=True)
@@ -53,10 +344,14 @@ class TaskManagerInfo:
     memory: Mapping[str, int]
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> TaskManagerInfo:
-        memory = {k: int(v) for k, v in (data.get("memoryConfiguration") or {}).items() if isinstance(v, int)}
-        return cls(str(data["id"]), int(data.get("slotsNumber", 0)), int(data.get("freeSlots", 0)),
-                   data.get("dataPort"), memory)
+    def from_wire(cls, wire: TaskManagerWire) -> TaskManagerInfo:
+        memory = {str(k): v for k, v in wire.memory_configuration.items()
+                  if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63}
+        return cls(wire.id, wire.slots_number, wire.free_slots, wire.data_port, memory)
+
+    @classmethod
+    def parse(cls, data: Any) -> TaskManagerInfo:
+        return cls.from_wire(validate_answer(TaskManagerWire, data))
 
 
 @dataclass(frozen=True)
@@ -67,9 +362,12 @@ class JobSummary:
     start_time_ms: int
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> JobSummary:
-        return cls(str(data["jid"]), str(data.get("name", "")), str(data.get("state", "")),
-                   int(data.get("start-time", 0)))
+    def from_wire(cls, wire: JobSummaryWire) -> JobSummary:
+        return cls(wire.jid, wire.name, wire.state, wire.start_time)
+
+    @classmethod
+    def parse(cls, data: Any) -> JobSummary:
+        return cls.from_wire(validate_answer(JobSummaryWire, data))
 
 
 @dataclass(frozen=True)
@@ -122,19 +420,31 @@ class JobDetails:
     edges: tuple[Edge, ...]
     start_time_ms: int
     now_ms: int
+    scheduler_type: str | None = None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> JobDetails:
+    def from_wire(cls, wire: JobDetailsWire) -> JobDetails:
         vertices = tuple(
             JobVertexInfo(
-                id=str(v["id"]), name=str(v.get("name", v["id"])), parallelism=int(v.get("parallelism", 1)),
-                max_parallelism=int(v.get("maxParallelism", data.get("maxParallelism", 128))),
-                status=str(v.get("status", "")), counters=VertexCounters.parse(v.get("metrics") or {}),
-                tasks={k: int(n) for k, n in (v.get("tasks") or {}).items()})
-            for v in data.get("vertices", ()))
-        return cls(str(data["jid"]), str(data.get("name", "")), str(data.get("state", "")),
-                   data.get("maxParallelism"), vertices, parse_plan_edges(data.get("plan") or {}),
-                   int(data.get("start-time", 0)), int(data.get("now", 0)))
+                id=v.id, name=v.name if v.name is not None else v.id, parallelism=v.parallelism,
+                max_parallelism=_fixed(v.max_parallelism) or _fixed(wire.max_parallelism) or 128, status=v.status,
+                counters=VertexCounters.parse(v.metrics), tasks=dict(v.tasks))
+            for v in wire.vertices)
+        known = {v.id for v in vertices}
+        if len(known) != len(vertices):
+            raise InputError("two vertices share an id", field="vertices")
+        edges = _plan_edges(wire.plan or PlanWire())
+        for edge in edges:
+            for end in (edge.source, edge.target):
+                if end not in known:
+                    raise InputError(f"the plan names vertex {end[:64]!r}, which the job does not have",
+                                     field="plan.nodes")
+        return cls(wire.jid, wire.name, wire.state, _fixed(wire.max_parallelism), vertices, edges, wire.start_time,
+                   wire.now, wire.scheduler_type)
+
+    @classmethod
+    def parse(cls, data: Any) -> JobDetails:
+        return cls.from_wire(validate_answer(JobDetailsWire, data))
 
     def vertex(self, vertex_id: str) -> JobVertexInfo:
         for v in self.vertices:
@@ -147,14 +457,19 @@ class JobDetails:
         return self.state == "RUNNING" and all(v.all_running for v in self.vertices)
 
 
-def parse_plan_edges(plan: Mapping[str, Any]) -> tuple[Edge, ...]:
+def _fixed(max_parallelism: int | None) -> int | None:
+    """A max parallelism Flink has fixed, or None for its "not set" (-1) and absent."""
+    return max_parallelism if max_parallelism is not None and max_parallelism > 0 else None
+
+
+def _plan_edges(plan: PlanWire) -> tuple[Edge, ...]:
+    return tuple(Edge(inp.id, node.id, ShipStrategy.parse(inp.ship_strategy))
+                 for node in plan.nodes for inp in node.inputs)
+
+
+def parse_plan_edges(plan: Any) -> tuple[Edge, ...]:
     """Edges from the job plan: each node lists its inputs with the ship strategy (HASH, FORWARD, ...)."""
-    edges = []
-    for node in plan.get("nodes", ()):
-        for inp in node.get("inputs", ()) or ():
-            edges.append(Edge(str(inp["id"]), str(node["id"]),
-                              ShipStrategy.parse(str(inp.get("ship_strategy", "UNKNOWN")))))
-    return tuple(edges)
+    return _plan_edges(validate_answer(PlanWire, plan))
 
 
 @dataclass(frozen=True)
@@ -169,17 +484,37 @@ class AggregatedMetric:
     skew: float | None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> AggregatedMetric:
-        return cls(str(data["id"]), *(metric_value(data.get(k)) for k in ("min", "max", "avg", "sum", "skew")))
+    def from_wire(cls, wire: AggregatedMetricWire) -> AggregatedMetric:
+        return cls(wire.id, *(metric_value(v) for v in (wire.min, wire.max, wire.avg, wire.sum, wire.skew)))
+
+    @classmethod
+    def parse(cls, data: Any) -> AggregatedMetric:
+        return cls.from_wire(validate_answer(AggregatedMetricWire, data))
 
 
-def parse_aggregated(data: Sequence[Mapping[str, Any]]) -> dict[str, AggregatedMetric]:
-    return {m.id: m for m in (AggregatedMetric.parse(d) for d in data)}
+def aggregated_from_wire(wire: AggregatedMetricsWire) -> dict[str, AggregatedMetric]:
+    return {m.id: m for m in (AggregatedMetric.from_wire(d) for d in wire.root)}
 
 
-def parse_metric_values(data: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+def parse_aggregated(data: Any) -> dict[str, AggregatedMetric]:
+    return aggregated_from_wire(validate_answer(AggregatedMetricsWire, data))
+
+
+def parse_metric_values(data: Any) -> dict[str, float | None]:
     """``[{"id": ..., "value": ...}]`` (per-subtask, TaskManager or JobManager metrics) as a dict."""
-    return {str(d["id"]): metric_value(d.get("value")) for d in data}
+    return {d.id: metric_value(d.value) for d in validate_answer(MetricValuesWire, data).root}
+
+
+@dataclass(frozen=True)
+class SubtaskDetail:
+    """One subtask of ``GET /jobs/:jid/vertices/:vid``: its index and raw cumulative counters."""
+
+    index: int
+    metrics: Mapping[str, Any]
+
+
+def parse_vertex_detail(data: Any) -> tuple[SubtaskDetail, ...]:
+    return tuple(SubtaskDetail(s.subtask, s.metrics) for s in validate_answer(VertexDetailWire, data).subtasks)
 
 
 @dataclass(frozen=True)
@@ -194,14 +529,13 @@ class CheckpointInfo:
     is_savepoint: bool
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> CheckpointInfo:
-        def size(name: str) -> int | None:
-            value = metric_value(data.get(name))
+    def from_wire(cls, wire: CheckpointInfoWire) -> CheckpointInfo:
+        def size(raw: Any) -> int | None:
+            value = metric_value(raw)
             return None if value is None else int(value)
 
-        return cls(int(data.get("id", 0)), str(data.get("status", "")), metric_value(data.get("end_to_end_duration")),
-                   size("checkpointed_size"), size("state_size"), size("alignment_buffered"),
-                   data.get("external_path"), bool(data.get("is_savepoint", False)))
+        return cls(wire.id, wire.status, metric_value(wire.end_to_end_duration), size(wire.checkpointed_size),
+                   size(wire.state_size), size(wire.alignment_buffered), wire.external_path, wire.is_savepoint)
 
 
 @dataclass(frozen=True)
@@ -218,21 +552,21 @@ class CheckpointStatistics:
     latest_restored_id: int | None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> CheckpointStatistics:
-        counts = data.get("counts") or {}
-        summary = data.get("summary") or {}
-        latest = data.get("latest") or {}
-
+    def from_wire(cls, wire: CheckpointStatisticsWire) -> CheckpointStatistics:
         def stat(name: str, key: str) -> float | None:
-            return metric_value((summary.get(name) or {}).get(key))
+            return metric_value((wire.summary.get(name) or {}).get(key))
 
-        completed = latest.get("completed")
-        restored = latest.get("restored")
-        return cls(int(counts.get("completed", 0)), int(counts.get("failed", 0)), int(counts.get("in_progress", 0)),
-                   int(counts.get("restored", 0)), stat("end_to_end_duration", "avg"),
-                   stat("end_to_end_duration", "max"), stat("checkpointed_size", "avg"), stat("state_size", "avg"),
-                   CheckpointInfo.parse(completed) if completed else None,
-                   int(restored["id"]) if restored else None)
+        latest = wire.latest or LatestCheckpointsWire()
+        counts = wire.counts
+        return cls(counts.completed, counts.failed, counts.in_progress, counts.restored,
+                   stat("end_to_end_duration", "avg"), stat("end_to_end_duration", "max"),
+                   stat("checkpointed_size", "avg"), stat("state_size", "avg"),
+                   CheckpointInfo.from_wire(latest.completed) if latest.completed else None,
+                   latest.restored.id if latest.restored else None)
+
+    @classmethod
+    def parse(cls, data: Any) -> CheckpointStatistics:
+        return cls.from_wire(validate_answer(CheckpointStatisticsWire, data))
 
 
 @dataclass(frozen=True)
@@ -244,16 +578,29 @@ class CheckpointConfig:
     unaligned: bool
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> CheckpointConfig:
-        return cls(str(data.get("mode", "")), metric_value(data.get("interval")), metric_value(data.get("timeout")),
-                   str(data.get("state_backend", "")), bool(data.get("unaligned_checkpoints", False)))
+    def from_wire(cls, wire: CheckpointConfigWire) -> CheckpointConfig:
+        return cls(wire.mode, metric_value(wire.interval), metric_value(wire.timeout), wire.state_backend,
+                   wire.unaligned_checkpoints)
+
+    @classmethod
+    def parse(cls, data: Any) -> CheckpointConfig:
+        return cls.from_wire(validate_answer(CheckpointConfigWire, data))
 
 
-def parse_resource_requirements(data: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+def parse_resource_requirements(data: Any) -> dict[str, tuple[int, int]]:
     """``{vertex_id: (lowerBound, upperBound)}`` from ``GET /jobs/:jid/resource-requirements``."""
-    return {vid: (int(req["parallelism"]["lowerBound"]), int(req["parallelism"]["upperBound"]))
-            for vid, req in data.items()}
+    wire = validate_answer(ResourceRequirementsWire, data)
+    return {vid: (req.parallelism.lower_bound, req.parallelism.upper_bound) for vid, req in wire.root.items()}
 
 
 def resource_requirements_body(bounds: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
     return {vid: {"parallelism": {"lowerBound": lo, "upperBound": hi}} for vid, (lo, hi) in bounds.items()}
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of a (Java) error text, shortened: what a one-line message can carry."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return ""
+

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from flinkscale.core.errors import FlinkscaleError
 from flinkscale.flink.cluster import LocalCluster, pid_alive
 
 POLL_SECONDS = 2.0
@@ -28,7 +29,11 @@ def supervise(cluster: LocalCluster) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     while not stopping and cluster.is_running():
-        info = cluster.info()
+        try:
+            info = cluster.info()
+        except FlinkscaleError as exc:
+            print(f"cannot read the cluster's state ({exc}); stopping supervision", flush=True)
+            break
         if info is None:
             break
         live = [p for p in cluster.pids("taskexecutor") if pid_alive(p)]

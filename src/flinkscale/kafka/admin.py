@@ -1,13 +1,71 @@
-"""Topic administration over the Kafka protocol (confluent-kafka): create, describe, offsets, lag."""
+"""Topic administration over the Kafka protocol (confluent-kafka): create, describe, offsets, lag.
+
+Also what every Kafka client of flinkscale shares: ``check_bootstrap`` (a bootstrap that is malformed or where
+nothing listens is one line within ``CONNECT_TIMEOUT_SECONDS``, before librdkafka starts its own retries) and
+``CLIENT_LOGGING`` (librdkafka's log lines go to the Python logger ``flinkscale.kafka.client``, which prints
+nothing unless someone configures it: an unreachable broker is one error line, not 200 client log lines).
+"""
 
 from __future__ import annotations
 
+import logging
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flinkscale.core.errors import EndpointError, InputError
+
+#: Default timeout of one Kafka operation (metadata, offsets, delivery), in seconds.
+KAFKA_TIMEOUT_SECONDS = 10.0
+#: How long ``check_bootstrap`` waits for a TCP connection to a bootstrap address.
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+_CLIENT_LOG = logging.getLogger("flinkscale.kafka.client")
+_CLIENT_LOG.addHandler(logging.NullHandler())
+_CLIENT_LOG.propagate = False
+CLIENT_LOGGING: dict[str, Any] = {"logger": _CLIENT_LOG, "log.connection.close": False}
+
+
+def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port...]`` as pairs; ``InputError`` naming --bootstrap when it is not that."""
+    addresses = []
+    for item in bootstrap.split(","):
+        text = item.strip()
+        for prefix in ("PLAINTEXT://", "SSL://", "SASL_PLAINTEXT://", "SASL_SSL://"):
+            if text.upper().startswith(prefix):
+                text = text[len(prefix):]
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+            raise InputError(f"expected host:port (comma-separated for several), got {item.strip()[:80]!r}",
+                             field="--bootstrap")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def kafka_error_text(exc: BaseException) -> str:
+    """librdkafka's own words for an error (``KafkaError.str()``), not its ``KafkaError{code=...}`` repr."""
+    error: Any = exc.args[0] if exc.args else None
+    text = error.str() if error is not None and hasattr(error, "str") else str(exc)
+    return " ".join(str(text).split())[:300]
+
+
+def check_bootstrap(bootstrap: str, timeout: float | None = None) -> None:
+    """Fail fast, in one line, when no bootstrap address accepts a TCP connection (refused, unroutable)."""
+    wait = CONNECT_TIMEOUT_SECONDS if timeout is None else timeout
+    reasons = []
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=wait):
+                return
+        except TimeoutError:
+            reasons.append(f"{host}:{port} did not answer within {wait:g}s")
+        except OSError as exc:
+            reasons.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
+    raise EndpointError(f"no Kafka broker listens there ({'; '.join(reasons)})", endpoint=f"kafka://{bootstrap}")
 
 
 @dataclass(frozen=True)
@@ -33,14 +91,15 @@ class TopicInfo:
 
 
 class TopicAdmin:
-    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float | None = None) -> None:
+        check_bootstrap(bootstrap)
         self.bootstrap = bootstrap
-        self.timeout = timeout
+        self.timeout = timeout = KAFKA_TIMEOUT_SECONDS if timeout is None else timeout
         self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
-                                   "log_level": 2})
+                                   **CLIENT_LOGGING})
 
     def _fail(self, exc: Exception) -> EndpointError:
-        return EndpointError(str(exc), endpoint=f"kafka://{self.bootstrap}")
+        return EndpointError(kafka_error_text(exc), endpoint=f"kafka://{self.bootstrap}")
 
     def topics(self) -> dict[str, int]:
         """Topic name -> partition count."""
@@ -77,7 +136,8 @@ class TopicAdmin:
         if count is None:
             raise InputError(f"no such topic on {self.bootstrap}", field=topic)
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group or "flinkscale-admin",
-                             "enable.auto.commit": False, "log_level": 2})
+                             "enable.auto.commit": False, "socket.timeout.ms": int(self.timeout * 1000),
+                             **CLIENT_LOGGING})
         try:
             parts = [TopicPartition(topic, p) for p in range(count)]
             committed = {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=self.timeout)} \

@@ -20,14 +20,20 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.flink.cluster import (
     DEFAULT_STATE_DIR,
     PortTaken,
+    check_ours,
     listening_ports,
     pid_alive,
     port_in_use,
+    process_identity,
+    read_state_file,
     start_on_port,
 )
 
@@ -40,6 +46,22 @@ class BrokerInfo:
     port: int
     pid: int
     started_at: float
+    # The broker process as started (psutil's create_time, argv): `down` signals the pid only if it still is it.
+    create_time: float | None = None
+    cmdline: tuple[str, ...] | None = None
+
+
+class BrokerStateFile(BaseModel):
+    """``broker.json`` as `kafka up` writes it; files from before create_time/cmdline were recorded still load."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    bootstrap: Annotated[str, Field(min_length=3, max_length=4096)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    pid: Annotated[int, Field(ge=1, le=2**22)]
+    started_at: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+    create_time: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)] | None = None
+    cmdline: list[Annotated[str, Field(max_length=4096)]] | None = None
 
 
 def tansu_binary() -> Path:
@@ -62,13 +84,24 @@ class EmbeddedBroker:
         self.info_file = self.dir / "broker.json"
 
     def info(self) -> BrokerInfo | None:
-        if not self.info_file.exists():
+        state = read_state_file(self.info_file, BrokerStateFile, "flinkscale broker state file")
+        if state is None:
             return None
-        return BrokerInfo(**json.loads(self.info_file.read_text()))
+        return BrokerInfo(state.bootstrap, state.port, state.pid, state.started_at, state.create_time,
+                          tuple(state.cmdline) if state.cmdline is not None else None)
 
     def is_running(self) -> bool:
         info = self.info()
         return info is not None and pid_alive(info.pid)
+
+    def _is_ours(self, info: BrokerInfo) -> bool:
+        """Whether broker.json's pid is the live broker `kafka up` started; ``RuntimeFailure`` if it is not."""
+        if info.cmdline is not None:
+            return check_ours(info.pid, self.info_file, cmdline=list(info.cmdline), create_time=info.create_time,
+                              not_before=info.started_at)
+        # A broker.json from before the command line was recorded: the binary and its listener identify it.
+        return check_ours(info.pid, self.info_file, markers=("tansu", f"tcp://127.0.0.1:{info.port}"),
+                          create_time=info.create_time, not_before=info.started_at)
 
     def up(self, port: int = DEFAULT_BROKER_PORT, timeout: float = 20.0) -> BrokerInfo:
         """Start the broker on ``port`` (0 picks a free one: retried on a new port if another process binds the
@@ -88,12 +121,16 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{port}"
         log_path = self.dir / "broker.log"
         log_offset = log_path.stat().st_size if log_path.exists() else 0
+        argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/"]
+        started_at = time.time()
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        info = BrokerInfo(bootstrap=f"127.0.0.1:{port}", port=port, pid=proc.pid, started_at=time.time())
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        identity = process_identity(proc.pid)
+        info = BrokerInfo(bootstrap=f"127.0.0.1:{port}", port=port, pid=proc.pid, started_at=started_at,
+                          create_time=identity[0] if identity else None,
+                          cmdline=tuple(identity[1]) if identity and identity[1] else None)
         self.info_file.write_text(json.dumps(asdict(info)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -116,7 +153,7 @@ class EmbeddedBroker:
         info = self.info()
         if info is None:
             return None
-        if pid_alive(info.pid):
+        if self._is_ours(info):
             os.kill(info.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while pid_alive(info.pid) and time.monotonic() < deadline:

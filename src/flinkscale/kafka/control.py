@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flinkscale.core.errors import EndpointError, InputError
-from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.kafka import admin as kafka_admin
+from flinkscale.kafka.admin import CLIENT_LOGGING, TopicAdmin, check_bootstrap, kafka_error_text
 from flinkscale.pipelines.shedding import ControlMessage, parse_control_message
 
 
@@ -36,18 +37,20 @@ class PublishedControl:
 class ControlChannel:
     """Publish and read the keep probability on ``topic`` (created with one partition if missing)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, timeout: float = 10.0, create: bool = True) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, timeout: float | None = None, create: bool = True) -> None:
         if not topic:
             raise InputError("must name a Kafka topic", field="--topic")
+        check_bootstrap(bootstrap)
         self.bootstrap = bootstrap
         self.topic = topic
-        self.timeout = timeout
+        self.timeout = timeout = kafka_admin.KAFKA_TIMEOUT_SECONDS if timeout is None else timeout
         if create:
-            admin = TopicAdmin(bootstrap, timeout)
-            if topic not in admin.topics():
-                admin.create_topic(topic, 1)
+            topics = TopicAdmin(bootstrap, timeout)
+            if topic not in topics.topics():
+                topics.create_topic(topic, 1)
         self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
-                                   "enable.idempotence": False, "log.connection.close": False})
+                                   "enable.idempotence": False, "socket.timeout.ms": int(timeout * 1000),
+                                   "message.timeout.ms": int(timeout * 1000), **CLIENT_LOGGING})
 
     def _endpoint_error(self, detail: str) -> EndpointError:
         return EndpointError(detail, endpoint=f"kafka://{self.bootstrap}/{self.topic}")
@@ -55,7 +58,8 @@ class ControlChannel:
     def latest(self) -> ControlMessage | None:
         """The last valid message on partition 0, or None when the topic is empty."""
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "flinkscale-shed-publisher",
-                             "enable.auto.commit": False, "log.connection.close": False})
+                             "enable.auto.commit": False, "socket.timeout.ms": int(self.timeout * 1000),
+                             **CLIENT_LOGGING})
         try:
             partition = TopicPartition(self.topic, 0)
             low, high = consumer.get_watermark_offsets(partition, timeout=self.timeout)
@@ -74,7 +78,7 @@ class ControlChannel:
             raise self._endpoint_error(f"the last control message (offset {high - 1}) was not readable in "
                                        f"{self.timeout:.0f}s")
         except KafkaException as exc:
-            raise self._endpoint_error(str(exc)) from None
+            raise self._endpoint_error(kafka_error_text(exc)) from None
         finally:
             consumer.close()
 
@@ -111,7 +115,7 @@ class ControlChannel:
         try:
             self._producer.produce(self.topic, value=json.dumps(body).encode(), partition=0, on_delivery=delivered)
         except KafkaException as exc:
-            raise self._endpoint_error(str(exc)) from None
+            raise self._endpoint_error(kafka_error_text(exc)) from None
         if self._producer.flush(self.timeout):
             raise self._endpoint_error(f"the control message was not delivered within {self.timeout:.0f}s")
         if errors:

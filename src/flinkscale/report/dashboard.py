@@ -24,6 +24,7 @@ subtask bounds a vertex), drawn on one colour scale whose stops the page receive
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import socket
 import threading
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.redaction import redact
 from flinkscale.core.rundir import (
     DECISIONS_FILE,
     EVENTS_FILE,
@@ -48,6 +50,8 @@ from flinkscale.core.snapshot import MetricsSnapshot
 MAX_TIMELINE_POINTS = 3600
 MAX_LOG_ENTRIES = 300
 MAX_PROBLEMS = 50
+# A run-dir line longer than this is not a record (a 1000-vertex snapshot is ~1 MB).
+MAX_LINE_CHARS = 16 * 2**20
 
 # Utilization colour scale (green -> amber -> red): the server colours the vertex boxes and the page draws
 # the colour bar from the same stops, so box and legend always agree.
@@ -56,6 +60,15 @@ UTILIZATION_COLORSCALE: tuple[tuple[float, str], ...] = (
 UNKNOWN_COLOUR = "#b8bec6"
 
 _STATIC_DIR = Path(__file__).with_name("static")
+
+
+def _timestamp(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError(f"timestamp must be a number, got {type(raw).__name__}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("timestamp must be finite")
+    return value
 
 
 # --- tailing ----------------------------------------------------------------------------------------
@@ -146,9 +159,12 @@ class RunDirFeed:
                 for line in read.lines:
                     changed = True
                     try:
-                        self._records(name).append(parse_line(name, line.text))
+                        self._records(name).append(_parse_line(name, line.text))
                     except InputError as exc:
-                        self.problems.append(f"{name}:{line.number}: {exc}")
+                        self.problems.append(redact(f"{name}:{line.number}: {exc}"))
+                    except Exception as exc:
+                        self.problems.append(redact(f"{name}:{line.number}: not a valid record "
+                                                    f"({type(exc).__name__}: {str(exc)[:200]})"))
             del self.problems[:-MAX_PROBLEMS]
             if changed:
                 self.version += 1
@@ -160,7 +176,24 @@ class RunDirFeed:
         return records[name]
 
     def state(self) -> dict[str, Any]:
-        """Everything the page shows, JSON-ready (non-finite numbers become strings or null)."""
+        """Everything the page shows, JSON-ready (non-finite numbers become strings or null).
+
+        Every record was drawn once when its line was read, so this cannot fail on one; should it fail anyway,
+        the answer says so in ``problems`` (and the records stay) rather than failing every later request."""
+        try:
+            return self._state()
+        except Exception as exc:
+            with self._lock:
+                problem = redact(f"cannot draw the run ({type(exc).__name__}: {str(exc)[:200]})")
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                return {"version": self.version, "run_dir": str(self.run_dir), "job": None,
+                        "counts": {"snapshots": len(self.snapshots), "decisions": len(self.decisions),
+                                   "events": len(self.events)},
+                        "graph": None, "timeline": timeline_view([]), "decisions": [], "events": [],
+                        "problems": list(self.problems)}
+
+    def _state(self) -> dict[str, Any]:
         with self._lock:
             latest = self.snapshots[-1] if self.snapshots else None
             return {
@@ -178,6 +211,32 @@ class RunDirFeed:
                 "events": [event_view(e) for e in reversed(self.events[-MAX_LOG_ENTRIES:])],
                 "problems": list(self.problems),
             }
+
+
+def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunEvent:
+    """One line as its record, checked by building its views once: a record the page could not draw is a
+    problem of its line now, not a failure of every later answer (the views run over all records)."""
+    if len(text) > MAX_LINE_CHARS:
+        raise InputError(f"a line of {len(text):,} characters is not a record (limit {MAX_LINE_CHARS:,})")
+    try:
+        record = parse_line(name, text)
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
+    try:
+        if isinstance(record, MetricsSnapshot):
+            _timestamp(record.timestamp)
+            graph_view(record)
+            timeline_view([record])
+            json.dumps(record.to_dict(), allow_nan=False)
+        elif isinstance(record, DecisionRecord):
+            decision_view(record)
+        else:
+            _timestamp(record.timestamp)
+    except InputError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError, RecursionError) as exc:
+        raise InputError(f"not a valid record ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return record
 
 
 # --- views (pure) -----------------------------------------------------------------------------------
@@ -290,14 +349,14 @@ def decision_view(record: DecisionRecord) -> dict[str, Any]:
         "timestamp": record.timestamp, "policy": decision.policy, "rescale": decision.rescale,
         "applied": record.applied, "outcome": outcome, "blocked_reason": decision.blocked_reason,
         "shed_fraction": decision.shed_fraction, "rescale_seconds": record.rescale_seconds,
-        "error": record.error,
+        "error": None if record.error is None else redact(record.error),
         # VertexDecision.to_dict spells non-finite numbers as JSON can carry them ("inf", null).
         "vertices": [v.to_dict() for v in decision.vertices],
     }
 
 
 def event_view(event: RunEvent) -> dict[str, Any]:
-    return {"timestamp": event.timestamp, "kind": event.kind, "message": event.message}
+    return {"timestamp": event.timestamp, "kind": redact(event.kind), "message": redact(event.message)}
 
 
 # --- the web application ----------------------------------------------------------------------------

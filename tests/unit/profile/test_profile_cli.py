@@ -26,7 +26,7 @@ def replayed(monkeypatch: pytest.MonkeyPatch, exchanges: list[dict[str, Any]], c
                       "body": {"jobs": [{"jid": JOB_ID, "name": "clickstream", "state": "RUNNING",
                                          "start-time": 0, "end-time": -1, "duration": 1, "last-modification": 0,
                                          "tasks": {}}]}})
-    monkeypatch.setattr(profile_cli, "make_client", lambda url: replay_client(exchanges))
+    monkeypatch.setattr(profile_cli, "make_client", lambda url, access: replay_client(exchanges))
     monkeypatch.setattr(profile_cli, "CLOCK", clock.time)
     monkeypatch.setattr(profile_cli, "SLEEP", clock.sleep)
 
