@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import flinkscale.flink.cluster as cluster_module
-from flinkscale.flink.cluster import ClusterSpec, LocalCluster, port_in_use
+from flinkscale import host
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster
+from flinkscale.host import port_in_use
 from flinkscale.kafka.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def picks_taken_first(taken: int, real: Callable[[], int]) -> Callable[[], int]:
 
 def test_the_broker_starts_on_a_new_port_when_the_picked_one_was_taken(
         tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cluster_module, "unused_port", picks_taken_first(taken_port, cluster_module.unused_port))
+    monkeypatch.setattr(host, "unused_port", picks_taken_first(taken_port, host.unused_port))
     broker = EmbeddedBroker(tmp_path)
     try:
         info = broker.up(port=0)
@@ -48,7 +49,7 @@ def test_the_broker_starts_on_a_new_port_when_the_picked_one_was_taken(
 
 def test_the_cluster_starts_on_new_ports_when_a_picked_one_was_taken(
         tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cluster_module, "unused_port", picks_taken_first(taken_port, cluster_module.unused_port))
+    monkeypatch.setattr(host, "unused_port", picks_taken_first(taken_port, host.unused_port))
     cluster = LocalCluster(tmp_path)
     messages: list[str] = []
     try:

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from flinkscale.core.errors import EndpointError, RuntimeFailure
 from flinkscale.core.policy.base import RescaleRecord
-from flinkscale.flink.cluster import unused_port
+from flinkscale.host import unused_port
 from flinkscale.store import LeaseHeld, Outcome, Retention, StateStore
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

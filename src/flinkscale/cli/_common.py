@@ -28,9 +28,10 @@ from rich.console import Console
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.redaction import redact, register_secret
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.cluster import DEFAULT_STATE_DIR, LocalCluster
+from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.collector import fetch_interval_warning
 from flinkscale.flink.rest import DEFAULT_DEADLINE_SECONDS, FlinkRestClient, RestAccess, ssl_context
+from flinkscale.host import DEFAULT_STATE_DIR
 from flinkscale.kafka.broker import EmbeddedBroker
 
 console = Console()

@@ -35,9 +35,9 @@ from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.core.units import parse_duration
-from flinkscale.flink.cluster import DEFAULT_STATE_DIR
 from flinkscale.flink.collector import Collector, collect_window, merge_window
 from flinkscale.flink.rest import FlinkRestClient, RestAccess
+from flinkscale.host import DEFAULT_STATE_DIR
 from flinkscale.report.profile import render_html, render_json, render_skew_table, render_table
 
 CLOCK: Callable[[], float] = time.time

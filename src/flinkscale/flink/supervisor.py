@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from flinkscale.core.errors import FlinkscaleError
-from flinkscale.flink.cluster import LocalCluster, pid_alive
+from flinkscale.flink.cluster import LocalCluster
+from flinkscale.host import pid_alive
 
 POLL_SECONDS = 2.0
 

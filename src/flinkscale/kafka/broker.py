@@ -25,7 +25,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from flinkscale.core.errors import InputError, RuntimeFailure
-from flinkscale.flink.cluster import (
+from flinkscale.host import (
     DEFAULT_STATE_DIR,
     PortTaken,
     check_ours,

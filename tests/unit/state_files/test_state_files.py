@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from flinkscale.cli import main
-from flinkscale.flink.cluster import LocalCluster, pid_alive, process_identity
+from flinkscale.flink.cluster import LocalCluster
+from flinkscale.host import pid_alive, process_identity
 from flinkscale.kafka.broker import EmbeddedBroker
 
 _CLUSTER = {"rest_url": "http://localhost:8081", "rest_port": 8081, "rpc_port": 6123, "task_managers": 1,
