@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -236,10 +237,13 @@ class _Checker:
         self.parents: dict[ast.AST, ast.AST] = {}
         # Every rule scans the whole module: walk it once (in ast.walk order) and let the rules reuse the list.
         self.nodes: list[ast.AST] = []
-        for node in ast.walk(tree):
+        queue: deque[ast.AST] = deque([tree])  # ast.walk's order, without walking every node's children twice
+        while queue:
+            node = queue.popleft()
             self.nodes.append(node)
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
+                queue.append(child)
         self.imports_pyflink = any(
             (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("pyflink"))
             or (isinstance(n, ast.Import) and any(a.name.startswith("pyflink") for a in n.names))

@@ -530,12 +530,15 @@ def sql_strings_in_python(source: str) -> list[tuple[str, int]]:
     """(SQL text, offset in the file) of every constant string passed to a Table API SQL method."""
     import ast
 
+    if not any(name in source for name in _SQL_CALLS):  # most files: no second parse of a large module
+        return []
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
+    lines = source.splitlines(keepends=True)
     starts = [0]
-    for line in source.splitlines(keepends=True):
+    for line in lines:
         starts.append(starts[-1] + len(line))
     found: list[tuple[str, int]] = []
     for node in ast.walk(tree):
@@ -543,7 +546,7 @@ def sql_strings_in_python(source: str) -> list[tuple[str, int]]:
                 and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             arg = node.args[0]
             value = str(arg.value)
-            literal_start = starts[arg.lineno - 1] + len(source.splitlines(keepends=True)[arg.lineno - 1]
+            literal_start = starts[arg.lineno - 1] + len(lines[arg.lineno - 1]
                                                           .encode()[:arg.col_offset].decode(errors="ignore"))
             quote = re.match(r"[rRbBuU]*('''|\"\"\"|'|\")", source[literal_start:])
             offset = literal_start + (quote.end() if quote else 0)
