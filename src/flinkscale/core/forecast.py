@@ -90,15 +90,19 @@ def seasonal_forecast(times: FloatArray, values: FloatArray, start: float, horiz
     season = WEEK if span >= weeks_for_weekly * WEEK - bin_seconds else DAY
     bins_per_season = round(season / bin_seconds)
     starts, means = bin_history(times, values, bin_seconds)
-    phase = np.mod(np.round(starts / bin_seconds).astype(np.int64), bins_per_season)
+    index = np.round(starts / bin_seconds).astype(np.int64)
+    phase = np.mod(index, bins_per_season)
+    # One row per season (oldest first), one column per position: the median down each column.
+    season_of = (index - int(index[0]) + int(phase[0])) // bins_per_season
+    table = np.full((int(season_of[-1]) + 1, bins_per_season), np.nan)
+    table[season_of, phase] = means
+    seen = ~np.all(np.isnan(table), axis=0)
     profile = np.full(bins_per_season, np.nan)
-    for position in range(bins_per_season):
-        sample = means[(phase == position) & ~np.isnan(means)]
-        if sample.size:
-            profile[position] = float(np.median(sample))
+    if np.any(seen):
+        profile[seen] = np.nanmedian(table[:, seen], axis=0)
     if np.all(np.isnan(profile)):
         return None
-    # A position never seen (a gap in the history) borrows its daily neighbour's value, else the mean.
+    # A position never seen (a gap in the history) takes the profile's mean.
     fallback = float(np.nanmean(profile))
     profile = np.where(np.isnan(profile), fallback, profile)
 

@@ -90,6 +90,18 @@ def rescale_late_seconds(rate: float, capacity: float, downtime: float, lag_targ
     return excess + rate * excess / (capacity - rate)
 
 
+def _late_matrix(mean: FloatArray, capacity: FloatArray, downtime: float, lag_target: float) -> FloatArray:
+    """``rescale_late_seconds`` for every (block mean, level capacity) pair at once."""
+    excess = downtime - lag_target
+    rate = mean[:, None]
+    spare = capacity[None, :] - rate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late = np.where(spare > 0, excess + rate * excess / np.where(spare > 0, spare, 1.0), np.inf)
+    late = np.where((excess <= 0) | (rate <= 0), 0.0, late)
+    result: FloatArray = late.astype(np.float64)
+    return result
+
+
 def solve(problem: PlanProblem) -> Plan:
     """The cheapest plan of ``problem`` (see the module docstring)."""
     levels = list(problem.levels)
@@ -113,6 +125,8 @@ def solve(problem: PlanProblem) -> Plan:
     parents: list[npt.NDArray[np.int64]] = []  # per block: state (k, c) -> packed k * width + c before it
     resets: list[npt.NDArray[np.int64] | None] = []  # per block: at a new day, the count each level came from
     rows = np.arange(n_levels)
+    late_matrix = _late_matrix(np.asarray(problem.mean, dtype=np.float64), capacity, problem.downtime_seconds,
+                               problem.lag_target_seconds)
     for b in range(n_blocks):
         reset = None
         if b > 0 and day_of[b] != day_of[b - 1]:
@@ -128,8 +142,7 @@ def solve(problem: PlanProblem) -> Plan:
         parent = rows[:, None] * width + np.arange(width)[None, :]
         late_new = late_total.copy()
         if budget > 0:
-            late = np.array([rescale_late_seconds(float(problem.mean[b]), float(c), problem.downtime_seconds,
-                                                  problem.lag_target_seconds) for c in capacity])
+            late = late_matrix[b]
             finite = np.isfinite(late)
             switch_extra = np.where(finite, weight * np.where(finite, late, 0.0), big)
             counts = np.arange(budget)
