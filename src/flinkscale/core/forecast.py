@@ -10,8 +10,9 @@ weekly one (weekends differ). The model is small on purpose, so that a person ca
 3. Level: the load of the last ``level_seconds`` divided by what the profile says for those same bins, a
    ratio that carries a trend break (traffic up 30% since last week) into the forecast. Clamped to
    [0.5, 2]: a bigger jump is not a level but a forecast miss, which the caller handles (reactive rules).
-4. Band: the ratios ``actual / (profile x level)`` of the past bins (in sample), whose ``quantile`` and
-   ``1 - quantile`` give the upper and lower band as factors on the median forecast.
+4. Band: the ratios ``actual / profile`` of the past bins (in sample), whose ``quantile`` and
+   ``1 - quantile`` give the upper and lower band as factors on the median forecast; with fewer than three
+   seasons of history (where the profile is nearly the history itself) at least ``+-min_band`` (10%).
 
 Everything is a pure function of numpy arrays; timestamps are seconds (the epoch or the simulated clock:
 only differences and the phase within a day or week matter, so a history must use one clock throughout).
@@ -76,7 +77,7 @@ def bin_history(times: FloatArray, values: FloatArray, bin_seconds: float) -> tu
 
 def seasonal_forecast(times: FloatArray, values: FloatArray, start: float, horizon_seconds: float, *,
                       bin_seconds: float = 900.0, quantile: float = 0.9, level_seconds: float = 3600.0,
-                      weeks_for_weekly: float = 2.0) -> Forecast | None:
+                      weeks_for_weekly: float = 2.0, min_band: float = 0.1) -> Forecast | None:
     """The forecast from ``start`` for ``horizon_seconds``; ``None`` with less than a day of history."""
     if not 0.5 < quantile < 1:
         raise ValueError(f"quantile must be in (0.5, 1), got {quantile}")
@@ -118,6 +119,11 @@ def seasonal_forecast(times: FloatArray, values: FloatArray, start: float, horiz
         ratios = means[valid] / fitted[valid]
         upper_factor = max(1.0, float(np.quantile(ratios, quantile)))
         lower_factor = min(1.0, float(np.quantile(ratios, 1 - quantile)))
+    seasons = int(np.max(season_of)) + 1
+    if seasons < 3:
+        # With one or two seasons the profile IS (nearly) the history and the in-sample ratios are ~1: a band
+        # of at least +-min_band says that one day says little about the next.
+        upper_factor, lower_factor = max(upper_factor, 1 + min_band), min(lower_factor, 1 - min_band)
 
     count = max(1, math.ceil(horizon_seconds / bin_seconds))
     first = math.floor(start / bin_seconds)

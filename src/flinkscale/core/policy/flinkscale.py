@@ -443,6 +443,17 @@ class FlinkscalePolicy:
             return "some vertex has no usable busy time to size from: reactive rules"
         if triggers and (draining is None or draining > s.catch_up_duration):
             return f"{'; '.join(triggers)}: reactive rules"
+        # The plan is made once per block: later in the same block, a plan that said "hold" still holds (the
+        # forecast for the block has not changed; the reactive checks above run at every decision).
+        last = history.decisions[-1] if history.decisions else None
+        if (last is not None and last.policy == NAME and last.vertices
+                and math.floor(last.timestamp / s.plan_block) == math.floor(now / s.plan_block)
+                and last.vertices[0].reason.startswith("plan: hold")
+                and all(v.new_parallelism == v.current_parallelism for v in last.vertices)):
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                               last.vertices[0].reason, {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
+                for p in plans))
         levels, start = self._levels(snapshot, plans, ratios, source_targets, forecast, ceiling)
         if len(levels) < 2:
             return "the forecast leaves no size to choose from: reactive rules"
@@ -493,7 +504,7 @@ class FlinkscalePolicy:
                 source_targets: Mapping[str, float], forecast: Forecast, ceiling: int | None
                 ) -> tuple[list[Level], int]:
         """Sizes to plan with, from the measured per-subtask costs: for source rates on a geometric grid
-        (3% apart) over the forecast's range, the fewest subtasks per vertex that carry it at full speed.
+        (5% apart) over the forecast's range, the fewest subtasks per vertex that carry it at full speed.
         The current size is level ``start`` (its capacity from the same costs)."""
         s = self.settings
         total = sum(source_targets.values())
@@ -530,7 +541,7 @@ class FlinkscalePolicy:
             if key not in seen:
                 seen.add(key)
                 levels.append(Level(parallelism, float(sum(parallelism.values())), carried(parallelism)))
-            rate *= 1.03
+            rate *= 1.05
         return levels, 0
 
     def _need_load(self, target: float, lag: float, restart: float) -> float:
