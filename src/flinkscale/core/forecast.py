@@ -119,8 +119,7 @@ def seasonal_forecast(times: FloatArray, values: FloatArray, start: float, horiz
         ratios = means[valid] / fitted[valid]
         upper_factor = max(1.0, float(np.quantile(ratios, quantile)))
         lower_factor = min(1.0, float(np.quantile(ratios, 1 - quantile)))
-    seasons = int(np.max(season_of)) + 1
-    if seasons < 3:
+    if span < 3 * season - bin_seconds:
         # With one or two seasons the profile IS (nearly) the history and the in-sample ratios are ~1: a band
         # of at least +-min_band says that one day says little about the next.
         upper_factor, lower_factor = max(upper_factor, 1 + min_band), min(lower_factor, 1 - min_band)
