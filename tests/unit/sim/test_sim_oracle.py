@@ -19,7 +19,7 @@ from flinkscale.core.sim.oracle import OracleSettings, ScheduledPolicy, oracle_p
 from flinkscale.core.sim.run import SimConfig, simulate
 from flinkscale.core.sim.scenario import parse_scenario
 
-STEP = 10.0
+STEP = 20.0
 
 
 def diurnal(days: float, seed: int, spikes: bool = False) -> np.ndarray:
@@ -35,7 +35,7 @@ def diurnal(days: float, seed: int, spikes: bool = False) -> np.ndarray:
 
 def config(days: float, decision: float = 300.0) -> SimConfig:
     return SimConfig(duration_seconds=days * DAY, step_seconds=STEP, decision_interval_seconds=decision,
-                     metrics_window_seconds=300.0, latency_target_seconds=60.0, buffer_seconds=2 * STEP,
+                     metrics_window_seconds=min(300.0, decision), latency_target_seconds=60.0, buffer_seconds=2 * STEP,
                      cluster=ClusterSpec(max_slots=400), rescale=RescaleSpec(restart_seconds=40.0))
 
 
@@ -77,7 +77,7 @@ def test_oracle_settings_reject_bad_values() -> None:
     assert error.value.field == "max-changes-per-day"
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_flinkscale_never_exceeds_its_daily_rescale_budget(seed: int) -> None:
     # Two days of spiky diurnal load, starting without history (reactive on day 0, planned on day 1), with a
     # budget of 2 that the load would like to exceed.
@@ -85,7 +85,7 @@ def test_flinkscale_never_exceeds_its_daily_rescale_budget(seed: int) -> None:
     rates = diurnal(2, seed=seed, spikes=True)
     policy = make_policy("flinkscale", {"rescales.max-per-day": "2", "vertex.max-parallelism": "128",
                                         "metrics.window": "5m", "stabilization.interval": "5m"})
-    run = simulate(pipeline, rates, policy, config(2))
+    run = simulate(pipeline, rates, policy, config(2, decision=600.0))
     assert all(n <= 2 for n in per_day([r.requested_at for r in run.history.rescales]).values())
     assert run.outcome.rescales >= 1
 
