@@ -1,5 +1,20 @@
-"""``flinkscale``: our policy. Same evaluation maths as ``flink-operator``, different rules, each aimed
-at one of the operator's user complaints (anchors.md section 1).
+"""``flinkscale``: our policy. Predictive first: it plans its rescales on a forecast of the job's load;
+when the forecast cannot be trusted it falls back to reactive rules (same evaluation maths as
+``flink-operator``, different rules, each aimed at one of the operator's user complaints, anchors.md 1).
+
+Planned rescales (``forecast.horizon`` > 0, once ``History.load`` holds a day): ``core.forecast`` learns the
+daily (or, with two weeks, weekly) load shape and forecasts the next 24 h in 15-minute blocks with a band;
+the sizes the job can take are built from the measured per-subtask costs below; ``_schedule.solve`` (the
+oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` changes a day,
+pricing each change by the learned restart time and the seconds of lag over ``latency.target`` its catch-up
+causes, with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes
+size in the current block, the policy rescales now; else it holds and names the next planned change. It
+leaves planning to the reactive rules (and says so in the reason) when the load is above the band by more
+than ``forecast.miss-tolerance``, a backlog is not draining within ``catch-up.duration``, or a reactive
+trigger fires. A backlog whose lag shrinks fast enough is being drained at full speed: no trigger. Every
+rescale, planned or reactive, counts against ``rescales.max-per-day`` (calendar days of the history's clock).
+
+Reactive rules:
 
 Model. A vertex's cost is measured per subtask: ``c = λ / (p x busy_avg)`` records/s for one fully busy
 subtask (records over busy seconds, so the average, not the max). Where the records land is modelled
