@@ -539,8 +539,9 @@ class FlinkscalePolicy:
 
         current = ev.parallelism_of(snapshot)
         levels = [Level(current, float(sum(current.values())), carried(current))]
-        low = max(float(np.min(forecast.lower)) * 0.8, 1e-3)
-        high = max(float(np.max(forecast.upper)) / s.plan_headroom * 1.1, low * 1.04)
+        high = max(float(np.max(forecast.upper)) / s.plan_headroom * 1.1, 1e-3)
+        # A load that drops to nothing (closed at night) needs no size finer than 2% of the peak's.
+        low = max(float(np.min(forecast.lower)) * 0.8, high * 0.02)
         rate = low
         seen = {tuple(sorted(current.items()))}
         while rate <= high:
