@@ -210,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("test", "train"), default="test")
     parser.add_argument("--step", type=float, default=5.0, help="simulation step in seconds (default 5)")
     parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument("--days", type=int, help="cut the real and synthetic weeks to their first N days")
     args = parser.parse_args(argv)
     selected = [c for c in cases(args.split) if not args.only or args.only in c.name]
+    if args.days:
+        selected = [replace(c, scenario=replace(c.scenario, config=replace(
+            c.scenario.config, duration_seconds=min(c.scenario.config.duration_seconds, args.days * DAY))))
+            if c.per_day else c for c in selected]
     if not selected:
         print(f"no case matches {args.only!r}", file=sys.stderr)
         return 2

@@ -279,6 +279,19 @@ def _scaling_summaries(history: History, vertex_id: str) -> list[_ScalingSummary
     return found
 
 
+def _last_scaling_summary(history: History, vertex_id: str) -> _ScalingSummary | None:
+    """The latest entry of ``_scaling_summaries`` (scanned from the end: the history grows all day)."""
+    for decision in reversed(history.decisions):
+        if decision.policy != NAME or not decision.rescale:
+            continue
+        vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
+        if vertex is not None and vertex.changed:
+            return _ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
+                                   vertex.numbers.get("true_processing_rate", math.nan),
+                                   vertex.numbers.get("expected_processing_rate", math.nan))
+    return None
+
+
 class FlinkOperatorPolicy:
     """The Flink Kubernetes Operator autoscaler's rules over a snapshot and its history."""
 
@@ -454,8 +467,7 @@ class FlinkOperatorPolicy:
             numbers["expected_processing_rate"] = (0.0 if math.isinf(tpr) else tpr) * factor
 
         if new_p > p:
-            summaries = _scaling_summaries(history, vertex.id)
-            last = summaries[-1] if summaries else None
+            last = _last_scaling_summary(history, vertex.id)
             if (last is not None and last.new_parallelism == p and last.new_parallelism > last.current_parallelism
                     and math.isfinite(tpr)):
                 expected = last.expected_processing_rate - last.true_processing_rate
