@@ -1,4 +1,4 @@
-"""Regenerate the simulator comparison tables in README.md from the shipped scenarios.
+"""Regenerate the simulator comparison tables in README.md and docs/simulate.md from the shipped scenarios.
 
 The README must show what ``flinkscale simulate`` prints, not numbers typed by hand (issue 4), so this script
 runs ``flinkscale simulate examples/scenarios/<each>.yaml --format markdown --no-progress`` for every shipped
@@ -7,8 +7,10 @@ scenario (sorted by file name) and replaces everything between the ``<!-- sim-ta
 exact command. Text outside the markers is never touched; missing or misordered markers are an error (so a
 README edit cannot silently lose the tables).
 
-Run: make readme-tables   (or .venv/bin/python scripts/readme_tables.py [--readme README.md] [--check])
-``--check`` exits 1 if the README's tables differ from what the command prints now, without writing.
+The same block goes between the same markers in docs/simulate.md (``--docs``), computed once for both files.
+
+Run: make readme-tables   (or .venv/bin/python scripts/readme_tables.py [--readme README.md] [--docs FILE] [--check])
+``--check`` exits 1 if either file's tables differ from what the command prints now, without writing.
 """
 
 from __future__ import annotations
@@ -83,23 +85,33 @@ def tables(scenarios: Sequence[Path], run: Callable[[Path], str] | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, default=None, help="default README.md")
+    parser.add_argument("--docs", type=Path, default=None,
+                        help="a second file with the same markers (default docs/simulate.md without --readme)")
     parser.add_argument("--scenarios", type=Path, default=ROOT / "examples" / "scenarios")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date; write nothing")
     args = parser.parse_args(argv)
     scenarios = sorted(args.scenarios.resolve().glob("*.yaml"))
     if not scenarios:
         raise SystemExit(f"no scenarios in {args.scenarios}")
-    text = args.readme.read_text()
-    updated = replace_between_markers(text, tables(scenarios))
-    if args.check:
-        if updated != text:
-            print(f"{args.readme}: the simulator tables are out of date (run make readme-tables)")
-            return 1
-        return 0
-    args.readme.write_text(updated)
-    print(f"{args.readme}: {len(scenarios)} scenario table(s) written")
-    return 0
+    if args.readme is None:
+        args.readme = ROOT / "README.md"
+        args.docs = args.docs or ROOT / "docs" / "simulate.md"
+    block = tables(scenarios)
+    targets = [path for path in (args.readme, args.docs) if path is not None]
+    stale = []
+    for path in targets:
+        text = path.read_text()
+        updated = replace_between_markers(text, block)
+        if args.check:
+            if updated != text:
+                stale.append(path)
+            continue
+        path.write_text(updated)
+        print(f"{path}: {len(scenarios)} scenario table(s) written")
+    for path in stale:
+        print(f"{path}: the simulator tables are out of date (run make readme-tables)")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -74,12 +74,14 @@ def simulate_command(
 ) -> None:
     from flinkscale.core.policy.registry import POLICY_NAMES, make_policy
     from flinkscale.core.sim.compare import compare
+    from flinkscale.core.sim.oracle import NAME as ORACLE
+    from flinkscale.core.sim.oracle import OracleSettings, oracle_settings
     from flinkscale.core.sim.scenario import apply_overrides, parse_scenario
     from flinkscale.report.sim import comparison_json, render_html, render_markdown, render_table
 
     if output_format not in FORMATS:
         raise InputError(f"must be one of {', '.join(FORMATS)}, got {output_format!r}", field="--format")
-    overrides, cli_settings = _split_sets(sets or [], POLICY_NAMES)
+    overrides, cli_settings = _split_sets(sets or [], (*POLICY_NAMES, ORACLE))
     if html_path is not None:
         check_output_file(html_path, "--html")
     data = _read_scenario(scenario_path)
@@ -96,24 +98,29 @@ def simulate_command(
 
     scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_csv)
     names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies else (
-        scenario.policies or POLICY_NAMES)
+        scenario.policies or (*POLICY_NAMES, ORACLE))
     built: dict[str, Policy] = {}
+    oracle: OracleSettings | None = None
     for name in names:
         settings = {**scenario.policy_settings.get(name, {}), **cli_settings.get(name, {})}
-        built[name] = make_policy(name, settings)
+        if name == ORACLE:
+            oracle = oracle_settings(settings)  # computed from the trace itself, not a policy of a live job
+        else:
+            built[name] = make_policy(name, settings)
 
     console = Console(stderr=True)
     if progress and console.is_terminal:
         with Progress(TextColumn("{task.description:<16}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
-            tasks: dict[str, TaskID] = {name: bar.add_task(name, total=1.0) for name in built}
+            tasks: dict[str, TaskID] = {name: bar.add_task(name, total=1.0)
+                                        for name in (*built, *((ORACLE,) if oracle else ()))}
 
             def advance(name: str, fraction: float) -> None:
                 bar.update(tasks[name], completed=fraction)
 
-            comparison = compare(scenario, built, progress=advance)
+            comparison = compare(scenario, built, progress=advance, oracle=oracle)
     else:
-        comparison = compare(scenario, built)
+        comparison = compare(scenario, built, oracle=oracle)
 
     if output_format == "json":
         typer.echo(json.dumps(comparison_json(comparison), indent=2))

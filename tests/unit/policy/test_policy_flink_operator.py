@@ -11,7 +11,8 @@ from policy_snapshots import clickstream, history_of, job, vertex
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import History, make_policy, replay_history
-from flinkscale.core.policy.base import Decision
+from flinkscale.core.policy.base import Decision, VertexDecision
+from flinkscale.core.policy.flink_operator import align_parallelism, observed_scaling_coefficient, target_capacity
 from flinkscale.core.snapshot import JvmPressure, MetricsSnapshot
 
 FAST = {"job.autoscaler.stabilization.interval": "0", "job.autoscaler.metrics.window": "60s"}
@@ -46,10 +47,11 @@ def test_overloaded_clickstream_every_changed_vertex_rescales_together() -> None
     win = numbers(decision, "win")
     assert win["target_rate"] == pytest.approx(6000.0)
     assert win["catch_up_rate"] == pytest.approx(100.0)
-    assert win["target_capacity"] == pytest.approx(100 + 6000 * 300 / 1800 + 6000 / 0.7)
-    assert win["scale_up_threshold"] == pytest.approx(100 + 6000 / 1.0)
-    assert win["scale_down_threshold"] == pytest.approx(100 + 6000 * 300 / 1800 + 6000 / 0.4)
-    assert win["scale_factor"] == pytest.approx((100 + 1000 + 6000 / 0.7) / 5000)
+    # The operator rounds every capacity to a whole record/s (AutoScalerUtils.getTargetProcessingCapacity).
+    assert win["target_capacity"] == round(100 + 6000 * 300 / 1800 + 6000 / 0.7)
+    assert win["scale_up_threshold"] == round(100 + 6000 / 1.0)
+    assert win["scale_down_threshold"] == round(100 + 6000 * 300 / 1800 + 6000 / 0.4)
+    assert win["scale_factor"] == pytest.approx(round(100 + 1000 + 6000 / 0.7) / 5000)
     assert numbers(decision, "src")["true_processing_rate"] == pytest.approx(5000 / 0.75)
     assert numbers(decision, "sink")["target_rate"] == pytest.approx(100.0)
     assert decision.rescale
@@ -102,7 +104,7 @@ def test_scale_up_factor_is_clamped(max_factor: str, expected: int) -> None:
 @pytest.mark.parametrize(("lag", "min_p", "expected"), [
     (0.0, "1", 2),        # factor (1000 x 300/1800 + 1000/0.7) / 20000 = 0.08 -> clamped 0.4 -> ceil(1.6) = 2
     (200000.0, "1", 2),   # 200 s of lag < backlog threshold 300 s
-    (400000.0, "1", 4),   # 400 s of lag: backlog mode, no scale-down
+    (400000.0, "1", 4),   # 400 s of lag: backlog mode, bounds 1.0/0.0: no scale-down trigger
     (0.0, "3", 3),        # vertex.min-parallelism
 ])
 def test_scale_down_clamp_backlog_and_min_parallelism(lag: float, min_p: str, expected: int) -> None:
@@ -196,16 +198,38 @@ def test_a_window_of_jittered_live_samples_counts_as_full() -> None:
     assert early.blocked_reason and "window not full" in early.blocked_reason
 
 
-def test_ineffective_scale_up_blocks_further_scale_up_when_detection_is_on() -> None:
-    # Scaled 2 -> 4 at t = 600 but the TPR stayed 2000/s (expected 4000): gain 0 < 10% of 2000.
-    before = [source_only(60.0 * i, 2, 2000.0, ms_per_record=1.0, lag_rate=4000.0) for i in range(10)]
-    after = [job(60.0 * i, vertex("src", 4, rate_in=2000.0, busy_max=1000.0, busy_avg=500.0, lag_rate=4000.0,
-                                  source=True)) for i in range(10, 20)]
-    on = {**FAST, "job.autoscaler.scaling.effectiveness.detection.enabled": "true"}
-    blocked = decide(after[-1], history_of(*before, *after[:-1]), **on)
-    assert by_id(blocked)["src"] == 4
-    assert "ineffective" in blocked.vertices[0].reason
-    assert by_id(decide(after[-1], history_of(*before, *after[:-1]), **FAST))["src"] > 4
+def _scale_up_record(ts: float, old: int, new: int, tpr: float, expected: float) -> Decision:
+    """The decision of an applied operator scale-up, as the operator's scaling history keeps it."""
+    return Decision(ts, "flink-operator", (VertexDecision("src", "src", old, new, "scale-up", {
+        "true_processing_rate": tpr, "expected_processing_rate": expected}),))
+
+
+@pytest.mark.parametrize(("tpr_after", "enabled", "blocked"), [
+    (2000.0, "true", True),     # gained 0 of the 2000/s expected (< 10%): blocked
+    (2150.0, "true", True),     # 150 of 2000 = 7.5%: blocked
+    (2250.0, "true", False),    # 250 of 2000 = 12.5%: effective
+    (2000.0, "false", False),   # detection off (the default): reported, not blocked
+])
+def test_ineffective_scale_up_detection(tpr_after: float, enabled: str, blocked: bool) -> None:
+    # Scaled 2 -> 4 at t = 540 expecting EXPECTED_PROCESSING_RATE 4000 from a TPR of 2000; now at p = 4 the
+    # source reads 2000/s fully busy on its busiest subtask while the lag keeps growing 4000/s.
+    busy = 2000.0 / tpr_after * 1000.0
+    after = [job(60.0 * i, vertex("src", 4, rate_in=2000.0, busy_max=busy, lag_rate=4000.0, source=True))
+             for i in range(10, 20)]
+    history = history_of(*after[:-1])
+    history = History(history.snapshots, (_scale_up_record(540.0, 2, 4, 2000.0, 4000.0),), history.rescales)
+    decision = decide(after[-1], history, **FAST, **{"job.autoscaler.scaling.effectiveness.detection.enabled": enabled})
+    assert numbers(decision, "src")["expected_tpr_gain"] == pytest.approx(2000.0)
+    assert numbers(decision, "src")["actual_tpr_gain"] == pytest.approx(tpr_after - 2000.0)
+    assert (by_id(decision)["src"] == 4) is blocked
+    assert ("ineffective" in decision.vertices[0].reason) is blocked
+
+
+def test_expected_processing_rate_is_the_capped_target_capacity() -> None:
+    # p=2 saturated at 2000/s, lag growing 4000/s: factor 4.786 clamped to 1 + 0.5 -> expected 2000 x 1.5.
+    snap = source_only(0.0, 2, 2000.0, ms_per_record=1.0, lag_rate=4000.0)
+    decision = decide(snap, **{"job.autoscaler.scale-up.max-factor": "0.5"})
+    assert numbers(decision, "src")["expected_processing_rate"] == pytest.approx(3000.0)
 
 
 def test_scaling_disabled_recommends_only() -> None:
@@ -235,3 +259,98 @@ def test_bad_settings_name_the_key(key: str, value: str) -> None:
 def test_legacy_operator_prefix_is_accepted() -> None:
     policy = make_policy("flink-operator", {"kubernetes.operator.job.autoscaler.utilization.target": "0.5"})
     assert policy.settings.utilization_target == 0.5  # type: ignore[attr-defined]
+
+
+# --- rules checked against the released operator (1.16) -------------------------------------------
+
+@pytest.mark.parametrize(("mode", "current", "new", "groups", "expected"), [
+    # Scale-up 4 -> 7 over 128 key groups: 8 divides; BALANCED would also take a lower share first:
+    # 128 // 7 = 18, 128 // 8 = 16 -> 8 either way.
+    ("EVENLY_SPREAD", 4, 7, 128, 8),
+    ("BALANCED", 4, 7, 128, 8),
+    ("OFF", 4, 7, 128, 7),
+    # 720 key groups, 4 -> 25: divisors 30 (EVENLY); BALANCED takes 26 (720 // 26 = 27 < 720 // 25 = 28).
+    ("EVENLY_SPREAD", 4, 25, 720, 30),
+    ("BALANCED", 4, 25, 720, 26),
+    # Scale-down 10 -> 7 over 24 partitions: region [7, 10]: 8 divides.
+    ("EVENLY_SPREAD", 10, 7, 24, 8),
+    # Scale-down 10 -> 7 over 23 (prime) partitions: no divisor in [7, 10]; the new modes keep the target,
+    # BALANCED first takes 8 (23 // 8 = 2 < 23 // 7 = 3).
+    ("EVENLY_SPREAD", 10, 7, 23, 7),
+    ("BALANCED", 10, 7, 23, 8),
+    # The legacy key falls back downward and blocks a direction change: 23 over [7, 10] finds nothing, the
+    # fallback steps down to 6 (23 // 6 = 3 = 23 // 7, 23 // 5 = 4 > 3 -> 5 + 1 = 6): still a scale-down.
+    ("LEGACY_EVENLY_SPREAD", 10, 7, 23, 6),
+    # Scale-up 5 -> 6 over 7 groups capped at 6 by the upper limit: no divisor in [6, 6]; fallback from 6
+    # lands on 4 (7 // 3 = 2 > 1), below current: blocked, keeps 5.
+    ("LEGACY_EVENLY_SPREAD", 5, 6, 7, 5),
+])
+def test_alignment_modes(mode: str, current: int, new: int, groups: int, expected: int) -> None:
+    assert align_parallelism(mode, current, new, groups, 1, 6 if groups == 7 else 10_000) == expected
+
+
+def test_alignment_mode_settings_resolve_new_key_first() -> None:
+    from flinkscale.core.policy.flink_operator import FlinkOperatorSettings
+
+    assert FlinkOperatorSettings.from_mapping({}).alignment_mode == "BALANCED"
+    legacy = {"job.autoscaler.scaling.key-group.partitions.adjust.mode": "MAXIMIZE_UTILISATION"}
+    assert FlinkOperatorSettings.from_mapping(legacy).alignment_mode == "LEGACY_MAXIMIZE_UTILISATION"
+    both = {**legacy, "job.autoscaler.scaling.parallelism-alignment.mode": "OFF"}
+    assert FlinkOperatorSettings.from_mapping(both).alignment_mode == "OFF"
+    with pytest.raises(InputError) as error:
+        FlinkOperatorSettings.from_mapping({"job.autoscaler.scaling.parallelism-alignment.mode": "SOMETIMES"})
+    assert error.value.field == "job.autoscaler.scaling.parallelism-alignment.mode"
+
+
+def test_vertex_limits_always_admit_the_current_parallelism() -> None:
+    # p = 8 with vertex.max-parallelism 4 and a need for more: the upper limit is max(8, 4) = 8, not 4, so
+    # the operator never forces a scale-down below what runs; min-parallelism 10 likewise admits 8.
+    snap = source_only(0.0, 8, 8000.0, ms_per_record=1.0, lag_rate=8000.0)
+    decision = decide(snap, **{"job.autoscaler.vertex.max-parallelism": "4"})
+    assert by_id(decision)["src"] == 8
+    calm = source_only(0.0, 8, 1000.0, ms_per_record=0.1)
+    held = decide(calm, **{"job.autoscaler.vertex.min-parallelism": "10", "job.autoscaler.scale-down.interval": "0"})
+    assert by_id(held)["src"] <= 8
+
+
+def test_zero_input_with_busy_time_is_infinite_tpr_not_a_crash() -> None:
+    # A non-source vertex that received nothing but reports busy time (a timer, a flush): TPR = infinity.
+    snap = job(0.0, vertex("src", 2, rate_in=1000.0, busy_max=500.0, source=True),
+               vertex("win", 4, rate_in=0.0, rate_out=0.0, busy_max=300.0), edges=(("src", "win", "HASH"),))
+    decision = decide(snap)
+    assert math.isinf(numbers(decision, "win")["true_processing_rate"])
+
+
+def test_missing_busy_time_uses_the_observed_rate() -> None:
+    # No busy time at all (older connectors): a lagging, backpressured source still has an observed TPR.
+    snaps = [job(60.0 * i, vertex("src", 1, rate_in=1000.0, busy_max=None, lag=60000.0, back_pressured=500.0,
+                                 source=True)) for i in range(3)]
+    decision = decide(snaps[-1], history_of(*snaps[:-1]), **FAST)
+    assert numbers(decision, "src")["true_processing_rate"] == pytest.approx(2000.0)
+    assert "observed" in decision.vertices[0].reason
+
+
+def test_backlog_is_lag_over_the_input_rate_and_sets_bounds_one_and_zero() -> None:
+    # Lag 400,000 read at 1000/s = 400 s > 300 s (although it arrives at 2000/s: 200 s of arrivals).
+    snap = source_only(0.0, 4, 1000.0, ms_per_record=0.2, lag=400000.0, lag_rate=1000.0)
+    src = numbers(decide(snap), "src")
+    assert src["lag_seconds"] == pytest.approx(400.0)
+    assert math.isinf(src["scale_down_threshold"])
+    assert src["scale_up_threshold"] == round(400000 / 1800 + 2000 / 1.0)
+
+
+@pytest.mark.parametrize(("utilization", "expected"), [(1.4, 1000.0), (-0.2, math.inf), (0.0, math.inf),
+                                                        (0.5, 2000.0)])
+def test_utilization_is_clamped_to_zero_one(utilization: float, expected: float) -> None:
+    assert target_capacity(1000.0, 0.0, utilization, 0.0, 1800.0) == expected
+
+
+@pytest.mark.parametrize(("summaries", "expected"), [
+    ([], 1.0),
+    ([(2, 2000.0), (4, 4000.0)], 1.0),                   # fewer than 3 observations: linear
+    ([(1, 1000.0), (2, 2000.0), (4, 4000.0)], 1.0),       # linear
+    ([(1, 1000.0), (2, 1600.0), (4, 2400.0)], 0.66),      # (1000 + 3200 + 9600) / (21 x 1000) = 0.657.. -> 0.66
+    ([(1, 1000.0), (2, 1000.0), (4, 1000.0)], 0.5),       # 7000 / 21000 = 0.33 -> clamped to 0.5
+])
+def test_observed_scaling_coefficient(summaries: list[tuple[int, float]], expected: float) -> None:
+    assert observed_scaling_coefficient(summaries, 3, 0.5) == expected

@@ -103,6 +103,28 @@ MAX_HISTORY_ITEMS = 50_000
 #: The most recent rescales kept: policies learn the restart cost from them, and a few hundred say enough.
 MAX_HISTORY_RESCALES = 256
 
+# The load series a policy learns daily and weekly shapes from: one sample a minute at most, kept 15 days.
+LOAD_SAMPLE_SECONDS = 60.0
+LOAD_KEEP_SECONDS = 15 * 86400.0
+
+
+def offered_load(snapshot: MetricsSnapshot) -> float | None:
+    """Records/s arriving at the job's sources: what they read plus the growth of their lag (``None`` when
+    no source reports a rate). The one number a load forecast is about."""
+    total, known = 0.0, False
+    for vertex in snapshot.vertices:
+        if snapshot.inputs_of(vertex.id):
+            continue
+        metrics = vertex.metrics
+        rate = metrics.num_records_in_per_second
+        if not rate and metrics.num_records_out_per_second is not None:
+            rate = metrics.num_records_out_per_second
+        if rate is None:
+            continue
+        known = True
+        total += max(0.0, rate + (metrics.pending_records_per_second or 0.0))
+    return total if known else None
+
 
 @dataclass(frozen=True)
 class History:
@@ -113,6 +135,10 @@ class History:
     snapshots: tuple[MetricsSnapshot, ...] = ()
     decisions: tuple[Decision, ...] = ()
     rescales: tuple[RescaleRecord, ...] = ()
+    # (timestamp, offered records/s) of the RUNNING job, at most one a LOAD_SAMPLE_SECONDS, kept much longer
+    # than snapshots (a state store persists it across restarts of the controller; the simulator can start
+    # a run with the load of the days before it).
+    load: tuple[tuple[float, float], ...] = ()
 
     def append(self, snapshot: MetricsSnapshot | None = None, decision: Decision | None = None,
                rescale: RescaleRecord | None = None, keep_seconds: float = DEFAULT_HISTORY_SECONDS) -> History:
@@ -126,8 +152,16 @@ class History:
             snapshots = tuple(s for s in snapshots if s.timestamp >= horizon)
             decisions = tuple(d for d in decisions if d.timestamp >= horizon)
         rescales = self.rescales + ((rescale,) if rescale else ())
+        load = self.load
+        if snapshot is not None and snapshot.job_state == "RUNNING" and snapshot.window_seconds > 0:
+            rate = offered_load(snapshot)
+            if rate is not None and (not load or snapshot.timestamp - load[-1][0] >= LOAD_SAMPLE_SECONDS - 1e-9):
+                load = (*load, (snapshot.timestamp, rate))
+                if snapshot.timestamp - load[0][0] > LOAD_KEEP_SECONDS:
+                    horizon = snapshot.timestamp - LOAD_KEEP_SECONDS
+                    load = tuple(item for item in load if item[0] >= horizon)
         return History(snapshots[-MAX_HISTORY_ITEMS:], decisions[-MAX_HISTORY_ITEMS:],
-                       rescales[-MAX_HISTORY_RESCALES:])
+                       rescales[-MAX_HISTORY_RESCALES:], load)
 
 
 class Policy(Protocol):

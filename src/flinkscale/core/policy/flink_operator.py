@@ -77,8 +77,17 @@ _OPTIONS: tuple[tuple[str, SettingKind, str, str], ...] = (
     ("scaling.effectiveness.threshold", "fraction", "0.1", "fraction of the expected TPR gain that counts"),
     ("memory.gc-pressure.threshold", "fraction", "1.0", "GC time ratio that blocks scaling (1 = never)"),
     ("memory.heap-usage.threshold", "fraction", "1.0", "heap usage ratio that blocks scaling (1 = never)"),
+    ("scaling.parallelism-alignment.mode", "choice", "",
+     "BALANCED (default when neither alignment key is set), EVENLY_SPREAD or OFF"),
+    ("scaling.key-group.partitions.adjust.mode", "choice", "",
+     "legacy alignment (EVENLY_SPREAD or MAXIMIZE_UTILISATION), honoured when the new key is unset"),
+    ("observed-scalability.enabled", "bool", "false", "divide the scale factor by the observed scaling coefficient"),
+    ("observed-scalability.min-observations", "int", "3", "rescales needed before the coefficient is fitted"),
+    ("observed-scalability.coefficient-min", "fraction", "0.5", "lowest coefficient the fit may return"),
 )
-SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text)
+_CHOICES = {"scaling.parallelism-alignment.mode": ("BALANCED", "EVENLY_SPREAD", "OFF"),
+            "scaling.key-group.partitions.adjust.mode": ("EVENLY_SPREAD", "MAXIMIZE_UTILISATION")}
+SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text, _CHOICES.get(key, ()))
                                       for key, kind, default, text in _OPTIONS)
 
 
@@ -109,6 +118,12 @@ class FlinkOperatorSettings:
     effectiveness_threshold: float = 0.1
     gc_pressure_threshold: float = 1.0
     heap_usage_threshold: float = 1.0
+    # The resolved alignment: BALANCED, EVENLY_SPREAD, OFF (the new key) or LEGACY_EVENLY_SPREAD,
+    # LEGACY_MAXIMIZE_UTILISATION (the deprecated key, with its blocking fallback).
+    alignment_mode: str = "BALANCED"
+    observed_scalability: bool = False
+    observed_scalability_min_observations: int = 3
+    observed_scalability_coefficient_min: float = 0.5
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkOperatorSettings:
@@ -121,6 +136,11 @@ class FlinkOperatorSettings:
         boundary = values.number(key("target.utilization.boundary"))
         upper = values.optional_number(key("utilization.max"))
         lower = values.optional_number(key("utilization.min"))
+        mode = "BALANCED"
+        if key("scaling.parallelism-alignment.mode") in values.values:
+            mode = values.text(key("scaling.parallelism-alignment.mode"))
+        elif key("scaling.key-group.partitions.adjust.mode") in values.values:
+            mode = "LEGACY_" + values.text(key("scaling.key-group.partitions.adjust.mode"))
         return cls(
             scaling_enabled=values.flag(key("scaling.enabled")),
             metrics_window=values.number(key("metrics.window")),
@@ -145,13 +165,22 @@ class FlinkOperatorSettings:
             effectiveness_threshold=values.number(key("scaling.effectiveness.threshold")),
             gc_pressure_threshold=values.number(key("memory.gc-pressure.threshold")),
             heap_usage_threshold=values.number(key("memory.heap-usage.threshold")),
+            alignment_mode=mode,
+            observed_scalability=values.flag(key("observed-scalability.enabled")),
+            observed_scalability_min_observations=values.integer(key("observed-scalability.min-observations")),
+            observed_scalability_coefficient_min=values.number(key("observed-scalability.coefficient-min")),
         )
 
 
 def target_capacity(target_rate: float, catch_up_rate: float, utilization: float, restart_seconds: float,
                     catch_up_seconds: float) -> float:
-    """``catch_up + target x restart / catch_up_duration + target / u`` (the operator's capacity)."""
-    return rates.required_capacity(target_rate, utilization, restart_seconds, catch_up_seconds, catch_up_rate)
+    """``round(catch_up + target x restart / catch_up_duration + target / u)``, the operator's capacity.
+
+    ``u`` is clamped to [0, 1] first; at ``u = 0`` the capacity is infinite (no rate is "above" it, so
+    nothing is ever out of bounds downward: how backlog mode turns scale-down triggers off)."""
+    utilization = min(1.0, max(0.0, utilization))
+    capacity = rates.required_capacity(target_rate, utilization, restart_seconds, catch_up_seconds, catch_up_rate)
+    return capacity if math.isinf(capacity) else float(round(capacity))
 
 
 def clamp_scale_factor(factor: float, scale_down_max_factor: float, scale_up_max_factor: float) -> float:
@@ -160,10 +189,106 @@ def clamp_scale_factor(factor: float, scale_down_max_factor: float, scale_up_max
     return min(factor, 1.0 + scale_up_max_factor)
 
 
+def align_parallelism(mode: str, current: int, new: int, groups: int, lower: int, upper: int) -> int:
+    """The operator's alignment of a computed (already clamped) parallelism ``new`` to ``groups`` key groups
+    or source partitions.
+
+    The search region depends on the direction: a scale-up scans ``[new, min(groups, upper)]``, a
+    scale-down ``[new, min(current, groups, upper)]`` (it never crosses into a scale-up), upward from
+    ``new``. ``EVENLY_SPREAD`` accepts a divisor of ``groups``; ``BALANCED`` also the first ``q`` whose
+    per-subtask share ``groups // q`` is below that of ``new``. Both keep ``new`` when nothing in the region
+    qualifies. ``OFF`` keeps ``new``. The legacy modes (``LEGACY_EVENLY_SPREAD``,
+    ``LEGACY_MAXIMIZE_UTILISATION``, from ``scaling.key-group.partitions.adjust.mode``) search the same
+    region, then fall back downward to the fewest subtasks with the same busiest share (stepped up to a
+    divisor, never under ``lower``) and keep ``current`` when that would invert the direction.
+    """
+    if mode == "OFF" or new == current:
+        return new
+    scale_up = new > current
+    bound = min(groups, upper)
+    region_end = bound if scale_up else min(current, bound)
+    accept_share = mode in ("BALANCED", "LEGACY_MAXIMIZE_UTILISATION")
+    for candidate in range(new, region_end + 1):
+        if groups % candidate == 0 or (accept_share and groups // candidate < groups // new):
+            return candidate
+    if not mode.startswith("LEGACY_"):
+        return new
+    candidate = new
+    while candidate > 0:
+        if groups // candidate > groups // new:
+            if groups % candidate != 0:
+                candidate += 1
+            break
+        candidate -= 1
+    candidate = max(candidate, lower)
+    if (scale_up and candidate <= current) or (not scale_up and candidate >= current):
+        return current
+    return candidate
+
+
+def observed_scaling_coefficient(summaries: list[tuple[int, float]], min_observations: int,
+                                 lower_bound: float) -> float:
+    """The operator's observed scalability: fit ``TPR_i = beta x alpha x p_i`` by least squares over the
+    past rescales ``(parallelism before, TPR then)``; ``beta`` is the TPR per subtask at the smallest
+    parallelism observed (the latest such). ``alpha`` is clamped to [lower_bound, 1] and rounded up to 2
+    decimals; 1.0 (linear) with fewer than ``min_observations`` rescales or unusable data."""
+    if not summaries or len(summaries) < min_observations:
+        return 1.0
+    if any(not math.isfinite(rate) for _, rate in summaries):
+        return 1.0
+    smallest = min(p for p, _ in summaries)
+    baseline_p, baseline_rate = next((p, r) for p, r in reversed(summaries) if p == smallest)
+    baseline = baseline_rate / baseline_p
+    squares = sum(p * p for p, _ in summaries)
+    if squares == 0 or baseline <= 0:
+        return 1.0
+    alpha = sum(p * r for p, r in summaries) / (squares * baseline)
+    alpha = max(lower_bound, min(1.0, alpha))
+    return math.ceil(alpha * 100 - 1e-9) / 100
+
+
 @dataclass(frozen=True)
 class _Evaluated:
     decision: VertexDecision
     out_of_bounds: bool
+
+
+@dataclass(frozen=True)
+class _ScalingSummary:
+    """One vertex's part in an earlier rescale (the operator's ``ScalingSummary``)."""
+
+    current_parallelism: int
+    new_parallelism: int
+    true_processing_rate: float
+    expected_processing_rate: float
+
+
+def _scaling_summaries(history: History, vertex_id: str) -> list[_ScalingSummary]:
+    """Every applied rescale of this policy that changed the vertex, oldest first, from its decisions."""
+    found: list[_ScalingSummary] = []
+    for decision in history.decisions:
+        if decision.policy != NAME or not decision.rescale:
+            continue
+        vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
+        if vertex is None or not vertex.changed:
+            continue
+        found.append(_ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
+                                     vertex.numbers.get("true_processing_rate", math.nan),
+                                     vertex.numbers.get("expected_processing_rate", math.nan)))
+    return found
+
+
+def _last_scaling_summary(history: History, vertex_id: str) -> _ScalingSummary | None:
+    """The latest entry of ``_scaling_summaries`` (scanned from the end: the history grows all day)."""
+    for decision in reversed(history.decisions):
+        if decision.policy != NAME or not decision.rescale:
+            continue
+        vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
+        if vertex is not None and vertex.changed:
+            return _ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
+                                   vertex.numbers.get("true_processing_rate", math.nan),
+                                   vertex.numbers.get("expected_processing_rate", math.nan))
+    return None
 
 
 class FlinkOperatorPolicy:
@@ -216,7 +341,8 @@ class FlinkOperatorPolicy:
         catch_up = ev.propagate_rates(snapshot, {
             v.id: (metrics[v.id].lag or 0.0) / s.catch_up_duration if s.catch_up_duration > 0 else 0.0
             for v in graph_sources}, ratios)
-        backlog = max((ev.lag_seconds(metrics[v.id]) for v in graph_sources), default=0.0)
+        # Backlog: the latest lag over the window's mean INPUT rate (what the sources read), as released.
+        backlog = max((_backlog_seconds(metrics[v.id]) for v in graph_sources), default=0.0)
         in_backlog = backlog > s.backlog_lag_threshold
         restart = self._restart_seconds(history)
         ceiling = ev.job_slot_ceiling(snapshot)
@@ -244,88 +370,127 @@ class FlinkOperatorPolicy:
                 return min(max(durations), s.restart_time_tracking_limit)
         return s.restart_time
 
+    def _true_processing_rate(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex,
+                              metrics: ev.WindowMetrics, since: float | None,
+                              numbers: dict[str, float]) -> tuple[float, str]:
+        """Busy-time TPR, or the observed one (sources under backpressure) when the operator switches:
+        the busy-time TPR is missing or infinite, or more than ``1 + switch-threshold`` times the observed
+        mean (which needs ``min-observations``). NaN when neither is known."""
+        s = self.settings
+        rate, busy = metrics.input_rate, metrics.busy_time_ms_per_second_max
+        busy_tpr = math.nan
+        if rate is not None and busy is not None:
+            # Nothing coming in: infinite processing power until data flows (never a division by zero).
+            busy_tpr = math.inf if rate == 0 else rates.true_processing_rate(rate, busy)
+            numbers["true_processing_rate_busy_time"] = busy_tpr
+        observed_mean = math.nan
+        if ev.is_graph_source(snapshot, vertex.id):
+            observed = self._observed_tprs(snapshot, history, vertex.id, since)
+            if observed:
+                numbers["observed_true_processing_rate"] = sum(observed) / len(observed)
+            if observed and len(observed) >= s.observed_min_observations:
+                observed_mean = sum(observed) / len(observed)
+        if math.isnan(observed_mean):
+            return busy_tpr, "busy time"
+        if math.isnan(busy_tpr) or math.isinf(busy_tpr):
+            return observed_mean, "observed (busy time unusable)"
+        if busy_tpr > observed_mean * (1 + s.observed_switch_threshold):
+            return observed_mean, "observed (backpressure)"
+        return busy_tpr, "busy time"
+
     def _evaluate_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex,
                          metrics: ev.WindowMetrics, target: float, catch_up: float, restart: float,
                          in_backlog: bool, backlog_seconds: float, ceiling: int | None,
                          since: float | None) -> _Evaluated:
         s = self.settings
         p = vertex.parallelism
-        rate, busy = metrics.input_rate, metrics.busy_time_ms_per_second_max
-        if rate is None or busy is None:
-            missing = "numRecordsInPerSecond" if rate is None else "busyTimeMsPerSecond"
-            return _Evaluated(VertexDecision(vertex.id, vertex.name, p, p, f"no {missing}: not evaluated"), False)
-        numbers: dict[str, float] = {"input_rate": rate, "busy_ratio_max": busy / 1000.0, "target_rate": target,
-                                     "catch_up_rate": catch_up, "restart_seconds": restart}
-        tpr = rates.true_processing_rate(rate, busy)
-        numbers["true_processing_rate_busy_time"] = tpr
-        tpr_note = "busy time"
+        rate = metrics.input_rate
+        numbers: dict[str, float] = {"target_rate": target, "catch_up_rate": catch_up, "restart_seconds": restart}
+        if rate is not None:
+            numbers["input_rate"] = rate
+        if metrics.busy_time_ms_per_second_max is not None:
+            numbers["busy_ratio_max"] = metrics.busy_time_ms_per_second_max / 1000.0
         is_source = ev.is_graph_source(snapshot, vertex.id)
         if is_source:
             numbers["lag"] = float(metrics.lag or 0.0)
-            numbers["lag_seconds"] = ev.lag_seconds(metrics)
-            observed = self._observed_tprs(snapshot, history, vertex.id, since)
-            if observed:
-                mean_observed = sum(observed) / len(observed)
-                numbers["observed_true_processing_rate"] = mean_observed
-                switch = tpr > (1 + s.observed_switch_threshold) * mean_observed
-                if len(observed) >= s.observed_min_observations and switch:
-                    tpr, tpr_note = mean_observed, f"observed (backpressure, {len(observed)} observations)"
+            numbers["lag_seconds"] = backlog_seconds
+        tpr, tpr_note = self._true_processing_rate(snapshot, history, vertex, metrics, since, numbers)
+        if math.isnan(tpr):
+            missing = "numRecordsInPerSecond" if rate is None else "busyTimeMsPerSecond"
+            return _Evaluated(VertexDecision(vertex.id, vertex.name, p, p,
+                                             f"no {missing} and no observed rate: not evaluated", numbers), False)
         numbers["true_processing_rate"] = tpr
         numbers["utilization"] = 0.0 if math.isinf(tpr) else target / tpr
 
-        up_threshold = target_capacity(target, catch_up, s.utilization_upper, 0.0, s.catch_up_duration)
-        down_threshold = target_capacity(target, catch_up, s.utilization_lower, restart, s.catch_up_duration)
+        # Backlog mode: bounds 1.0 and 0.0, so a busy vertex may run flat out and nothing triggers a scale-down.
+        upper_u, lower_u = (1.0, 0.0) if in_backlog else (s.utilization_upper, s.utilization_lower)
+        up_threshold = target_capacity(target, catch_up, upper_u, 0.0, s.catch_up_duration)
+        down_threshold = target_capacity(target, catch_up, lower_u, restart, s.catch_up_duration)
         capacity = target_capacity(target, catch_up, s.utilization_target, restart, s.catch_up_duration)
         numbers.update(scale_up_threshold=up_threshold, scale_down_threshold=down_threshold,
                        target_capacity=capacity)
         raw_factor = 0.0 if math.isinf(tpr) else capacity / tpr
+        if s.observed_scalability:
+            coefficient = observed_scaling_coefficient(
+                [(x.current_parallelism, x.true_processing_rate) for x in _scaling_summaries(history, vertex.id)],
+                s.observed_scalability_min_observations, s.observed_scalability_coefficient_min)
+            numbers["observed_scaling_coefficient"] = coefficient
+            raw_factor /= coefficient
         factor = clamp_scale_factor(raw_factor, s.scale_down_max_factor, s.scale_up_max_factor)
         numbers.update(scale_factor_unclamped=raw_factor, scale_factor=factor)
 
-        lower, upper = ev.parallelism_bounds(snapshot, vertex, s.vertex_min_parallelism, s.vertex_max_parallelism,
-                                             None)
-        wanted = min(max(ev.ceil_safe(factor * p), lower), upper)
-        # The operator aligns sources with known partitions and vertices with a keyed input only.
+        # The limits always admit the current parallelism; the upper one never exceeds max parallelism.
+        lower = min(p, s.vertex_min_parallelism)
+        upper = min(vertex.max_parallelism, max(p, s.vertex_max_parallelism))
+        lower = min(lower, upper)
+        wanted = min(max(lower, ev.ceil_safe(factor * p)), upper)
         groups = vertex.partitions if is_source and vertex.partitions else (
             vertex.max_parallelism if snapshot.is_keyed(vertex.id) else None)
         if groups:
-            wanted = ev.align_like_operator(wanted, groups, lower, upper)
+            wanted = align_parallelism(s.alignment_mode, p, wanted, groups, lower, upper)
+        if is_source and vertex.partitions and wanted > vertex.partitions:
+            # A reader beyond the partition count sits idle: capped in every mode (FLINK-40389).
+            wanted = max(vertex.partitions, min(p, wanted))
         numbers["recommended_parallelism"] = float(wanted)
         out_up, out_down = tpr < up_threshold, tpr > down_threshold
         bounds_note = ("TPR below scale-up threshold" if out_up else
                        "TPR above scale-down threshold" if out_down else "TPR within bounds")
+        if in_backlog:
+            bounds_note += (f" (backlog {backlog_seconds:.0f}s of input > job.autoscaler.backlog-processing."
+                            "lag-threshold: bounds 1.0/0.0, no scale-down trigger)")
         reason = (f"{bounds_note}: TPR {tpr:.1f}/s ({tpr_note}), target {target:.1f}/s, capacity at "
                   f"u={s.utilization_target} {capacity:.1f}/s, factor {factor:.3f} -> p {wanted}")
         new_p = wanted
+        if new_p != p:
+            # What this rescale should achieve; read back to judge its effectiveness later.
+            numbers["expected_processing_rate"] = (0.0 if math.isinf(tpr) else tpr) * factor
 
-        if new_p > p and s.effectiveness_detection:
-            outcome = ev.last_scale_up_outcome(snapshot, history, vertex.id, s.stabilization_interval,
-                                               s.metrics_window)
-            if outcome is not None and not outcome.effective(s.effectiveness_threshold):
-                numbers.update(expected_tpr_gain=outcome.expected_gain, actual_tpr_gain=outcome.actual_gain)
-                new_p = p
-                reason = (f"ineffective scaling: last scale-up {outcome.old_parallelism}->{outcome.new_parallelism} "
-                          f"gained {outcome.actual_gain:.1f}/s of {outcome.expected_gain:.1f}/s expected; "
-                          f"no further scale-up ({reason})")
-        if new_p < p:
-            if in_backlog:
-                new_p = p
-                reason = (f"backlog {backlog_seconds:.0f}s of input > job.autoscaler.backlog-processing.lag-threshold:"
-                          f" no scale-down ({reason})")
-            elif s.scale_down_interval > 0:
-                first, highest = self._scale_down_requests(history, vertex.id, p, since)
-                first = snapshot.timestamp if first is None else first
-                highest = max(highest, wanted)
-                numbers["max_recommended_in_interval"] = float(highest)
-                if snapshot.timestamp - first < s.scale_down_interval:
+        if new_p > p:
+            last = _last_scaling_summary(history, vertex.id)
+            if (last is not None and last.new_parallelism == p and last.new_parallelism > last.current_parallelism
+                    and math.isfinite(tpr)):
+                expected = last.expected_processing_rate - last.true_processing_rate
+                actual = tpr - last.true_processing_rate
+                numbers.update(expected_tpr_gain=expected, actual_tpr_gain=actual)
+                ineffective = expected > 0 and actual / expected < s.effectiveness_threshold
+                if ineffective and s.effectiveness_detection:
                     new_p = p
-                    reason = (f"scale-down to {wanted} delayed until {first + s.scale_down_interval:.0f} "
-                              f"(job.autoscaler.scale-down.interval) ({reason})")
-                else:
-                    new_p = highest
-                    reason = f"scale-down to the highest recommended within the interval, {highest} ({reason})"
+                    reason = (f"ineffective scaling: last scale-up {last.current_parallelism}->{last.new_parallelism}"
+                              f" gained {actual:.1f}/s of {expected:.1f}/s expected; no further scale-up ({reason})")
+        elif new_p < p and s.scale_down_interval > 0:
+            first, highest = self._scale_down_requests(history, vertex.id, p, since)
+            first = snapshot.timestamp if first is None else first
+            highest = max(highest, wanted)
+            numbers["max_recommended_in_interval"] = float(highest)
+            if snapshot.timestamp - first < s.scale_down_interval:
+                new_p = p
+                reason = (f"scale-down to {wanted} delayed until {first + s.scale_down_interval:.0f} "
+                          f"(job.autoscaler.scale-down.interval) ({reason})")
+            else:
+                new_p = highest
+                reason = f"scale-down to the highest recommended within the interval, {highest} ({reason})"
         if ceiling is not None and new_p > ceiling:
-            new_p = ceiling
+            new_p = max(ceiling, min(p, new_p))
             reason += f"; capped at {new_p}: the job may use {ceiling} slots (the adaptive scheduler's limit)"
         numbers["new_parallelism"] = float(new_p)
         return _Evaluated(VertexDecision(vertex.id, vertex.name, p, new_p, reason, numbers),
@@ -367,6 +532,14 @@ class FlinkOperatorPolicy:
                 break
             first, highest = decision.timestamp, max(highest, int(recommended))
         return first, highest
+
+
+def _backlog_seconds(metrics: ev.WindowMetrics) -> float:
+    """Lag in seconds of the source's mean input rate (what it read); none without a rate."""
+    lag, rate = metrics.lag or 0.0, metrics.input_rate
+    if lag <= 0 or rate is None or math.isnan(rate):
+        return 0.0
+    return math.inf if rate <= 0 else lag / rate
 
 
 def _keep(decision: VertexDecision, why: str) -> VertexDecision:

@@ -1,5 +1,20 @@
-"""``flinkscale``: our policy. Same evaluation maths as ``flink-operator``, different rules, each aimed
-at one of the operator's user complaints (anchors.md section 1).
+"""``flinkscale``: our policy. Predictive first: it plans its rescales on a forecast of the job's load;
+when the forecast cannot be trusted it falls back to reactive rules (same evaluation maths as
+``flink-operator``, different rules, each aimed at one of the operator's user complaints, anchors.md 1).
+
+Planned rescales (``forecast.horizon`` > 0, once ``History.load`` holds a day): ``core.forecast`` learns the
+daily (or, with two weeks, weekly) load shape and forecasts the next 24 h in 15-minute blocks with a band;
+the sizes the job can take are built from the measured per-subtask costs below; ``_schedule.solve`` (the
+oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` changes a day,
+pricing each change by the learned restart time and the seconds of lag over ``latency.target`` its catch-up
+causes, with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes
+size in the current block, the policy rescales now; else it holds and names the next planned change. It
+leaves planning to the reactive rules (and says so in the reason) when the load is above the band by more
+than ``forecast.miss-tolerance``, a backlog is not draining within ``catch-up.duration``, or a reactive
+trigger fires. A backlog whose lag shrinks fast enough is being drained at full speed: no trigger. Every
+rescale, planned or reactive, counts against ``rescales.max-per-day`` (calendar days of the history's clock).
+
+Reactive rules:
 
 Model. A vertex's cost is measured per subtask: ``c = λ / (p x busy_avg)`` records/s for one fully busy
 subtask (records over busy seconds, so the average, not the max). Where the records land is modelled
@@ -52,8 +67,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from flinkscale.core import rates
+from flinkscale.core.forecast import DAY, Forecast, seasonal_forecast
 from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy._schedule import Level, PlanProblem, solve
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot, Vertex
@@ -81,6 +100,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prediction.window", "duration", "30m", "the trend is the median slope over this window"),
     Setting("memory.gc-pressure.threshold", "fraction", "0.3", "GC time ratio that blocks scale-ups"),
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
+    Setting("forecast.horizon", "duration", "24h",
+            "plan rescales on the seasonal load forecast this far ahead (0 = reactive rules only)"),
+    Setting("forecast.quantile", "fraction", "0.9", "the forecast's upper band is this quantile of past ratios"),
+    Setting("forecast.miss-tolerance", "fraction", "0.1",
+            "load above the upper band by more than this is a forecast miss: reactive rules take over"),
+    Setting("rescales.max-per-day", "int", "4", "at most this many rescales in a calendar day (planned or not)"),
+    Setting("latency.target", "duration", "60s", "lag (seconds of input) a rescale's catch-up is priced against"),
+    Setting("plan.headroom", "fraction", "0.85",
+            "a planned size carries the forecast's upper band at this share of its full-speed capacity"),
+    Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length"),
 )
 
 
@@ -106,6 +135,13 @@ class FlinkscaleSettings:
     prediction_window: float = 1800.0
     gc_pressure_threshold: float = 0.3
     heap_usage_threshold: float = 0.9
+    forecast_horizon: float = 86400.0
+    forecast_quantile: float = 0.9
+    forecast_miss_tolerance: float = 0.1
+    max_rescales_per_day: int = 4
+    latency_target: float = 60.0
+    plan_headroom: float = 0.85
+    plan_block: float = 900.0
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
@@ -129,6 +165,13 @@ class FlinkscaleSettings:
             prediction_window=v.number("prediction.window"),
             gc_pressure_threshold=v.number("memory.gc-pressure.threshold"),
             heap_usage_threshold=v.number("memory.heap-usage.threshold"),
+            forecast_horizon=v.number("forecast.horizon"),
+            forecast_quantile=v.number("forecast.quantile"),
+            forecast_miss_tolerance=v.number("forecast.miss-tolerance"),
+            max_rescales_per_day=v.integer("rescales.max-per-day"),
+            latency_target=v.number("latency.target"),
+            plan_headroom=v.number("plan.headroom"),
+            plan_block=v.number("plan.block"),
         ).validated()
 
     def validated(self) -> FlinkscaleSettings:
@@ -140,6 +183,12 @@ class FlinkscaleSettings:
             raise InputError(f"must be >= utilization.target ({self.utilization_target})", field="utilization.max")
         if self.scale_down_margin >= self.utilization_target:
             raise InputError(f"must be < utilization.target ({self.utilization_target})", field="scale-down.margin")
+        if not 0.5 < self.forecast_quantile < 1:
+            raise InputError(f"must be in (0.5, 1), got {self.forecast_quantile}", field="forecast.quantile")
+        if self.plan_headroom <= 0:
+            raise InputError("must be > 0", field="plan.headroom")
+        if self.plan_block <= 0:
+            raise InputError("must be > 0", field="plan.block")
         return self
 
 
@@ -243,16 +292,39 @@ class FlinkscalePolicy:
         ceiling = ev.job_slot_ceiling(snapshot)
         peak_loads, down_block = self._scale_down_window(snapshot, history, since, ratios, backlog)
 
+        # A backlog that shrinks fast enough to be gone within catch-up.duration is being drained at full speed:
+        # the busy time it causes is not a lack of capacity, and it triggers nothing.
+        draining = _draining_seconds(metrics, graph_sources)
+        drains_in_time = draining is not None and draining <= s.catch_up_duration
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
-                                   restart,
-                                   ceiling, peak_loads.get(v.id), down_block, learned is not None)
+                                   restart, ceiling, peak_loads.get(v.id), down_block, learned is not None,
+                                   drains_in_time)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
+        used_today = rescales_today(history, now)
+
+        fallback = None
+        if s.forecast_horizon > 0:
+            planned = self._planned(snapshot, history, plans, ratios, source_targets, restart, ceiling, used_today,
+                                    triggers, backlog, draining)
+            if isinstance(planned, Decision):
+                return planned
+            fallback = planned
+        if fallback:
+            plans = [_Plan(p.vertex, p.cost, p.numbers, p.need, p.floor, p.trigger, f"{fallback}; {p.reason}")
+                     for p in plans]
         downs = [p for p in plans if p.floor is not None and p.floor < p.vertex.parallelism]
         if not triggers and not downs:
             return Decision(now, NAME, tuple(
                 VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism, p.reason,
                                {**p.numbers, "new_parallelism": float(p.vertex.parallelism)}) for p in plans))
+        if used_today >= s.max_rescales_per_day:
+            why = (f"{used_today} rescales today already (rescales.max-per-day {s.max_rescales_per_day}): held"
+                   + (f" although {'; '.join(triggers)}" if triggers else ""))
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                               f"{p.reason}; {why}", {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
+                for p in plans), blocked_reason=why if triggers else None)
         new, binding = self._size_graph(snapshot, plans, sized_for, lags, restart, ceiling)
         if not triggers:
             saving = _saving(ev.parallelism_of(snapshot), new)
@@ -290,8 +362,8 @@ class FlinkscalePolicy:
     # --- per vertex --------------------------------------------------------------------------------
     def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
                      target: float, sized_for: float, lag: float, restart: float, ceiling: int | None,
-                     peak_load: float | None,
-                     down_block: str | None, restart_learned: bool) -> _Plan:
+                     peak_load: float | None, down_block: str | None, restart_learned: bool,
+                     drains_in_time: bool = False) -> _Plan:
         s = self.settings
         p = vertex.parallelism
         groups = ev.layout_groups(snapshot, vertex)
@@ -324,7 +396,7 @@ class FlinkscalePolicy:
         trigger = over_ceiling
         if utilization > s.utilization_max + 1e-9:  # a job exactly at the bound is inside it
             trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
-        elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9):
+        elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
         reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
                   f"{need_load:.1f}/s at full speed -> p {need}")
@@ -362,6 +434,133 @@ class FlinkscalePolicy:
             reason += f"; no scale-down: {down_block}"
         numbers["recommended_parallelism"] = float(need)
         return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
+
+    # --- planned rescales on the load forecast --------------------------------------------------------
+    def _planned(self, snapshot: MetricsSnapshot, history: History, plans: Sequence[_Plan],
+                 ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
+                 ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
+                 draining: float | None) -> Decision | str | None:
+        """A decision from the rescale plan on the forecast, or why the reactive rules decide instead."""
+        s = self.settings
+        now = snapshot.timestamp
+        load_now = sum(source_targets.values())
+        times = np.array([t for t, _ in history.load], dtype=np.float64)
+        values = np.array([v for _, v in history.load], dtype=np.float64)
+        forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
+                                     quantile=s.forecast_quantile)
+        if forecast is None:
+            return "no forecast yet (less than a day of load history): reactive rules"
+        lower, median, upper = forecast.at(now)
+        if load_now > upper * (1 + s.forecast_miss_tolerance):
+            return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
+                    f"[{lower:,.0f}, {upper:,.0f}]/s by more than forecast.miss-tolerance: reactive rules")
+        if backlog > s.backlog_lag_threshold and not (draining is not None and draining <= s.catch_up_duration):
+            return f"a backlog of {backlog:.0f}s of input is not draining in time: reactive rules"
+        if any(p.cost is None for p in plans if (p.numbers.get("target_rate") or 0.0) > 0):
+            return "some vertex has no usable busy time to size from: reactive rules"
+        if triggers and (draining is None or draining > s.catch_up_duration):
+            return f"{'; '.join(triggers)}: reactive rules"
+        # The plan is made once per block: later in the same block, a plan that said "hold" still holds (the
+        # forecast for the block has not changed; the reactive checks above run at every decision).
+        last = history.decisions[-1] if history.decisions else None
+        if (last is not None and last.policy == NAME and last.vertices
+                and math.floor(last.timestamp / s.plan_block) == math.floor(now / s.plan_block)
+                and last.vertices[0].reason.startswith("plan: hold")
+                and all(v.new_parallelism == v.current_parallelism for v in last.vertices)):
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                               last.vertices[0].reason, {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
+                for p in plans))
+        levels, start = self._levels(snapshot, plans, ratios, source_targets, forecast, ceiling)
+        if len(levels) < 2:
+            return "the forecast leaves no size to choose from: reactive rules"
+        remaining = max(0, s.max_rescales_per_day - used_today)
+        problem = PlanProblem(levels=levels, start_level=start, block_seconds=forecast.bin_seconds,
+                              start_time=forecast.start, peak=forecast.upper, mean=forecast.median,
+                              downtime_seconds=restart, lag_target_seconds=s.latency_target,
+                              max_changes_per_day=s.max_rescales_per_day,
+                              changes_used_today=s.max_rescales_per_day - remaining, headroom=s.plan_headroom)
+        plan = solve(problem)
+        change = plan.change_now()
+        numbers = {"forecast_median": median, "forecast_upper": upper, "forecast_lower": lower,
+                   "forecast_level": forecast.level, "load": load_now, "rescales_today": float(used_today),
+                   "restart_seconds": restart, "plan_late_seconds": plan.late_seconds}
+        later = [(t, lv) for t, lv in plan.changes if t > 0]
+        next_change = (f"next planned change at {_clock(forecast.start + later[0][0])} to "
+                       f"{levels[later[0][1]].capacity:,.0f}/s" if later else "no further change planned")
+        basis = (f"{forecast.season_name} forecast {median:,.0f}/s now (band {lower:,.0f}-{upper:,.0f}), "
+                 f"load {load_now:,.0f}/s; rescale priced at {restart:.0f}s down")
+        if change is None or dict(levels[change].parallelism) == ev.parallelism_of(snapshot):
+            why = f"plan: hold this size ({next_change}); {basis}"
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                               why, {**p.numbers, **numbers, "new_parallelism": float(p.vertex.parallelism)})
+                for p in plans))
+        target = levels[change]
+        hold_until = [t for t, _ in plan.changes if t > 0]
+        until = _clock(forecast.start + hold_until[0]) if hold_until else "the end of the horizon"
+        peak_until = float(np.max(forecast.upper[: int(hold_until[0] // forecast.bin_seconds)]
+                                  if hold_until else forecast.upper))
+        direction = "up" if target.capacity > levels[start].capacity else "down"
+        why = (f"plan: scale {direction} to carry {target.capacity:,.0f}/s at full speed, sized for the forecast "
+               f"peak {peak_until:,.0f}/s until {until} ({next_change}); {basis}")
+        if not s.scaling_enabled:
+            blocked = "scaling.enabled=false (recommendation only)"
+            return Decision(now, NAME, tuple(
+                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
+                               f"{blocked}; would set {target.parallelism.get(p.vertex.id, p.vertex.parallelism)}: "
+                               f"{why}", {**p.numbers, **numbers}) for p in plans), blocked_reason=blocked)
+        return Decision(now, NAME, tuple(
+            VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism,
+                           target.parallelism.get(p.vertex.id, p.vertex.parallelism), why,
+                           {**p.numbers, **numbers,
+                            "new_parallelism": float(target.parallelism.get(p.vertex.id, p.vertex.parallelism))})
+            for p in plans))
+
+    def _levels(self, snapshot: MetricsSnapshot, plans: Sequence[_Plan], ratios: Mapping[tuple[str, str], float],
+                source_targets: Mapping[str, float], forecast: Forecast, ceiling: int | None
+                ) -> tuple[list[Level], int]:
+        """Sizes to plan with, from the measured per-subtask costs: for source rates on a geometric grid
+        (5% apart) over the forecast's range, the fewest subtasks per vertex that carry it at full speed.
+        The current size is level ``start`` (its capacity from the same costs)."""
+        s = self.settings
+        total = sum(source_targets.values())
+        shares = ({k: v / total for k, v in source_targets.items()} if total > 0 else
+                  {k: 1.0 / len(source_targets) for k in source_targets})
+        factor = ev.propagate_rates(snapshot, shares, ratios)
+        bounds = {p.vertex.id: ev.parallelism_bounds(snapshot, p.vertex, s.vertex_min_parallelism,
+                                                     s.vertex_max_parallelism, ceiling) for p in plans}
+
+        def carried(parallelism: Mapping[str, int]) -> float:
+            capacity = math.inf
+            for p in plans:
+                if p.cost is not None and factor.get(p.vertex.id, 0.0) > 0:
+                    capacity = min(capacity, p.cost.full_speed_capacity(parallelism[p.vertex.id])
+                                   / factor[p.vertex.id])
+            return capacity
+
+        current = ev.parallelism_of(snapshot)
+        levels = [Level(current, float(sum(current.values())), carried(current))]
+        high = max(float(np.max(forecast.upper)) / s.plan_headroom * 1.1, 1e-3)
+        # A load that drops to nothing (closed at night) needs no size finer than 2% of the peak's.
+        low = max(float(np.min(forecast.lower)) * 0.8, high * 0.02)
+        rate = low
+        seen = {tuple(sorted(current.items()))}
+        while rate <= high:
+            parallelism = {}
+            for p in plans:
+                lower, upper = bounds[p.vertex.id]
+                if p.cost is None:
+                    parallelism[p.vertex.id] = min(p.vertex.parallelism, upper)
+                else:
+                    parallelism[p.vertex.id] = p.cost.parallelism_for(rate * factor.get(p.vertex.id, 0.0), lower,
+                                                                      upper)
+            key = tuple(sorted(parallelism.items()))
+            if key not in seen:
+                seen.add(key)
+                levels.append(Level(parallelism, float(sum(parallelism.values())), carried(parallelism)))
+            rate *= 1.05
+        return levels, 0
 
     def _need_load(self, target: float, lag: float, restart: float) -> float:
         """Full-speed capacity: the target at the utilization target, or enough to drain the lag plus the
@@ -455,6 +654,32 @@ class FlinkscalePolicy:
             for vertex_id, total in sums.items():
                 peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), total / count)
         return peaks, None
+
+
+def rescales_today(history: History, now: float) -> int:
+    """Rescales requested in the calendar day (of the history's clock) that holds ``now``."""
+    day = math.floor(now / DAY)
+    return sum(1 for r in history.rescales if math.floor(r.requested_at / DAY) == day)
+
+
+def _draining_seconds(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence[Vertex]) -> float | None:
+    """Seconds until the sources' backlog is gone at its current shrink rate; ``None`` when there is no
+    backlog or some source's lag is not shrinking."""
+    longest: float | None = None
+    for vertex in sources:
+        lag, growth = metrics[vertex.id].lag or 0.0, metrics[vertex.id].lag_growth_rate
+        if lag <= 0:
+            continue
+        if growth >= 0:
+            return None
+        longest = max(longest or 0.0, lag / -growth)
+    return longest
+
+
+def _clock(seconds: float) -> str:
+    """A time of day on the history's clock (day N, HH:MM)."""
+    day, rest = divmod(seconds, DAY)
+    return f"day {int(day)} {int(rest // 3600):02d}:{int(rest % 3600 // 60):02d}"
 
 
 def _saving(old: Mapping[str, int], new: Mapping[str, int]) -> float:

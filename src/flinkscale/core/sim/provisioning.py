@@ -80,3 +80,69 @@ def peak_parallelism(pipeline: SimPipeline, peak_rate: float, utilization: float
                 best, best_load = p, load
         result[vertex.id] = best
     return result
+
+
+def parallelism_levels(pipeline: SimPipeline, rates: list[float], utilization: float = 1.0) -> list[dict[str, int]]:
+    """``peak_parallelism`` for many rates at once (ascending): key-group weights are computed once per edge
+    and each vertex's search resumes where the previous rate's ended (the smallest parallelism that fits a
+    rate never shrinks as the rate grows). The searches are exhaustive up to max parallelism."""
+    if not 0 < utilization <= 1:
+        raise InputError(f"must be in (0, 1], got {utilization}", field="utilization")
+    ordered = sorted(rates)
+    factors = pipeline.vertex_rate_factors()
+    sources = {v.id for v in pipeline.sources()}
+    per_vertex: dict[str, list[int]] = {}
+    for vertex in pipeline.vertices:
+        budget = vertex.capacity * utilization
+        found: list[int] = []
+        if vertex.id in sources:
+            upper = min(vertex.max_parallelism, vertex.partitions or vertex.max_parallelism)
+            p = 1
+            for rate in ordered:
+                load = rate * factors[vertex.id]
+                while p < upper and load * float(partition_shares(vertex.partitions, p).max()) > budget:
+                    p += 1
+                found.append(p)
+            per_vertex[vertex.id] = found
+            continue
+        inputs = {i: factors[e.source] * e.selectivity for i, e in enumerate(pipeline.edges) if e.target == vertex.id}
+        weights = {i: key_group_weights(pipeline.edges[i].key_distribution, vertex.max_parallelism)
+                   for i in inputs if pipeline.edges[i].ship_strategy is ShipStrategy.HASH}
+        share: dict[int, float] = {}
+
+        def busiest(p: int, vertex: SimVertex = vertex, inputs: dict[int, float] = inputs,
+                    weights: dict[int, FloatArray] = weights, share: dict[int, float] = share) -> float:
+            if p not in share:
+                share[p] = _busiest_load(pipeline, vertex, p, inputs, weights)
+            return share[p]
+
+        p = 1
+        for rate in ordered:
+            # The mean share is a lower bound of the busiest: start the search at the even estimate.
+            p = max(p, min(vertex.max_parallelism, math.ceil(rate * sum(inputs.values()) / budget - 1e-9)))
+            while p < vertex.max_parallelism and rate * busiest(p) > budget:
+                p += 1
+            found.append(p)
+        per_vertex[vertex.id] = found
+    return [{vid: per_vertex[vid][i] for vid in per_vertex} for i in range(len(ordered))]
+
+
+def carried_rate(pipeline: SimPipeline, parallelism: dict[str, int]) -> float:
+    """The source rate (records/s) the pipeline carries at ``parallelism`` with its busiest subtask of every
+    vertex fully busy: the full-speed capacity of that size, key groups and partitions included."""
+    factors = pipeline.vertex_rate_factors()
+    sources = {v.id for v in pipeline.sources()}
+    best = math.inf
+    for vertex in pipeline.vertices:
+        p = parallelism.get(vertex.id, vertex.parallelism)
+        if vertex.id in sources:
+            load = factors[vertex.id] * float(partition_shares(vertex.partitions, p).max())
+        else:
+            inputs = {i: factors[e.source] * e.selectivity for i, e in enumerate(pipeline.edges)
+                      if e.target == vertex.id}
+            weights = {i: key_group_weights(pipeline.edges[i].key_distribution, vertex.max_parallelism)
+                       for i in inputs if pipeline.edges[i].ship_strategy is ShipStrategy.HASH}
+            load = _busiest_load(pipeline, vertex, p, inputs, weights)
+        if load > 0:
+            best = min(best, vertex.capacity / load)
+    return best

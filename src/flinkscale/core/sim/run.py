@@ -246,8 +246,10 @@ def _lag_seconds(lag_records: FloatArray, offered_rate: FloatArray) -> FloatArra
 
 
 def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: SimConfig, *,
-             progress: ProgressCallback | None = None, policy_name: str | None = None) -> SimRun:
-    """Run ``policy`` on ``pipeline`` under the offered ``rates`` (records/s, one value per step)."""
+             progress: ProgressCallback | None = None, policy_name: str | None = None,
+             history: History | None = None) -> SimRun:
+    """Run ``policy`` on ``pipeline`` under the offered ``rates`` (records/s, one value per step), starting
+    from ``history`` (e.g. the load of the days before the run, ``Scenario.prior_history``)."""
     name: str = policy_name or str(getattr(policy, "name", type(policy).__name__))
     dt = config.step_seconds
     steps = min(config.steps, len(rates))
@@ -257,7 +259,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     checkpoint_every = max(1, round(config.checkpoints.interval_seconds / dt))
     pause_steps = round(config.checkpoints.pause_seconds / dt)
     state_bytes = pipeline.state_bytes()
-    history = History()
+    history = history if history is not None else History()
     # As much history as the policy's longest rule looks back (cpu-threshold: 6 h), not History's 2 h default.
     settings = control.ControlSettings(interval_seconds=config.decision_interval_seconds, shedding=config.shedding,
                                        history_seconds=required_history_seconds(policy))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.keygroups import default_max_parallelism
+from flinkscale.core.policy.base import LOAD_SAMPLE_SECONDS, History
 from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.keyload import FloatArray, KeyDistribution
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
@@ -56,9 +57,33 @@ class Scenario:
     # Policies that start at the peak-provisioned parallelism (static = peak capacity all day).
     peak_provisioned: tuple[str, ...] = ("static",)
     peak_utilization: float = 0.8
+    # Seconds of the trace BEFORE the simulated period whose load the policies start with (the history a
+    # state store would hold): the trace runs for history + duration, the first part is not simulated.
+    history_seconds: float = 0.0
+
+    def _all_rates(self) -> FloatArray:
+        return self.trace.rates(self.history_seconds + self.config.duration_seconds, self.config.step_seconds)
 
     def rates(self) -> FloatArray:
-        return self.trace.rates(self.config.duration_seconds, self.config.step_seconds)
+        """The offered rate of every simulated step."""
+        skip = round(self.history_seconds / self.config.step_seconds)
+        rates: FloatArray = self._all_rates()[skip:]
+        return rates
+
+    def prior_history(self) -> History:
+        """A ``History`` holding only the load of the ``history_seconds`` before the run (one sample a
+        minute, at negative timestamps: the run starts at 0)."""
+        if self.history_seconds <= 0:
+            return History()
+        step = self.config.step_seconds
+        skip = round(self.history_seconds / step)
+        prior = self._all_rates()[:skip]
+        per_sample = max(1, round(LOAD_SAMPLE_SECONDS / step))
+        samples = []
+        for start in range(0, len(prior) - per_sample + 1, per_sample):
+            end_time = (start + per_sample) * step - self.history_seconds
+            samples.append((end_time, float(prior[start:start + per_sample].mean())))
+        return History(load=tuple(samples))
 
 
 _T = TypeVar("_T")
@@ -232,10 +257,14 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
         raise InputError(f"must be in (0, 1], got {peak_utilization}", field="peak_provisioning.utilization")
     peak.done()
     description = top.text("description", "")
+    history_seconds = _v(top.duration("history", 0.0))
+    if history_seconds < 0:
+        raise InputError(f"must be >= 0, got {history_seconds}", field="history")
     top.done()
     return Scenario(name=name, description=description.strip(), pipeline=pipeline, trace=trace, config=config,
                     event_bytes=event_bytes, policies=policies, policy_settings=settings,
-                    peak_provisioned=tuple(str(p) for p in peak_policies), peak_utilization=peak_utilization)
+                    peak_provisioned=tuple(str(p) for p in peak_policies), peak_utilization=peak_utilization,
+                    history_seconds=history_seconds)
 
 
 def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
