@@ -2,7 +2,7 @@
 
 What a user leaving the loop on a production job relies on, checked on the embedded cluster with the
 reference pipeline (cost_us=100: one source subtask saturates near 9,100 ev/s on this machine):
-- a step from 2,500 to 7,500 ev/s (p=1 then runs above the test's utilization.max; p=2 has room) is met
+- a step from 1,500 to 7,500 ev/s (p=1 then runs above the test's utilization.max; p=2 has room) is met
   with at most 2 scale-ups, after which the source is neither backpressured nor lagging further;
 - dropping the rate back scales down, but not before the scale-down interval since the scale-up;
 - a TaskManager killed mid-loop makes the loop hold (no decision on partial metrics); the supervisor
@@ -36,7 +36,9 @@ from tests.integration.test_runtime import _committed_event_ids, _wait_caught_up
 
 pytestmark = pytest.mark.integration
 
-LOW, HIGH = 2_500, 7_500
+# The low rate leaves p=1 under the scale-down threshold (0.5) even when a busy machine halves a subtask's speed
+# (at load average 4 one source subtask managed ~4,400 ev/s: 2,500 ev/s read as 0.56 and held p 2 for good).
+LOW, HIGH = 1_500, 7_500
 LOW_SECONDS, HIGH_SECONDS = 25, 80
 # flinkscale scales down only when the saving pays for the restart twice within the scale-down interval
 # (2 x ~20 s learned restart / 100 s = 0.4 < the 0.5 slot saving of 2 -> 1); the operator waits a full
