@@ -113,7 +113,6 @@ def submit_salted_counts(cluster: LocalCluster, options: SaltedCountsOptions, *,
                              rest_url=rest_url, vertex_parallelism=vertex_parallelism)
 
 
-
 def write_sql_script(directory: Path, name: str, text: str) -> Path:
     """Write a rendered script where the submitted job can be traced back to it (one file per content)."""
     import hashlib

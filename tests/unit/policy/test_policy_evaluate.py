@@ -7,6 +7,7 @@ from policy_snapshots import clickstream, history_of, job, vertex
 
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy.base import History, RescaleRecord
+from flinkscale.core.policy.flink_operator import align_parallelism
 
 
 def test_target_rate_at_source_adds_lag_growth_and_propagates_by_output_ratio() -> None:
@@ -59,8 +60,10 @@ def test_layout_factor(p: int, groups: int | None, expected: float) -> None:
     # misses that the busiest of 2 reads 5 partitions where the busiest of 3 read 4.)
     (3, 10, 1, 4, 2),
 ])
-def test_align_like_operator(p: int, groups: int, lower: int, upper: int, expected: int) -> None:
-    assert ev.align_like_operator(p, groups, lower, upper) == expected
+def test_legacy_evenly_spread_alignment_of_a_scale_up(p: int, groups: int, lower: int, upper: int,
+                                                      expected: int) -> None:
+    # The operator's legacy key-group alignment, scaling up from 1: upward to a divisor, else downward.
+    assert align_parallelism("LEGACY_EVENLY_SPREAD", 1, p, groups, lower, upper) == expected
 
 
 @pytest.mark.parametrize(("load", "allowed", "groups", "expected"), [

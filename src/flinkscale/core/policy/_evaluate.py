@@ -204,28 +204,6 @@ def layout_factor(parallelism: int, groups: int | None) -> float:
     return layout_imbalance(groups, parallelism)
 
 
-def align_like_operator(parallelism: int, groups: int, lower: int, upper: int) -> int:
-    """The Flink operator's alignment of a computed parallelism to ``groups`` (key groups or partitions),
-    in its default mode (``EVENLY_SPREAD``).
-
-    Search upward from ``parallelism`` to ``min(groups, upper)`` for a divisor of ``groups``. Failing
-    that, search downward for the smallest parallelism whose busiest subtask owns no more groups than
-    at ``parallelism`` (the first ``q`` where ``groups // q`` grows, stepped back up unless ``q``
-    divides), never under ``lower``.
-    """
-    for candidate in range(parallelism, min(groups, upper) + 1):
-        if groups % candidate == 0:
-            return candidate
-    candidate = parallelism
-    while candidate > 0:
-        if groups // candidate > groups // parallelism:
-            if groups % candidate != 0:
-                candidate += 1
-            break
-        candidate -= 1
-    return max(candidate, lower)
-
-
 def smallest_parallelism_for_load(load: float, per_subtask_allowed: float, groups: int | None,
                                   lower: int, upper: int) -> int:
     """The fewest subtasks whose busiest one carries at most ``per_subtask_allowed`` records/s.
