@@ -130,9 +130,21 @@ def stranger() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _fake_broker(port: int) -> subprocess.Popen[bytes]:
-    """A stand-in for the broker `kafka up` starts: a process whose command line names tansu and its listener."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tansu", "broker",
+    """A stand-in for the broker `kafka up` starts: a process whose command line names tansu and its listener.
+
+    Returns once the child has exec'd: between fork and exec its command line is empty or the parent's, and a
+    test that recorded that (or checked it) would fail on a busy machine."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "tansu", "broker",
                              "--listener-url", f"tcp://127.0.0.1:{port}"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        identity = process_identity(proc.pid)
+        if identity is not None and "tansu" in identity[1]:
+            return proc
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(10)
+    raise AssertionError("the stand-in broker did not start within 30 s")
 
 
 def test_kafka_down_refuses_to_signal_a_pid_that_is_not_the_broker(
