@@ -55,9 +55,23 @@ unit: $(STAMP) java
 integration: $(STAMP) java
 	$(BIN)/pytest -q tests/integration
 
-# Property tests run derandomized here (tests/conftest.py): CI must not depend on a random draw.
-test: lint typecheck java
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 tests
+# Two lanes on the 2 cores. The integration tests (real clusters; mostly waiting on Flink) run in the foreground;
+# beside them lint, typecheck and the unit tests, whose output is printed once both lanes are done. Either lane
+# failing fails `make test`. The integration modules that measure nothing timing-sensitive run first, while the
+# other lane still loads a core (tests/integration/conftest.py). Property tests run derandomized
+# (tests/conftest.py): CI must not depend on a random draw. A subset: make test UNIT_TESTS=tests/unit/sim
+# INTEGRATION_TESTS=tests/integration/test_ports.py
+UNIT_TESTS ?= tests/unit
+INTEGRATION_TESTS ?= tests/integration
+test: java
+	@mkdir -p build
+	@( { $(BIN)/ruff check src tests bench && $(BIN)/lint-imports && $(BIN)/mypy; } > build/checks-lane.log 2>&1 && \
+	   HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider --durations=10 $(UNIT_TESTS) \
+	     >> build/checks-lane.log 2>&1; echo $$? > build/checks-lane.rc ) & \
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 $(INTEGRATION_TESTS); integration=$$?; wait; \
+	echo "== lint, typecheck and unit tests (the second lane)"; cat build/checks-lane.log; \
+	checks=$$(cat build/checks-lane.rc); echo "== integration exit $$integration, second lane exit $$checks"; \
+	test $$integration -eq 0 && test $$checks -eq 0
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
