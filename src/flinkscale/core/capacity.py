@@ -43,7 +43,7 @@ from flinkscale.core.memory import (
     job_manager_memory,
     task_manager_memory,
 )
-from flinkscale.core.rates import required_capacity
+from flinkscale.core.rates import capacity_from_cost, required_capacity
 from flinkscale.core.snapshot import ShipStrategy
 from flinkscale.core.units import GiB, KiB, MiB, format_bytes, format_duration, format_rate
 from flinkscale.core.workload import Delivery, Operator, Role, StateBackendChoice, WorkloadSpec
@@ -338,7 +338,7 @@ def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None =
     for op in spec.pipeline.operators:
         rate = sizing.inputs[op.id] - sizing.broadcast_inputs.get(op.id, 0.0)
         required[op.id] = required_capacity(rate, utilization, targets.rto_seconds, targets.catch_up_seconds)
-        per_subtask[op.id] = math.inf if op.cost_us_per_record == 0 else 1e6 / op.cost_us_per_record
+        per_subtask[op.id] = capacity_from_cost(op.cost_us_per_record)
         p = max(1, math.ceil(required[op.id] / per_subtask[op.id]))
         connection = op.connector.connection_records_per_second if op.connector else None
         if op.role is Role.SINK and connection:
