@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flinkscale.core.capacity import Capacity, Explained, plan_capacity
+from flinkscale.core.capacity import Capacity, plan_capacity
+from flinkscale.core.explained import Explained
 from flinkscale.core.snapshot import ShipStrategy
 from flinkscale.core.workload import WorkloadSpec
 
