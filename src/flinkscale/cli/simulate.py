@@ -84,7 +84,7 @@ def _workload_scenario(spec_path: Path, plan_path: Path | None) -> dict[str, Any
 
 def simulate_command(
     scenario_path: Annotated[Path | None, typer.Argument(
-        metavar="[SCENARIO.yaml]", help="the scenario file (or --workload)", show_default=False)] = None,
+        metavar="SCENARIO.yaml", help="the scenario file (or --workload)", show_default=False)] = None,
     workload_path: Annotated[Path | None, typer.Option(
         "--workload", "-w", metavar="SPEC.yaml",
         help="simulate a day of this workload spec's planned deployment instead of a scenario")] = None,
