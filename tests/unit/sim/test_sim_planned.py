@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.plan import Plan, build_plan, planned_deployment_from_json
@@ -230,3 +232,45 @@ def test_a_free_operator_gets_the_largest_capacity_a_scenario_states() -> None:
     spec = parse_workload(raw)
     pipeline = parse_scenario(workload_scenario(spec, build_plan(spec).deployment())).pipeline
     assert all(math.isfinite(v.capacity) and v.capacity == 1e12 for v in pipeline.vertices)
+
+
+_SHIPS = ("forward", "hash", "rebalance", "broadcast")
+
+
+@st.composite
+def _random_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Small DAGs: 1-2 sources, up to 6 operators, each reading 1-2 earlier ones over any ship strategy."""
+    sources = draw(st.integers(1, 2))
+    count = draw(st.integers(sources + 1, 7))
+    operators: list[dict[str, Any]] = []
+    for i in range(count):
+        op: dict[str, Any] = {"id": f"op{i}", "cost_us_per_record": draw(st.floats(1, 200)),
+                              "selectivity": draw(st.floats(0.05, 2.0))}
+        if i < sources:
+            op["role"] = "source"
+        else:
+            upstream = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=2, unique=True))
+            op["inputs"] = [{"from": f"op{u}", "ship": draw(st.sampled_from(_SHIPS))} for u in upstream]
+            op["keyed_state"] = draw(st.booleans())
+        operators.append(op)
+    return {"name": "random", "volume": {"events_per_second": draw(st.floats(100, 50_000)), "event_size": "500B",
+                                         "peak_factor": draw(st.floats(1, 3))},
+            "state": {"keys": 1e5, "bytes_per_key": "100B"}, "pipeline": {"operators": operators}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_random_specs())
+def test_any_spec_simulates_its_plan_as_busy_as_planned(raw: dict[str, Any]) -> None:
+    """Whatever the graph (chains with branches and selectivities, several inputs, broadcast edges), each
+    simulated vertex at the provisioned rate is busy the sum of its operators' planned utilization_at_peak."""
+    spec = parse_workload(raw)
+    plan = build_plan(spec)
+    pipeline = parse_scenario(workload_scenario(spec, plan.deployment())).pipeline
+    assert {v.id: v.parallelism for v in pipeline.vertices} == {v.head: v.parallelism for v in plan.vertices}
+    provisioned = plan.capacity.rates.provisioned_events_per_second.value
+    factors = pipeline.vertex_rate_factors()
+    for vertex in plan.vertices:
+        sim = pipeline.vertex(vertex.head)
+        busy = provisioned * factors[vertex.head] / (sim.parallelism * sim.capacity)
+        planned = sum(plan.capacity.operator(o).utilization_at_peak.value for o in vertex.operators)
+        assert busy == pytest.approx(planned, rel=1e-9), vertex.head
