@@ -145,7 +145,8 @@ def workload_scenario(spec: WorkloadSpec, deployment: PlannedDeployment, *, sour
     return {
         "name": spec.name,
         "description": (f"a day of {volume.stated_as} on the planned deployment: {deployment.task_managers} "
-                        f"TaskManagers x {deployment.slots_per_task_manager} slots, parallelism "
+                        f"TaskManager{'s' if deployment.task_managers != 1 else ''} x "
+                        f"{deployment.slots_per_task_manager} slots, parallelism "
                         + ", ".join(f"{v.head} {v.parallelism}" for v in deployment.vertices)),
         "duration": SECONDS_PER_DAY,
         "latency_target": spec.targets.latency_seconds,
