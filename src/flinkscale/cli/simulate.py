@@ -3,7 +3,8 @@
 Argument handling and output only: the scenario is parsed and simulated by ``flinkscale.core.sim``, the
 policies come from ``flinkscale.core.policy.registry.make_policy``, and the table / markdown / JSON / HTML
 come from ``flinkscale.report.sim``. Files are read here (the scenario, and a replay trace's CSV relative to
-the scenario), so the core stays pure.
+the scenario), so the core stays pure. ``--workload SPEC.yaml [--plan plan.json]`` builds the scenario from a
+workload spec and its plan instead (``flinkscale.core.sim.planned``): a day of the planned deployment.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from flinkscale.cli._inputs import check_output_file, read_text, read_yaml, write_text
+from flinkscale.cli._inputs import check_output_file, read_json, read_text, read_yaml, write_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.policy.base import Policy
@@ -31,10 +32,16 @@ HELP = (
     "seconds with lag above the latency target, peak lag, rescales, downtime and records dropped.\n\n"
     "Examples:\n\n"
     "  flinkscale simulate examples/scenarios/step-small.yaml\n\n"
+    "  flinkscale simulate --workload examples/workloads/clickstream-1tb.yaml   (a day of the planned deployment)\n\n"
+    "  flinkscale simulate --workload SPEC.yaml --plan out/plan.json -p static,flinkscale   (a plan from "
+    "`flinkscale plan --emit out/`)\n\n"
     "  flinkscale simulate examples/scenarios/clickstream-1tb-diurnal.yaml -p flinkscale,static --html day.html\n\n"
     "  flinkscale simulate SCENARIO.yaml --set flink-operator.job.autoscaler.utilization.target=0.6\n\n"
     "  flinkscale simulate SCENARIO.yaml --set scenario.duration=2h --set scenario.trace.peak_factor=1.5 "
     "--format json\n\n"
+    "With --workload, the job vertices, their parallelism, the slot ceiling (TaskManagers x slots) and the "
+    "checkpoint interval come from the plan (computed from the spec, or read from --plan), capacities from the "
+    "spec's cost_us_per_record, and the trace is a day of the spec's volume; static is the plan as deployed.\n\n"
     "See docs/simulate.md for the scenario format and the model."
 )
 
@@ -61,8 +68,30 @@ def _read_scenario(path: Path) -> Any:
     return read_yaml(path, "scenario")
 
 
+def _workload_scenario(spec_path: Path, plan_path: Path | None) -> dict[str, Any]:
+    """The scenario mapping of a day of the spec's planned deployment (the plan from ``plan_path``, else
+    planned here from the spec)."""
+    from flinkscale.core.plan import build_plan, planned_deployment_from_json
+    from flinkscale.core.sim.planned import workload_scenario
+    from flinkscale.core.workload import parse_workload_text
+
+    spec = parse_workload_text(read_text(spec_path, "spec"), str(spec_path))
+    if plan_path is None:
+        return workload_scenario(spec, build_plan(spec).deployment(), source="plan")
+    deployment = planned_deployment_from_json(read_json(plan_path, "plan"), str(plan_path))
+    return workload_scenario(spec, deployment, source=str(plan_path))
+
+
 def simulate_command(
-    scenario_path: Annotated[Path, typer.Argument(metavar="SCENARIO.yaml", help="the scenario file")],
+    scenario_path: Annotated[Path | None, typer.Argument(
+        metavar="SCENARIO.yaml", help="the scenario file (or --workload)", show_default=False)] = None,
+    workload_path: Annotated[Path | None, typer.Option(
+        "--workload", "-w", metavar="SPEC.yaml",
+        help="simulate a day of this workload spec's planned deployment instead of a scenario")] = None,
+    plan_path: Annotated[Path | None, typer.Option(
+        "--plan", metavar="plan.json",
+        help="with --workload: the plan to deploy (`flinkscale plan --format json` or --emit), else planned now")
+    ] = None,
     policies: Annotated[str | None, typer.Option(
         "--policies", "-p", help="comma-separated policies (default: the scenario's list, else all)")] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table | json | markdown")] = "table",
@@ -82,15 +111,25 @@ def simulate_command(
     if output_format not in FORMATS:
         raise InputError(f"must be one of {', '.join(FORMATS)}, got {output_format!r}", field="--format")
     overrides, cli_settings = _split_sets(sets or [], (*POLICY_NAMES, ORACLE))
+    if (scenario_path is None) == (workload_path is None):
+        raise InputError("give a scenario file or --workload SPEC.yaml (one of them)", field="SCENARIO.yaml")
+    if plan_path is not None and workload_path is None:
+        raise InputError("--plan needs --workload SPEC.yaml (the spec the plan was made from)", field="--plan")
     if html_path is not None:
         check_output_file(html_path, "--html")
-    data = _read_scenario(scenario_path)
-    if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise InputError(f"a scenario must be a YAML mapping, not {kind}", field=str(scenario_path))
+    if workload_path is not None:
+        data: Any = _workload_scenario(workload_path, plan_path)
+        base = workload_path.parent
+    else:
+        assert scenario_path is not None
+        data = _read_scenario(scenario_path)
+        base = scenario_path.parent
+        if not isinstance(data, dict):
+            kind = "empty" if data is None else f"a {type(data).__name__}"
+            raise InputError(f"a scenario must be a YAML mapping, not {kind}", field=str(scenario_path))
 
     def read_csv(relative: str) -> str:
-        path = (scenario_path.parent / relative) if not Path(relative).is_absolute() else Path(relative)
+        path = (base / relative) if not Path(relative).is_absolute() else Path(relative)
         try:
             return read_text(path, "replay CSV")
         except InputError as exc:

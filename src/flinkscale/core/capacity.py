@@ -1,7 +1,7 @@
 """The capacity model: from a ``WorkloadSpec`` to rates, parallelism, cluster shape, state, checkpoints.
 
-Every number comes out as an ``Explained``: the value, its unit, the formula and the inputs behind it,
-so a plan can always say why. The steps, in order (each a small function):
+Every number comes out as an ``Explained`` (``core.explained``): the value, its unit, the formula and the
+inputs behind it, so a plan can always say why. The steps, in order (each a small function):
 
 1. Rates. average = volume / day; peak = average x peak factor. A latency budget L can smooth a peak of
    length D only a little: the capacity to provision is ``max(average, peak x D / (D + L))``, which for
@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.explained import Explained
 from flinkscale.core.keygroups import UPPER_BOUND_MAX_PARALLELISM, aligned_parallelism, default_max_parallelism
 from flinkscale.core.memory import (
     JobManagerMemory,
@@ -43,7 +44,7 @@ from flinkscale.core.memory import (
     job_manager_memory,
     task_manager_memory,
 )
-from flinkscale.core.rates import required_capacity
+from flinkscale.core.rates import capacity_from_cost, required_capacity
 from flinkscale.core.snapshot import ShipStrategy
 from flinkscale.core.units import GiB, KiB, MiB, format_bytes, format_duration, format_rate
 from flinkscale.core.workload import Delivery, Operator, Role, StateBackendChoice, WorkloadSpec
@@ -65,19 +66,6 @@ DEFAULT_CORES_PER_TASK_MANAGER = 4
 FAILURE_DETECTION_SECONDS = 10.0
 RESTART_SECONDS = 15.0
 KAFKA_DEFAULT_MAX_TRANSACTION_TIMEOUT_SECONDS = 900.0
-
-
-@dataclass(frozen=True)
-class Explained:
-    """A number that can explain itself."""
-
-    value: float
-    unit: str
-    formula: str
-    inputs: Mapping[str, float | str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"value": self.value, "unit": self.unit, "formula": self.formula, "inputs": dict(self.inputs)}
 
 
 @dataclass(frozen=True)
@@ -338,7 +326,7 @@ def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None =
     for op in spec.pipeline.operators:
         rate = sizing.inputs[op.id] - sizing.broadcast_inputs.get(op.id, 0.0)
         required[op.id] = required_capacity(rate, utilization, targets.rto_seconds, targets.catch_up_seconds)
-        per_subtask[op.id] = math.inf if op.cost_us_per_record == 0 else 1e6 / op.cost_us_per_record
+        per_subtask[op.id] = capacity_from_cost(op.cost_us_per_record)
         p = max(1, math.ceil(required[op.id] / per_subtask[op.id]))
         connection = op.connector.connection_records_per_second if op.connector else None
         if op.role is Role.SINK and connection:

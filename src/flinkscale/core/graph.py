@@ -1,7 +1,8 @@
-"""Graph order shared by the snapshot's job graph and the simulator's pipeline (both are DAGs of ids)."""
+"""Graph order shared by the job graphs (a snapshot's, the simulator's pipeline, a workload spec's pipeline)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 
@@ -13,10 +14,10 @@ def topological_ids(ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> lis
     for source, target in edges:
         outputs[source].append(target)
         indegree[target] += 1
-    ready = [vid for vid in ids if indegree[vid] == 0]
+    ready = deque(vid for vid in ids if indegree[vid] == 0)
     order: list[str] = []
     while ready:
-        vid = ready.pop(0)
+        vid = ready.popleft()
         order.append(vid)
         for target in outputs[vid]:
             indegree[target] -= 1

@@ -19,10 +19,12 @@ profile uses the measured job's own vertex ids, so the overrides hit the vertice
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flinkscale.core.capacity import Capacity, Explained, plan_capacity
+from flinkscale.core.capacity import Capacity, plan_capacity
+from flinkscale.core.explained import Explained
 from flinkscale.core.snapshot import ShipStrategy
 from flinkscale.core.workload import WorkloadSpec
 
@@ -92,10 +94,51 @@ class VertexOverride:
 
 
 @dataclass(frozen=True)
+class PlannedDeployment:
+    """The deployed shape of a plan: what runs, at which parallelism, on how many slots.
+
+    What the simulator needs to run a planned deployment (``flinkscale.core.sim.planned``), taken either from
+    a ``Plan`` (``Plan.deployment``) or from the JSON a plan was written to (``planned_deployment_from_json``),
+    so a plan file that was reviewed, or edited, is simulated as it stands.
+    """
+
+    workload: str
+    # The job vertices (chains of operators) with their parallelism.
+    vertices: tuple[VertexOverride, ...]
+    max_parallelism: int
+    # Source operator id -> partitions of the topic it reads.
+    source_partitions: Mapping[str, int]
+    task_managers: int
+    slots_per_task_manager: int
+    checkpoint_interval_seconds: float
+    # The projected state of the job (TTL applied), bytes.
+    state_bytes: float
+
+    @property
+    def slots(self) -> int:
+        return self.task_managers * self.slots_per_task_manager
+
+    def parallelism(self) -> dict[str, int]:
+        """Operator id -> parallelism (every operator of a chain runs at the chain's)."""
+        return {op: v.parallelism for v in self.vertices for op in v.operators}
+
+
+@dataclass(frozen=True)
 class Plan:
     capacity: Capacity
     vertices: tuple[VertexOverride, ...]
     flink_config: dict[str, str]
+
+    def deployment(self) -> PlannedDeployment:
+        capacity = self.capacity
+        return PlannedDeployment(
+            workload=self.spec.name, vertices=self.vertices, max_parallelism=int(capacity.max_parallelism.value),
+            source_partitions={k.operator_id: int(k.partitions.value) for k in capacity.kafka
+                               if k.direction == "consume"},
+            task_managers=int(capacity.cluster.task_managers.value),
+            slots_per_task_manager=capacity.cluster.slots_per_task_manager,
+            checkpoint_interval_seconds=capacity.checkpoints.interval_seconds.value,
+            state_bytes=capacity.state.projected_bytes.value)
 
     @property
     def spec(self) -> WorkloadSpec:
@@ -191,6 +234,14 @@ def build_plan(spec: WorkloadSpec) -> Plan:
     capacity = plan_capacity(spec)
     vertices = _chains(capacity)
     return Plan(capacity=capacity, vertices=vertices, flink_config=flink_configuration(capacity, vertices))
+
+
+def planned_deployment_from_json(data: Any, source: str = "plan") -> PlannedDeployment:
+    """The deployed shape of a plan written by ``plan_to_dict`` (``flinkscale plan --format json`` or
+    ``--emit``); only the fields it reads are checked, each error names ``source`` and the field path."""
+    from flinkscale.core._plan_json import deployment_from_json
+
+    return deployment_from_json(data, source)
 
 
 def _explained(value: Explained) -> dict[str, object]:

@@ -21,9 +21,9 @@ The capacity model (anchors.md, section "true processing rate"):
 * The **backpressure root** is what saturates *now*: the first vertex downstream of backpressured vertices that is
   not backpressured itself and is busy. When it exists it is reported next to the projection.
 
-Every derived number carries the formula and inputs that produced it (``Derivation``), so the report can explain
-itself. Skew comes from ``core.skew.analyze_skew`` and key-group layout from ``core.keygroups``; neither is
-recomputed here.
+Every derived number carries its unit and the formula (with its inputs written in) that produced it
+(``core.explained.Explained``), so the report can explain itself. Skew comes from ``core.skew.analyze_skew``
+and key-group layout from ``core.keygroups``; neither is recomputed here.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.explained import Explained
 from flinkscale.core.keygroups import key_groups_per_subtask, layout_imbalance
 from flinkscale.core.rates import true_processing_rate
 from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew, json_finite
@@ -52,12 +53,10 @@ LOW_BUSY_MS_PER_SECOND = 100.0
 _SQL_OPERATOR_MARKERS = ("WindowAggregate", "GroupAggregate", "Calc[", "TableSourceScan", "PythonCalc[")
 
 
-@dataclass(frozen=True)
-class Derivation:
-    """A number with the formula and the inputs it came from."""
-
-    value: float | None
-    formula: str
+#: A derived figure of a profile: unknown (None) when the metrics behind it are missing; the formula says why.
+Derived = Explained[float | None]
+RATE = "records/s"
+AMPLIFICATION = "records per source record"
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class EdgeProfile:
     target: str
     ship_strategy: str
     records_per_second: float | None
-    output_ratio: Derivation
+    output_ratio: Derived
     bytes_per_second: float | None
     bytes_per_record: float | None
 
@@ -96,10 +95,10 @@ class VertexProfile:
     utilization: float | None
     # Per subtask: records in / busy seconds (None where busy time is unknown or zero).
     true_processing_rate_per_subtask: tuple[float | None, ...]
-    true_processing_rate_busiest_subtask: Derivation
-    capacity: Derivation
-    amplification: Derivation
-    sustainable_source_rate: Derivation
+    true_processing_rate_busiest_subtask: Derived
+    capacity: Derived
+    amplification: Derived
+    sustainable_source_rate: Derived
     pending_records: float | None
     pending_records_per_second: float | None
     key_groups_per_subtask_min: int | None
@@ -137,11 +136,11 @@ class ProfileAnalysis:
     edges: tuple[EdgeProfile, ...]
     source_read_rate: float | None
     source_lag_growth_per_second: float | None
-    current_source_rate: Derivation
+    current_source_rate: Derived
     bottleneck: str | None
     backpressure_root: str | None
-    max_sustainable_source_rate: Derivation
-    headroom: Derivation
+    max_sustainable_source_rate: Derived
+    headroom: Derived
     checkpoints: CheckpointProfile | None
     state_size_bytes: int | None
     skew: SkewReport
@@ -158,12 +157,23 @@ class ProfileAnalysis:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["skew"] = self.skew.to_dict()
+        _value_and_formula(self, data)
+        for edge, raw in zip(self.edges, data["edges"], strict=True):
+            _value_and_formula(edge, raw)
         for vertex, raw in zip(self.vertices, data["vertices"], strict=True):
+            _value_and_formula(vertex, raw)
             raw["skew"] = json_finite(asdict(vertex.skew))
             raw["backpressured"] = vertex.backpressured
         data["state_advice"] = _jsonable(self.state_advice)
         cleaned: dict[str, Any] = json_finite(data)
         return cleaned
+
+
+def _value_and_formula(item: Any, raw: dict[str, Any]) -> None:
+    """The profile's JSON (``flinkscale.profile/v1``) writes a derived figure as its value and formula."""
+    for name, value in vars(item).items():
+        if isinstance(value, Explained):
+            raw[name] = {"value": value.value, "formula": value.formula}
 
 
 def _jsonable(value: Any) -> Any:
@@ -231,37 +241,39 @@ def _edge_profiles(snapshot: MetricsSnapshot) -> tuple[EdgeProfile, ...]:
         ratio = _ratio(records, upstream_in)
         formula = (f"output ratio = {basis} / records in of {edge.source} = "
                    f"{_num(records)} / {_num(upstream_in)} = {_num(ratio, 4)}")
-        edges.append(EdgeProfile(edge.source, edge.target, edge.ship_strategy.value, records,
-                                 Derivation(ratio, formula), shipped_bytes, _ratio(shipped_bytes, records)))
+        output_ratio: Derived = Explained(ratio, "records per record in", formula)
+        edges.append(EdgeProfile(edge.source, edge.target, edge.ship_strategy.value, records, output_ratio,
+                                 shipped_bytes, _ratio(shipped_bytes, records)))
     return tuple(edges)
 
 
 def _amplifications(snapshot: MetricsSnapshot, edges: Sequence[EdgeProfile],
-                    source_total: float | None) -> dict[str, Derivation]:
+                    source_total: float | None) -> dict[str, Derived]:
     by_target: dict[str, list[EdgeProfile]] = {}
     for e in edges:
         by_target.setdefault(e.target, []).append(e)
-    result: dict[str, Derivation] = {}
+    result: dict[str, Derived] = {}
     for vertex in snapshot.topological_order():
         inputs = by_target.get(vertex.id, [])
         if not inputs:
             own = _vertex_input(vertex)
             share = _ratio(own, source_total)
-            result[vertex.id] = Derivation(share, f"source share = {_num(own)} / {_num(source_total)} records/s "
-                                                  f"read by all sources = {_num(share, 4)}")
+            result[vertex.id] = Explained(share, AMPLIFICATION, f"source share = {_num(own)} / {_num(source_total)} "
+                                                                f"records/s read by all sources = {_num(share, 4)}")
             continue
         terms = [(result[e.source].value, e.output_ratio.value, e.source) for e in inputs]
         if any(a is None or r is None for a, r, _ in terms):
-            result[vertex.id] = Derivation(None, "unknown: an upstream rate is missing")
+            result[vertex.id] = Explained(None, AMPLIFICATION, "unknown: an upstream rate is missing")
             continue
         total = sum(a * r for a, r, _ in terms if a is not None and r is not None)
         parts = " + ".join(f"amp({s}) {a:.4g} x ratio {r:.4g}" for a, r, s in terms)
-        result[vertex.id] = Derivation(total, f"amplification = {parts} = {total:.4g} records per source record")
+        result[vertex.id] = Explained(total, AMPLIFICATION,
+                                      f"amplification = {parts} = {total:.4g} records per source record")
     return result
 
 
 def _vertex_profile(snapshot: MetricsSnapshot, vertex: Vertex, skew: VertexSkew,
-                    amplification: Derivation) -> VertexProfile:
+                    amplification: Derived) -> VertexProfile:
     m = vertex.metrics
     notes: list[str] = []
     records_in = _vertex_input(vertex)
@@ -270,37 +282,41 @@ def _vertex_profile(snapshot: MetricsSnapshot, vertex: Vertex, skew: VertexSkew,
                else s.busy_time_ms_per_second / 1000) for s in m.subtasks)
     busy_max = m.busy_time_ms_per_second_max
     busiest = max(m.subtasks, key=lambda s: s.busy_time_ms_per_second or -1.0) if m.subtasks else None
+    tpr: Derived
+    capacity: Derived
+    sustainable: Derived
     if busiest is not None and busiest.busy_time_ms_per_second and busiest.num_records_in_per_second is not None:
         tpr_value = true_processing_rate(busiest.num_records_in_per_second, busiest.busy_time_ms_per_second)
-        tpr = Derivation(tpr_value, f"TPR(subtask {busiest.index}) = {_num(busiest.num_records_in_per_second)} "
-                                    f"records/s / {busiest.busy_time_ms_per_second / 1000:.3f} busy s/s = "
-                                    f"{_num(tpr_value)} records per busy second")
+        tpr = Explained(tpr_value, "records per busy second",
+                        f"TPR(subtask {busiest.index}) = {_num(busiest.num_records_in_per_second)} "
+                        f"records/s / {busiest.busy_time_ms_per_second / 1000:.3f} busy s/s = "
+                        f"{_num(tpr_value)} records per busy second")
     else:
-        tpr = Derivation(None, "unknown: no per-subtask records and busy time")
+        tpr = Explained(None, "records per busy second", "unknown: no per-subtask records and busy time")
     if busy_max is None:
-        capacity = Derivation(None, "unknown: Flink reported no busy time (NaN)")
+        capacity = Explained(None, RATE, "unknown: Flink reported no busy time (NaN)")
         notes.append("no busy time reported (NaN): capacity unknown")
     elif busy_max <= 0:
-        capacity = Derivation(math.inf, "unbounded: busy 0 ms/s")
+        capacity = Explained(math.inf, RATE, "unbounded: busy 0 ms/s")
     elif records_in is None:
-        capacity = Derivation(None, "unknown: no input rate")
+        capacity = Explained(None, RATE, "unknown: no input rate")
     else:
         value = true_processing_rate(records_in, busy_max)
-        capacity = Derivation(value, f"capacity = records in / (busy max / 1000) = {_num(records_in)} / "
-                                     f"{busy_max / 1000:.3f} = {_num(value)} records/s into the vertex "
-                                     f"(= TPR of the busiest subtask x p / its record share)")
+        capacity = Explained(value, RATE, f"capacity = records in / (busy max / 1000) = {_num(records_in)} / "
+                                          f"{busy_max / 1000:.3f} = {_num(value)} records/s into the vertex "
+                                          f"(= TPR of the busiest subtask x p / its record share)")
         if busy_max < LOW_BUSY_MS_PER_SECOND:
             notes.append(f"only {busy_max:.0f} ms/s busy: capacity extrapolated {1000 / busy_max:.0f}x, rough")
     amp = amplification.value
     if capacity.value is None or amp is None:
-        sustainable = Derivation(None, "unknown: " + ("capacity" if capacity.value is None else "amplification")
-                                 + " unknown")
+        sustainable = Explained(None, RATE, "unknown: " + ("capacity" if capacity.value is None
+                                                           else "amplification") + " unknown")
     elif amp <= 0:
-        sustainable = Derivation(math.inf, "unbounded: the vertex receives no records")
+        sustainable = Explained(math.inf, RATE, "unbounded: the vertex receives no records")
     else:
         value = capacity.value / amp
-        sustainable = Derivation(value, f"sustainable source rate = capacity / amplification = "
-                                        f"{_num(capacity.value)} / {amp:.4g} = {_num(value)} records/s")
+        sustainable = Explained(value, RATE, f"sustainable source rate = capacity / amplification = "
+                                             f"{_num(capacity.value)} / {amp:.4g} = {_num(value)} records/s")
     keyed = snapshot.is_keyed(vertex.id)
     groups = key_groups_per_subtask(vertex.max_parallelism, vertex.parallelism) if keyed else ()
     return VertexProfile(
@@ -376,17 +392,18 @@ def analyze_profile(snapshot: MetricsSnapshot, *, skew_threshold: float | None =
 
     known = [v for v in ordered if v.sustainable_source_rate.value is not None]
     bottleneck = min(known, key=lambda v: v.sustainable_source_rate.value or 0.0) if known else None
-    max_rate = bottleneck.sustainable_source_rate if bottleneck else Derivation(None, "unknown: no vertex capacity")
+    max_rate: Derived = (bottleneck.sustainable_source_rate if bottleneck
+                         else Explained(None, RATE, "unknown: no vertex capacity"))
     if bottleneck is not None:
-        max_rate = Derivation(max_rate.value, f"min over vertices of the sustainable source rate, reached at "
-                                              f"{short_name(bottleneck.name)}: {max_rate.formula}")
+        max_rate = Explained(max_rate.value, RATE, f"min over vertices of the sustainable source rate, reached at "
+                                                   f"{short_name(bottleneck.name)}: {max_rate.formula}")
     growth = max(lag_growth or 0.0, 0.0)
     current_value = None if source_total is None else source_total + growth
-    current = Derivation(current_value, f"current source rate = read {_num(source_total)} + lag growth "
-                                        f"{_num(growth)} = {_num(current_value)} records/s")
+    current = Explained(current_value, RATE, f"current source rate = read {_num(source_total)} + lag growth "
+                                             f"{_num(growth)} = {_num(current_value)} records/s")
     headroom_value = _ratio(max_rate.value, current_value)
-    headroom = Derivation(headroom_value, f"headroom = max sustainable / current = {_num(max_rate.value)} / "
-                                          f"{_num(current_value)} = {_num(headroom_value, 3)}")
+    headroom = Explained(headroom_value, "x", f"headroom = max sustainable / current = {_num(max_rate.value)} / "
+                                              f"{_num(current_value)} = {_num(headroom_value, 3)}")
     root = backpressure_root(snapshot, profiles)
     checkpoints = _checkpoint_profile(snapshot.checkpoints)
     state_size = snapshot.checkpoints.state_size_bytes if snapshot.checkpoints else None

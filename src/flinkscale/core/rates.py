@@ -11,7 +11,8 @@ Definitions (Flink's metric names; ``busy`` in ms per second, as Flink reports `
   if busy all the time (the operator autoscaler's ``TPR``; infinite for a vertex never busy).
 - observed TPR of a backpressured source ``rate / (1 - backpressured / 1000)``.
 - per-subtask capacity ``rate / (p x busy_avg / 1000)``: total records over total busy seconds of the
-  ``p`` subtasks, exact for equal subtasks whatever the skew; its inverse is the cost per record.
+  ``p`` subtasks, exact for equal subtasks whatever the skew; its inverse is the cost per record, and a
+  stated cost per record (a workload spec's ``cost_us_per_record``) gives the capacity ``10^6 / cost``.
 - sustainable rate under shedding ``TPR x p_keep``: the source reads ``TPR`` records per busy second, of
   which it processes the kept fraction fully.
 - capacity to provision (the operator's formula, and the planner's with RTO for restart):
@@ -59,6 +60,11 @@ def cost_us_per_record(rate: float, busy_ms_per_second_avg: float, parallelism: 
     """Busy microseconds one record costs one subtask: ``1e6 / per_subtask_capacity``."""
     capacity = per_subtask_capacity(rate, busy_ms_per_second_avg, parallelism)
     return 0.0 if math.isinf(capacity) else 1e6 / capacity
+
+
+def capacity_from_cost(cost_us_per_record: float) -> float:
+    """``10^6 / cost_us_per_record``: records one subtask processes per busy second; infinite for a free operator."""
+    return math.inf if cost_us_per_record <= 0 else 1e6 / cost_us_per_record
 
 
 def sustainable_rate(consumed_rate: float, busy_ms_per_second: float, keep_probability: float) -> float:

@@ -28,6 +28,7 @@ from typing import Any
 
 from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
+from flinkscale.core.graph import topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
@@ -188,24 +189,10 @@ class Pipeline:
         return tuple(op for op in self.operators if op.role is Role.SOURCE)
 
     def topological_order(self) -> tuple[Operator, ...]:
-        indegree = {op.id: 0 for op in self.operators}
-        outputs: dict[str, list[str]] = {op.id: [] for op in self.operators}
-        for e in self.edges:
-            indegree[e.target] += 1
-            outputs[e.source].append(e.target)
-        ready = [op.id for op in self.operators if indegree[op.id] == 0]
-        order: list[str] = []
-        while ready:
-            current = ready.pop()
-            order.append(current)
-            for target in outputs[current]:
-                indegree[target] -= 1
-                if indegree[target] == 0:
-                    ready.append(target)
-        if len(order) != len(self.operators):
+        order = topological_ids([op.id for op in self.operators], ((e.source, e.target) for e in self.edges))
+        if order is None:
             raise InputError("the operators form a cycle", field="pipeline.operators")
-        by_id = {op.id: op for op in self.operators}
-        return tuple(by_id[i] for i in order)
+        return tuple(self.operator(i) for i in order)
 
 
 @dataclass(frozen=True)

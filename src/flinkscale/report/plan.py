@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from flinkscale.core import manifest
-from flinkscale.core.capacity import Explained
+from flinkscale.core.explained import Explained
 from flinkscale.core.plan import Plan
 from flinkscale.core.units import format_bytes, format_duration, format_rate
 

@@ -57,6 +57,13 @@ def test_per_subtask_capacity_and_cost_are_inverse(rate: float, busy: float, p: 
     capacity = rates.per_subtask_capacity(rate, busy, p)
     assert capacity * p == pytest.approx(rates.true_processing_rate(rate, busy))
     assert rates.cost_us_per_record(rate, busy, p) * capacity == pytest.approx(1e6)
+    # A measured cost stated in a spec gives back the measured capacity (the planner's road).
+    assert rates.capacity_from_cost(rates.cost_us_per_record(rate, busy, p)) == pytest.approx(capacity)
+
+
+def test_capacity_from_cost() -> None:
+    assert rates.capacity_from_cost(25.0) == 40_000.0  # 25 us per record: 40k records per busy second
+    assert rates.capacity_from_cost(0.0) == math.inf  # a free operator never limits
 
 
 @given(rate_st, busy_st, st.floats(min_value=1e-6, max_value=1.0))

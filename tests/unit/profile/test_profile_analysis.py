@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.explained import Explained
 from flinkscale.core.profile import (
     PROFILE_SCHEMA,
     analyze_profile,
@@ -73,6 +74,18 @@ def test_source_saturates_first() -> None:
     assert src.bytes_per_record_in == pytest.approx(100.0)
     assert analysis.findings[0].startswith("src (+1 chained) is the bottleneck: 80% busy at 10.0k/s")
     assert "12.5k/s" in analysis.findings[0]
+
+
+def test_every_derived_figure_is_an_explained_number_and_the_json_keeps_value_and_formula() -> None:
+    analysis = analyze_profile(_chain(src_busy=800, agg_busy=500))
+    assert isinstance(analysis.headroom, Explained) and analysis.headroom.unit == "x"
+    assert analysis.vertex("agg").capacity.unit == "records/s"
+    assert analysis.vertex("agg").amplification.unit == "records per source record"
+    data = json.loads(json.dumps(analysis.to_dict()))
+    # flinkscale.profile/v1: a derived figure is written as its value and formula (no unit, no inputs).
+    assert data["headroom"] == {"value": pytest.approx(1.25), "formula": analysis.headroom.formula}
+    assert set(data["vertices"][1]["capacity"]) == {"value", "formula"}
+    assert set(data["edges"][0]["output_ratio"]) == {"value", "formula"}
 
 
 def test_downstream_vertex_saturates_first() -> None:

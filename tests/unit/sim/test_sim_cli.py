@@ -85,3 +85,76 @@ def test_a_replay_trace_reads_its_csv_next_to_the_scenario(tmp_path: Path, capsy
     (tmp_path / "rates.csv").unlink()
     assert main(["simulate", str(scenario), "--no-progress"]) == 2
     assert "trace.csv" in capsys.readouterr().err
+
+
+WORKLOAD = Path(__file__).resolve().parents[3] / "examples" / "workloads" / "clickstream-1tb.yaml"
+HOUR = ["--set", "scenario.duration=1h", "--no-progress"]
+PLANNED = {"clicks": 2, "sessionize": 3, "page_counts": 1, "counts_sink": 1}  # `flinkscale plan` of the 1 TB example
+
+
+def test_a_workload_spec_simulates_its_planned_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--workload", str(WORKLOAD), "-p", "static,flinkscale", "--format", "json",
+                 *HOUR]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["scenario"] == "clickstream-1tb" and data["duration_seconds"] == 3600
+    assert data["latency_target_seconds"] == 0.5
+    assert [p["policy"] for p in data["policies"]] == ["static", "flinkscale"]
+    assert all(p["start_parallelism"] == PLANNED for p in data["policies"])
+    assert data["policies"][0]["final_parallelism"] == PLANNED
+
+
+def test_a_workload_day_prints_the_usual_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--workload", str(WORKLOAD), "-p", "static", *HOUR]) == 0
+    out = capsys.readouterr().out
+    assert "clickstream-1tb: diurnal: average 11,574/s, peak 40,509/s (x3.5)" in out
+    assert "static" in out and "core-hours" in out
+
+
+def test_a_plan_emitted_by_flinkscale_plan_is_the_deployment_simulated(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(WORKLOAD), "--emit", str(tmp_path)]) == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    plan["vertices"][1]["parallelism"] = 6  # reviewed and edited: sessionize (and its chained sink) at 6
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    capsys.readouterr()
+    assert main(["simulate", "--workload", str(WORKLOAD), "--plan", str(tmp_path / "plan.json"), "-p", "static",
+                 "--format", "json", *HOUR]) == 0
+    (static,) = json.loads(capsys.readouterr().out)["policies"]
+    assert static["start_parallelism"] == {**PLANNED, "sessionize": 6}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (lambda t: ["--workload", str(t / "missing.yaml")], "missing.yaml: cannot read the spec"),
+    (lambda t: ["--workload", str(WORKLOAD), "--plan", str(t / "none.json")], "none.json: cannot read the plan"),
+    (lambda t: ["--workload", str(WORKLOAD), "--plan", str(_write(t / "bad.json", "{not json"))],
+     "bad.json: not valid JSON"),
+    (lambda t: ["--workload", str(WORKLOAD), "--plan", str(_write(t / "list.json", "[1, 2]"))],
+     "list.json: a plan must be the JSON object"),
+    (lambda t: ["--workload", str(WORKLOAD), "--plan", str(_write(t / "part.json", '{"name": "clickstream-1tb"}'))],
+     "part.json: vertices"),
+    (lambda t: ["--workload", str(_write(t / "spec.yaml", "name: x\nvolume: 3\n"))], "pipeline: is required"),
+    (lambda t: ["--plan", str(t / "plan.json"), str(STEP)], "--plan: --plan needs --workload"),
+    (lambda t: ["--workload", str(WORKLOAD), str(STEP)], "give a scenario file or --workload"),
+])
+def test_bad_workload_input_is_one_line_and_exit_code_2(tmp_path: Path, args: object, expected: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert callable(args)
+    assert main(["simulate", *args(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flinkscale: error:") and "\n" not in err
+    assert expected in err
+
+
+def test_a_plan_for_another_workload_is_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = WORKLOAD.parent / "clickstream-10tb.yaml"
+    assert main(["plan", str(other), "--format", "json"]) == 0
+    (tmp_path / "plan.json").write_text(capsys.readouterr().out)
+    assert main(["simulate", "--workload", str(WORKLOAD), "--plan", str(tmp_path / "plan.json"), *HOUR]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.endswith("plan.json: the plan is for workload 'clickstream-10tb', the spec is 'clickstream-1tb'")
