@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +63,24 @@ class ClickstreamOptions:
 def submit_clickstream(cluster: LocalCluster, options: ClickstreamOptions, *, parallelism: int = 1,
                        savepoint: str | None = None, rest_url: str | None = None,
                        vertex_parallelism: Mapping[str, int] | None = None) -> Submission:
-    # The embedded cluster loads flink-python from its own lib/ (see LocalCluster._link_lib); a cluster that
-    # does not gets it through pipeline.jars, which replaces the jar `flink run -py` would add by itself.
-    jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
-    if not (cluster.lib_dir / flink_python_jar().name).exists():
-        jars.append(flink_python_jar())
-    argv = options.argv(jars)
-    if vertex_parallelism:
-        argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+    argv = _python_job_argv(cluster, options.argv, options.kafka_jars, vertex_parallelism)
     return submit_python_job(cluster, CLICKSTREAM_SCRIPT, argv, parallelism=parallelism, savepoint=savepoint,
                              rest_url=rest_url, vertex_parallelism=vertex_parallelism)
+
+
+def _python_job_argv(cluster: LocalCluster, argv: Callable[[list[Path]], list[str]], kafka_jars: str | None,
+                     vertex_parallelism: Mapping[str, int] | None) -> list[str]:
+    """A PyFlink pipeline's arguments: its jars (Kafka connector, flink-python when the cluster lacks it) and
+    per-vertex parallelism."""
+    # The embedded cluster loads flink-python from its own lib/ (see LocalCluster._link_lib); a cluster that
+    # does not gets it through pipeline.jars, which replaces the jar `flink run -py` would add by itself.
+    jars = kafka_connector_jars(cluster.state_dir, kafka_jars)
+    if not (cluster.lib_dir / flink_python_jar().name).exists():
+        jars.append(flink_python_jar())
+    args = argv(jars)
+    if vertex_parallelism:
+        args += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+    return args
 
 
 SALTED_COUNTS_SCRIPT = Path(__file__).with_name("salted_counts.py")
@@ -103,12 +111,7 @@ class SaltedCountsOptions:
 def submit_salted_counts(cluster: LocalCluster, options: SaltedCountsOptions, *, parallelism: int = 1,
                          rest_url: str | None = None,
                          vertex_parallelism: Mapping[str, int] | None = None) -> Submission:
-    jars = kafka_connector_jars(cluster.state_dir, options.kafka_jars)
-    if not (cluster.lib_dir / flink_python_jar().name).exists():
-        jars.append(flink_python_jar())
-    argv = options.argv(jars)
-    if vertex_parallelism:
-        argv += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+    argv = _python_job_argv(cluster, options.argv, options.kafka_jars, vertex_parallelism)
     return submit_python_job(cluster, SALTED_COUNTS_SCRIPT, argv, parallelism=parallelism,
                              rest_url=rest_url, vertex_parallelism=vertex_parallelism)
 
