@@ -27,6 +27,14 @@ The rules between a decision and the actions, in order:
    steps after a rescale completed (those samples show the restart, not the capacity).
 4. **No scale-down while shedding**: shedding lowers busy time per record read, which would otherwise look
    like spare capacity; such a decision is blocked, with the reason.
+5. **Stabilize from the job's own start** (live drivers, which pass ``job_started_at``, the ``start-time``
+   of ``GET /jobs/:jid``): no decision before ``job_started_at + settings.stabilization_seconds``, and none
+   on the first complete sample of a job whose history is empty (a new or just discovered job, or a driver
+   restarted without a state store): a policy given an empty history treats the snapshot as an offline one
+   and would decide on that single sample. Such a step holds with a hold ``Decision`` whose reason says
+   why and until when; its snapshot joins the history, so the window after stabilization starts filled.
+   The operator autoscaler does the same (``stabilization.interval`` counts from the job's start).
+   Without ``job_started_at`` (the simulator, ``shed auto``) the rule does not apply.
 
 Every decision carries the shed fraction in force (``Decision.shed_fraction``). The new history (the
 snapshot and decision appended, bounded by ``settings.history_seconds``) and the new controller state come
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy._evaluate import hold_decision, job_at_slot_ceiling
@@ -62,11 +71,14 @@ class ControlSettings:
     busy_time_grace_ticks: int = 2
     # Steps after a completed rescale in which the shedding controller does not step.
     settle_intervals: float = 2.0
+    # No decision this long after the job's start (rule 5; ``stabilization_seconds(policy)``).
+    stabilization_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (("interval_seconds", self.interval_seconds > 0), ("history_seconds", self.history_seconds > 0),
                   ("busy_time_grace_ticks", self.busy_time_grace_ticks >= 0),
-                  ("settle_intervals", self.settle_intervals >= 0))
+                  ("settle_intervals", self.settle_intervals >= 0),
+                  ("stabilization_seconds", self.stabilization_seconds >= 0))
         for name, ok in checks:
             if not ok:
                 raise InputError(f"out of range: {getattr(self, name)!r}", field=name)
@@ -145,10 +157,38 @@ def partial_metrics(snapshot: MetricsSnapshot, *, require_busy_time: bool = True
     return None
 
 
+def stabilization_seconds(policy: Policy | None) -> float:
+    """The policy's ``stabilization.interval`` in seconds (0 for a policy without one)."""
+    value = getattr(getattr(policy, "settings", None), "stabilization_interval", 0.0)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+
+def stabilizing(snapshot: MetricsSnapshot, history: History, settings: ControlSettings,
+                job_started_at: float | None) -> str | None:
+    """Why rule 5 holds this step (None when it does not): the job started less than
+    ``settings.stabilization_seconds`` ago, or this is the first sample of a job with an empty history."""
+    if job_started_at is None:
+        return None
+    until = job_started_at + settings.stabilization_seconds
+    if snapshot.timestamp < until:
+        return (f"stabilizing: the job started at {_clock_time(job_started_at)}, "
+                f"no decision for {until - snapshot.timestamp:.0f}s more (until {_clock_time(until)}, "
+                "stabilization.interval)")
+    if not history.snapshots and not history.rescales:
+        return "stabilizing: first sample of this job, no history yet; deciding from the next interval on"
+    return None
+
+
+def _clock_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
 def step(snapshot: MetricsSnapshot, history: History, state: ControllerState, settings: ControlSettings,
-         policy: Policy | None, *, arrival_rate: float | None = None) -> ControlResult:
+         policy: Policy | None, *, arrival_rate: float | None = None,
+         job_started_at: float | None = None) -> ControlResult:
     """One control step. ``policy`` None sheds only (``shed auto``); ``arrival_rate`` (records/s reaching
-    the source topic, when the driver knows it) is the shedding controller's offered rate."""
+    the source topic, when the driver knows it) is the shedding controller's offered rate;
+    ``job_started_at`` (UNIX seconds, from the job's details) enables rule 5."""
     # collect: refuse a snapshot too incomplete to decide on
     partial = partial_metrics(snapshot, require_busy_time=state.busy_time_holds < settings.busy_time_grace_ticks)
     if partial:
@@ -160,6 +200,11 @@ def step(snapshot: MetricsSnapshot, history: History, state: ControllerState, se
         notes = (NO_BUSY_TIME_NOTE,)
     else:
         state = replace(state, busy_time_holds=0)
+    why = stabilizing(snapshot, history, settings, job_started_at)
+    if why is not None:
+        held_decision = hold_decision(snapshot, policy.name if policy is not None else SHED_ONLY, why)
+        history = history.append(snapshot=snapshot, decision=held_decision, keep_seconds=settings.history_seconds)
+        return ControlResult((Hold(why),), state, history, held_decision, None, notes)
     # evaluate
     decision = (policy.decide(snapshot, history) if policy is not None
                 else hold_decision(snapshot, SHED_ONLY, "no autoscaling policy: shedding only"))
