@@ -44,15 +44,16 @@ back with the actions; a driver appends the ``RescaleRecord`` of a rescale it ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from flinkscale.core.errors import InputError
-from flinkscale.core.policy._evaluate import hold_decision, job_at_slot_ceiling
+from flinkscale.core.policy._evaluate import hold_decision, job_at_slot_ceiling, slots_required
 from flinkscale.core.policy.base import DEFAULT_HISTORY_SECONDS, Decision, History, Policy, RescaleRecord
 from flinkscale.core.shedding import ShedSettings, ShedState, ShedStep, shed_step
-from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 
 #: The policy name on decisions made without a policy (``shed auto``).
 SHED_ONLY = "shed-only"
@@ -256,3 +257,57 @@ def _rescale_reason(decision: Decision) -> str:
 
 def _hold_reason(decision: Decision) -> str:
     return "; ".join(dict.fromkeys(v.reason for v in decision.vertices if v.reason)) or "nothing to change"
+
+
+# --- several jobs on one cluster ------------------------------------------------------------------------
+
+def cluster_share(cluster: ClusterResources, *, ceiling: int, used_by_job: int, held_by_others: int
+                  ) -> ClusterResources:
+    """The cluster as one of several jobs may see it: ``ceiling`` slots in all (``--max-slots``, or what the
+    cluster can grow to), of which ``held_by_others`` are held or already promised to other jobs, so the
+    job's slot ceiling (``job_slot_ceiling``) is ``ceiling - held_by_others`` and two jobs never both count
+    on the same free slots. The TaskManager size stays the cluster's."""
+    per_tm = max(cluster.slots_per_task_manager, 1)
+    ceiling = max(ceiling, 1)
+    task_managers = max(ceiling // per_tm, 1)
+    available = max(0, ceiling - used_by_job - held_by_others)
+    return ClusterResources(task_managers, ceiling, available, per_tm, task_managers)
+
+
+def extra_slots(current: Mapping[str, int], target: Mapping[str, int]) -> int:
+    """Slots a rescale from ``current`` to ``target`` takes beyond what the job holds (0 for a scale-down)."""
+    return max(0, slots_required({**current, **target}) - slots_required(current))
+
+
+_DELAYED = re.compile(r"scale-down to (\d+) delayed until (\d+(?:\.\d+)?)")
+_SINCE_CHANGE = re.compile(r"(\d+)s since the last change < scale-down\.interval (\d+)s")
+
+
+@dataclass(frozen=True)
+class PendingScaleDown:
+    """A scale-down a decision asked for that waits for its time (``target`` None: not known yet)."""
+
+    vertex_id: str
+    target: int | None
+    due_at: float
+
+
+def pending_scale_downs(decision: Decision) -> tuple[PendingScaleDown, ...]:
+    """The scale-down timers a decision's reasons state: the operator's "scale-down to N delayed until T"
+    and the flinkscale policy's "Ns since the last change < scale-down.interval Ms" (due at the decision's
+    time + M - N). The policies keep their timers in the history; this reads them out for the state store
+    and ``autoscale status``."""
+    found: list[PendingScaleDown] = []
+    for vertex in decision.vertices:
+        delayed = _DELAYED.search(vertex.reason)
+        if delayed:
+            found.append(PendingScaleDown(vertex.vertex_id, int(delayed[1]), float(delayed[2])))
+            continue
+        since = _SINCE_CHANGE.search(vertex.reason)
+        if since and vertex.numbers.get("scale_down_floor") is not None:
+            floor = vertex.numbers["scale_down_floor"]
+            target = int(floor) if floor == floor and floor < vertex.current_parallelism else None
+            if target is not None:
+                found.append(PendingScaleDown(vertex.vertex_id, target,
+                                              decision.timestamp + float(since[2]) - float(since[1])))
+    return tuple(found)
