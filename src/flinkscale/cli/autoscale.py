@@ -283,13 +283,14 @@ def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str |
     duration_seconds = _seconds(duration, "--duration")
     daemon_config = DaemonConfig(interval_seconds=interval_seconds, job_ids=tuple(jobs), dry_run=dry_run,
                                  max_workers=workers, max_slots=cluster_settings.max_slots.value)
-    rest_url = rest.resolve(state_dir)
-    client = rest.access.client(rest_url)
-    warn_if_metrics_stale(client, interval_seconds)
-    cluster = _local_cluster(state_dir, rest_url)
     pause = state_dir / PAUSE_FILE
     with contextlib.ExitStack() as stack:
+        # The store first: a bad --state is one line at once, before any REST call.
         store = stack.enter_context(StateStore.open(_store_url(state, state_dir)))
+        rest_url = rest.resolve(state_dir)
+        client = rest.access.client(rest_url)
+        warn_if_metrics_stale(client, interval_seconds)
+        cluster = _local_cluster(state_dir, rest_url)
         stop = stack.enter_context(_stop_on_interrupt())
         daemon = daemon_on_cluster(client, store, config, daemon_config, cluster=cluster,
                                    executor_config=ExecutorConfig(max_task_managers=max_task_managers),

@@ -269,9 +269,9 @@ def cluster_share(cluster: ClusterResources, *, ceiling: int, used_by_job: int, 
     on the same free slots. The TaskManager size stays the cluster's."""
     per_tm = max(cluster.slots_per_task_manager, 1)
     ceiling = max(ceiling, 1)
-    task_managers = max(ceiling // per_tm, 1)
+    whole = ceiling // per_tm  # TaskManagers that fit under the ceiling (0 when it is under one's size)
     available = max(0, ceiling - used_by_job - held_by_others)
-    return ClusterResources(task_managers, ceiling, available, per_tm, task_managers)
+    return ClusterResources(max(whole, 1), ceiling, available, per_tm, whole)
 
 
 def extra_slots(current: Mapping[str, int], target: Mapping[str, int]) -> int:
