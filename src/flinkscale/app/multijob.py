@@ -18,7 +18,8 @@ Each cycle (``MultiJobDaemon.cycle``):
    same free slots. Recommend-only jobs (``scaling.enabled=false``), excluded periods, a paused cluster
    and ``--dry-run`` decide and log without acting;
 5. **write** the cycle (snapshots, decisions, load samples, scale-down timers) to the store in one
-   transaction, which also renews the daemon's lease;
+   transaction, which also renews the daemon's lease and prunes what no job needs any more
+   (``Retention``; snapshots are kept for the longest policy window in use);
 6. **act**: a rescale is recorded as a pending intent (committed) before the executor starts it, on a
    second pool; the job is busy (not collected) until it is done.
 
@@ -444,8 +445,12 @@ class MultiJobDaemon:
 
     def _write(self, entries: list[CycleEntry]) -> None:
         """The cycle in one transaction (which renews the lease): snapshots, decisions, load, timers."""
+        window = max((s.control.history_seconds for s in self.jobs.values()), default=0.0)
+        retention = replace(self.daemon.retention,
+                            snapshot_seconds=max(self.daemon.retention.snapshot_seconds, window))
         with self.store.batch():
             self.store.record_cycle(entries)
+            self.store.prune(retention, now=self.clock())
             for entry in entries:
                 if entry.decision is None:
                     continue
