@@ -255,6 +255,8 @@ class MultiJobDaemon:
             running = self.rest.running_jobs()
         except EndpointError as exc:
             self._say(f"holding every job: REST unavailable: {exc}")
+            if self._lease:
+                self.store.renew_lease()  # still alive: a standby must not take over during an outage
             return False
         wanted = set(self.daemon.job_ids)
         present = {j.id: j for j in running if not wanted or j.id in wanted}
@@ -479,13 +481,18 @@ class MultiJobDaemon:
         intent = state.intent
         assert intent is not None
         executor = self._executor(state)
-        if executor is None:
+        if executor is None:  # a dry run: leave the intent pending for a daemon that acts
+            state.intent = None
+            self._say(f"job {state.job_name} ({state.job_id}): a pending rescale intent is left for a daemon "
+                      "that acts (this one does not: --dry-run)")
             return
         self._submit(state, executor, intent.target_parallelism,
                      control.extra_slots(intent.previous_parallelism, intent.target_parallelism),
                      "retrying the pending intent of a previous run")
 
     def _executor(self, state: JobState) -> Applier | None:
+        if self.daemon.dry_run:
+            return None
         if state.executor is None:
             state.executor = self.make_executor(state.job_id)
         return state.executor

@@ -235,6 +235,8 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
         return
     if output_format not in ("table", "json"):
         raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    from rich.markup import escape
+
     from flinkscale.app.multijob import clock_time, job_statuses
     from flinkscale.store import StateStore
 
@@ -256,8 +258,8 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
         rescale = status.last_rescale
         last = (f"; last rescale {rescale['from']} -> {rescale['to']} at {clock_time(rescale['completed_at'])} UTC "
                 f"in {rescale['duration_seconds']:.1f}s" if rescale else "")
-        console.print(f"{status.job_name} ({status.job_id}): [bold]{status.phase}[/bold]: {status.detail}{last}",
-                      markup=True, highlight=False, soft_wrap=True)
+        console.print(f"{escape(status.job_name)} ({status.job_id}): [bold]{status.phase}[/bold]: "
+                      f"{escape(status.detail + last)}", highlight=False, soft_wrap=True)
 
 
 def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str | None, config_file: Path | None,

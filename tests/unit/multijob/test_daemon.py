@@ -366,3 +366,14 @@ def test_after_a_kill_a_fresh_unapplied_intent_is_retried_once(clock: FakeClock,
         assert any("retry" in line for line in lines)
         assert world.applied == [(A, {"src": 2, "agg": 2})]
         assert [i.status for i in reopened.intents(A)] == ["done"]
+
+
+def test_a_dry_run_leaves_a_pending_intent_for_a_daemon_that_acts(clock: FakeClock, store: StateStore) -> None:
+    world = World(clock)
+    three_jobs(world, clock)
+    store.record_intent(A, {"src": 1, "agg": 1}, {"src": 2, "agg": 2})
+    daemon = make_daemon(world, store, dry_run=True)
+    lines = run(daemon, clock, 8)
+    assert any("left for a daemon that acts" in line for line in lines)
+    assert world.applied == [] and [i.status for i in store.intents(A)] == ["pending"]
+    assert len(store.decisions(A)) >= 5  # it keeps deciding (and logging) for the job
