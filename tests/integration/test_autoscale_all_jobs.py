@@ -35,8 +35,10 @@ from tests.integration.test_autoscale import STEP_SETTINGS
 pytestmark = pytest.mark.integration
 
 LOW, HIGH, SQL_RATE = 1_000, 7_500, 200
-LOW_SECONDS, HIGH_SECONDS = 40, 170
+LOW_SECONDS, HIGH_SECONDS = 40, 300
 KILL_AFTER_SECONDS = 120  # after the daemon's start: mid high-rate phase
+# A loaded 2-core machine takes a minute to start and register a TaskManager for the scale-up.
+RESCALE_WAIT_SECONDS = 240
 
 
 def keyed_window_sql(name: str, topic: str, bootstrap: str, group: str) -> str:
@@ -81,7 +83,7 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses
     stop = threading.Event()
     generators = [LoadGenerator(runtime.broker.bootstrap, t, seed=21 + i) for i, t in enumerate(topics)]
     rates = [[LOW] * LOW_SECONDS + [HIGH] * HIGH_SECONDS + [LOW] * 120,
-             [SQL_RATE] * 400, [SQL_RATE] * 400]
+             [SQL_RATE] * 600, [SQL_RATE] * 600]
     clickstream, _ = runtime.clickstream(topics[0])
     jars = kafka_connector_jars(runtime.cluster.state_dir, None)
     sql_jobs = []
@@ -118,7 +120,14 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses
             before = {job: len(store.decisions(job)) for job in (clickstream, *sql_jobs)}
         daemon = start_daemon(runtime, state_url, config, log)
         mark(f"daemon 2 started (pid {daemon.pid})")
-        time.sleep(90)
+        deadline = time.monotonic() + RESCALE_WAIT_SECONDS
+        while time.monotonic() < deadline and daemon.poll() is None:  # until the step's rescale is recorded
+            time.sleep(5)
+            with StateStore.open(state_url) as store:
+                if store.rescales(clickstream):
+                    mark("the clickstream rescale is recorded in the store")
+                    break
+        time.sleep(20)  # a few more cycles: every job keeps being decided on
         daemon.send_signal(signal.SIGINT)
         daemon.wait(timeout=300)
         mark("daemon 2 stopped (SIGINT)")

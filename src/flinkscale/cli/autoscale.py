@@ -77,7 +77,17 @@ see `flinkscale shed`): scaling comes first; once the job holds every slot it ma
 shed within --shed-target-error at --shed-confidence, scale-downs wait until shedding has stopped, and
 p returns to 1 as soon as the job keeps up again.
 
+Every job of a cluster (--all-jobs, or several --job): one process, per-job settings from --config and the
+jobs' own job.autoscaler.* keys, slots accounted per cluster (--max-slots for elastic clusters), state in
+--state (default sqlite:///STATE_DIR/autoscale.db) so a restart, even after a SIGKILL, continues every job's
+history and never applies a rescale twice. `autoscale status` shows each job's phase; `autoscale pause`
+and `resume` switch the cluster-wide pause (docs/autoscale-service.md).
+
 Examples:
+
+  flinkscale autoscale --all-jobs --rest http://jobmanager:8081 --config autoscale.yaml --max-slots 64
+
+  flinkscale autoscale status --format json
 
   flinkscale autoscale --job 3f2a... --policy flinkscale --dry-run --duration 10m
 
