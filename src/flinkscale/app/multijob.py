@@ -58,6 +58,7 @@ from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.redaction import redact
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
+from flinkscale.flink.autoscaler import LoopStatus
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.executor import Executor, ExecutorConfig
 from flinkscale.flink.models import JobDetails, JobSummary
@@ -130,7 +131,15 @@ class JobState:
     claimed_slots: int = 0
     phase: str = "discovered"
     last_decision: Decision | None = None
+    last_snapshot: MetricsSnapshot | None = None
     rescales: int = 0
+
+    def loop_status(self) -> LoopStatus:
+        """The job as the single-job loop's status (what ``LoopMetrics`` exports, labelled by job id)."""
+        status = LoopStatus(self.job_id, self.policy.name if self.policy else "-", self.last_snapshot,
+                            self.last_decision, rescales=self.rescales)
+        status.holding = self.phase if self.phase.startswith(("holding", "skipped", "not served")) else None
+        return status
 
 
 @dataclass(frozen=True)
@@ -388,7 +397,7 @@ class MultiJobDaemon:
             return None
         state.history = result.history
         decision = result.decision
-        state.last_decision = decision
+        state.last_decision, state.last_snapshot = decision, snapshot
         rescale = next((a for a in result.actions if isinstance(a, Rescale)), None)
         if rescale is not None:
             why_not = self._why_not_act(state, settings, now)

@@ -274,7 +274,7 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
 
 def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str | None, config_file: Path | None,
                 max_slots: int | None, workers: int, interval: str, duration: str | None, dry_run: bool,
-                max_task_managers: int, policy: str, set_: list[str] | None) -> None:
+                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None) -> None:
     """The multi-job daemon (``flinkscale.app.multijob``): every job, state in the store."""
     from flinkscale.app.multijob import DaemonConfig, daemon_on_cluster
     from flinkscale.cli._inputs import read_text
@@ -309,10 +309,17 @@ def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str |
                                    max_task_managers=max_task_managers, log=typer.echo, paused=pause.exists)
         daemon.start()
         stack.callback(daemon.close)
+        metrics = LoopMetrics()
+        if metrics_port is not None:
+            check_port(metrics_port, "--metrics-port")
+            port = stack.enter_context(metrics.serve(metrics_port))
+            typer.echo(f"Prometheus metrics (labelled by job) on http://127.0.0.1:{port}/metrics")
         typer.echo(f"serving {'every running job' if not jobs else ', '.join(jobs)} every {interval}; state in "
                    f"{store.url}")
 
         def on_cycle(report: Any) -> None:
+            for served in daemon.jobs.values():
+                metrics.update(served.loop_status())
             typer.echo(f"cycle: {report.jobs} jobs, {report.decided} decided, {report.rescales_started} rescales "
                        f"started, {report.wall_seconds:.2f}s")
 
@@ -388,7 +395,7 @@ def autoscale(
         raise InputError("give --job ID (repeatable) or --all-jobs", field="--job")
     if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None:
         _run_daemon(rest, jobs, state_dir, state, config_file, max_slots, workers, interval, duration, dry_run,
-                    max_task_managers, policy, set_)
+                    max_task_managers, policy, set_, metrics_port)
         return
     job_id = jobs[0]
     chosen = make_policy(policy, parse_set_options(set_ or []))

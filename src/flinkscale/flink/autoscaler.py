@@ -332,7 +332,7 @@ class LoopMetrics:
         self.rescales = Counter("flinkscale_rescales", "Rescales carried out", ["job"], registry=self.registry)
         self.shed_fraction = Gauge("flinkscale_shed_fraction", "Fraction of source records shed (0 = none)",
                                    ["job"], registry=self.registry)
-        self._rescales_seen = 0
+        self._rescales_seen: dict[str, int] = {}  # per job: one registry serves every job of a daemon
 
     def update(self, status: LoopStatus) -> None:
         job = status.job_id
@@ -347,9 +347,10 @@ class LoopMetrics:
             for d in status.last_decision.vertices:
                 self.recommended.labels(job, d.vertex_name).set(d.new_parallelism)
             self.shed_fraction.labels(job).set(status.last_decision.shed_fraction)
-        if status.rescales > self._rescales_seen:
-            self.rescales.labels(job).inc(status.rescales - self._rescales_seen)
-            self._rescales_seen = status.rescales
+        seen = self._rescales_seen.get(job, 0)
+        if status.rescales > seen:
+            self.rescales.labels(job).inc(status.rescales - seen)
+            self._rescales_seen[job] = status.rescales
         else:
             self.rescales.labels(job)  # the series exists (at 0) from the first tick
 

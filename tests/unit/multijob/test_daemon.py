@@ -377,3 +377,21 @@ def test_a_dry_run_leaves_a_pending_intent_for_a_daemon_that_acts(clock: FakeClo
     assert any("left for a daemon that acts" in line for line in lines)
     assert world.applied == [] and [i.status for i in store.intents(A)] == ["pending"]
     assert len(store.decisions(A)) >= 5  # it keeps deciding (and logging) for the job
+
+
+def test_prometheus_metrics_are_labelled_by_job(clock: FakeClock, store: StateStore) -> None:
+    from flinkscale.flink.autoscaler import LoopMetrics
+
+    world = World(clock)
+    three_jobs(world, clock)
+    daemon = make_daemon(world, store)
+    metrics = LoopMetrics()
+    for _ in range(8):
+        run(daemon, clock, 1)
+        for state in daemon.jobs.values():
+            metrics.update(state.loop_status())
+    text = metrics.render()
+    assert f'flinkscale_rescales_total{{job="{A}"}} 1.0' in text
+    assert f'flinkscale_rescales_total{{job="{B}"}} 0.0' in text
+    assert f'flinkscale_vertex_parallelism{{job="{A}",vertex="agg"}} 2.0' in text
+    assert f'flinkscale_vertex_parallelism{{job="{C}",vertex="agg"}} 1.0' in text
