@@ -132,8 +132,8 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses
         while time.monotonic() < deadline and daemon.poll() is None:  # until the step's rescale is recorded
             time.sleep(5)
             with StateStore.open(state_url) as store:
-                if store.rescales(clickstream):
-                    mark("the clickstream rescale is recorded in the store")
+                if any(i.status == "done" for i in store.intents(clickstream)):
+                    mark("the clickstream rescale is done (its intent finished in the store)")
                     break
         time.sleep(20)  # a few more cycles: every job keeps being decided on
         daemon.send_signal(signal.SIGINT)
@@ -156,16 +156,21 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses
         for record in rescales[clickstream]:
             print(f"rescale {dict(record.old_parallelism)} -> {dict(record.new_parallelism)} "
                   f"in {record.duration_seconds:.1f}s")
-    # The step rescaled the clickstream job up, and only it.
-    assert rescales[clickstream], f"the clickstream job was not rescaled: {second_log[-2000:]}"
-    assert max(max(r.new_parallelism.values()) for r in rescales[clickstream]) >= 2
+    for intent in intents[clickstream]:
+        print(f"intent {dict(intent.previous_parallelism)} -> {dict(intent.target_parallelism)}: {intent.status} "
+              f"({intent.note or ''})")
+    # The step rescaled the clickstream job up, and only it. A kill after Flink applied the rescale but before
+    # the daemon recorded it leaves a done intent (reconciled as applied) and no measured rescale record.
+    done = [i for i in intents[clickstream] if i.status == "done"]
+    assert done, f"the clickstream job was not rescaled: {second_log[-2000:]}"
+    assert max(max(i.target_parallelism.values()) for i in done) >= 2
+    assert max(v.parallelism for v in runtime.rest.job(clickstream).vertices) >= 2
     for job in sql_jobs:
         assert rescales[job] == () and intents[job] == (), f"SQL job {job} was rescaled"
     # The restarted daemon continued every job's history from the store and kept deciding.
     assert second_log.count("history continues from the store") == 3, second_log[-2000:]
     assert all(after[job] > before[job] > 0 for job in after)
     # No decision applied twice: each carried-out intent starts where the previous one ended.
-    done = [i for i in intents[clickstream] if i.status == "done"]
     for previous, current in itertools.pairwise(done):
         assert dict(current.previous_parallelism) == dict(previous.target_parallelism)
     assert len(rescales[clickstream]) <= len(done)
