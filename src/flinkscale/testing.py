@@ -199,9 +199,11 @@ class ScriptedSampler:
     """A collector that returns its script in order: a snapshot, ``None`` (a skipped sample, with a reason
     in ``skipped``) or ``OUTAGE`` (raises ``EndpointError``); ``None`` once the script is used up."""
 
-    def __init__(self, script: Iterable[MetricsSnapshot | str | None]) -> None:
+    def __init__(self, script: Iterable[MetricsSnapshot | str | None], *, started_at: float | None = None) -> None:
         self.script = list(script)
         self.skipped: list[str] = []
+        # The job's start-time, as a collector reports it (None: unknown, the control step's rule 5 is off).
+        self.started_at = started_at
 
     def sample(self) -> MetricsSnapshot | None:
         if not self.script:

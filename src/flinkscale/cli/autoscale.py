@@ -77,7 +77,17 @@ see `flinkscale shed`): scaling comes first; once the job holds every slot it ma
 shed within --shed-target-error at --shed-confidence, scale-downs wait until shedding has stopped, and
 p returns to 1 as soon as the job keeps up again.
 
+Every job of a cluster (--all-jobs, or several --job): one process, per-job settings from --config and the
+jobs' own job.autoscaler.* keys, slots accounted per cluster (--max-slots for elastic clusters), state in
+--state (default sqlite:///STATE_DIR/autoscale.db) so a restart, even after a SIGKILL, continues every job's
+history and never applies a rescale twice. `autoscale status` shows each job's phase; `autoscale pause`
+and `resume` switch the cluster-wide pause (docs/autoscale-service.md).
+
 Examples:
+
+  flinkscale autoscale --all-jobs --rest http://jobmanager:8081 --config autoscale.yaml --max-slots 64
+
+  flinkscale autoscale status --format json
 
   flinkscale autoscale --job 3f2a... --policy flinkscale --dry-run --duration 10m
 
@@ -208,10 +218,135 @@ def _live_table(status: LoopStatus) -> Any:
     return Group(table, log)
 
 
+_ACTIONS = ("status", "pause", "resume")
+PAUSE_FILE = "autoscale.pause"
+
+
+def _store_url(state: str | None, state_dir: Path) -> str:
+    from flinkscale.app.multijob import default_state_url
+
+    return state if state is not None else default_state_url(state_dir)
+
+
+def _autoscale_action(action: str, state: str | None, state_dir: Path, output_format: str) -> None:
+    pause = state_dir / PAUSE_FILE
+    if action == "pause":
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            pause.write_text("paused\n")
+        except OSError as exc:
+            raise InputError(f"cannot write {pause}: {exc.strerror or exc}", field="--state-dir") from None
+        typer.echo(f"paused: a running daemon with --state-dir {state_dir} decides but does not act from its "
+                   "next cycle (flinkscale autoscale resume)")
+        return
+    if action == "resume":
+        pause.unlink(missing_ok=True)
+        typer.echo("resumed")
+        return
+    if output_format not in ("table", "json"):
+        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    from rich.markup import escape
+
+    from flinkscale.app.multijob import clock_time, job_statuses
+    from flinkscale.store import StateStore
+
+    url = _store_url(state, state_dir)
+    if state is None and not (state_dir / "autoscale.db").exists():
+        raise InputError(f"no state store at {state_dir / 'autoscale.db'}; has `autoscale --all-jobs` run with "
+                         "this --state-dir? (or give --state URL)", field="--state")
+    with StateStore.open(url) as store:
+        statuses = job_statuses(store)
+        paused = (state_dir / PAUSE_FILE).exists()
+    if output_format == "json":
+        print_json({"paused": paused, "jobs": [s.to_dict() for s in statuses]})
+        return
+    if paused:
+        console.print("[yellow]the cluster-wide pause is on (flinkscale autoscale resume)[/yellow]")
+    if not statuses:
+        console.print("no job in the state store yet")
+    for status in statuses:
+        rescale = status.last_rescale
+        last = (f"; last rescale {rescale['from']} -> {rescale['to']} at {clock_time(rescale['completed_at'])} UTC "
+                f"in {rescale['duration_seconds']:.1f}s" if rescale else "")
+        console.print(f"{escape(status.job_name)} ({status.job_id}): [bold]{status.phase}[/bold]: "
+                      f"{escape(status.detail + last)}", highlight=False, soft_wrap=True)
+
+
+def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str | None, config_file: Path | None,
+                max_slots: int | None, workers: int, interval: str, duration: str | None, dry_run: bool,
+                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None) -> None:
+    """The multi-job daemon (``flinkscale.app.multijob``): every job, state in the store."""
+    from flinkscale.app.multijob import DaemonConfig, daemon_on_cluster
+    from flinkscale.cli._inputs import read_text
+    from flinkscale.core.job_settings import AutoscaleConfig, parse_config_text
+    from flinkscale.store import StateStore
+
+    if set_ or policy != "flinkscale":
+        raise InputError("per-job policies and settings come from --config (defaults and overrides) and the "
+                         "jobs' own job.autoscaler.* keys with several jobs", field="--policy/--set")
+    if not 1 <= max_task_managers <= 10_000:
+        raise InputError(f"must be from 1 to 10000, got {max_task_managers}", field="--max-task-managers")
+    config = AutoscaleConfig()
+    if config_file is not None:
+        config = parse_config_text(read_text(config_file, "--config"), str(config_file))
+    cluster_settings = config.cluster.with_max_slots(max_slots)
+    interval_seconds = _seconds(interval, "--interval")
+    assert interval_seconds is not None
+    duration_seconds = _seconds(duration, "--duration")
+    daemon_config = DaemonConfig(interval_seconds=interval_seconds, job_ids=tuple(jobs), dry_run=dry_run,
+                                 max_workers=workers, max_slots=cluster_settings.max_slots.value)
+    pause = state_dir / PAUSE_FILE
+    with contextlib.ExitStack() as stack:
+        # The store first: a bad --state is one line at once, before any REST call.
+        store = stack.enter_context(StateStore.open(_store_url(state, state_dir)))
+        rest_url = rest.resolve(state_dir)
+        client = rest.access.client(rest_url)
+        warn_if_metrics_stale(client, interval_seconds)
+        cluster = _local_cluster(state_dir, rest_url)
+        stop = stack.enter_context(_stop_on_interrupt())
+        daemon = daemon_on_cluster(client, store, config, daemon_config, cluster=cluster,
+                                   executor_config=ExecutorConfig(max_task_managers=max_task_managers),
+                                   max_task_managers=max_task_managers, log=typer.echo, paused=pause.exists)
+        daemon.start()
+        stack.callback(daemon.close)
+        metrics = LoopMetrics()
+        if metrics_port is not None:
+            check_port(metrics_port, "--metrics-port")
+            port = stack.enter_context(metrics.serve(metrics_port))
+            typer.echo(f"Prometheus metrics (labelled by job) on http://127.0.0.1:{port}/metrics")
+        typer.echo(f"serving {'every running job' if not jobs else ', '.join(jobs)} every {interval}; state in "
+                   f"{store.url}")
+
+        def on_cycle(report: Any) -> None:
+            for served in daemon.jobs.values():
+                metrics.update(served.loop_status())
+            typer.echo(f"cycle: {report.jobs} jobs, {report.decided} decided, {report.rescales_started} rescales "
+                       f"started, {report.wall_seconds:.2f}s")
+
+        cycles = daemon.run(stop.is_set, _interruptible_sleep(stop), duration_seconds, on_cycle)
+    typer.echo(f"stopped after {cycles} cycles")
+
+
 @rest_options
 def autoscale(
     rest: RestTarget,
-    job: Annotated[str, typer.Option("--job", help="Flink job id (32 hex characters).")],
+    action: Annotated[str | None, typer.Argument(
+        help="Omit to run the loop; 'status' shows every job's phase from the state store; 'pause' and "
+             "'resume' switch the cluster-wide pause of a running --all-jobs daemon (within one cycle).")] = None,
+    job: Annotated[list[str] | None, typer.Option(
+        "--job", help="Flink job id (32 hex characters); repeatable (several: the multi-job daemon).")] = None,
+    all_jobs: Annotated[bool, typer.Option(
+        "--all-jobs", help="Serve every running job of the cluster, discovering new ones each cycle.")] = False,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="Per-job settings YAML: defaults, overrides by job-name glob, cluster ceiling.")] = None,
+    state: Annotated[str | None, typer.Option(
+        "--state", help="State store URL (default sqlite:///STATE_DIR/autoscale.db; postgresql+psycopg://...).")]
+        = None,
+    max_slots: Annotated[int | None, typer.Option(
+        "--max-slots", help="The cluster's slot ceiling (elastic clusters); default: what it has or can grow to.")]
+        = None,
+    workers: Annotated[int, typer.Option("--workers", help="Jobs collected at once (multi-job daemon).")] = 8,
+    output_format: Annotated[str, typer.Option("--format", help="status: table or json.")] = "table",
     policy: Annotated[str, typer.Option("--policy", help=f"One of: {', '.join(POLICY_NAMES)}.")] = "flinkscale",
     state_dir: Path = state_dir_option(),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Policy setting key=value; repeatable.")] = None,
@@ -250,6 +385,19 @@ def autoscale(
                                  "default: the operator's <name>-rest.<ns>:8081); --dry-run prints the patch.")]
         = None,
 ) -> None:
+    if action is not None:
+        if action not in _ACTIONS:
+            raise InputError(f"expected one of {', '.join(_ACTIONS)}, got {action!r}", field="ACTION")
+        _autoscale_action(action, state, state_dir, output_format)
+        return
+    jobs = list(dict.fromkeys(job or []))
+    if not jobs and not all_jobs:
+        raise InputError("give --job ID (repeatable) or --all-jobs", field="--job")
+    if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None:
+        _run_daemon(rest, jobs, state_dir, state, config_file, max_slots, workers, interval, duration, dry_run,
+                    max_task_managers, policy, set_, metrics_port)
+        return
+    job_id = jobs[0]
     chosen = make_policy(policy, parse_set_options(set_ or []))
     check_number(shed_value_cv, "--shed-value-cv", minimum=0, maximum=1e6)
     if not 1 <= max_task_managers <= 10_000:
@@ -280,14 +428,14 @@ def autoscale(
     rest_url = rest.resolve(state_dir)
     client = rest.access.client(rest_url)
     with client.phase(client.deadline, "finding the job"):
-        client.job(job)  # an unknown job id fails here, before the loop starts
+        client.job(job_id)  # an unknown job id fails here, before the loop starts
     warn_if_metrics_stale(client, interval_seconds)
     cluster = _local_cluster(state_dir, rest_url)
     executor: Executor | FlinkDeploymentRealizer | None = None if dry_run else Executor(
-        client, job, cluster=cluster, config=executor_config,
+        client, job_id, cluster=cluster, config=executor_config,
         resubmit=command_resubmit(resubmit_command, cluster) if resubmit_command else None)
     if k8s_ref is not None:
-        executor = FlinkDeploymentRealizer(FlinkDeployments(), *k8s_ref, client, job, dry_run=dry_run,
+        executor = FlinkDeploymentRealizer(FlinkDeployments(), *k8s_ref, client, job_id, dry_run=dry_run,
                                            echo=typer.echo)
         executor.check()  # a missing deployment, or one the operator's autoscaler drives, fails here
 
@@ -328,7 +476,7 @@ def autoscale(
             arrivals = ArrivalRate(channel.bootstrap, shed_input_topic) if shed_input_topic else None
             shedding = LoopShedding(ShedController.resuming(channel.publish, shed_settings, channel.latest_value()),
                                     arrivals.sample if arrivals else None)
-        loop = AutoscaleLoop(chosen, make_sampler, job, executor=executor, config=config, on_tick=on_tick,
+        loop = AutoscaleLoop(chosen, make_sampler, job_id, executor=executor, config=config, on_tick=on_tick,
                              sleep=_interruptible_sleep(stop), should_stop=stop.is_set, shedding=shedding)
         if executor is not None:
             executor.event = loop.event

@@ -27,6 +27,14 @@ The rules between a decision and the actions, in order:
    steps after a rescale completed (those samples show the restart, not the capacity).
 4. **No scale-down while shedding**: shedding lowers busy time per record read, which would otherwise look
    like spare capacity; such a decision is blocked, with the reason.
+5. **Stabilize from the job's own start** (live drivers, which pass ``job_started_at``, the ``start-time``
+   of ``GET /jobs/:jid``): no decision before ``job_started_at + settings.stabilization_seconds``, and none
+   on the first complete sample of a job whose history is empty (a new or just discovered job, or a driver
+   restarted without a state store): a policy given an empty history treats the snapshot as an offline one
+   and would decide on that single sample. Such a step holds with a hold ``Decision`` whose reason says
+   why and until when; its snapshot joins the history, so the window after stabilization starts filled.
+   The operator autoscaler does the same (``stabilization.interval`` counts from the job's start).
+   Without ``job_started_at`` (the simulator, ``shed auto``) the rule does not apply.
 
 Every decision carries the shed fraction in force (``Decision.shed_fraction``). The new history (the
 snapshot and decision appended, bounded by ``settings.history_seconds``) and the new controller state come
@@ -36,14 +44,16 @@ back with the actions; a driver appends the ``RescaleRecord`` of a rescale it ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from flinkscale.core.errors import InputError
-from flinkscale.core.policy._evaluate import hold_decision, job_at_slot_ceiling
+from flinkscale.core.policy._evaluate import hold_decision, job_at_slot_ceiling, slots_required
 from flinkscale.core.policy.base import DEFAULT_HISTORY_SECONDS, Decision, History, Policy, RescaleRecord
 from flinkscale.core.shedding import ShedSettings, ShedState, ShedStep, shed_step
-from flinkscale.core.snapshot import MetricsSnapshot
+from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 
 #: The policy name on decisions made without a policy (``shed auto``).
 SHED_ONLY = "shed-only"
@@ -62,11 +72,14 @@ class ControlSettings:
     busy_time_grace_ticks: int = 2
     # Steps after a completed rescale in which the shedding controller does not step.
     settle_intervals: float = 2.0
+    # No decision this long after the job's start (rule 5; ``stabilization_seconds(policy)``).
+    stabilization_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         checks = (("interval_seconds", self.interval_seconds > 0), ("history_seconds", self.history_seconds > 0),
                   ("busy_time_grace_ticks", self.busy_time_grace_ticks >= 0),
-                  ("settle_intervals", self.settle_intervals >= 0))
+                  ("settle_intervals", self.settle_intervals >= 0),
+                  ("stabilization_seconds", self.stabilization_seconds >= 0))
         for name, ok in checks:
             if not ok:
                 raise InputError(f"out of range: {getattr(self, name)!r}", field=name)
@@ -145,10 +158,38 @@ def partial_metrics(snapshot: MetricsSnapshot, *, require_busy_time: bool = True
     return None
 
 
+def stabilization_seconds(policy: Policy | None) -> float:
+    """The policy's ``stabilization.interval`` in seconds (0 for a policy without one)."""
+    value = getattr(getattr(policy, "settings", None), "stabilization_interval", 0.0)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+
+def stabilizing(snapshot: MetricsSnapshot, history: History, settings: ControlSettings,
+                job_started_at: float | None) -> str | None:
+    """Why rule 5 holds this step (None when it does not): the job started less than
+    ``settings.stabilization_seconds`` ago, or this is the first sample of a job with an empty history."""
+    if job_started_at is None:
+        return None
+    until = job_started_at + settings.stabilization_seconds
+    if snapshot.timestamp < until:
+        return (f"stabilizing: the job started at {_clock_time(job_started_at)}, "
+                f"no decision for {until - snapshot.timestamp:.0f}s more (until {_clock_time(until)}, "
+                "stabilization.interval)")
+    if not history.snapshots and not history.rescales:
+        return "stabilizing: first sample of this job, no history yet; deciding from the next interval on"
+    return None
+
+
+def _clock_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
 def step(snapshot: MetricsSnapshot, history: History, state: ControllerState, settings: ControlSettings,
-         policy: Policy | None, *, arrival_rate: float | None = None) -> ControlResult:
+         policy: Policy | None, *, arrival_rate: float | None = None,
+         job_started_at: float | None = None) -> ControlResult:
     """One control step. ``policy`` None sheds only (``shed auto``); ``arrival_rate`` (records/s reaching
-    the source topic, when the driver knows it) is the shedding controller's offered rate."""
+    the source topic, when the driver knows it) is the shedding controller's offered rate;
+    ``job_started_at`` (UNIX seconds, from the job's details) enables rule 5."""
     # collect: refuse a snapshot too incomplete to decide on
     partial = partial_metrics(snapshot, require_busy_time=state.busy_time_holds < settings.busy_time_grace_ticks)
     if partial:
@@ -160,6 +201,11 @@ def step(snapshot: MetricsSnapshot, history: History, state: ControllerState, se
         notes = (NO_BUSY_TIME_NOTE,)
     else:
         state = replace(state, busy_time_holds=0)
+    why = stabilizing(snapshot, history, settings, job_started_at)
+    if why is not None:
+        held_decision = hold_decision(snapshot, policy.name if policy is not None else SHED_ONLY, why)
+        history = history.append(snapshot=snapshot, decision=held_decision, keep_seconds=settings.history_seconds)
+        return ControlResult((Hold(why),), state, history, held_decision, None, notes)
     # evaluate
     decision = (policy.decide(snapshot, history) if policy is not None
                 else hold_decision(snapshot, SHED_ONLY, "no autoscaling policy: shedding only"))
@@ -211,3 +257,57 @@ def _rescale_reason(decision: Decision) -> str:
 
 def _hold_reason(decision: Decision) -> str:
     return "; ".join(dict.fromkeys(v.reason for v in decision.vertices if v.reason)) or "nothing to change"
+
+
+# --- several jobs on one cluster ------------------------------------------------------------------------
+
+def cluster_share(cluster: ClusterResources, *, ceiling: int, used_by_job: int, held_by_others: int
+                  ) -> ClusterResources:
+    """The cluster as one of several jobs may see it: ``ceiling`` slots in all (``--max-slots``, or what the
+    cluster can grow to), of which ``held_by_others`` are held or already promised to other jobs, so the
+    job's slot ceiling (``job_slot_ceiling``) is ``ceiling - held_by_others`` and two jobs never both count
+    on the same free slots. The TaskManager size stays the cluster's."""
+    per_tm = max(cluster.slots_per_task_manager, 1)
+    ceiling = max(ceiling, 1)
+    whole = ceiling // per_tm  # TaskManagers that fit under the ceiling (0 when it is under one's size)
+    available = max(0, ceiling - used_by_job - held_by_others)
+    return ClusterResources(max(whole, 1), ceiling, available, per_tm, whole)
+
+
+def extra_slots(current: Mapping[str, int], target: Mapping[str, int]) -> int:
+    """Slots a rescale from ``current`` to ``target`` takes beyond what the job holds (0 for a scale-down)."""
+    return max(0, slots_required({**current, **target}) - slots_required(current))
+
+
+_DELAYED = re.compile(r"scale-down to (\d+) delayed until (\d+(?:\.\d+)?)")
+_SINCE_CHANGE = re.compile(r"(\d+)s since the last change < scale-down\.interval (\d+)s")
+
+
+@dataclass(frozen=True)
+class PendingScaleDown:
+    """A scale-down a decision asked for that waits for its time (``target`` None: not known yet)."""
+
+    vertex_id: str
+    target: int | None
+    due_at: float
+
+
+def pending_scale_downs(decision: Decision) -> tuple[PendingScaleDown, ...]:
+    """The scale-down timers a decision's reasons state: the operator's "scale-down to N delayed until T"
+    and the flinkscale policy's "Ns since the last change < scale-down.interval Ms" (due at the decision's
+    time + M - N). The policies keep their timers in the history; this reads them out for the state store
+    and ``autoscale status``."""
+    found: list[PendingScaleDown] = []
+    for vertex in decision.vertices:
+        delayed = _DELAYED.search(vertex.reason)
+        if delayed:
+            found.append(PendingScaleDown(vertex.vertex_id, int(delayed[1]), float(delayed[2])))
+            continue
+        since = _SINCE_CHANGE.search(vertex.reason)
+        if since and vertex.numbers.get("scale_down_floor") is not None:
+            floor = vertex.numbers["scale_down_floor"]
+            target = int(floor) if floor == floor and floor < vertex.current_parallelism else None
+            if target is not None:
+                found.append(PendingScaleDown(vertex.vertex_id, target,
+                                              decision.timestamp + float(since[2]) - float(since[1])))
+    return tuple(found)

@@ -12,7 +12,9 @@ a REST outage or a JobManager restart (``EndpointError``), a job that is not RUN
 straddles a restart or rescale (the collector returns ``None``), or a vertex without busy time or record
 rates. The loop then logs a ``hold`` event, starts a fresh collector (so the next interval does not mix two
 executions of the job) and retries at the next tick. It never gives up on its own; ``duration_seconds``
-or ``should_stop`` ends it.
+or ``should_stop`` ends it. A job also gets its stabilization interval from its own start (the collector's
+``started_at``, the job's ``start-time``) and is never decided on from its first sample (the control step's
+rule 5); those ticks log a hold decision saying until when.
 
 The run directory (read live by the dashboard; the format is ``flinkscale.core.rundir``):
 ``snapshots.jsonl``, ``decisions.jsonl`` (``DecisionRecord``) and ``events.jsonl`` (``RunEvent``). Lines
@@ -155,7 +157,8 @@ class AutoscaleLoop:
             interval_seconds=self.config.interval_seconds,
             shedding=shedding.controller.settings if shedding else None,
             history_seconds=required_history_seconds(policy),
-            busy_time_grace_ticks=self.config.busy_time_grace_ticks)
+            busy_time_grace_ticks=self.config.busy_time_grace_ticks,
+            stabilization_seconds=control.stabilization_seconds(policy))
         self.controller_state = ControllerState()
         self.history = History()
         self.status = LoopStatus(job_id, policy.name)
@@ -259,7 +262,10 @@ class AutoscaleLoop:
         state = self.controller_state
         if shedding is not None:
             state = replace(state, shed=shedding.controller.state)
-        result = control.step(snapshot, self.history, state, self.control, self.policy, arrival_rate=arrival)
+        # The collector knows the job's start-time (``started_at``): no decision before its stabilization.
+        started_at = getattr(self._sampler, "started_at", None)
+        result = control.step(snapshot, self.history, state, self.control, self.policy, arrival_rate=arrival,
+                              job_started_at=started_at if isinstance(started_at, (int, float)) else None)
         self.controller_state = result.state
         return result
 
@@ -326,7 +332,7 @@ class LoopMetrics:
         self.rescales = Counter("flinkscale_rescales", "Rescales carried out", ["job"], registry=self.registry)
         self.shed_fraction = Gauge("flinkscale_shed_fraction", "Fraction of source records shed (0 = none)",
                                    ["job"], registry=self.registry)
-        self._rescales_seen = 0
+        self._rescales_seen: dict[str, int] = {}  # per job: one registry serves every job of a daemon
 
     def update(self, status: LoopStatus) -> None:
         job = status.job_id
@@ -341,9 +347,10 @@ class LoopMetrics:
             for d in status.last_decision.vertices:
                 self.recommended.labels(job, d.vertex_name).set(d.new_parallelism)
             self.shed_fraction.labels(job).set(status.last_decision.shed_fraction)
-        if status.rescales > self._rescales_seen:
-            self.rescales.labels(job).inc(status.rescales - self._rescales_seen)
-            self._rescales_seen = status.rescales
+        seen = self._rescales_seen.get(job, 0)
+        if status.rescales > seen:
+            self.rescales.labels(job).inc(status.rescales - seen)
+            self._rescales_seen[job] = status.rescales
         else:
             self.rescales.labels(job)  # the series exists (at 0) from the first tick
 

@@ -128,6 +128,8 @@ class Collector:
         self._previous: RawSample | None = None
         self.skipped: list[str] = []
         self.calls_per_sample = 0
+        # The job's start-time (UNIX seconds) as its details last said; None before the first read.
+        self.started_at: float | None = None
 
     # --- reading ---------------------------------------------------------------------------------
     def _source_info(self, vertex_id: str) -> tuple[str | None, int | None]:
@@ -147,6 +149,7 @@ class Collector:
         before = self.client.calls
         # The job request also starts the metric store's refresh; the counters are read after it has landed.
         job = self.client.job(self.job_id)
+        self.started_at = job.start_time_ms / 1000.0 if job.start_time_ms > 0 else None
         if self.refresh_seconds > 0:
             self.sleep(self.refresh_seconds)
         sources = _source_vertex_ids(job)

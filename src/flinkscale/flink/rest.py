@@ -426,6 +426,13 @@ class FlinkRestClient:
         wire = self._fetch(JobDetailsWire, "GET", path, what=f"job {job_id}")
         return self._convert(f"GET {self.base_url}{path}", lambda: JobDetails.from_wire(wire))
 
+    def job_config(self, job_id: str) -> list[dict[str, str]]:
+        """``GET /jobs/:jid/jobmanager/config``: the job's own configuration, Flink's list of ``{key, value}``
+        (where ``job.autoscaler.*`` / ``flinkscale.*`` settings of the job are read from)."""
+        path = f"{self._job_path(job_id)}/jobmanager/config"
+        return [{"key": e.key, "value": e.value}
+                for e in self._fetch(ConfigWire, "GET", path, what=f"job {job_id}").root]
+
     def scheduler_type(self, job_id: str) -> str | None:
         """The job's ``schedulerType`` (Flink 2.x: "Adaptive", "Default", ...); None when Flink does not say."""
         raw = self._request("GET", self._job_path(job_id), what=f"job {job_id}")

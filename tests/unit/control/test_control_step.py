@@ -183,3 +183,64 @@ def test_the_step_keeps_the_history_bounded_over_a_long_run() -> None:
     assert len(history.snapshots) <= 61 and len(history.decisions) <= 61
     assert history.decisions[-1].timestamp - history.decisions[0].timestamp <= 3600
     assert np.isclose(history.snapshots[-1].timestamp, base.timestamp + 60 * 199)
+
+
+# --- rule 5: stabilization from the job's own start -------------------------------------------------------
+STABLE = ControlSettings(interval_seconds=60, stabilization_seconds=120.0)
+
+
+def test_no_decision_before_the_stabilization_after_the_jobs_start() -> None:
+    now = RECORDED[-1]
+    started = now.timestamp - 60.0  # started a minute ago, the interval is two
+    result = control.step(now, History(), ControllerState(), STABLE, Grow(), job_started_at=started)
+    assert result.decision is not None and not result.decision.rescale
+    assert all(v.new_parallelism == v.current_parallelism for v in result.decision.vertices)
+    (action,) = result.actions
+    assert isinstance(action, Hold) and action.reason.startswith("stabilizing: the job started at")
+    assert "60s more" in action.reason
+    assert result.history.snapshots == (now,)  # the window after stabilization starts filled
+
+
+def test_the_first_sample_of_a_job_with_an_empty_history_is_never_decided_on() -> None:
+    now = RECORDED[-1]
+    long_ago = now.timestamp - 86_400.0
+    first = control.step(now, History(), ControllerState(), STABLE, Grow(), job_started_at=long_ago)
+    assert isinstance(first.actions[0], Hold) and "first sample" in first.actions[0].reason
+    later = replace(now, timestamp=now.timestamp + 60)
+    second = control.step(later, first.history, first.state, STABLE, Grow(), job_started_at=long_ago)
+    assert second.decision is not None and second.decision.rescale
+    assert isinstance(second.actions[0], Rescale)
+
+
+@pytest.mark.parametrize("age", [0.0, 30.0, 119.0, 120.0, 500.0])
+def test_decisions_start_exactly_at_start_plus_stabilization(age: float) -> None:
+    now = RECORDED[-1]
+    history = History().append(snapshot=RECORDED[-2])
+    result = control.step(now, history, ControllerState(), STABLE, Grow(), job_started_at=now.timestamp - age)
+    assert (result.decision is not None and result.decision.rescale) == (age >= 120.0)
+
+
+def test_without_a_job_start_the_rule_is_off_as_in_the_simulator() -> None:
+    result = control.step(RECORDED[-1], History(), ControllerState(), STABLE, Grow())
+    assert result.decision is not None and result.decision.rescale
+
+
+def test_stabilization_seconds_is_the_policys_own_setting() -> None:
+    assert control.stabilization_seconds(make_policy("flinkscale")) == 120.0
+    assert control.stabilization_seconds(make_policy("flink-operator", {"job.autoscaler.stabilization.interval": "5m"})
+                                         ) == 300.0
+    assert control.stabilization_seconds(Grow()) == 0.0
+
+
+def test_the_live_loop_holds_a_new_job_until_its_stabilization_ends() -> None:
+    clock = FakeClock(RECORDED[0].timestamp)
+    base = RECORDED[-1]
+    script = [replace(base, timestamp=clock.now + 60.0 * i) for i in range(1, 6)]
+    sampler = ScriptedSampler([None, *script], started_at=clock.now)
+    loop = AutoscaleLoop(Grow(), lambda _job: sampler, base.job_id, clock=clock, sleep=clock.sleep,
+                         config=LoopConfig(interval_seconds=60, dry_run=True, duration_seconds=300))
+    loop.control = replace(loop.control, stabilization_seconds=150.0)
+    loop.run_forever()
+    decided = list(loop.status.decisions)
+    assert [d.decision.rescale for d in decided] == [False, False, True, True, True]
+    assert "stabilizing" in decided[0].decision.vertices[0].reason
