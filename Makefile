@@ -55,22 +55,26 @@ unit: $(STAMP) java
 integration: $(STAMP) java
 	$(BIN)/pytest -q tests/integration
 
-# Two lanes on the 2 cores. The integration tests (real clusters; mostly waiting on Flink) run in the foreground;
-# beside them lint, typecheck and the unit tests, whose output is printed once both lanes are done. Either lane
-# failing fails `make test`. The integration modules that measure nothing timing-sensitive run first, while the
-# other lane still loads a core (tests/integration/conftest.py). Property tests run derandomized
-# (tests/conftest.py): CI must not depend on a random draw. A subset: make test UNIT_TESTS=tests/unit/sim
-# INTEGRATION_TESTS=tests/integration/test_ports.py
+# Two lanes on the 2 cores. The first runs the integration tests that measure rates, busy time or rescales (real
+# clusters; mostly waiting on Flink), the timing-sensitive ones last (tests/integration/conftest.py). The second
+# runs lint, typecheck, the unit tests and the integration modules that measure nothing timing-sensitive; its
+# output is printed once both lanes are done. Either lane failing fails `make test`. Property tests run
+# derandomized (tests/conftest.py): CI must not depend on a random draw.
+# A subset: make test UNIT_TESTS=tests/unit/sim INTEGRATION_TESTS=tests/integration/test_salting.py SECOND_LANE=
 UNIT_TESTS ?= tests/unit
 INTEGRATION_TESTS ?= tests/integration
+SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
+	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py)
 test: java
 	@mkdir -p build
-	@( { $(BIN)/ruff check src tests bench && $(BIN)/lint-imports && $(BIN)/mypy; } > build/checks-lane.log 2>&1 && \
-	   HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider --durations=10 $(UNIT_TESTS) \
-	     >> build/checks-lane.log 2>&1; echo $$? > build/checks-lane.rc ) & \
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 $(INTEGRATION_TESTS); integration=$$?; wait; \
-	echo "== lint, typecheck and unit tests (the second lane)"; cat build/checks-lane.log; \
-	checks=$$(cat build/checks-lane.rc); echo "== integration exit $$integration, second lane exit $$checks"; \
+	@( { $(BIN)/ruff check src tests bench && $(BIN)/lint-imports && $(BIN)/mypy; } > build/second-lane.log 2>&1 && \
+	   HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(UNIT_TESTS) $(SECOND_LANE) \
+	     >> build/second-lane.log 2>&1; echo $$? > build/second-lane.rc ) & \
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 $(addprefix --ignore=,$(SECOND_LANE)) $(INTEGRATION_TESTS); \
+	integration=$$?; wait; \
+	echo "== the second lane: lint, typecheck, unit tests and $(words $(SECOND_LANE)) integration modules"; \
+	cat build/second-lane.log; checks=$$(cat build/second-lane.rc); \
+	echo "== first lane exit $$integration, second lane exit $$checks"; \
 	test $$integration -eq 0 && test $$checks -eq 0
 
 bench: $(STAMP)
