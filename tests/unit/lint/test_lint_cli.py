@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flinkscale.cli import main
+from flinkscale.core.inputs import MAX_INPUT_BYTES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lint"
 
@@ -49,3 +50,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["lint", str(path), *args]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err
+
+
+def test_the_size_limit_takes_a_file_of_exactly_the_limit_and_refuses_one_byte_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 64 MiB: ten times a 200k-line job file (about 6 MB), which must be linted, not refused.
+    line = "#" + " " * 126 + "\n"
+    text = line * (MAX_INPUT_BYTES // len(line))
+    text += " " * (MAX_INPUT_BYTES - len(text))
+    path = tmp_path / "at_limit.py"
+    path.write_text(text)
+    assert path.stat().st_size == MAX_INPUT_BYTES
+    assert main(["lint", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "0 findings in 1 file"
+    with path.open("a") as handle:
+        handle.write("\n")
+    assert main(["lint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and "larger than 64 MiB" in err

@@ -6,6 +6,7 @@ Each ``tests/fixtures/lint/bad_*.py`` line that must be reported ends in ``# exp
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
 from pathlib import Path
@@ -127,3 +128,63 @@ class EveryHundred(Trigger):
         count.update((count.value() or 0) + 1)
 '''
     assert [f for f in lint_source(source, "trigger.py") if f.rule_id == "FSL002"] == []
+
+
+def test_a_uid_counts_only_for_its_receiver_and_only_on_a_later_line() -> None:
+    source = '''from pyflink.datastream import StreamExecutionEnvironment
+env = StreamExecutionEnvironment.get_execution_environment()
+early.uid("too-early")
+parsed = env.from_collection([1]).map(parse)
+early = parsed.map(enrich)
+other = parsed.filter(keep)
+parsed.uid("parse")
+parsed.uid("parse-again")
+'''
+    found = [(f.line, f.rule_id) for f in lint_source(source, "uids.py") if f.rule_id == "FSL003"]
+    assert found == [(5, "FSL003"), (6, "FSL003")]
+
+
+def test_subclasses_of_the_jobs_own_function_classes_count_in_any_declaration_order() -> None:
+    source = '''from pyflink.datastream import MapFunction
+class Leaf(Middle):
+    def map(self, value):
+        self.last = value
+        return value
+class Middle(Base):
+    pass
+class Base(MapFunction):
+    pass
+class Unrelated(Leafy):
+    def map(self, value):
+        self.last = value
+'''
+    found = [(f.line, f.rule_id) for f in lint_source(source, "classes.py")]
+    assert found == [(4, "FSL001")]
+
+
+def test_a_function_handed_to_several_operators_is_reported_once_per_write() -> None:
+    source = '''from pyflink.datastream import StreamExecutionEnvironment
+seen = set()
+def remember(value):
+    seen.add(value)
+    return value
+env = StreamExecutionEnvironment.get_execution_environment()
+env.set_max_parallelism(120)
+env.from_collection([1]).map(remember).uid("a").filter(remember).uid("b").map(remember).uid("c")
+'''
+    found = [(f.line, f.rule_id) for f in lint_source(source, "twice.py") if f.rule_id == "FSL001"]
+    assert found == [(4, "FSL001")]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_left_as_it_was(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        lint_source((FIXTURES / "bad_counter_map.py").read_text(), "a.py")
+        assert gc.isenabled() is enabled
+        with pytest.raises(InputError):
+            lint_source("def broken(:\n", "b.py")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
