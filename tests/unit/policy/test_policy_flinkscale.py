@@ -248,6 +248,8 @@ def test_stabilization_after_a_change() -> None:
     ({"scale-down.margin": "0.9"}, "scale-down.margin"),
     ({"utilization.target": "x"}, "utilization.target"),
     ({"job.autoscaler.bogus": "1"}, "job.autoscaler.bogus"),
+    ({"plan.lateness-price": "-1"}, "plan.lateness-price"),
+    ({"plan.min-change": "1"}, "plan.min-change"),
 ])
 def test_bad_settings_name_the_key(settings: dict[str, str], field: str) -> None:
     with pytest.raises(InputError) as info:
@@ -336,3 +338,36 @@ def test_a_backlog_drained_in_time_triggers_nothing() -> None:
              for i in range(4)]
     decision = decide(snaps[-1], history_of(*snaps[:-1]), **{"stabilization.interval": "0"})
     assert not decision.rescale
+
+
+def test_a_planned_change_below_plan_min_change_is_not_made() -> None:
+    # At the ramp of test_plans_a_scale_up_for_the_forecast_ramp the plan goes from 1+1+1 to 2+3+1 subtasks: 3 of
+    # the larger size's 6 slots change (50%). With plan.min-change 0.9 that is too small a change to make: the
+    # plan holds and says why; with the default (5%) the same decision makes it.
+    history = load_history(business_hours)
+    at_ramp = clickstream(2 * DAY + 8 * 3600 + 60, arrival=2000.0)
+    assert decide(at_ramp, history).rescale
+    held = decide(at_ramp, history, **{"plan.min-change": "0.9"})
+    assert not held.rescale
+    assert reason(held, "win").startswith("plan: hold")
+    assert "plan.min-change" in reason(held, "win")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_no_decision_rescales_past_the_daily_budget(seed: int) -> None:
+    # Whatever the load, the lag, the budget and the rescales already made today (some of them yesterday,
+    # which do not count), a decision rescales only while today's count is under rescales.max-per-day.
+    rng = np.random.default_rng(seed)
+    budget = int(rng.integers(1, 5))
+    now = 2 * DAY + float(rng.uniform(3 * 3600, 23 * 3600))
+    times = sorted(float(t) for t in rng.uniform(DAY, now - 600, int(rng.integers(0, 7))))
+    rescales = tuple(RescaleRecord(t, t + 60, {"win": 1}, {"win": 1}) for t in times)
+    today = sum(1 for t in times if t >= 2 * DAY)
+    arrival = float(rng.uniform(500, 20000))
+    lag = float(rng.choice([0.0, rng.uniform(0, 5e6)]))
+    shape = business_hours if rng.random() < 0.5 else (lambda t: arrival)
+    history = History(load=load_history(shape).load, rescales=rescales)
+    decision = decide(clickstream(now, arrival=arrival, lag=lag, p_win=int(rng.integers(1, 4))), history,
+                      **{"rescales.max-per-day": str(budget)})
+    if decision.rescale:
+        assert today < budget

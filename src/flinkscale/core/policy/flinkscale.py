@@ -110,6 +110,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plan.headroom", "fraction", "0.85",
             "a planned size carries the forecast's upper band at this share of its full-speed capacity"),
     Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length"),
+    Setting("plan.lateness-price", "non_negative", "1",
+            "a second of lag over latency.target costs this many seconds of the largest size (the oracle's is 1)"),
+    Setting("plan.min-change", "fraction", "0.05",
+            "a planned change of less than this share of the job's slots (of the larger size) is not made"),
 )
 
 
@@ -142,6 +146,8 @@ class FlinkscaleSettings:
     latency_target: float = 60.0
     plan_headroom: float = 0.85
     plan_block: float = 900.0
+    plan_lateness_price: float = 1.0
+    plan_min_change: float = 0.05
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
@@ -172,6 +178,8 @@ class FlinkscaleSettings:
             latency_target=v.number("latency.target"),
             plan_headroom=v.number("plan.headroom"),
             plan_block=v.number("plan.block"),
+            plan_lateness_price=v.number("plan.lateness-price"),
+            plan_min_change=v.number("plan.min-change"),
         ).validated()
 
     def validated(self) -> FlinkscaleSettings:
@@ -189,6 +197,10 @@ class FlinkscaleSettings:
             raise InputError("must be > 0", field="plan.headroom")
         if self.plan_block <= 0:
             raise InputError("must be > 0", field="plan.block")
+        if self.plan_lateness_price < 0:
+            raise InputError("must be >= 0", field="plan.lateness-price")
+        if not 0 <= self.plan_min_change < 1:
+            raise InputError(f"must be in [0, 1), got {self.plan_min_change}", field="plan.min-change")
         return self
 
 
@@ -479,9 +491,20 @@ class FlinkscalePolicy:
                               start_time=forecast.start, peak=forecast.upper, mean=forecast.median,
                               downtime_seconds=restart, lag_target_seconds=s.latency_target,
                               max_changes_per_day=s.max_rescales_per_day,
-                              changes_used_today=s.max_rescales_per_day - remaining, headroom=s.plan_headroom)
+                              changes_used_today=s.max_rescales_per_day - remaining, headroom=s.plan_headroom,
+                              lateness_weight=s.plan_lateness_price * max(level.slots for level in levels))
         plan = solve(problem)
         change = plan.change_now()
+        small = ""
+        if change is not None:
+            # A change of a few slots is the measured costs moving, not the forecast: not worth a restart.
+            # Measured against the larger of the two sizes, so that halving and doubling count alike (50%).
+            shift = (abs(levels[change].slots - levels[start].slots)
+                     / max(levels[change].slots, levels[start].slots, 1.0))
+            if shift < s.plan_min_change:
+                small = (f" (the planned change to {levels[change].capacity:,.0f}/s moves only {shift:.1%} of the "
+                         f"slots, < plan.min-change {s.plan_min_change:.0%})")
+                change = None
         numbers = {"forecast_median": median, "forecast_upper": upper, "forecast_lower": lower,
                    "forecast_level": forecast.level, "load": load_now, "rescales_today": float(used_today),
                    "restart_seconds": restart, "plan_late_seconds": plan.late_seconds}
@@ -491,7 +514,7 @@ class FlinkscalePolicy:
         basis = (f"{forecast.season_name} forecast {median:,.0f}/s now (band {lower:,.0f}-{upper:,.0f}), "
                  f"load {load_now:,.0f}/s; rescale priced at {restart:.0f}s down")
         if change is None or dict(levels[change].parallelism) == ev.parallelism_of(snapshot):
-            why = f"plan: hold this size ({next_change}); {basis}"
+            why = f"plan: hold this size{small} ({next_change}); {basis}"
             return Decision(now, NAME, tuple(
                 VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
                                why, {**p.numbers, **numbers, "new_parallelism": float(p.vertex.parallelism)})
