@@ -293,8 +293,8 @@ def test_plans_a_scale_up_for_the_forecast_ramp() -> None:
     ramp = decide(clickstream(2 * DAY + at + 60, arrival=2000.0), history)
     assert ramp.rescale
     assert reason(ramp, "win").startswith("plan: scale up")
-    # 8000/s x 1.1 (band: two days of history) / 0.85 headroom = 10,353/s at full speed: 3 window subtasks.
-    assert ramp.parallelism()["win"] == 3
+    # 8000/s x 1.1 (band: two days of history) / 0.95 headroom = 9,263/s at full speed: 2 window subtasks.
+    assert ramp.parallelism()["win"] == 2
 
 
 def test_plans_a_scale_down_in_the_trough() -> None:
@@ -341,8 +341,8 @@ def test_a_backlog_drained_in_time_triggers_nothing() -> None:
 
 
 def test_a_planned_change_below_plan_min_change_is_not_made() -> None:
-    # At the ramp of test_plans_a_scale_up_for_the_forecast_ramp the plan goes from 1+1+1 to 2+3+1 subtasks: 3 of
-    # the larger size's 6 slots change (50%). With plan.min-change 0.9 that is too small a change to make: the
+    # At the ramp of test_plans_a_scale_up_for_the_forecast_ramp the plan goes from 1+1+1 to 2+2+1 subtasks: 2 of
+    # the larger size's 5 slots change (40%). With plan.min-change 0.9 that is too small a change to make: the
     # plan holds and says why; with the default (5%) the same decision makes it.
     history = load_history(business_hours)
     at_ramp = clickstream(2 * DAY + 8 * 3600 + 60, arrival=2000.0)
@@ -371,3 +371,21 @@ def test_no_decision_rescales_past_the_daily_budget(seed: int) -> None:
                       **{"rescales.max-per-day": str(budget)})
     if decision.rescale:
         assert today < budget
+
+
+def test_no_reactive_scale_down_while_the_load_is_above_its_forecast() -> None:
+    # The forecast says 2000/s at 06:00 (band 1800-2200); 6000/s arrive, steadily for over an hour, at p_win = 3
+    # (15,000/s at full speed). The reactive rules alone would scale the window down to 2 (6000 / 0.7 = 8,571/s);
+    # a load above its forecast is a ramp coming early, so no scale-down, and the reason says why.
+    now = 2 * DAY + 6 * 3600
+
+    def at(t: float) -> MetricsSnapshot:
+        return clickstream(t, arrival=6000.0, p_src=2, p_win=3)
+
+    snapshots = steady_history(at, now - 4500, now - 60)
+    alone = decide(at(now), snapshots, **{"forecast.horizon": "0"})
+    assert alone.rescale and alone.parallelism()["win"] == 2
+    history = History(snapshots=snapshots.snapshots, load=load_history(business_hours).load)
+    decision = decide(at(now), history)
+    assert not decision.rescale
+    assert "above its forecast's band" in reason(decision, "win")

@@ -102,15 +102,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
     Setting("forecast.horizon", "duration", "24h",
             "plan rescales on the seasonal load forecast this far ahead (0 = reactive rules only)"),
-    Setting("forecast.quantile", "fraction", "0.9", "the forecast's upper band is this quantile of past ratios"),
+    Setting("forecast.quantile", "fraction", "0.8", "the forecast's upper band is this quantile of past ratios"),
     Setting("forecast.miss-tolerance", "fraction", "0.1",
             "load above the upper band by more than this is a forecast miss: reactive rules take over"),
     Setting("rescales.max-per-day", "int", "4", "at most this many rescales in a calendar day (planned or not)"),
     Setting("latency.target", "duration", "60s", "lag (seconds of input) a rescale's catch-up is priced against"),
-    Setting("plan.headroom", "fraction", "0.85",
+    Setting("plan.headroom", "fraction", "0.95",
             "a planned size carries the forecast's upper band at this share of its full-speed capacity"),
     Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length"),
-    Setting("plan.lateness-price", "non_negative", "1",
+    Setting("rescales.reserve", "non_negative", "1",
+            "of rescales.max-per-day, this many are kept for reactive rescales (a spike, a forecast miss); "
+            "plans keep at least one"),
+    Setting("plan.lateness-price", "non_negative", "3",
             "a second of lag over latency.target costs this many seconds of the largest size (the oracle's is 1)"),
     Setting("plan.min-change", "fraction", "0.05",
             "a planned change of less than this share of the job's slots (of the larger size) is not made"),
@@ -140,13 +143,14 @@ class FlinkscaleSettings:
     gc_pressure_threshold: float = 0.3
     heap_usage_threshold: float = 0.9
     forecast_horizon: float = 86400.0
-    forecast_quantile: float = 0.9
+    forecast_quantile: float = 0.8
     forecast_miss_tolerance: float = 0.1
     max_rescales_per_day: int = 4
     latency_target: float = 60.0
-    plan_headroom: float = 0.85
+    plan_headroom: float = 0.95
     plan_block: float = 900.0
-    plan_lateness_price: float = 1.0
+    plan_lateness_price: float = 3.0
+    rescales_reserve: int = 1
     plan_min_change: float = 0.05
 
     @classmethod
@@ -179,6 +183,7 @@ class FlinkscaleSettings:
             plan_headroom=v.number("plan.headroom"),
             plan_block=v.number("plan.block"),
             plan_lateness_price=v.number("plan.lateness-price"),
+            rescales_reserve=int(v.number("rescales.reserve")),
             plan_min_change=v.number("plan.min-change"),
         ).validated()
 
@@ -317,11 +322,30 @@ class FlinkscalePolicy:
 
         fallback = None
         if s.forecast_horizon > 0:
-            planned = self._planned(snapshot, history, plans, ratios, source_targets, restart, ceiling, used_today,
-                                    triggers, backlog, draining)
+            times = np.array([t for t, _ in history.load], dtype=np.float64)
+            values = np.array([v for _, v in history.load], dtype=np.float64)
+            forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
+                                         quantile=s.forecast_quantile)
+            planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
+                                    used_today, triggers, backlog, draining)
             if isinstance(planned, Decision):
                 return planned
             fallback = planned
+            if forecast is not None:
+                # The forecast knows the day's shape. A miss (a spike, a break) is sized for the rate it brings,
+                # not for its slope extrapolated over prediction.horizon (a spike's slope is steep); a reactive
+                # scale-down must also carry the forecast's upper band over the next scale-down.interval, and
+                # none is made while the load is above the band (a ramp earlier or steeper than forecast).
+                sized_for = targets
+                ahead = forecast.upper[: max(1, math.ceil(s.scale_down_interval / forecast.bin_seconds))]
+                expected = ev.propagate_rates(snapshot, _spread(float(np.max(ahead)), source_targets), ratios)
+                peak_loads = {k: max(v, expected.get(k, 0.0)) for k, v in peak_loads.items()}
+                if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
+                    down_block = "the load is above its forecast's band"
+                plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
+                                           lags[v.id], restart, ceiling, peak_loads.get(v.id), down_block,
+                                           learned is not None, drains_in_time)
+                         for v in snapshot.vertices]
         if fallback:
             plans = [_Plan(p.vertex, p.cost, p.numbers, p.need, p.floor, p.trigger, f"{fallback}; {p.reason}")
                      for p in plans]
@@ -448,7 +472,7 @@ class FlinkscalePolicy:
         return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
 
     # --- planned rescales on the load forecast --------------------------------------------------------
-    def _planned(self, snapshot: MetricsSnapshot, history: History, plans: Sequence[_Plan],
+    def _planned(self, snapshot: MetricsSnapshot, forecast: Forecast | None, history: History, plans: Sequence[_Plan],
                  ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
                  ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
                  draining: float | None) -> Decision | str | None:
@@ -456,12 +480,8 @@ class FlinkscalePolicy:
         s = self.settings
         now = snapshot.timestamp
         load_now = sum(source_targets.values())
-        times = np.array([t for t, _ in history.load], dtype=np.float64)
-        values = np.array([v for _, v in history.load], dtype=np.float64)
-        forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
-                                     quantile=s.forecast_quantile)
         if forecast is None:
-            return "no forecast yet (less than a day of load history): reactive rules"
+            return _NO_FORECAST
         lower, median, upper = forecast.at(now)
         if load_now > upper * (1 + s.forecast_miss_tolerance):
             return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
@@ -472,6 +492,13 @@ class FlinkscalePolicy:
             return "some vertex has no usable busy time to size from: reactive rules"
         if triggers and (draining is None or draining > s.catch_up_duration):
             return f"{'; '.join(triggers)}: reactive rules"
+        # Plans use the budget less the reserve, so that a spike or a forecast miss can still be answered.
+        # (A budget of one leaves the plan its one change.) With the plan's share spent (a spike took one), a
+        # plan could only hold: the reactive rules decide, so that a size taken for a spike can come down.
+        planned_budget = max(1, s.max_rescales_per_day - s.rescales_reserve)
+        if used_today >= planned_budget:
+            return (f"{used_today} rescales today leave the plan none (rescales.max-per-day "
+                    f"{s.max_rescales_per_day} less rescales.reserve {s.rescales_reserve}): reactive rules")
         # The plan is made once per block: later in the same block, a plan that said "hold" still holds (the
         # forecast for the block has not changed; the reactive checks above run at every decision).
         last = history.decisions[-1] if history.decisions else None
@@ -486,12 +513,11 @@ class FlinkscalePolicy:
         levels, start = self._levels(snapshot, plans, ratios, source_targets, forecast, ceiling)
         if len(levels) < 2:
             return "the forecast leaves no size to choose from: reactive rules"
-        remaining = max(0, s.max_rescales_per_day - used_today)
         problem = PlanProblem(levels=levels, start_level=start, block_seconds=forecast.bin_seconds,
                               start_time=forecast.start, peak=forecast.upper, mean=forecast.median,
                               downtime_seconds=restart, lag_target_seconds=s.latency_target,
-                              max_changes_per_day=s.max_rescales_per_day,
-                              changes_used_today=s.max_rescales_per_day - remaining, headroom=s.plan_headroom,
+                              max_changes_per_day=planned_budget,
+                              changes_used_today=used_today, headroom=s.plan_headroom,
                               lateness_weight=s.plan_lateness_price * max(level.slots for level in levels))
         plan = solve(problem)
         change = plan.change_now()
@@ -679,6 +705,9 @@ class FlinkscalePolicy:
         return peaks, None
 
 
+_NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"
+
+
 def rescales_today(history: History, now: float) -> int:
     """Rescales requested in the calendar day (of the history's clock) that holds ``now``."""
     day = math.floor(now / DAY)
@@ -697,6 +726,14 @@ def _draining_seconds(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence
             return None
         longest = max(longest or 0.0, lag / -growth)
     return longest
+
+
+def _spread(total: float, source_targets: Mapping[str, float]) -> dict[str, float]:
+    """``total`` records/s split over the sources in the shares of their current targets (evenly at none)."""
+    current = sum(source_targets.values())
+    if current > 0:
+        return {k: total * v / current for k, v in source_targets.items()}
+    return {k: total / len(source_targets) for k in source_targets} if source_targets else {}
 
 
 def _clock(seconds: float) -> str:
