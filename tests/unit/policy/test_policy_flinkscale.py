@@ -389,3 +389,21 @@ def test_no_reactive_scale_down_while_the_load_is_above_its_forecast() -> None:
     decision = decide(at(now), history)
     assert not decision.rescale
     assert "above its forecast's band" in reason(decision, "win")
+
+
+@pytest.mark.parametrize(("since_rescale", "rescales"), [(300.0, False), (3000.0, True)])
+def test_a_backlog_shrinking_after_a_rescale_is_given_catch_up_duration(since_rescale: float, rescales: bool) -> None:
+    # p_win = 2 carries 10,000/s; 9,800/s arrive and 6 M records are behind, shrinking by 200/s: the window's
+    # busiest subtask reads 0.98 at the target (> 0.95) and the backlog would take 30,000 s, so both triggers
+    # fire... unless the last rescale finished within catch-up.duration (30 min): the shrinking backlog shows
+    # the job carries what arrives, and a restart now would only add to it (the catch-up of issue 18).
+    now = 2 * DAY
+
+    def at(t: float) -> MetricsSnapshot:
+        return clickstream(t, arrival=9800.0, lag=6_000_000.0 - 200.0 * (t - now + 600), p_src=2, p_win=2)
+
+    snapshots = steady_history(at, now - 240, now - 60)
+    history = History(snapshots=snapshots.snapshots, rescales=(
+        RescaleRecord(now - since_rescale - 260, now - since_rescale, {"win": 1}, {"win": 2}),))
+    decision = decide(at(now), history, **{"forecast.horizon": "0"})
+    assert decision.rescale is rescales

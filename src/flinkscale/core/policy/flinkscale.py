@@ -5,14 +5,18 @@ when the forecast cannot be trusted it falls back to reactive rules (same evalua
 Planned rescales (``forecast.horizon`` > 0, once ``History.load`` holds a day): ``core.forecast`` learns the
 daily (or, with two weeks, weekly) load shape and forecasts the next 24 h in 15-minute blocks with a band;
 the sizes the job can take are built from the measured per-subtask costs below; ``_schedule.solve`` (the
-oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` changes a day,
-pricing each change by the learned restart time and the seconds of lag over ``latency.target`` its catch-up
-causes, with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes
-size in the current block, the policy rescales now; else it holds and names the next planned change. It
-leaves planning to the reactive rules (and says so in the reason) when the load is above the band by more
-than ``forecast.miss-tolerance``, a backlog is not draining within ``catch-up.duration``, or a reactive
-trigger fires. A backlog whose lag shrinks fast enough is being drained at full speed: no trigger. Every
-rescale, planned or reactive, counts against ``rescales.max-per-day`` (calendar days of the history's clock).
+oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` less
+``rescales.reserve`` changes a day, pricing each change by the learned restart time and the seconds of lag
+over ``latency.target`` its catch-up causes (each at ``plan.lateness-price`` seconds of the largest size),
+with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes size
+in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
+names the next planned change. It leaves planning to the reactive rules (and says so in the reason) when the
+load is above the band by more than ``forecast.miss-tolerance``, a backlog is not draining within
+``catch-up.duration``, a reactive trigger fires, or the plan's share of the day's budget is spent. After a
+miss the reactive rules size for the current target (no trend), scale down only to a size that also carries
+the band over ``scale-down.interval``, and not at all while the load is above the band. A backlog whose lag
+shrinks fast enough is being drained at full speed: no trigger. Every rescale, planned or reactive, counts
+against ``rescales.max-per-day`` (calendar days of the history's clock).
 
 Reactive rules:
 
@@ -313,6 +317,11 @@ class FlinkscalePolicy:
         # the busy time it causes is not a lack of capacity, and it triggers nothing.
         draining = _draining_seconds(metrics, graph_sources)
         drains_in_time = draining is not None and draining <= s.catch_up_duration
+        # So is one still shrinking within catch-up.duration of the rescale that was sized to drain it: a
+        # shrinking backlog proves the job carries what arrives, and another restart would only add to it.
+        last = history.rescales[-1] if history.rescales else None
+        if draining is not None and last is not None and now - last.completed_at < s.catch_up_duration:
+            drains_in_time = True
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
                                    restart, ceiling, peak_loads.get(v.id), down_block, learned is not None,
                                    drains_in_time)
@@ -430,7 +439,7 @@ class FlinkscalePolicy:
         utilization = cost.busiest_utilization(target, p)
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
-        if utilization > s.utilization_max + 1e-9:  # a job exactly at the bound is inside it
+        if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
             trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
         elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
