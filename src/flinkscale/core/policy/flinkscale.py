@@ -14,7 +14,7 @@ names the next planned change. It leaves planning to the reactive rules (and say
 load is above the band by more than ``forecast.miss-tolerance``, a backlog is not draining within
 ``catch-up.duration``, a reactive trigger fires, or the plan's share of the day's budget is spent. After a
 miss the reactive rules size for the current target (no trend), scale down only to a size that also carries
-the band over ``scale-down.interval``, and not at all while the load is above the band. A backlog whose lag
+the band for the rest of the day, and not at all while the load is above the band. A backlog whose lag
 shrinks fast enough is being drained at full speed: no trigger. Every rescale, planned or reactive, counts
 against ``rescales.max-per-day`` (calendar days of the history's clock).
 
@@ -343,10 +343,12 @@ class FlinkscalePolicy:
             if forecast is not None:
                 # The forecast knows the day's shape. A miss (a spike, a break) is sized for the rate it brings,
                 # not for its slope extrapolated over prediction.horizon (a spike's slope is steep); a reactive
-                # scale-down must also carry the forecast's upper band over the next scale-down.interval, and
-                # none is made while the load is above the band (a ramp earlier or steeper than forecast).
+                # scale-down must also carry the forecast's upper band for the rest of the day (the budget may
+                # allow no scale-up after it before midnight) or scale-down.interval if longer, and none is made
+                # while the load is above the band (a ramp earlier or steeper than forecast).
                 sized_for = targets
-                ahead = forecast.upper[: max(1, math.ceil(s.scale_down_interval / forecast.bin_seconds))]
+                until = max((math.floor(now / DAY) + 1) * DAY - forecast.start, s.scale_down_interval)
+                ahead = forecast.upper[: max(1, math.ceil(until / forecast.bin_seconds))]
                 expected = ev.propagate_rates(snapshot, _spread(float(np.max(ahead)), source_targets), ratios)
                 peak_loads = {k: max(v, expected.get(k, 0.0)) for k, v in peak_loads.items()}
                 if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
