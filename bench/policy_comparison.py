@@ -27,7 +27,8 @@ For speed every run uses ``--step`` (default 5 s; buffers 2 steps) instead of th
 every 60 s as in the scenarios. Per scenario it prints core-hours, the ratio to flink-operator and to the
 oracle, seconds over the latency target, rescales and peak lag, then whether each goal of the issue is met.
 
-Run: .venv/bin/python bench/policy_comparison.py [--split test|train] [--step 5] [--only NAME]
+Run: .venv/bin/python bench/policy_comparison.py [--split test|train] [--step 5] [--only NAME] [--days N]
+(the last measured tables, at ``--step 30 --days 1``, are in docs/simulate.md).
 """
 
 from __future__ import annotations
