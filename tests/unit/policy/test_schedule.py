@@ -101,3 +101,26 @@ def test_late_seconds_formula() -> None:
     assert rescale_late_seconds(20000.0, 25000.0, 262.0, 60.0) == pytest.approx(1010.0)
     assert rescale_late_seconds(20000.0, 25000.0, 30.0, 60.0) == 0.0
     assert math.isinf(rescale_late_seconds(20000.0, 20000.0, 262.0, 60.0))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_a_higher_lateness_price_never_buys_more_late_seconds(seed: int) -> None:
+    # What plan.lateness-price relies on: with the overload penalty fixed, the cheapest plan's seconds over
+    # target do not grow when each of them costs more (and its slot-seconds do not shrink).
+    rng = np.random.default_rng(seed)
+    n_blocks = int(rng.integers(8, 30))
+    peak = rng.uniform(100, 1000, n_blocks)
+
+    start = int(rng.integers(0, 5))
+
+    def plan_at(weight: float) -> Plan:
+        return solve(PlanProblem(levels=levels(300, 450, 700, 1100, 1500), start_level=start, block_seconds=3600.0,
+                                 start_time=0.0, peak=peak, mean=peak * 0.8, downtime_seconds=300.0,
+                                 lag_target_seconds=60.0, max_changes_per_day=3, headroom=0.9,
+                                 lateness_weight=weight, overload_penalty=1e6))
+
+    plans = [plan_at(w) for w in (0.0, 5.0, 15.0, 50.0, 200.0)]
+    for cheaper, dearer in itertools.pairwise(plans):
+        assert dearer.late_seconds <= cheaper.late_seconds + 1e-6
+        assert dearer.slot_seconds >= cheaper.slot_seconds - 1e-6
+    assert plans[0].late_seconds > plans[-1].late_seconds or all(p.late_seconds == 0 for p in plans)

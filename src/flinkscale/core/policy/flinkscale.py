@@ -5,14 +5,18 @@ when the forecast cannot be trusted it falls back to reactive rules (same evalua
 Planned rescales (``forecast.horizon`` > 0, once ``History.load`` holds a day): ``core.forecast`` learns the
 daily (or, with two weeks, weekly) load shape and forecasts the next 24 h in 15-minute blocks with a band;
 the sizes the job can take are built from the measured per-subtask costs below; ``_schedule.solve`` (the
-oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` changes a day,
-pricing each change by the learned restart time and the seconds of lag over ``latency.target`` its catch-up
-causes, with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes
-size in the current block, the policy rescales now; else it holds and names the next planned change. It
-leaves planning to the reactive rules (and says so in the reason) when the load is above the band by more
-than ``forecast.miss-tolerance``, a backlog is not draining within ``catch-up.duration``, or a reactive
-trigger fires. A backlog whose lag shrinks fast enough is being drained at full speed: no trigger. Every
-rescale, planned or reactive, counts against ``rescales.max-per-day`` (calendar days of the history's clock).
+oracle's planner) picks the cheapest size per block with at most ``rescales.max-per-day`` less
+``rescales.reserve`` changes a day, pricing each change by the learned restart time and the seconds of lag
+over ``latency.target`` its catch-up causes (each at ``plan.lateness-price`` seconds of the largest size),
+with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes size
+in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
+names the next planned change. It leaves planning to the reactive rules (and says so in the reason) when the
+load is above the band by more than ``forecast.miss-tolerance``, a backlog is not draining within
+``catch-up.duration``, a reactive trigger fires, or the plan's share of the day's budget is spent. After a
+miss the reactive rules size for the current target (no trend), scale down only to a size that also carries
+the band for the rest of the day, and not at all while the load is above the band. A backlog whose lag
+shrinks fast enough is being drained at full speed: no trigger. Every rescale, planned or reactive, counts
+against ``rescales.max-per-day`` (calendar days of the history's clock).
 
 Reactive rules:
 
@@ -102,14 +106,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
     Setting("forecast.horizon", "duration", "24h",
             "plan rescales on the seasonal load forecast this far ahead (0 = reactive rules only)"),
-    Setting("forecast.quantile", "fraction", "0.9", "the forecast's upper band is this quantile of past ratios"),
+    Setting("forecast.quantile", "fraction", "0.8", "the forecast's upper band is this quantile of past ratios"),
     Setting("forecast.miss-tolerance", "fraction", "0.1",
             "load above the upper band by more than this is a forecast miss: reactive rules take over"),
     Setting("rescales.max-per-day", "int", "4", "at most this many rescales in a calendar day (planned or not)"),
     Setting("latency.target", "duration", "60s", "lag (seconds of input) a rescale's catch-up is priced against"),
-    Setting("plan.headroom", "fraction", "0.85",
+    Setting("plan.headroom", "fraction", "0.95",
             "a planned size carries the forecast's upper band at this share of its full-speed capacity"),
     Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length"),
+    Setting("rescales.reserve", "non_negative", "1",
+            "of rescales.max-per-day, this many are kept for reactive rescales (a spike, a forecast miss); "
+            "plans keep at least one"),
+    Setting("plan.lateness-price", "non_negative", "3",
+            "a second of lag over latency.target costs this many seconds of the largest size (the oracle's is 1)"),
+    Setting("plan.min-change", "fraction", "0.05",
+            "a planned change of less than this share of the job's slots (of the larger size) is not made"),
 )
 
 
@@ -136,12 +147,15 @@ class FlinkscaleSettings:
     gc_pressure_threshold: float = 0.3
     heap_usage_threshold: float = 0.9
     forecast_horizon: float = 86400.0
-    forecast_quantile: float = 0.9
+    forecast_quantile: float = 0.8
     forecast_miss_tolerance: float = 0.1
     max_rescales_per_day: int = 4
     latency_target: float = 60.0
-    plan_headroom: float = 0.85
+    plan_headroom: float = 0.95
     plan_block: float = 900.0
+    plan_lateness_price: float = 3.0
+    rescales_reserve: int = 1
+    plan_min_change: float = 0.05
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
@@ -172,6 +186,9 @@ class FlinkscaleSettings:
             latency_target=v.number("latency.target"),
             plan_headroom=v.number("plan.headroom"),
             plan_block=v.number("plan.block"),
+            plan_lateness_price=v.number("plan.lateness-price"),
+            rescales_reserve=int(v.number("rescales.reserve")),
+            plan_min_change=v.number("plan.min-change"),
         ).validated()
 
     def validated(self) -> FlinkscaleSettings:
@@ -189,6 +206,10 @@ class FlinkscaleSettings:
             raise InputError("must be > 0", field="plan.headroom")
         if self.plan_block <= 0:
             raise InputError("must be > 0", field="plan.block")
+        if self.plan_lateness_price < 0:
+            raise InputError("must be >= 0", field="plan.lateness-price")
+        if not 0 <= self.plan_min_change < 1:
+            raise InputError(f"must be in [0, 1), got {self.plan_min_change}", field="plan.min-change")
         return self
 
 
@@ -296,6 +317,11 @@ class FlinkscalePolicy:
         # the busy time it causes is not a lack of capacity, and it triggers nothing.
         draining = _draining_seconds(metrics, graph_sources)
         drains_in_time = draining is not None and draining <= s.catch_up_duration
+        # So is one still shrinking within catch-up.duration of the rescale that was sized to drain it: a
+        # shrinking backlog proves the job carries what arrives, and another restart would only add to it.
+        last = history.rescales[-1] if history.rescales else None
+        if draining is not None and last is not None and now - last.completed_at < s.catch_up_duration:
+            drains_in_time = True
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
                                    restart, ceiling, peak_loads.get(v.id), down_block, learned is not None,
                                    drains_in_time)
@@ -305,11 +331,32 @@ class FlinkscalePolicy:
 
         fallback = None
         if s.forecast_horizon > 0:
-            planned = self._planned(snapshot, history, plans, ratios, source_targets, restart, ceiling, used_today,
-                                    triggers, backlog, draining)
+            times = np.array([t for t, _ in history.load], dtype=np.float64)
+            values = np.array([v for _, v in history.load], dtype=np.float64)
+            forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
+                                         quantile=s.forecast_quantile)
+            planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
+                                    used_today, triggers, backlog, draining)
             if isinstance(planned, Decision):
                 return planned
             fallback = planned
+            if forecast is not None:
+                # The forecast knows the day's shape. A miss (a spike, a break) is sized for the rate it brings,
+                # not for its slope extrapolated over prediction.horizon (a spike's slope is steep); a reactive
+                # scale-down must also carry the forecast's upper band for the rest of the day (the budget may
+                # allow no scale-up after it before midnight) or scale-down.interval if longer, and none is made
+                # while the load is above the band (a ramp earlier or steeper than forecast).
+                sized_for = targets
+                until = max((math.floor(now / DAY) + 1) * DAY - forecast.start, s.scale_down_interval)
+                ahead = forecast.upper[: max(1, math.ceil(until / forecast.bin_seconds))]
+                expected = ev.propagate_rates(snapshot, _spread(float(np.max(ahead)), source_targets), ratios)
+                peak_loads = {k: max(v, expected.get(k, 0.0)) for k, v in peak_loads.items()}
+                if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
+                    down_block = "the load is above its forecast's band"
+                plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
+                                           lags[v.id], restart, ceiling, peak_loads.get(v.id), down_block,
+                                           learned is not None, drains_in_time)
+                         for v in snapshot.vertices]
         if fallback:
             plans = [_Plan(p.vertex, p.cost, p.numbers, p.need, p.floor, p.trigger, f"{fallback}; {p.reason}")
                      for p in plans]
@@ -394,7 +441,7 @@ class FlinkscalePolicy:
         utilization = cost.busiest_utilization(target, p)
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
-        if utilization > s.utilization_max + 1e-9:  # a job exactly at the bound is inside it
+        if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
             trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
         elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
@@ -436,7 +483,7 @@ class FlinkscalePolicy:
         return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
 
     # --- planned rescales on the load forecast --------------------------------------------------------
-    def _planned(self, snapshot: MetricsSnapshot, history: History, plans: Sequence[_Plan],
+    def _planned(self, snapshot: MetricsSnapshot, forecast: Forecast | None, history: History, plans: Sequence[_Plan],
                  ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
                  ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
                  draining: float | None) -> Decision | str | None:
@@ -444,12 +491,8 @@ class FlinkscalePolicy:
         s = self.settings
         now = snapshot.timestamp
         load_now = sum(source_targets.values())
-        times = np.array([t for t, _ in history.load], dtype=np.float64)
-        values = np.array([v for _, v in history.load], dtype=np.float64)
-        forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
-                                     quantile=s.forecast_quantile)
         if forecast is None:
-            return "no forecast yet (less than a day of load history): reactive rules"
+            return _NO_FORECAST
         lower, median, upper = forecast.at(now)
         if load_now > upper * (1 + s.forecast_miss_tolerance):
             return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
@@ -460,6 +503,13 @@ class FlinkscalePolicy:
             return "some vertex has no usable busy time to size from: reactive rules"
         if triggers and (draining is None or draining > s.catch_up_duration):
             return f"{'; '.join(triggers)}: reactive rules"
+        # Plans use the budget less the reserve, so that a spike or a forecast miss can still be answered.
+        # (A budget of one leaves the plan its one change.) With the plan's share spent (a spike took one), a
+        # plan could only hold: the reactive rules decide, so that a size taken for a spike can come down.
+        planned_budget = max(1, s.max_rescales_per_day - s.rescales_reserve)
+        if used_today >= planned_budget:
+            return (f"{used_today} rescales today leave the plan none (rescales.max-per-day "
+                    f"{s.max_rescales_per_day} less rescales.reserve {s.rescales_reserve}): reactive rules")
         # The plan is made once per block: later in the same block, a plan that said "hold" still holds (the
         # forecast for the block has not changed; the reactive checks above run at every decision).
         last = history.decisions[-1] if history.decisions else None
@@ -474,14 +524,24 @@ class FlinkscalePolicy:
         levels, start = self._levels(snapshot, plans, ratios, source_targets, forecast, ceiling)
         if len(levels) < 2:
             return "the forecast leaves no size to choose from: reactive rules"
-        remaining = max(0, s.max_rescales_per_day - used_today)
         problem = PlanProblem(levels=levels, start_level=start, block_seconds=forecast.bin_seconds,
                               start_time=forecast.start, peak=forecast.upper, mean=forecast.median,
                               downtime_seconds=restart, lag_target_seconds=s.latency_target,
-                              max_changes_per_day=s.max_rescales_per_day,
-                              changes_used_today=s.max_rescales_per_day - remaining, headroom=s.plan_headroom)
+                              max_changes_per_day=planned_budget,
+                              changes_used_today=used_today, headroom=s.plan_headroom,
+                              lateness_weight=s.plan_lateness_price * max(level.slots for level in levels))
         plan = solve(problem)
         change = plan.change_now()
+        small = ""
+        if change is not None:
+            # A change of a few slots is the measured costs moving, not the forecast: not worth a restart.
+            # Measured against the larger of the two sizes, so that halving and doubling count alike (50%).
+            shift = (abs(levels[change].slots - levels[start].slots)
+                     / max(levels[change].slots, levels[start].slots, 1.0))
+            if shift < s.plan_min_change:
+                small = (f" (the planned change to {levels[change].capacity:,.0f}/s moves only {shift:.1%} of the "
+                         f"slots, < plan.min-change {s.plan_min_change:.0%})")
+                change = None
         numbers = {"forecast_median": median, "forecast_upper": upper, "forecast_lower": lower,
                    "forecast_level": forecast.level, "load": load_now, "rescales_today": float(used_today),
                    "restart_seconds": restart, "plan_late_seconds": plan.late_seconds}
@@ -491,7 +551,7 @@ class FlinkscalePolicy:
         basis = (f"{forecast.season_name} forecast {median:,.0f}/s now (band {lower:,.0f}-{upper:,.0f}), "
                  f"load {load_now:,.0f}/s; rescale priced at {restart:.0f}s down")
         if change is None or dict(levels[change].parallelism) == ev.parallelism_of(snapshot):
-            why = f"plan: hold this size ({next_change}); {basis}"
+            why = f"plan: hold this size{small} ({next_change}); {basis}"
             return Decision(now, NAME, tuple(
                 VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
                                why, {**p.numbers, **numbers, "new_parallelism": float(p.vertex.parallelism)})
@@ -656,6 +716,9 @@ class FlinkscalePolicy:
         return peaks, None
 
 
+_NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"
+
+
 def rescales_today(history: History, now: float) -> int:
     """Rescales requested in the calendar day (of the history's clock) that holds ``now``."""
     day = math.floor(now / DAY)
@@ -674,6 +737,14 @@ def _draining_seconds(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence
             return None
         longest = max(longest or 0.0, lag / -growth)
     return longest
+
+
+def _spread(total: float, source_targets: Mapping[str, float]) -> dict[str, float]:
+    """``total`` records/s split over the sources in the shares of their current targets (evenly at none)."""
+    current = sum(source_targets.values())
+    if current > 0:
+        return {k: total * v / current for k, v in source_targets.items()}
+    return {k: total / len(source_targets) for k in source_targets} if source_targets else {}
 
 
 def _clock(seconds: float) -> str:
