@@ -149,6 +149,7 @@ class JobModel:
         forward_src: list[IntArray] = []
         forward_dst: list[IntArray] = []
         forward_coef: list[FloatArray] = []
+        forward_hops: list[tuple[int, int, float]] = []
         out_selectivity = np.zeros(len(self.vertices))
         for i, edge in enumerate(pipeline.edges):
             u, d = index[edge.source], index[edge.target]
@@ -158,6 +159,7 @@ class JobModel:
                 forward_src.append(starts[u] + np.arange(up.parallelism))
                 forward_dst.append(starts[d] + np.arange(down.parallelism))
                 forward_coef.append(np.full(up.parallelism, edge.selectivity))
+                forward_hops.append((u, d, edge.selectivity))
                 continue
             shares = edge_shares(edge, down, self._key_group_weight.get(i))
             used = np.nonzero(shares > 0)[0]
@@ -181,6 +183,7 @@ class JobModel:
         self.fw_dst = np.concatenate(forward_dst) if forward_dst else np.zeros(0, dtype=np.int64)
         self.fw_coef = np.concatenate(forward_coef) if forward_coef else np.zeros(0)
         self._ratio_ext = np.ones(n + 1)
+        self._build_spans(n_v, n, forward_hops)
         # Redistribute what was queued per vertex over the new subtasks: a source's pending records by its
         # partitions (lag lives in partitions, which move to the new readers), buffers evenly.
         queue = np.zeros(n)
@@ -192,6 +195,37 @@ class JobModel:
                 queue[lo:hi] = queued_per_vertex[v_index] / vertex.parallelism
         self.queue = queue
         self.reset_metrics()
+
+    def _build_spans(self, n_vertices: int, n_subtasks: int, forward_hops: list[tuple[int, int, float]]) -> None:
+        """What ``advance`` needs for this layout: the vertex-level hop (records a vertex processes in a step
+        -> records each downstream vertex receives) and the forward edges grouped by how many forward hops
+        lie before their upstream subtask (a forward chain passes one subtask's records on subtask by subtask).
+        """
+        real = self.ch_target < n_subtasks  # not the dummy channels
+        # A channel carries its coefficient times what its upstream vertex processed; a forward edge carries its
+        # selectivity times that (each subtask pair carries its own part).
+        ups = np.concatenate([self.ch_up[real], np.array([u for u, _, _ in forward_hops], dtype=np.int64)])
+        downs = np.concatenate([self.vertex_of[self.ch_target[real]],
+                                np.array([d for _, d, _ in forward_hops], dtype=np.int64)])
+        coefs = np.concatenate([self.ch_coef[real], np.array([c for _, _, c in forward_hops], dtype=np.float64)])
+        pairs, inverse = np.unique(ups * n_vertices + downs, return_inverse=True)
+        self.hop_up = pairs // n_vertices
+        self.hop_down = pairs % n_vertices
+        self.hop_coef = np.bincount(inverse.reshape(-1), coefs, minlength=len(pairs))
+        self.span_ch_up = self.ch_up[real]
+        self.span_ch_target = self.ch_target[real]
+        self.span_ch_coef = self.ch_coef[real]
+        depth = np.zeros(n_subtasks, dtype=np.int64)
+        order = np.argsort(self.fw_src, kind="stable")  # upstream subtasks precede downstream ones (topological)
+        for k in order.tolist():
+            src, dst = int(self.fw_src[k]), int(self.fw_dst[k])
+            depth[dst] = max(depth[dst], depth[src] + 1)
+        self.fw_levels: list[tuple[IntArray, IntArray, FloatArray]] = []
+        src_depth = depth[self.fw_src]
+        for level in np.unique(src_depth).tolist():
+            chosen = src_depth == level
+            self.fw_levels.append((self.fw_src[chosen], self.fw_dst[chosen], self.fw_coef[chosen]))
+        self._span_index: dict[int, IntArray] = {}
 
     def rescale(self, parallelism: Mapping[str, int], restore_from_checkpoint: bool = False) -> None:
         """New parallelism. From a savepoint (default) nothing is lost or repeated: buffered records move to the
@@ -276,6 +310,78 @@ class JobModel:
         self.arrived_total += np.add.reduceat(arrivals, self.seg_start)
         self.ring_processed[row] = processed
         self.ring_wanted[row] = want
+
+    def advance(self, admitted: FloatArray) -> FloatArray | None:
+        """Advance ``len(admitted)`` steps at once, ``admitted[k]`` records offered in step k, when no buffer
+        fills in any of them; returns the sources' pending records after each step, or None (nothing changed)
+        when some step would need ``step``'s backpressure path.
+
+        The fast path is the free-flowing job: every non-source subtask processes all it holds in each step
+        (its buffer holds at most ``capacity x dt``) and nothing is backpressured (what arrives fits in the free
+        buffer). Then ``step`` reduces to: the sources follow their own recursion (pending += admitted x share;
+        processed = min(pending, capacity x dt), Lindley's), computed here step by step with the very same
+        operations on the source readers only, and every other vertex is linear and delayed by one hop: the
+        records a vertex processes in step k+1 are ``sum over input edges of coefficient x records its upstream
+        vertex processed in step k`` (a V-sized product per step), and the per-subtask split of those records
+        follows from the edge shares for all steps in one operation (forward edges subtask by subtask). Both
+        conditions are then checked on the result, exactly as ``step`` tests them, and the state is committed
+        only if they held in every step: a span that backpressures or saturates a vertex is stepped instead.
+
+        The results equal ``step``'s up to the order of floating-point additions (per-vertex sums are formed
+        from the hop's coefficients rather than from each subtask's share); tests/unit/sim check the two
+        against each other on random jobs."""
+        n = len(admitted)
+        if n == 0:
+            return np.zeros(0)
+        ns, n_sub, n_v = self.n_source_subtasks, self.n_subtasks, len(self.vertices)
+        n_src_v = len(self.source_ids)
+        processed = np.empty((n + 1, n_sub))  # row k < n: processed in step k; row n: the queue after the span
+        pending = np.empty(n)
+        source_queue = self.queue[:ns].copy()
+        source_cap, share = self.capacity_dt[:ns], self.source_share
+        for k, records in enumerate(admitted.tolist()):
+            source_queue += records * share
+            done = np.minimum(source_queue, source_cap)
+            source_queue -= done
+            processed[k, :ns] = done
+            pending[k] = source_queue.sum()
+        out = np.zeros((n + 1, n_v))  # records processed per vertex in each step (row n: the queue after)
+        out[:n, :n_src_v] = np.add.reduceat(processed[:n, :ns], self.seg_start[:n_src_v], axis=1)
+        out[0, n_src_v:] = np.add.reduceat(self.queue, self.seg_start)[n_src_v:]
+        hop_up, hop_down, hop_coef = self.hop_up, self.hop_down, self.hop_coef
+        for k in range(n):
+            out[k + 1, n_src_v:] = np.bincount(hop_down, out[k, hop_up] * hop_coef, minlength=n_v)[n_src_v:]
+        # Per subtask: row k + 1 holds what arrives in step k (a non-source subtask processes it in step k + 1).
+        index = self._span_index.get(n)
+        if index is None:
+            index = (np.arange(n)[:, None] * n_sub + self.span_ch_target[None, :]).reshape(-1)
+            self._span_index[n] = index
+        arrivals = np.bincount(index, (out[:n, self.span_ch_up] * self.span_ch_coef).reshape(-1),
+                               minlength=n * n_sub).reshape(n, n_sub)
+        processed[0, ns:] = self.queue[ns:]
+        processed[1:, ns:] = arrivals[:, ns:]
+        by_subtask = processed[1:].T  # a view: rows are subtasks (np.add.at adds repeated targets up)
+        for src, dst, coef in self.fw_levels:
+            np.add.at(by_subtask, dst, (processed[:-1, src] * coef).T)
+        held = processed[:, ns:]
+        if not (bool(np.all(held[:n] <= self.capacity_dt[ns:]))
+                and bool(np.all(held[1:] <= self.queue_max[ns:] - held[:n]))):
+            return None
+        self.queue[:ns] = source_queue
+        self.queue[ns:] = held[n]
+        for records in admitted.tolist():
+            self.admitted_total += records
+        self.processed_total += out[:n].sum(axis=0)
+        self.arrived_total[n_src_v:] += out[1:, n_src_v:].sum(axis=0)
+        window = self.window_steps
+        last = processed[max(0, n - window):n]
+        rows = (self.ring_index + np.arange(n - len(last), n)) % window
+        self.ring_processed[rows] = last
+        self.ring_wanted[rows] = last  # nothing held back: everything wanted was processed
+        self.ring_admitted[rows] = admitted[n - len(last):]
+        self.ring_index = (self.ring_index + n) % window
+        self.ring_filled = min(self.ring_filled + n, window)
+        return pending
 
     def downtime_step(self, admitted: float) -> None:
         """A step while the job restarts: the sources' partitions keep filling, nothing runs or is measured."""
