@@ -111,6 +111,8 @@ def main_bench() -> int:
     parser.add_argument("--only", default="", help="run only the inputs whose name contains this")
     parser.add_argument("--sim-vertices", type=int, default=1000, help="simulate: vertices at full size")
     parser.add_argument("--sim-hours", type=float, default=24.0, help="simulate: hours simulated at 1 s steps")
+    parser.add_argument("--sim-policy", default="flinkscale",
+                        help="simulate: the policy (static: the simulator alone, its decisions cost next to nothing)")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     tmp = Path(tempfile.mkdtemp(prefix="flinkscale-large-"))
@@ -128,7 +130,7 @@ def main_bench() -> int:
     def simulate_case(n: int) -> list[str]:
         path = tmp / f"scenario-{n}.yaml"
         path.write_text(scenario(n, args.sim_hours))
-        return ["simulate", str(path), "--no-progress", "--format", "json", "-p", "flinkscale"]
+        return ["simulate", str(path), "--no-progress", "--format", "json", "-p", args.sim_policy]
 
     def lint_case(n: int) -> list[str]:
         path = tmp / f"job-{n}.py"
@@ -138,7 +140,8 @@ def main_bench() -> int:
     cases: list[tuple[str, int, Callable[[int], list[str]]]] = [
         ("plan (operators)", 10_000 // scale, plan_case),
         ("decide (vertices)", 5_000 // scale, decide_case),
-        (f"simulate {args.sim_hours:g}h, flinkscale policy (vertices)", args.sim_vertices // scale, simulate_case),
+        (f"simulate {args.sim_hours:g}h, {args.sim_policy} policy (vertices)", args.sim_vertices // scale,
+         simulate_case),
         ("lint (lines)", 200_000 // scale, lint_case),
     ]
     print(f"{'input':44s} {'N/2':>8s} {'time':>8s} {'N':>8s} {'time':>8s} {'ratio':>6s} {'cpu N/2':>8s} "

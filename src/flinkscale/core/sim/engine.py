@@ -49,6 +49,8 @@ from flinkscale.core.sim.model import SimEdge, SimPipeline, SimVertex
 from flinkscale.core.snapshot import ShipStrategy
 
 IntArray = npt.NDArray[np.int64]
+# Source readers fall into groups of identical ones; up to this many groups are stepped on Python floats.
+_SOURCE_GROUPS_IN_PYTHON = 8
 
 
 def edge_shares(edge: SimEdge, target: SimVertex, key_group_weight: FloatArray | None) -> FloatArray:
@@ -212,6 +214,14 @@ class JobModel:
         self.hop_up = pairs // n_vertices
         self.hop_down = pairs % n_vertices
         self.hop_coef = np.bincount(inverse.reshape(-1), coefs, minlength=len(pairs))
+        # Vertex levels (longest path from a source): a level's flows follow from the levels before it, for all
+        # the steps of a span at once; a shallow graph is propagated level by level, a deep one step by step.
+        level = np.zeros(n_vertices, dtype=np.int64)
+        for up, down in zip(self.hop_up.tolist(), self.hop_down.tolist(), strict=True):  # sorted by upstream
+            level[down] = max(int(level[down]), int(level[up]) + 1)
+        hop_level = level[self.hop_down]
+        self.hop_levels = [(self.hop_up[hop_level == k], self.hop_down[hop_level == k], self.hop_coef[hop_level == k])
+                           for k in range(1, int(level.max()) + 1)]
         self.span_ch_up = self.ch_up[real]
         self.span_ch_target = self.ch_target[real]
         self.span_ch_coef = self.ch_coef[real]
@@ -336,21 +346,18 @@ class JobModel:
         ns, n_sub, n_v = self.n_source_subtasks, self.n_subtasks, len(self.vertices)
         n_src_v = len(self.source_ids)
         processed = np.empty((n + 1, n_sub))  # row k < n: processed in step k; row n: the queue after the span
-        pending = np.empty(n)
-        source_queue = self.queue[:ns].copy()
-        source_cap, share = self.capacity_dt[:ns], self.source_share
-        for k, records in enumerate(admitted.tolist()):
-            source_queue += records * share
-            done = np.minimum(source_queue, source_cap)
-            source_queue -= done
-            processed[k, :ns] = done
-            pending[k] = source_queue.sum()
+        source_queue, pending = self._advance_sources(admitted, processed)
         out = np.zeros((n + 1, n_v))  # records processed per vertex in each step (row n: the queue after)
         out[:n, :n_src_v] = np.add.reduceat(processed[:n, :ns], self.seg_start[:n_src_v], axis=1)
         out[0, n_src_v:] = np.add.reduceat(self.queue, self.seg_start)[n_src_v:]
-        hop_up, hop_down, hop_coef = self.hop_up, self.hop_down, self.hop_coef
-        for k in range(n):
-            out[k + 1, n_src_v:] = np.bincount(hop_down, out[k, hop_up] * hop_coef, minlength=n_v)[n_src_v:]
+        if len(self.hop_levels) < n:
+            by_vertex = out[1:].T  # a view: rows are vertices (np.add.at adds a vertex's inputs up)
+            for up, down, coef in self.hop_levels:
+                np.add.at(by_vertex, down, (out[:-1, up] * coef).T)
+        else:
+            hop_up, hop_down, hop_coef = self.hop_up, self.hop_down, self.hop_coef
+            for k in range(n):
+                out[k + 1, n_src_v:] = np.bincount(hop_down, out[k, hop_up] * hop_coef, minlength=n_v)[n_src_v:]
         # Per subtask: row k + 1 holds what arrives in step k (a non-source subtask processes it in step k + 1).
         index = self._span_index.get(n)
         if index is None:
@@ -382,6 +389,51 @@ class JobModel:
         self.ring_index = (self.ring_index + n) % window
         self.ring_filled = min(self.ring_filled + n, window)
         return pending
+
+    def _advance_sources(self, admitted: FloatArray, processed: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The source readers over a span without backpressure, with ``step``'s own operations: pending +=
+        admitted x share; processed = min(pending, capacity x dt) (into ``processed[:n, :readers]``); pending
+        -= processed. Returns the readers' pending records after the span and their sum after each step.
+
+        Readers with the same share, capacity and pending records behave identically (most layouts have one
+        or two such groups), so the recursion runs once per group on Python floats (IEEE doubles, the same
+        arithmetic as numpy's) and is spread back over the readers."""
+        ns, n = self.n_source_subtasks, len(admitted)
+        records = admitted.tolist()
+        keys = np.stack([self.source_share, self.capacity_dt[:ns], self.queue[:ns]], axis=1)
+        if bool(np.all(keys == keys[0])):  # the usual case, and much cheaper to see than to group
+            groups, group_of = keys[:1], np.zeros(ns, dtype=np.int64)
+        else:
+            groups, group_of = np.unique(keys, axis=0, return_inverse=True)
+        if len(groups) > _SOURCE_GROUPS_IN_PYTHON:
+            queue = self.queue[:ns].copy()
+            cap, share = self.capacity_dt[:ns], self.source_share
+            pending = np.empty(n)
+            for k, offered in enumerate(records):
+                queue += offered * share
+                done = np.minimum(queue, cap)
+                queue -= done
+                processed[k, :ns] = done
+                pending[k] = queue.sum()
+            return queue, pending
+        shares, caps, queues = groups[:, 0].tolist(), groups[:, 1].tolist(), groups[:, 2].tolist()
+        done_rows: list[list[float]] = []
+        queue_rows: list[list[float]] = []
+        for offered in records:
+            row = []
+            for g, (share, cap) in enumerate(zip(shares, caps, strict=True)):
+                queue = queues[g] + offered * share
+                done = queue if queue <= cap else cap
+                queues[g] = queue - done
+                row.append(done)
+            done_rows.append(row)
+            queue_rows.append(list(queues))
+        index = group_of.reshape(-1)
+        processed[:n, :ns] = np.asarray(done_rows)[:, index]
+        per_reader = np.asarray(queue_rows)[:, index]
+        # Row by row numpy sums a contiguous row exactly as it sums that row alone: the same pending as step's.
+        sums: FloatArray = per_reader.sum(axis=1)
+        return per_reader[-1].copy(), sums
 
     def downtime_step(self, admitted: float) -> None:
         """A step while the job restarts: the sources' partitions keep filling, nothing runs or is measured."""
