@@ -29,6 +29,13 @@ is sized in seconds (default 4 s, at least 2 steps) for that reason, and is far 
 millisecond-sized network buffers: the model is right about rates, lag and backpressure, not about
 sub-second latency.
 
+Between two events of the run loop (a decision, a checkpoint) ``advance`` takes all the steps at once while
+the job flows freely: no non-source subtask holds more than ``capacity x dt`` (it processes all it holds)
+and nothing is backpressured. Then the sources follow their own recursion and every other vertex is linear,
+one hop per step, which costs a few operations per step on V-sized arrays and one on the (steps x subtasks)
+array instead of a dozen per step on subtask-sized ones. It checks ``step``'s two conditions on the result
+and declines (the run loop then steps) when a span backpressures or saturates anything.
+
 Conservation holds by construction and is checked by the tests: for every vertex, records that arrived =
 records processed + records still queued + records discarded by a restore from a checkpoint, and at the
 sources offered = admitted + shed (a restore re-reads, and counts as arrived, what was read since the last
