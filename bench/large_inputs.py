@@ -6,6 +6,11 @@ Each input is generated at size N/2 and N (same shape, only more of it) and run 
 work quadruples (ratio ~4). The goal: every full-size run under 10 s, ratios near 2.
 
     python bench/large_inputs.py [--quick]     # --quick: a tenth of each size, for a smoke run
+    python bench/large_inputs.py --only simulate --sim-vertices 1000 --sim-hours 2 --sim-policy static
+
+Wall and CPU seconds are both printed: on a machine shared with other work the CPU seconds (this process's
+``process_time``) are the comparable figure. ``--sim-policy static`` times the simulator with decisions that
+cost next to nothing; with the default ``flinkscale`` policy its decide step is most of a large run.
 """
 
 from __future__ import annotations
