@@ -229,6 +229,10 @@ class MetricsSnapshot:
 
     def topological_order(self) -> tuple[Vertex, ...]:
         """Vertices with every vertex after all of its inputs (sources first)."""
+        return self._topological_order
+
+    @cached_property
+    def _topological_order(self) -> tuple[Vertex, ...]:  # sorted once per snapshot (policies ask per rule)
         order = topological_ids([v.id for v in self.vertices], ((e.source, e.target) for e in self.edges))
         if order is None:
             raise InputError("the job graph has a cycle", field="edges")

@@ -29,6 +29,13 @@ is sized in seconds (default 4 s, at least 2 steps) for that reason, and is far 
 millisecond-sized network buffers: the model is right about rates, lag and backpressure, not about
 sub-second latency.
 
+Between two events of the run loop (a decision, a checkpoint) ``advance`` takes all the steps at once while
+the job flows freely: no non-source subtask holds more than ``capacity x dt`` (it processes all it holds)
+and nothing is backpressured. Then the sources follow their own recursion and every other vertex is linear,
+one hop per step, which costs a few operations per step on V-sized arrays and one on the (steps x subtasks)
+array instead of a dozen per step on subtask-sized ones. It checks ``step``'s two conditions on the result
+and declines (the run loop then steps) when a span backpressures or saturates anything.
+
 Conservation holds by construction and is checked by the tests: for every vertex, records that arrived =
 records processed + records still queued + records discarded by a restore from a checkpoint, and at the
 sources offered = admitted + shed (a restore re-reads, and counts as arrived, what was read since the last
@@ -49,6 +56,8 @@ from flinkscale.core.sim.model import SimEdge, SimPipeline, SimVertex
 from flinkscale.core.snapshot import ShipStrategy
 
 IntArray = npt.NDArray[np.int64]
+# Source readers fall into groups of identical ones; up to this many groups are stepped on Python floats.
+_SOURCE_GROUPS_IN_PYTHON = 8
 
 
 def edge_shares(edge: SimEdge, target: SimVertex, key_group_weight: FloatArray | None) -> FloatArray:
@@ -149,6 +158,7 @@ class JobModel:
         forward_src: list[IntArray] = []
         forward_dst: list[IntArray] = []
         forward_coef: list[FloatArray] = []
+        forward_hops: list[tuple[int, int, float]] = []
         out_selectivity = np.zeros(len(self.vertices))
         for i, edge in enumerate(pipeline.edges):
             u, d = index[edge.source], index[edge.target]
@@ -158,6 +168,7 @@ class JobModel:
                 forward_src.append(starts[u] + np.arange(up.parallelism))
                 forward_dst.append(starts[d] + np.arange(down.parallelism))
                 forward_coef.append(np.full(up.parallelism, edge.selectivity))
+                forward_hops.append((u, d, edge.selectivity))
                 continue
             shares = edge_shares(edge, down, self._key_group_weight.get(i))
             used = np.nonzero(shares > 0)[0]
@@ -181,6 +192,7 @@ class JobModel:
         self.fw_dst = np.concatenate(forward_dst) if forward_dst else np.zeros(0, dtype=np.int64)
         self.fw_coef = np.concatenate(forward_coef) if forward_coef else np.zeros(0)
         self._ratio_ext = np.ones(n + 1)
+        self._build_spans(n_v, n, forward_hops)
         # Redistribute what was queued per vertex over the new subtasks: a source's pending records by its
         # partitions (lag lives in partitions, which move to the new readers), buffers evenly.
         queue = np.zeros(n)
@@ -192,6 +204,45 @@ class JobModel:
                 queue[lo:hi] = queued_per_vertex[v_index] / vertex.parallelism
         self.queue = queue
         self.reset_metrics()
+
+    def _build_spans(self, n_vertices: int, n_subtasks: int, forward_hops: list[tuple[int, int, float]]) -> None:
+        """What ``advance`` needs for this layout: the vertex-level hop (records a vertex processes in a step
+        -> records each downstream vertex receives) and the forward edges grouped by how many forward hops
+        lie before their upstream subtask (a forward chain passes one subtask's records on subtask by subtask).
+        """
+        real = self.ch_target < n_subtasks  # not the dummy channels
+        # A channel carries its coefficient times what its upstream vertex processed; a forward edge carries its
+        # selectivity times that (each subtask pair carries its own part).
+        ups = np.concatenate([self.ch_up[real], np.array([u for u, _, _ in forward_hops], dtype=np.int64)])
+        downs = np.concatenate([self.vertex_of[self.ch_target[real]],
+                                np.array([d for _, d, _ in forward_hops], dtype=np.int64)])
+        coefs = np.concatenate([self.ch_coef[real], np.array([c for _, _, c in forward_hops], dtype=np.float64)])
+        pairs, inverse = np.unique(ups * n_vertices + downs, return_inverse=True)
+        self.hop_up = pairs // n_vertices
+        self.hop_down = pairs % n_vertices
+        self.hop_coef = np.bincount(inverse.reshape(-1), coefs, minlength=len(pairs))
+        # Vertex levels (longest path from a source): a level's flows follow from the levels before it, for all
+        # the steps of a span at once; a shallow graph is propagated level by level, a deep one step by step.
+        level = np.zeros(n_vertices, dtype=np.int64)
+        for up, down in zip(self.hop_up.tolist(), self.hop_down.tolist(), strict=True):  # sorted by upstream
+            level[down] = max(int(level[down]), int(level[up]) + 1)
+        hop_level = level[self.hop_down]
+        self.hop_levels = [(self.hop_up[hop_level == k], self.hop_down[hop_level == k], self.hop_coef[hop_level == k])
+                           for k in range(1, int(level.max()) + 1)]
+        self.span_ch_up = self.ch_up[real]
+        self.span_ch_target = self.ch_target[real]
+        self.span_ch_coef = self.ch_coef[real]
+        depth = np.zeros(n_subtasks, dtype=np.int64)
+        order = np.argsort(self.fw_src, kind="stable")  # upstream subtasks precede downstream ones (topological)
+        for k in order.tolist():
+            src, dst = int(self.fw_src[k]), int(self.fw_dst[k])
+            depth[dst] = max(depth[dst], depth[src] + 1)
+        self.fw_levels: list[tuple[IntArray, IntArray, FloatArray]] = []
+        src_depth = depth[self.fw_src]
+        for level in np.unique(src_depth).tolist():
+            chosen = src_depth == level
+            self.fw_levels.append((self.fw_src[chosen], self.fw_dst[chosen], self.fw_coef[chosen]))
+        self._span_index: dict[int, IntArray] = {}
 
     def rescale(self, parallelism: Mapping[str, int], restore_from_checkpoint: bool = False) -> None:
         """New parallelism. From a savepoint (default) nothing is lost or repeated: buffered records move to the
@@ -276,6 +327,120 @@ class JobModel:
         self.arrived_total += np.add.reduceat(arrivals, self.seg_start)
         self.ring_processed[row] = processed
         self.ring_wanted[row] = want
+
+    def advance(self, admitted: FloatArray) -> FloatArray | None:
+        """Advance ``len(admitted)`` steps at once, ``admitted[k]`` records offered in step k, when no buffer
+        fills in any of them; returns the sources' pending records after each step, or None (nothing changed)
+        when some step would need ``step``'s backpressure path.
+
+        The fast path is the free-flowing job: every non-source subtask processes all it holds in each step
+        (its buffer holds at most ``capacity x dt``) and nothing is backpressured (what arrives fits in the free
+        buffer). Then ``step`` reduces to: the sources follow their own recursion (pending += admitted x share;
+        processed = min(pending, capacity x dt), Lindley's), computed here step by step with the very same
+        operations on the source readers only, and every other vertex is linear and delayed by one hop: the
+        records a vertex processes in step k+1 are ``sum over input edges of coefficient x records its upstream
+        vertex processed in step k`` (a V-sized product per step), and the per-subtask split of those records
+        follows from the edge shares for all steps in one operation (forward edges subtask by subtask). Both
+        conditions are then checked on the result, exactly as ``step`` tests them, and the state is committed
+        only if they held in every step: a span that backpressures or saturates a vertex is stepped instead.
+
+        The results equal ``step``'s up to the order of floating-point additions (per-vertex sums are formed
+        from the hop's coefficients rather than from each subtask's share); tests/unit/sim check the two
+        against each other on random jobs."""
+        n = len(admitted)
+        if n == 0:
+            return np.zeros(0)
+        ns, n_sub, n_v = self.n_source_subtasks, self.n_subtasks, len(self.vertices)
+        n_src_v = len(self.source_ids)
+        processed = np.empty((n + 1, n_sub))  # row k < n: processed in step k; row n: the queue after the span
+        source_queue, pending = self._advance_sources(admitted, processed)
+        out = np.zeros((n + 1, n_v))  # records processed per vertex in each step (row n: the queue after)
+        out[:n, :n_src_v] = np.add.reduceat(processed[:n, :ns], self.seg_start[:n_src_v], axis=1)
+        out[0, n_src_v:] = np.add.reduceat(self.queue, self.seg_start)[n_src_v:]
+        if len(self.hop_levels) < n:
+            by_vertex = out[1:].T  # a view: rows are vertices (np.add.at adds a vertex's inputs up)
+            for up, down, coef in self.hop_levels:
+                np.add.at(by_vertex, down, (out[:-1, up] * coef).T)
+        else:
+            hop_up, hop_down, hop_coef = self.hop_up, self.hop_down, self.hop_coef
+            for k in range(n):
+                out[k + 1, n_src_v:] = np.bincount(hop_down, out[k, hop_up] * hop_coef, minlength=n_v)[n_src_v:]
+        # Per subtask: row k + 1 holds what arrives in step k (a non-source subtask processes it in step k + 1).
+        index = self._span_index.get(n)
+        if index is None:
+            index = (np.arange(n)[:, None] * n_sub + self.span_ch_target[None, :]).reshape(-1)
+            self._span_index[n] = index
+        arrivals = np.bincount(index, (out[:n, self.span_ch_up] * self.span_ch_coef).reshape(-1),
+                               minlength=n * n_sub).reshape(n, n_sub)
+        processed[0, ns:] = self.queue[ns:]
+        processed[1:, ns:] = arrivals[:, ns:]
+        by_subtask = processed[1:].T  # a view: rows are subtasks (np.add.at adds repeated targets up)
+        for src, dst, coef in self.fw_levels:
+            np.add.at(by_subtask, dst, (processed[:-1, src] * coef).T)
+        held = processed[:, ns:]
+        if not (bool(np.all(held[:n] <= self.capacity_dt[ns:]))
+                and bool(np.all(held[1:] <= self.queue_max[ns:] - held[:n]))):
+            return None
+        self.queue[:ns] = source_queue
+        self.queue[ns:] = held[n]
+        for records in admitted.tolist():
+            self.admitted_total += records
+        self.processed_total += out[:n].sum(axis=0)
+        self.arrived_total[n_src_v:] += out[1:, n_src_v:].sum(axis=0)
+        window = self.window_steps
+        last = processed[max(0, n - window):n]
+        rows = (self.ring_index + np.arange(n - len(last), n)) % window
+        self.ring_processed[rows] = last
+        self.ring_wanted[rows] = last  # nothing held back: everything wanted was processed
+        self.ring_admitted[rows] = admitted[n - len(last):]
+        self.ring_index = (self.ring_index + n) % window
+        self.ring_filled = min(self.ring_filled + n, window)
+        return pending
+
+    def _advance_sources(self, admitted: FloatArray, processed: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The source readers over a span without backpressure, with ``step``'s own operations: pending +=
+        admitted x share; processed = min(pending, capacity x dt) (into ``processed[:n, :readers]``); pending
+        -= processed. Returns the readers' pending records after the span and their sum after each step.
+
+        Readers with the same share, capacity and pending records behave identically (most layouts have one
+        or two such groups), so the recursion runs once per group on Python floats (IEEE doubles, the same
+        arithmetic as numpy's) and is spread back over the readers."""
+        ns, n = self.n_source_subtasks, len(admitted)
+        records = admitted.tolist()
+        keys = np.stack([self.source_share, self.capacity_dt[:ns], self.queue[:ns]], axis=1)
+        if bool(np.all(keys == keys[0])):  # the usual case, and much cheaper to see than to group
+            groups, group_of = keys[:1], np.zeros(ns, dtype=np.int64)
+        else:
+            groups, group_of = np.unique(keys, axis=0, return_inverse=True)
+        if len(groups) > _SOURCE_GROUPS_IN_PYTHON:
+            queue = self.queue[:ns].copy()
+            cap, share = self.capacity_dt[:ns], self.source_share
+            pending = np.empty(n)
+            for k, offered in enumerate(records):
+                queue += offered * share
+                done = np.minimum(queue, cap)
+                queue -= done
+                processed[k, :ns] = done
+                pending[k] = queue.sum()
+            return queue, pending
+        shares, caps, queues = groups[:, 0].tolist(), groups[:, 1].tolist(), groups[:, 2].tolist()
+        done_rows: list[list[float]] = []
+        queue_rows: list[list[float]] = []
+        for offered in records:
+            row = []
+            for g, (share, cap) in enumerate(zip(shares, caps, strict=True)):
+                queue = queues[g] + offered * share
+                done = queue if queue <= cap else cap
+                queues[g] = queue - done
+                row.append(done)
+            done_rows.append(row)
+            queue_rows.append(list(queues))
+        index = group_of.reshape(-1)
+        processed[:n, :ns] = np.asarray(done_rows)[:, index]
+        per_reader = np.asarray(queue_rows)[:, index]
+        # Row by row numpy sums a contiguous row exactly as it sums that row alone: the same pending as step's.
+        sums: FloatArray = per_reader.sum(axis=1)
+        return per_reader[-1].copy(), sums
 
     def downtime_step(self, admitted: float) -> None:
         """A step while the job restarts: the sources' partitions keep filling, nothing runs or is measured."""

@@ -125,6 +125,10 @@ class SimPipeline:
         return tuple(v for v in self.vertices if v.id not in origins)
 
     def topological_order(self) -> tuple[SimVertex, ...]:
+        return self._topological_order
+
+    @cached_property
+    def _topological_order(self) -> tuple[SimVertex, ...]:  # a frozen value: sorted once
         order = topological_ids([v.id for v in self.vertices], ((e.source, e.target) for e in self.edges))
         if order is None:
             raise InputError("the job graph has a cycle", field="pipeline.edges")
@@ -145,13 +149,15 @@ class SimPipeline:
         sources = self.sources()
         for s in sources:
             factor[s.id] = 1.0 / len(sources)
+        outputs: dict[str, list[SimEdge]] = {}
+        for e in self.edges:  # each vertex's output edges in edge order: one pass, linear in the graph
+            outputs.setdefault(e.source, []).append(e)
         for v in self.topological_order():
-            for e in self.edges:
-                if e.source == v.id:
-                    fan_out = 1.0
-                    if e.ship_strategy is ShipStrategy.BROADCAST:
-                        fan_out = float(self.vertex(e.target).parallelism)
-                    factor[e.target] += factor[v.id] * e.selectivity * fan_out
+            for e in outputs.get(v.id, ()):
+                fan_out = 1.0
+                if e.ship_strategy is ShipStrategy.BROADCAST:
+                    fan_out = float(self.vertex(e.target).parallelism)
+                factor[e.target] += factor[v.id] * e.selectivity * fan_out
         return factor
 
     def parallelism_for_rate(self, rate: float, utilization: float = 1.0) -> dict[str, int]:

@@ -16,6 +16,7 @@ and the simulation will show the lag that remains.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,7 +33,7 @@ _LINEAR_SEARCH_LIMIT = 4096
 
 def _busiest_load(pipeline: SimPipeline, vertex: SimVertex, p: int, input_rates: dict[int, float],
                   weights: dict[int, FloatArray]) -> float:
-    candidate = pipeline.with_parallelism({vertex.id: p}).vertex(vertex.id)
+    candidate = replace(vertex, parallelism=p)  # only this vertex changes: no whole pipeline per candidate
     load = np.zeros(p)
     for i, rate in input_rates.items():
         edge = pipeline.edges[i]
@@ -43,12 +44,21 @@ def _busiest_load(pipeline: SimPipeline, vertex: SimVertex, p: int, input_rates:
     return float(load.max())
 
 
+def _inputs_by_target(pipeline: SimPipeline) -> dict[str, list[int]]:
+    """Indexes of each vertex's input edges, in edge order (one pass: linear in the graph)."""
+    inputs: dict[str, list[int]] = {}
+    for i, edge in enumerate(pipeline.edges):
+        inputs.setdefault(edge.target, []).append(i)
+    return inputs
+
+
 def peak_parallelism(pipeline: SimPipeline, peak_rate: float, utilization: float = 0.8) -> dict[str, int]:
     """Per vertex, the smallest parallelism whose busiest subtask stays <= ``utilization`` at ``peak_rate``."""
     if not 0 < utilization <= 1:
         raise InputError(f"must be in (0, 1], got {utilization}", field="peak_provisioning.utilization")
     factors = pipeline.vertex_rate_factors()
     sources = {v.id for v in pipeline.sources()}
+    incoming = _inputs_by_target(pipeline)
     result: dict[str, int] = {}
     for vertex in pipeline.vertices:
         budget = vertex.capacity * utilization
@@ -61,8 +71,8 @@ def peak_parallelism(pipeline: SimPipeline, peak_rate: float, utilization: float
                 p += 1
             result[vertex.id] = p
             continue
-        inputs = {i: peak_rate * factors[e.source] * e.selectivity for i, e in enumerate(pipeline.edges)
-                  if e.target == vertex.id}
+        inputs = {i: peak_rate * factors[pipeline.edges[i].source] * pipeline.edges[i].selectivity
+                  for i in incoming.get(vertex.id, ())}
         # Only key groups make the busiest share depend on p; BROADCAST and GLOBAL load cannot be spread.
         if not any(pipeline.edges[i].ship_strategy is ShipStrategy.HASH for i in inputs):
             result[vertex.id] = min(even, vertex.max_parallelism)
@@ -91,6 +101,7 @@ def parallelism_levels(pipeline: SimPipeline, rates: list[float], utilization: f
     ordered = sorted(rates)
     factors = pipeline.vertex_rate_factors()
     sources = {v.id for v in pipeline.sources()}
+    incoming = _inputs_by_target(pipeline)
     per_vertex: dict[str, list[int]] = {}
     for vertex in pipeline.vertices:
         budget = vertex.capacity * utilization
@@ -105,7 +116,8 @@ def parallelism_levels(pipeline: SimPipeline, rates: list[float], utilization: f
                 found.append(p)
             per_vertex[vertex.id] = found
             continue
-        inputs = {i: factors[e.source] * e.selectivity for i, e in enumerate(pipeline.edges) if e.target == vertex.id}
+        inputs = {i: factors[pipeline.edges[i].source] * pipeline.edges[i].selectivity
+                  for i in incoming.get(vertex.id, ())}
         weights = {i: key_group_weights(pipeline.edges[i].key_distribution, vertex.max_parallelism)
                    for i in inputs if pipeline.edges[i].ship_strategy is ShipStrategy.HASH}
         share: dict[int, float] = {}
@@ -132,14 +144,15 @@ def carried_rate(pipeline: SimPipeline, parallelism: dict[str, int]) -> float:
     vertex fully busy: the full-speed capacity of that size, key groups and partitions included."""
     factors = pipeline.vertex_rate_factors()
     sources = {v.id for v in pipeline.sources()}
+    incoming = _inputs_by_target(pipeline)
     best = math.inf
     for vertex in pipeline.vertices:
         p = parallelism.get(vertex.id, vertex.parallelism)
         if vertex.id in sources:
             load = factors[vertex.id] * float(partition_shares(vertex.partitions, p).max())
         else:
-            inputs = {i: factors[e.source] * e.selectivity for i, e in enumerate(pipeline.edges)
-                      if e.target == vertex.id}
+            inputs = {i: factors[pipeline.edges[i].source] * pipeline.edges[i].selectivity
+                      for i in incoming.get(vertex.id, ())}
             weights = {i: key_group_weights(pipeline.edges[i].key_distribution, vertex.max_parallelism)
                        for i in inputs if pipeline.edges[i].ship_strategy is ShipStrategy.HASH}
             load = _busiest_load(pipeline, vertex, p, inputs, weights)

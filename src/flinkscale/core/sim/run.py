@@ -38,7 +38,7 @@ from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord
 from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.shedding import ShedSettings
-from flinkscale.core.sim.engine import JobModel, WindowMetrics
+from flinkscale.core.sim.engine import IntArray, JobModel, WindowMetrics
 from flinkscale.core.sim.keyload import FloatArray
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
 from flinkscale.core.snapshot import (
@@ -165,12 +165,26 @@ def clamp_parallelism(requested: Mapping[str, int], pipeline: SimPipeline, clust
     return clamped
 
 
-def _skew(values: FloatArray) -> float | None:
-    """Flink's ``agg=skew``: min(mean absolute deviation / mean x 100, 100)."""
-    mean = float(values.mean())
-    if mean <= 0:
-        return None
-    return min(float(np.abs(values - mean).mean()) / mean * 100, 100.0)
+#: numpy sums fewer than this many values one after the other (pairwise summation starts at 8).
+_SEQUENTIAL_SUM_BELOW = 8
+
+
+def _segment_sums(values: FloatArray, starts: IntArray, counts: IntArray) -> FloatArray:
+    """``values[lo:hi].sum()`` for every segment, bit for bit what numpy's ``sum`` gives per segment.
+
+    ``np.add.reduceat`` adds in another order (its results differ in the last bits), and the snapshot's
+    numbers must not depend on whether they were computed per vertex or for all at once: segments shorter
+    than 8 (numpy adds those one after the other) are added column by column across all segments; longer
+    ones (pairwise summation) go through ``sum`` one by one, and there are few of them (one per vertex of
+    8 or more subtasks)."""
+    short = counts < _SEQUENTIAL_SUM_BELOW
+    total = values[starts].copy()
+    last = len(values) - 1
+    for k in range(1, int(min(counts.max(), _SEQUENTIAL_SUM_BELOW - 1))):
+        total += np.where(k < counts, values[np.minimum(starts + k, last)], 0.0)
+    for i in np.nonzero(~short)[0]:
+        total[i] = values[starts[i]:starts[i] + counts[i]].sum()
+    return total
 
 
 def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: float, job_name: str,
@@ -179,61 +193,81 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
     """What Flink's REST API would report for the simulated job, averaged over the metrics window.
 
     Under shedding (``keep_probability`` < 1) a source reads ``1 / p`` records for each one it keeps, so
-    its records in are the kept ones over p; busy time counts the kept records only."""
+    its records in are the kept ones over p; busy time counts the kept records only.
+
+    The per-subtask metrics are computed for all subtasks at once and reduced per vertex (max; sums in
+    numpy's own order, ``_segment_sums``), so a snapshot of a 1,000-vertex job costs a few numpy operations,
+    not a few per vertex. Flink's ``agg=skew`` of records in is min(mean absolute deviation / mean x 100, 100).
+    """
     slots = config.cluster.slots_for(model.parallelism())
     spt = config.cluster.slots_per_task_manager
     task_managers = -(-slots // spt)
     cluster = ClusterResources(task_managers=task_managers, slots_total=task_managers * spt,
                                slots_available=task_managers * spt - slots, slots_per_task_manager=spt,
                                max_task_managers=config.cluster.max_slots // spt)
-    queued = model.queued_per_vertex()
+    queued = model.queued_per_vertex().tolist()
     targets = {e.target for e in model.pipeline.edges}
     origins = {e.source for e in model.pipeline.edges}
-    vertices = []
-    for i, v in enumerate(model.vertices):
-        lo, hi = int(model.seg_start[i]), int(model.seg_start[i] + model.parallelism_array[i])
-        metrics = VertexMetrics()
-        if window is not None:
-            seconds = window.seconds
-            processed = window.processed[lo:hi]
-            capacity_seconds = model.capacity[lo:hi] * seconds
-            busy = processed / capacity_seconds * 1000
-            backpressured = (window.wanted[lo:hi] - processed) / capacity_seconds * 1000
-            idle = np.clip(1000 - busy - backpressured, 0, 1000)
-            rate_in = processed / seconds
+    starts, counts = model.seg_start, model.parallelism_array
+    n_sources = len(model.source_ids)
+    per_vertex: list[VertexMetrics] = []
+    if window is not None:
+        seconds = window.seconds
+        processed = window.processed
+        capacity_seconds: FloatArray = model.capacity * seconds
+        busy: FloatArray = processed / capacity_seconds * 1000
+        backpressured: FloatArray = (window.wanted - processed) / capacity_seconds * 1000
+        idle: FloatArray = np.clip(1000 - busy - backpressured, 0, 1000)
+        rate_in: FloatArray = processed / seconds
+        if keep_probability < 1.0:
+            # Sources come first in topological order: their readers are the first subtasks.
+            rate_in[: model.n_source_subtasks] = rate_in[: model.n_source_subtasks] / keep_probability
+        rate_sum = _segment_sums(rate_in, starts, counts)
+        rate_mean = rate_sum / counts
+        deviation = _segment_sums(np.abs(rate_in - np.repeat(rate_mean, counts)), starts, counts) / counts
+        skew = [None if mean <= 0 else min(dev / mean * 100, 100.0)
+                for dev, mean in zip(deviation.tolist(), rate_mean.tolist(), strict=True)]
+        records_out = (rate_sum * model.out_factor).tolist()
+        busy_max = np.maximum.reduceat(busy, starts).tolist()
+        busy_avg = (_segment_sums(busy, starts, counts) / counts).tolist()
+        bp_max = np.maximum.reduceat(backpressured, starts).tolist()
+        bp_avg = (_segment_sums(backpressured, starts, counts) / counts).tolist()
+        idle_avg = (_segment_sums(idle, starts, counts) / counts).tolist()
+        source_processed = _segment_sums(processed[: model.n_source_subtasks], starts[:n_sources],
+                                         counts[:n_sources]).tolist()
+        rates = rate_sum.tolist()
+        for i, v in enumerate(model.vertices):
             is_source = v.id not in targets
-            if is_source and keep_probability < 1.0:
-                rate_in = rate_in / keep_probability
-            pending = float(queued[i]) if is_source else None
+            pending = queued[i] if is_source else None
             pending_growth = None
             if is_source:
                 admitted_here = window.admitted / len(model.source_ids)
-                pending_growth = (admitted_here - float(processed.sum())) / seconds
+                pending_growth = (admitted_here - source_processed[i]) / seconds
             subtasks: tuple[SubtaskMetrics, ...] = ()
             if config.subtask_metrics:
-                subtasks = tuple(SubtaskMetrics(index=k, num_records_in_per_second=float(rate_in[k]),
-                                                num_records_out_per_second=float(rate_in[k] * model.out_factor[i]),
-                                                busy_time_ms_per_second=float(busy[k]),
-                                                back_pressured_time_ms_per_second=float(backpressured[k]),
-                                                idle_time_ms_per_second=float(idle[k]))
+                lo, hi = int(starts[i]), int(starts[i] + counts[i])
+                subtasks = tuple(SubtaskMetrics(index=k, num_records_in_per_second=float(rate_in[lo + k]),
+                                                num_records_out_per_second=float(rate_in[lo + k] * model.out_factor[i]),
+                                                busy_time_ms_per_second=float(busy[lo + k]),
+                                                back_pressured_time_ms_per_second=float(backpressured[lo + k]),
+                                                idle_time_ms_per_second=float(idle[lo + k]))
                                  for k in range(hi - lo))
-            metrics = VertexMetrics(
-                num_records_in_per_second=float(rate_in.sum()),
-                num_records_out_per_second=float(rate_in.sum() * model.out_factor[i]),
-                busy_time_ms_per_second_max=float(busy.max()), busy_time_ms_per_second_avg=float(busy.mean()),
-                back_pressured_time_ms_per_second_max=float(backpressured.max()),
-                back_pressured_time_ms_per_second_avg=float(backpressured.mean()),
-                idle_time_ms_per_second_avg=float(idle.mean()),
-                pending_records=pending, pending_records_per_second=pending_growth,
-                records_in_skew=_skew(rate_in), subtasks=subtasks)
-        elif v.id not in targets:
-            metrics = VertexMetrics(pending_records=float(queued[i]))
-        vertices.append(Vertex(id=v.id, name=v.label, parallelism=v.parallelism, max_parallelism=v.max_parallelism,
-                               is_source=v.id not in targets, is_sink=v.id not in origins, partitions=v.partitions,
-                               metrics=metrics))
+            per_vertex.append(VertexMetrics(
+                num_records_in_per_second=rates[i], num_records_out_per_second=records_out[i],
+                busy_time_ms_per_second_max=busy_max[i], busy_time_ms_per_second_avg=busy_avg[i],
+                back_pressured_time_ms_per_second_max=bp_max[i], back_pressured_time_ms_per_second_avg=bp_avg[i],
+                idle_time_ms_per_second_avg=idle_avg[i], pending_records=pending,
+                pending_records_per_second=pending_growth, records_in_skew=skew[i], subtasks=subtasks))
+    else:
+        per_vertex = [VertexMetrics(pending_records=queued[i]) if v.id not in targets else VertexMetrics()
+                      for i, v in enumerate(model.vertices)]
+    vertices = tuple(Vertex(id=v.id, name=v.label, parallelism=v.parallelism, max_parallelism=v.max_parallelism,
+                            is_source=v.id not in targets, is_sink=v.id not in origins, partitions=v.partitions,
+                            metrics=per_vertex[i])
+                     for i, v in enumerate(model.vertices))
     edges = tuple(Edge(e.source, e.target, e.ship_strategy) for e in model.pipeline.edges)
     return MetricsSnapshot(timestamp=timestamp, job_id=f"sim-{job_name}", job_name=job_name,
-                           vertices=tuple(vertices), edges=edges, job_state=job_state,
+                           vertices=vertices, edges=edges, job_state=job_state,
                            window_seconds=window.seconds if window else 0.0, cluster=cluster,
                            checkpoints=checkpoints)
 
@@ -247,9 +281,13 @@ def _lag_seconds(lag_records: FloatArray, offered_rate: FloatArray) -> FloatArra
 
 def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: SimConfig, *,
              progress: ProgressCallback | None = None, policy_name: str | None = None,
-             history: History | None = None) -> SimRun:
+             history: History | None = None, step_by_step: bool = False) -> SimRun:
     """Run ``policy`` on ``pipeline`` under the offered ``rates`` (records/s, one value per step), starting
-    from ``history`` (e.g. the load of the days before the run, ``Scenario.prior_history``)."""
+    from ``history`` (e.g. the load of the days before the run, ``Scenario.prior_history``).
+
+    The steps between two events (a decision, a checkpoint) go through ``JobModel.advance`` at once while the
+    job flows freely, else one by one through ``JobModel.step``; ``step_by_step`` takes every step one by one
+    (the reference the tests compare the fast path with)."""
     name: str = policy_name or str(getattr(policy, "name", type(policy).__name__))
     dt = config.step_seconds
     steps = min(config.steps, len(rates))
@@ -282,7 +320,34 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     source_index = [model.index[s] for s in model.source_ids]
     interval_offered = 0.0
     interval_steps = 0
-    for t in range(steps):
+    stepped_until = 0  # steps before this one go one by one (a span there did not flow freely)
+    t = 0
+    while t < steps:
+        if (not step_by_step and pause_steps == 0 and t >= stepped_until
+                and (t + 1) * dt > down_until + 1e-9):
+            # Up to the next event (a decision or the last step, a checkpoint) the steps advance at once.
+            next_decision = min(steps - 1, (t // decision_every + 1) * decision_every - 1)
+            next_checkpoint = t - 1 + checkpoint_every - steps_since_restart % checkpoint_every
+            end = min(next_decision, next_checkpoint)
+            if end - t >= 2:
+                offered_span = np.asarray(rates[t:end], dtype=np.float64) * dt
+                admitted_span = offered_span * (1.0 - shed_fraction)
+                pending = model.advance(admitted_span)
+                if pending is None:
+                    stepped_until = end
+                else:
+                    for k, (offered, admitted) in enumerate(zip(offered_span.tolist(), admitted_span.tolist(),
+                                                                strict=True)):
+                        interval_offered += offered
+                        interval_steps += 1
+                        dropped += offered - admitted
+                        slot_seconds += slots * dt
+                        if progress is not None and (t + k) % progress_every == 0:
+                            progress((t + k) / steps)
+                    steps_since_restart += end - t
+                    lag[t:end] = pending
+                    t = end
+                    continue
         now = (t + 1) * dt
         offered = float(rates[t]) * dt
         interval_offered += offered
@@ -340,6 +405,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                                                    new_parallelism=new), settings)
         if progress is not None and t % progress_every == 0:
             progress(t / steps)
+        t += 1
     if progress is not None:
         progress(1.0)
     offered_rates = np.asarray(rates[:steps], dtype=np.float64)
