@@ -30,7 +30,7 @@ RPO, RTO), the model does not raise: it records a ``Constraint`` that says what 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from flinkscale.core.errors import InputError
@@ -339,7 +339,12 @@ def size_operators(spec: WorkloadSpec, provisioned: float, ceiling: int | None =
                 f"{op.id}: every subtask receives the full broadcast stream ({format_rate(broadcast)}); no "
                 "parallelism can carry it at the target utilization: make the broadcast side smaller or cheaper"))
         cpu_parallelism[op.id] = p
-    parallelism = dict(cpu_parallelism)
+        if p > UPPER_BOUND_MAX_PARALLELISM:
+            constraints.append(Constraint(
+                "flink_parallelism", p, UPPER_BOUND_MAX_PARALLELISM, "subtasks",
+                f"{op.id} needs parallelism {p:,}, but Flink runs an operator at most "
+                f"{UPPER_BOUND_MAX_PARALLELISM:,} subtasks wide: make it cheaper or split the job"))
+    parallelism = {op_id: min(p, UPPER_BOUND_MAX_PARALLELISM) for op_id, p in cpu_parallelism.items()}
     groups = _forward_groups(spec)
     members: dict[str, list[str]] = {}
     for node, group in groups.items():
@@ -586,7 +591,8 @@ def plan_capacity(spec: WorkloadSpec) -> Capacity:
     kafka, kafka_constraints = kafka_topics(spec, operators)
     constraints += kafka_constraints
     for constraint in constraints:
-        if constraint.name in ("source_partitions", "partition_throughput") and constraint.required > 0:
+        if constraint.name in ("source_partitions", "partition_throughput", "flink_parallelism") and \
+                constraint.required > 0:
             carried = min(carried, constraint.available / constraint.required)
 
     if spec.state.ttl_seconds is not None and projected.value > 0:
@@ -715,7 +721,7 @@ def _fit_memory(spec: WorkloadSpec, parallelism: Mapping[str, int], tms: int, sl
                 projected_state: float, backend: str, managed_fraction: float,
                 constraints: list[Constraint]) -> tuple[TaskManagerMemoryOptions, TaskManagerMemory, int, str]:
     stated = spec.cluster.process_memory_per_task_manager
-    for attempt_tms in range(tms, tms * 64 + 1):
+    for attempt_tms in _task_manager_counts(tms, tms * 64 if stated else tms * 8 + 1):
         state_per_tm = projected_state / attempt_tms
         heap_needed = slots_per_tm * WORKING_HEAP_PER_SLOT + (
             state_per_tm * HASHMAP_OBJECT_OVERHEAD if backend == "hashmap" else 0)
@@ -734,8 +740,6 @@ def _fit_memory(spec: WorkloadSpec, parallelism: Mapping[str, int], tms: int, sl
                 note = "" if attempt_tms == tms else (
                     f"TaskManagers raised from {tms} to {attempt_tms} so that state fits in TaskManager memory")
                 return options, memory, attempt_tms, note
-        if stated is None and attempt_tms > tms * 8:
-            break
     # Nothing fits: keep the largest size and say so.
     size = stated or LARGEST_AUTO_PROCESS_SIZE
     options = TaskManagerMemoryOptions(process_size=size, managed_fraction=managed_fraction)
@@ -747,6 +751,17 @@ def _fit_memory(spec: WorkloadSpec, parallelism: Mapping[str, int], tms: int, sl
         "task_manager_memory", projected_state / tms, memory.task_heap, "B",
         f"state does not fit {format_bytes(size, binary=True)} TaskManagers: use rocksdb or larger TaskManagers"))
     return options, memory, tms, ""
+
+
+def _task_manager_counts(first: int, last: int) -> Iterator[int]:
+    """TaskManager counts to try, from ``first`` to ``last``: every count for the first 64, then steps of 5%.
+
+    The smallest count that fits is exact up to 64 more TaskManagers than the CPU needs, within 5% beyond; a
+    plan of thousands of TaskManagers whose state does not fit tries ~150 counts, not thousands."""
+    count = first
+    while count <= last:
+        yield count
+        count = count + 1 if count < first + 64 else max(count + 1, math.ceil(count * 1.05))
 
 
 def _fit_job_manager(heap_needed: float) -> JobManagerMemoryOptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,27 @@ def test_examples_plan_without_binding_constraints(name: str) -> None:
     capacity = plan_capacity(parse_workload_text((EXAMPLES / f"{name}.yaml").read_text()))
     assert not capacity.constraints
     assert math.isclose(sum(capacity.cluster.memory.components().values()), capacity.cluster.memory.process_size)
+
+
+def test_an_operator_wider_than_flink_allows_is_capped_and_named() -> None:
+    """1 EB/day needs millions of subtasks: the plan caps each operator at Flink's 32,768 and names every one that
+    needs more (this input once kept the memory fit trying TaskManager counts for minutes)."""
+    capacity = plan_capacity(parse_workload(_spec(1_000_000)))
+    binding = {c.message.split()[0]: c for c in capacity.constraints if c.name == "flink_parallelism"}
+    over = {op.operator.id for op in capacity.operators if op.parallelism_for_cpu.value > 32_768}
+    assert over and set(binding) == over
+    assert all(c.available == 32_768 and c.required > 32_768 for c in binding.values())
+    assert all(op.parallelism.value <= 32_768 for op in capacity.operators)
+    worst = max(c.required for c in binding.values())
+    assert capacity.carried_fraction.value == pytest.approx(32_768 / worst)
+
+
+def test_task_manager_counts_are_exact_for_64_then_grow_by_5_percent() -> None:
+    from flinkscale.core.capacity import _task_manager_counts
+
+    assert list(_task_manager_counts(3, 24)) == list(range(3, 25))
+    assert list(_task_manager_counts(10, 81)) == [*range(10, 75), 78]  # 64 exact, then ceil(74 x 1.05) = 78
+    wide = list(_task_manager_counts(5_000, 40_001))
+    assert wide[:65] == list(range(5_000, 5_065)) and wide[-1] <= 40_001
+    assert all(a < b <= math.ceil(a * 1.05) for a, b in itertools.pairwise(wide))
+    assert len(wide) < 150
