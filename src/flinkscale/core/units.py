@@ -23,6 +23,8 @@ from flinkscale.core.errors import InputError
 
 _N = TypeVar("_N", int, float)
 
+SECONDS_PER_DAY = 86400.0
+
 KB, MB, GB, TB = 10**3, 10**6, 10**9, 10**12
 KiB, MiB, GiB, TiB = 2**10, 2**20, 2**30, 2**40
 

@@ -32,9 +32,8 @@ from flinkscale.core.graph import topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
-from flinkscale.core.units import MB, Rate, parse_duration, parse_rate, parse_size
+from flinkscale.core.units import MB, SECONDS_PER_DAY, Rate, parse_duration, parse_rate, parse_size
 
-SECONDS_PER_DAY = 86400.0
 # Magnitudes no real spec reaches; beyond them the capacity maths would overflow or lose all precision, so a
 # typo such as 1e308 is an error naming its field instead of an infinity three formulas later.
 MAX_NUMBER = 1e12

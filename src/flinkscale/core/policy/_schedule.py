@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from flinkscale.core.units import SECONDS_PER_DAY
+
 FloatArray = npt.NDArray[np.float64]
 
-DAY = 86400.0
+DAY = SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)

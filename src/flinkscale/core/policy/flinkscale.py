@@ -70,16 +70,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from flinkscale.core import rates
-from flinkscale.core.forecast import DAY, Forecast, seasonal_forecast
 from flinkscale.core.policy import _evaluate as ev
-from flinkscale.core.policy._schedule import Level, PlanProblem, solve
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot, Vertex
+from flinkscale.core.units import SECONDS_PER_DAY as DAY
+
+if TYPE_CHECKING:
+    from flinkscale.core.forecast import Forecast
+    from flinkscale.core.policy._schedule import Level
+
+# numpy, the forecaster and the schedule solver load on the first planned decision, not with the policy: a
+# `decide` on one snapshot (no load history, no forecast) starts without them (bench/cli_startup.py).
 
 NAME = "flinkscale"
 
@@ -331,10 +336,7 @@ class FlinkscalePolicy:
 
         fallback = None
         if s.forecast_horizon > 0:
-            times = np.array([t for t, _ in history.load], dtype=np.float64)
-            values = np.array([v for _, v in history.load], dtype=np.float64)
-            forecast = seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
-                                         quantile=s.forecast_quantile)
+            forecast = self._forecast(history, now)
             planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
                                     used_today, triggers, backlog, draining)
             if isinstance(planned, Decision):
@@ -349,7 +351,7 @@ class FlinkscalePolicy:
                 sized_for = targets
                 until = max((math.floor(now / DAY) + 1) * DAY - forecast.start, s.scale_down_interval)
                 ahead = forecast.upper[: max(1, math.ceil(until / forecast.bin_seconds))]
-                expected = ev.propagate_rates(snapshot, _spread(float(np.max(ahead)), source_targets), ratios)
+                expected = ev.propagate_rates(snapshot, _spread(float(ahead.max()), source_targets), ratios)
                 peak_loads = {k: max(v, expected.get(k, 0.0)) for k, v in peak_loads.items()}
                 if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
                     down_block = "the load is above its forecast's band"
@@ -483,6 +485,21 @@ class FlinkscalePolicy:
         return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
 
     # --- planned rescales on the load forecast --------------------------------------------------------
+    def _forecast(self, history: History, now: float) -> Forecast | None:
+        """The seasonal forecast from the load history; None under a day of it (numpy loads only past that)."""
+        s = self.settings
+        past = [(t, v) for t, v in history.load if t < now]
+        if len(past) < 2 or past[-1][0] - past[0][0] < DAY - s.plan_block:
+            return None  # what seasonal_forecast says too, without loading numpy for a one-snapshot decide
+        import numpy as np
+
+        from flinkscale.core.forecast import seasonal_forecast
+
+        times = np.array([t for t, _ in history.load], dtype=np.float64)
+        values = np.array([v for _, v in history.load], dtype=np.float64)
+        return seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
+                                 quantile=s.forecast_quantile)
+
     def _planned(self, snapshot: MetricsSnapshot, forecast: Forecast | None, history: History, plans: Sequence[_Plan],
                  ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
                  ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
@@ -493,6 +510,10 @@ class FlinkscalePolicy:
         load_now = sum(source_targets.values())
         if forecast is None:
             return _NO_FORECAST
+        import numpy as np
+
+        from flinkscale.core.policy._schedule import PlanProblem, solve
+
         lower, median, upper = forecast.at(now)
         if load_now > upper * (1 + s.forecast_miss_tolerance):
             return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
@@ -583,6 +604,10 @@ class FlinkscalePolicy:
         """Sizes to plan with, from the measured per-subtask costs: for source rates on a geometric grid
         (5% apart) over the forecast's range, the fewest subtasks per vertex that carry it at full speed.
         The current size is level ``start`` (its capacity from the same costs)."""
+        import numpy as np
+
+        from flinkscale.core.policy._schedule import Level
+
         s = self.settings
         total = sum(source_targets.values())
         shares = ({k: v / total for k, v in source_targets.items()} if total > 0 else

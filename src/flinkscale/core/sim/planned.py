@@ -39,9 +39,8 @@ from flinkscale.core.plan import PlannedDeployment
 from flinkscale.core.rates import capacity_from_cost
 from flinkscale.core.sim.scenario import MAX_NUMBER
 from flinkscale.core.snapshot import ShipStrategy
+from flinkscale.core.units import SECONDS_PER_DAY
 from flinkscale.core.workload import Role, WorkloadSpec
-
-SECONDS_PER_DAY = 86400.0
 
 
 def check_deployment(spec: WorkloadSpec, deployment: PlannedDeployment, source: str) -> None:
