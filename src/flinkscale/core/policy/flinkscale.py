@@ -488,9 +488,13 @@ class FlinkscalePolicy:
     def _forecast(self, history: History, now: float) -> Forecast | None:
         """The seasonal forecast from the load history; None under a day of it (numpy loads only past that)."""
         s = self.settings
-        past = [(t, v) for t, v in history.load if t < now]
-        if len(past) < 2 or past[-1][0] - past[0][0] < DAY - s.plan_block:
-            return None  # what seasonal_forecast says too, without loading numpy for a one-snapshot decide
+        load = history.load
+        # seasonal_forecast's own test (under two samples before ``now``, or first to last under a day: None),
+        # made here on the two ends alone, without copying 15 days of samples or loading numpy.
+        first = next((i for i, (t, _) in enumerate(load) if t < now), None)
+        last = next((i for i in range(len(load) - 1, -1, -1) if load[i][0] < now), None)
+        if first is None or last is None or last <= first or load[last][0] - load[first][0] < DAY - s.plan_block:
+            return None
         import numpy as np
 
         from flinkscale.core.forecast import seasonal_forecast
