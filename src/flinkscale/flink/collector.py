@@ -216,13 +216,13 @@ class Collector:
         overview = self.client.overview()
         cluster = ClusterResources(overview.task_managers, overview.slots_total, overview.slots_available,
                                    overview.slots_total // max(overview.task_managers, 1), self.max_task_managers)
-        running, total = min(_tasks_running(old.job), _tasks_running(new.job))
+        tasks = _worst_tasks(old, new)
         return MetricsSnapshot(
             timestamp=new.timestamp, job_id=new.job.id, job_name=new.job.name, vertices=tuple(vertices),
             edges=new.job.edges, job_state=new.job.state, window_seconds=seconds, cluster=cluster,
             checkpoints=self._checkpoints(), jvm=self._jvm(),
             notes=tuple(incomplete) + tuple(n for v in vertices for n in _notes(v)),
-            tasks_running=running, tasks_total=total)
+            tasks_running=tasks[0] if tasks else None, tasks_total=tasks[1] if tasks else None)
 
     def _checkpoints(self) -> CheckpointStats:
         stats = self.client.checkpoints(self.job_id)
@@ -255,10 +255,20 @@ def _subtask_counters(data: SubtaskDetail) -> SubtaskCounters:
         metric_value(m.get("accumulated-idle-time")), incomplete_io_counters(m))
 
 
-def _tasks_running(job: JobDetails) -> tuple[int, int]:
-    """(tasks RUNNING, tasks in all): one task per subtask of every vertex (``vertices[].tasks``)."""
+def _tasks_running(job: JobDetails) -> tuple[int, int] | None:
+    """(tasks RUNNING, tasks in all): one task per subtask of every vertex (``vertices[].tasks``); None when
+    Flink gives no task counts (then nothing is claimed either way)."""
+    if not job.vertices or any(not v.tasks for v in job.vertices):
+        return None
     return (sum(min(v.tasks.get("RUNNING", 0), v.parallelism) for v in job.vertices),
             sum(v.parallelism for v in job.vertices))
+
+
+def _worst_tasks(old: RawSample, new: RawSample) -> tuple[int, int] | None:
+    """The task counts of whichever read had fewer tasks RUNNING (None when either read has none)."""
+    counts = [_tasks_running(old.job), _tasks_running(new.job)]
+    known = [c for c in counts if c is not None]
+    return min(known) if len(known) == 2 else None
 
 
 def _incomplete(old: VertexSample, new: VertexSample) -> tuple[str, ...]:
@@ -271,7 +281,8 @@ def _straddles(old: RawSample, new: RawSample) -> str | None:
         return f"job was {old.job.state} -> {new.job.state}; sample discarded"
     # A task not RUNNING makes the snapshot partial (the control step holds, saying how many run), whatever its
     # counters did meanwhile: a redeployed subtask's counters restart from 0.
-    tasks_settled = all(running == total for running, total in (_tasks_running(old.job), _tasks_running(new.job)))
+    tasks = _worst_tasks(old, new)
+    tasks_settled = tasks is None or tasks[0] == tasks[1]
     for vid, vertex in new.vertices.items():
         before = old.vertices.get(vid)
         if before is None or before.parallelism != vertex.parallelism or len(before.subtasks) != len(vertex.subtasks):

@@ -8,6 +8,7 @@ flagged ``*-complete: false`` (all at 0) on a job whose tasks all run.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,14 @@ def test_the_autoscale_loop_holds_on_each_partial_sample_and_decides_on_complete
     assert holds == ["1 of 2 tasks RUNNING"] * 2 + [f"no record rate for {STARTUP[0][1]['body']['name']}"]
     # decisions only from the first interval between two complete reads of a fully running job on
     assert [e is not None for e in entries] == [False, False, False, True, True]
+
+
+def test_a_flink_that_gives_no_task_counts_is_not_held_for_it() -> None:
+    clock = start_clock()
+    edited = copy.deepcopy(STARTUP[3:5])
+    for poll in edited:
+        for vertex in poll[0]["body"]["vertices"]:
+            vertex.pop("tasks")
+    (snap,) = snapshots(edited, clock)
+    assert snap is not None and snap.tasks_running is None and snap.tasks_total is None
+    assert partial_metrics(snap, require_busy_time=False) is None
