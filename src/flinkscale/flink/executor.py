@@ -70,8 +70,6 @@ from flinkscale.core.units import parse_flink_duration
 from flinkscale.flink.models import JobDetails, RescaleConfig, checkpoint_interval_seconds
 from flinkscale.flink.protocols import JobControl, SlotProvider
 
-__all__ = ["COOLDOWN_KEY", "DEFAULT_COOLDOWN_SECONDS", "Executor", "ExecutorConfig", "scheduler_timings"]
-
 DEFAULT_MAX_TASK_MANAGERS = 4
 
 Resubmit = Callable[[str], str]
