@@ -97,12 +97,17 @@ class RescaleWait:
 def trigger_delay(timings: SchedulerTimings) -> tuple[float, str]:
     """The longest the scheduler waits for a checkpoint to rescale on, and why."""
     interval = timings.checkpoint_interval_seconds
-    if timings.trigger_max_delay_seconds is not None:
-        return timings.trigger_max_delay_seconds, "rescale-trigger.max-delay"
-    if interval is None:
-        return 0.0, "the job does not checkpoint"
     n = timings.max_checkpoint_failures + 1
-    return interval * n, f"{n} x checkpoint interval {_secs(interval)}"
+    default = None if interval is None else interval * n
+    in_intervals = "" if interval is None else f"{n} x checkpoint interval {_secs(interval)}"
+    delay = timings.trigger_max_delay_seconds
+    if delay is not None:
+        # Flink 2.3 reports the delay in force, which is the default one unless the key is set.
+        same = default is not None and abs(delay - default) < 1e-6
+        return delay, "rescale-trigger.max-delay" + (f" = {in_intervals}" if same else "")
+    if default is None:
+        return 0.0, "the job does not checkpoint"
+    return default, in_intervals
 
 
 def rescale_wait(timings: SchedulerTimings, measured_restart_seconds: float | None = None) -> RescaleWait:

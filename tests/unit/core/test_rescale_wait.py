@@ -40,6 +40,12 @@ def test_the_wait_grows_with_the_checkpoint_interval_instead_of_a_fixed_300_s() 
     assert fast < 300 < slow and slow - fast == pytest.approx(3 * (120 - 5))
 
 
+def test_a_reported_max_delay_says_when_it_is_the_default_one() -> None:
+    reported = SchedulerTimings(5.0, trigger_max_delay_seconds=15.0)  # what Flink 2.3's rescales/config says
+    assert trigger_delay(reported) == (15.0, "rescale-trigger.max-delay = 3 x checkpoint interval 5 s")
+    assert trigger_delay(SchedulerTimings(5.0, trigger_max_delay_seconds=40.0))[1] == "rescale-trigger.max-delay"
+
+
 def test_a_measured_restart_replaces_the_default_allowance() -> None:
     wait = rescale_wait(SchedulerTimings(None, cooldown_seconds=0, resource_stabilization_seconds=0), 9.0)
     assert wait.seconds == MIN_WAIT_SECONDS  # 18 s of allowance, under the floor
