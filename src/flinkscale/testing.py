@@ -26,10 +26,13 @@ from typing import TYPE_CHECKING, Any
 from flinkscale.core.errors import EndpointError, RuntimeFailure
 from flinkscale.core.snapshot import ClusterResources, Edge, MetricsSnapshot, ShipStrategy, Vertex, VertexMetrics
 from flinkscale.flink.models import (
+    CheckpointConfig,
     CheckpointStatistics,
     ClusterOverview,
     JobDetails,
     JobVertexInfo,
+    RescaleConfig,
+    RescaleHistoryEntry,
     TaskManagerInfo,
     VertexCounters,
 )
@@ -91,6 +94,9 @@ class FakeJob:
     max_parallelism: int = 120
     calls: list[tuple[str, Any]] = field(default_factory=list)
     checkpoints_completed: int = 10
+    checkpoint_interval_ms: float | None = 5000.0
+    # None: a cluster without Flink 2.3's /jobs/:jid/rescales/config (settings come from config()).
+    rescale_settings: RescaleConfig | None = None
     _pending: dict[str, int] | None = None
     _polls_left: int = 0
 
@@ -133,6 +139,15 @@ class FakeJob:
     def checkpoints(self, job_id: str) -> CheckpointStatistics:
         self.checkpoints_completed += 1
         return CheckpointStatistics(self.checkpoints_completed, 0, 0, 0, None, None, None, None, None, None)
+
+    def checkpoint_config(self, job_id: str) -> CheckpointConfig:
+        return CheckpointConfig("exactly_once", self.checkpoint_interval_ms, 600_000.0, "hashmap", False)
+
+    def rescale_config(self, job_id: str) -> RescaleConfig | None:
+        return self.rescale_settings
+
+    def rescale_history(self, job_id: str) -> list[RescaleHistoryEntry] | None:
+        return None if self.rescale_settings is None else []
 
     # --- writes ---
     def set_resource_requirements(self, job_id: str, bounds: Mapping[str, tuple[int, int]]) -> None:

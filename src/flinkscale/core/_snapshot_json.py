@@ -129,6 +129,8 @@ class _SnapshotIn(_Model):
     checkpoints: _CheckpointsIn | None = None
     jvm: _JvmIn | None = None
     notes: list[str] | None = None
+    tasks_running: _Count | None = None
+    tasks_total: _Count | None = None
 
 
 def _fields(model: BaseModel, *skip: str) -> dict[str, Any]:
@@ -159,6 +161,7 @@ def snapshot_from_dict(data: Mapping[str, Any]) -> MetricsSnapshot:
         job_state=raw.job_state, window_seconds=raw.window_seconds,
         cluster=ClusterResources(**_fields(raw.cluster)) if raw.cluster else None,
         checkpoints=CheckpointStats(**_fields(raw.checkpoints)) if raw.checkpoints else None,
-        jvm=JvmPressure(**_fields(raw.jvm)) if raw.jvm else None, notes=tuple(raw.notes or ()))
+        jvm=JvmPressure(**_fields(raw.jvm)) if raw.jvm else None, notes=tuple(raw.notes or ()),
+        tasks_running=raw.tasks_running, tasks_total=raw.tasks_total)
 
 

@@ -15,10 +15,11 @@ turn a decision into actions) -> *realize* (the driver's executor or the simulat
 
 The rules between a decision and the actions, in order:
 
-1. **Decide on complete metrics only.** A job that is not RUNNING or a vertex without a record rate is a
-   ``Hold``, and so is a vertex without busy time, for ``busy_time_grace_ticks`` steps in a row; after that
-   the policy decides without it (Flink keeps reporting none for some sources). Nothing else is decided in
-   a hold step and the history is unchanged.
+1. **Decide on complete metrics only.** A job that is not RUNNING, a task that is not RUNNING ("holding: 3
+   of 4 tasks RUNNING") or a vertex without a record rate (none reported, or an IO counter Flink marks
+   incomplete) is a ``Hold``, and so is a vertex without busy time, for ``busy_time_grace_ticks`` steps in a
+   row; after that the policy decides without it (Flink keeps reporting none for some sources). Nothing else
+   is decided in a hold step and the history is unchanged.
 2. **Scale first, shed only at the ceiling.** Shedding (``settings.shedding``) covers what scaling cannot:
    the shedding controller (``core.shedding.shed_step``) steps only once the job holds every slot it may get
    (``job_at_slot_ceiling``), or while it already sheds (so that it can stop); without a policy (``shed
@@ -143,11 +144,15 @@ class ControlResult:
 def partial_metrics(snapshot: MetricsSnapshot, *, require_busy_time: bool = True) -> str | None:
     """Why a snapshot is not complete enough to decide on (None when it is).
 
-    Record counters must be there for every vertex. Busy time is NaN for a few seconds after a task starts;
+    Every task must be RUNNING (``tasks_running`` of ``tasks_total``, when the producer says), and record rates
+    must be there for every vertex (the collector leaves them None when Flink marks a counter incomplete: never
+    read as zero, a known cause of wrong scale-downs). Busy time is NaN for a few seconds after a task starts;
     some sources never report it, so the step requires it only for ``busy_time_grace_ticks`` steps in a row
     and then lets the policy decide without it (policies treat an unknown true processing rate cautiously)."""
     if snapshot.job_state != "RUNNING":
         return f"job is {snapshot.job_state}"
+    if snapshot.tasks_total is not None and (snapshot.tasks_running or 0) < snapshot.tasks_total:
+        return f"{snapshot.tasks_running or 0} of {snapshot.tasks_total} tasks RUNNING"
     for vertex in snapshot.vertices:
         metrics = vertex.metrics
         rate = metrics.num_records_out_per_second if vertex.is_source else metrics.num_records_in_per_second

@@ -8,8 +8,9 @@ one policy can drive a real cluster, a simulated one and an offline replay alike
 Metric fields carry Flink's own metric names in snake case (``busy_time_ms_per_second`` is Flink's
 ``busyTimeMsPerSecond``). Per-vertex rates are sums over subtasks; time-per-second metrics come as the
 max and the average over subtasks, because the busiest subtask bounds a vertex (skew) while the
-average shows its cost. ``None`` means Flink did not report the metric (missing, or the string "NaN"),
-which is different from a measured zero.
+average shows its cost. ``None`` means Flink did not report the metric (missing, the string "NaN", or a
+counter Flink itself marks incomplete), which is different from a measured zero. A snapshot with such gaps,
+or with ``tasks_running`` below ``tasks_total``, is *partial*: the control step holds on it.
 
 The JSON form (``to_dict``/``from_dict``) is versioned by ``SNAPSHOT_SCHEMA_VERSION`` and documented in
 docs/snapshot-format.md.
@@ -172,6 +173,10 @@ class MetricsSnapshot:
     jvm: JvmPressure | None = None
     # Notes the producer wants readers to know ("vertex X reported NaN busy time", ...).
     notes: tuple[str, ...] = ()
+    # Tasks (subtasks of all vertices) RUNNING throughout the window, of all; None when the producer does not
+    # say. Fewer than all makes the snapshot partial: nothing is decided on it (``control.partial_metrics``).
+    tasks_running: int | None = None
+    tasks_total: int | None = None
 
     def __post_init__(self) -> None:
         ids = [v.id for v in self.vertices]

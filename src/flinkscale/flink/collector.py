@@ -26,6 +26,15 @@ also starts the refresh) + V (vertices) + S (sources' lag) + 3 (overview, checkp
 A sample whose interval straddles a restart or a rescale (the job not RUNNING, a parallelism change, or a counter
 that went backwards) yields no snapshot, and the reason is kept in ``skipped``: mixing counters from two
 executions of a vertex would produce nonsense rates.
+
+Two things make a snapshot *partial*, which the control step refuses to decide on (``control.partial_metrics``):
+
+- an IO counter Flink marks incomplete (``read-records-complete: false``, also ``write-records``, ``read-bytes``,
+  ``write-bytes``; ``models.io_counter``) in either sample: it is a partial sum over the subtasks whose metrics
+  the JobManager holds, often 0, and read as a count it makes a busy vertex look idle. That vertex's record and
+  byte rates are then unknown (None), never zero, and a note says which counters;
+- a task that is not RUNNING in either sample (``tasks_running`` < ``tasks_total`` on the snapshot, the lower of
+  the two reads): a deploying or restarting subtask's counters say nothing about the job's capacity.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from flinkscale.core.snapshot import (
     VertexMetrics,
 )
 from flinkscale.core.units import parse_flink_duration
-from flinkscale.flink.models import JobDetails, SubtaskDetail, metric_value
+from flinkscale.flink.models import JobDetails, SubtaskDetail, incomplete_io_counters, io_counter, metric_value
 from flinkscale.flink.rest import FlinkRestClient
 
 _PARTITION_METRIC = re.compile(r"\.topic\.(?P<topic>.+)\.partition\.(?P<partition>\d+)\.currentOffset$")
@@ -85,6 +94,8 @@ class SubtaskCounters:
     busy_ms: float | None
     backpressured_ms: float | None
     idle_ms: float | None
+    # IO counters Flink marked incomplete in this read (their fields above are None).
+    incomplete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,7 +200,12 @@ class Collector:
         sources = _source_vertex_ids(new.job)
         sinks = {v.id for v in new.job.vertices} - {e.source for e in new.job.edges}
         vertices = []
+        incomplete: list[str] = []
         for info in new.job.vertices:
+            names = _incomplete(old.vertices[info.id], new.vertices[info.id])
+            if names:
+                incomplete.append(f"{info.name}: Flink marks its {', '.join(names)} counters incomplete; its record "
+                                  "rates are unknown (not zero) this interval")
             metrics = _vertex_metrics(old.vertices[info.id], new.vertices[info.id], seconds)
             partitions = self._partitions_override.get(info.id)
             if info.id in sources and partitions is None:
@@ -200,11 +216,13 @@ class Collector:
         overview = self.client.overview()
         cluster = ClusterResources(overview.task_managers, overview.slots_total, overview.slots_available,
                                    overview.slots_total // max(overview.task_managers, 1), self.max_task_managers)
+        tasks = _worst_tasks(old, new)
         return MetricsSnapshot(
             timestamp=new.timestamp, job_id=new.job.id, job_name=new.job.name, vertices=tuple(vertices),
             edges=new.job.edges, job_state=new.job.state, window_seconds=seconds, cluster=cluster,
             checkpoints=self._checkpoints(), jvm=self._jvm(),
-            notes=tuple(n for v in vertices for n in _notes(v)))
+            notes=tuple(incomplete) + tuple(n for v in vertices for n in _notes(v)),
+            tasks_running=tasks[0] if tasks else None, tasks_total=tasks[1] if tasks else None)
 
     def _checkpoints(self) -> CheckpointStats:
         stats = self.client.checkpoints(self.job_id)
@@ -231,19 +249,46 @@ def _source_vertex_ids(job: JobDetails) -> set[str]:
 def _subtask_counters(data: SubtaskDetail) -> SubtaskCounters:
     m = data.metrics
     return SubtaskCounters(
-        data.index, metric_value(m.get("read-records")), metric_value(m.get("write-records")),
-        metric_value(m.get("read-bytes")), metric_value(m.get("write-bytes")),
+        data.index, io_counter(m, "read-records"), io_counter(m, "write-records"),
+        io_counter(m, "read-bytes"), io_counter(m, "write-bytes"),
         metric_value(m.get("accumulated-busy-time")), metric_value(m.get("accumulated-backpressured-time")),
-        metric_value(m.get("accumulated-idle-time")))
+        metric_value(m.get("accumulated-idle-time")), incomplete_io_counters(m))
+
+
+def _tasks_running(job: JobDetails) -> tuple[int, int] | None:
+    """(tasks RUNNING, tasks in all): one task per subtask of every vertex (``vertices[].tasks``); None when
+    Flink gives no task counts (then nothing is claimed either way)."""
+    if not job.vertices or any(not v.tasks for v in job.vertices):
+        return None
+    return (sum(min(v.tasks.get("RUNNING", 0), v.parallelism) for v in job.vertices),
+            sum(v.parallelism for v in job.vertices))
+
+
+def _worst_tasks(old: RawSample, new: RawSample) -> tuple[int, int] | None:
+    """The task counts of whichever read had fewer tasks RUNNING (None when either read has none)."""
+    counts = [_tasks_running(old.job), _tasks_running(new.job)]
+    known = [c for c in counts if c is not None]
+    return min(known) if len(known) == 2 else None
+
+
+def _incomplete(old: VertexSample, new: VertexSample) -> tuple[str, ...]:
+    """The IO counters of a vertex marked incomplete in either read (``IO_COUNTERS`` order, each once)."""
+    return tuple(dict.fromkeys(name for s in old.subtasks + new.subtasks for name in s.incomplete))
 
 
 def _straddles(old: RawSample, new: RawSample) -> str | None:
     if new.job.state != "RUNNING" or old.job.state != "RUNNING":
         return f"job was {old.job.state} -> {new.job.state}; sample discarded"
+    # A task not RUNNING makes the snapshot partial (the control step holds, saying how many run), whatever its
+    # counters did meanwhile: a redeployed subtask's counters restart from 0.
+    tasks = _worst_tasks(old, new)
+    tasks_settled = tasks is None or tasks[0] == tasks[1]
     for vid, vertex in new.vertices.items():
         before = old.vertices.get(vid)
         if before is None or before.parallelism != vertex.parallelism or len(before.subtasks) != len(vertex.subtasks):
             return f"vertex {vid} was rescaled during the sample; sample discarded"
+        if not tasks_settled:
+            continue
         for a, b in zip(before.subtasks, vertex.subtasks, strict=True):
             if a.read_records is not None and b.read_records is not None and b.read_records < a.read_records:
                 return f"vertex {vid} restarted during the sample (counters went back); sample discarded"
@@ -258,13 +303,18 @@ def _per_second(values: Sequence[float | None], seconds: float) -> list[float] |
 
 def _vertex_metrics(old: VertexSample, new: VertexSample, seconds: float) -> VertexMetrics:
     pairs = list(zip(old.subtasks, new.subtasks, strict=True))
+    # One counter marked incomplete makes all of the vertex's IO unknown: in and out come from the same partial read.
+    io_known = not _incomplete(old, new)
 
     def rates(field: str) -> list[float] | None:
         return _per_second([_delta(getattr(b, field), getattr(a, field)) for a, b in pairs], seconds)
 
-    records_in, records_out = rates("read_records"), rates("write_records")
+    def io_rates(field: str) -> list[float] | None:
+        return rates(field) if io_known else None
+
+    records_in, records_out = io_rates("read_records"), io_rates("write_records")
     busy, backpressured, idle = rates("busy_ms"), rates("backpressured_ms"), rates("idle_ms")
-    bytes_in, bytes_out = rates("read_bytes"), rates("write_bytes")
+    bytes_in, bytes_out = io_rates("read_bytes"), io_rates("write_bytes")
     subtasks = tuple(
         SubtaskMetrics(index=a.index,
                        num_records_in_per_second=records_in[i] if records_in else None,

@@ -18,6 +18,17 @@ RUNNING, and the adaptive scheduler's ``cooldown-after-rescaling`` since the las
 would be deferred silently, making the measured duration meaningless). After acting it waits until every
 vertex runs at its target parallelism and returns a ``RescaleRecord`` with the measured duration.
 
+How long it waits is the job's own, not a constant: ``core.rescale_wait`` adds up the cooldown, the resource
+stabilization, the wait for the checkpoint the scheduler rescales on (Flink 2.x) and a restart allowance, from
+the job's checkpoint interval (``GET /jobs/:jid/checkpoints/config``) and the scheduler's settings for the job
+(``GET /jobs/:jid/rescales/config`` on Flink 2.3, else the JobManager's configuration); the ``rescale-wait``
+event says how it came about. ``ExecutorConfig.ready_timeout_seconds`` overrides it.
+
+When the cluster keeps Flink 2.3's rescale history (``web.adaptive-scheduler.rescale-history.size`` > 0), the
+rescale's duration is Flink's own (``GET /jobs/:jid/rescales/history``: from the scheduler taking the new
+requirements to the job running again), else the executor's measurement (from the PUT until every task runs
+at the target, polled every ``poll_seconds``).
+
 It is written against two small protocols (``flinkscale.flink.protocols``): ``JobControl`` for the job
 (``FlinkRestClient``) and ``SlotProvider`` for a cluster that can change size. With a slot provider (the
 embedded ``LocalCluster``) it grows the TaskManager count when the job needs more
@@ -40,14 +51,25 @@ from pathlib import Path
 
 from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, RescaleRecord
+from flinkscale.core.rescale_wait import (
+    COOLDOWN_KEY,
+    COOLDOWN_KEY_1X,
+    DEFAULT_COOLDOWN_SECONDS,
+    DEFAULT_MAX_CHECKPOINT_FAILURES,
+    DEFAULT_STABILIZATION_SECONDS,
+    MAX_DELAY_KEY,
+    MAX_FAILURES_KEY,
+    STABILIZATION_KEY,
+    STABILIZATION_KEY_1X,
+    RescaleWait,
+    SchedulerTimings,
+    rescale_wait,
+)
 from flinkscale.core.skew import SkewReport
-from flinkscale.core.units import parse_duration
-from flinkscale.flink.models import JobDetails
+from flinkscale.core.units import parse_flink_duration
+from flinkscale.flink.models import JobDetails, RescaleConfig, checkpoint_interval_seconds
 from flinkscale.flink.protocols import JobControl, SlotProvider
 
-COOLDOWN_KEY = "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling"
-#: Flink 2.x default for the key above.
-DEFAULT_COOLDOWN_SECONDS = 30.0
 DEFAULT_MAX_TASK_MANAGERS = 4
 
 Resubmit = Callable[[str], str]
@@ -59,7 +81,8 @@ class ExecutorConfig:
     max_task_managers: int = DEFAULT_MAX_TASK_MANAGERS
     # None: read it from the JobManager's config (COOLDOWN_KEY).
     cooldown_seconds: float | None = None
-    ready_timeout_seconds: float = 300.0
+    # None: the job's own rescale wait (``core.rescale_wait``, from its checkpoint interval and scheduler settings).
+    ready_timeout_seconds: float | None = None
     poll_seconds: float = 1.0
     savepoint_attempts: int = 3
     savepoint_dir: str | None = None
@@ -102,7 +125,9 @@ class Executor:
         self.event = event
         self.state = ExecutorState(job_id)
         self._adaptive: bool | None = None
-        self._cooldown: float | None = self.config.cooldown_seconds
+        self._timings: SchedulerTimings | None = None
+        self._rescale_config: RescaleConfig | None = None
+        self._wait: RescaleWait | None = None
         self._task_manager_floor: int | None = None
         if cluster is not None:
             self._floor()
@@ -124,11 +149,37 @@ class Executor:
     def _job_scheduler_type(self) -> str | None:
         return self.client.scheduler_type(self.job_id)
 
+    def timings(self) -> SchedulerTimings:
+        """The job's checkpoint interval and scheduler settings (read once per job id)."""
+        if self._timings is None:
+            self._rescale_config = self.client.rescale_config(self.job_id)
+            self._timings = scheduler_timings(self.client, self.job_id, self._rescale_config)
+        return self._timings
+
     def cooldown_seconds(self) -> float:
-        if self._cooldown is None:
-            text = self.client.config().get(COOLDOWN_KEY)
-            self._cooldown = parse_duration(text, field=COOLDOWN_KEY) if text else DEFAULT_COOLDOWN_SECONDS
-        return self._cooldown
+        if self.config.cooldown_seconds is not None:
+            return self.config.cooldown_seconds
+        return self.timings().cooldown_seconds
+
+    def rescale_wait(self) -> RescaleWait:
+        """The longest this job's rescale may take (``core.rescale_wait``), from its settings and the rescales
+        this executor measured."""
+        durations = [r.duration_seconds for r in self.state.records]
+        return rescale_wait(self.timings(), sum(durations) / len(durations) if durations else None)
+
+    def _timeout(self) -> float:
+        """Seconds any one wait may take: the configured override, else the job's rescale wait."""
+        if self.config.ready_timeout_seconds is not None:
+            return self.config.ready_timeout_seconds
+        if self._wait is None:
+            self._wait = self.rescale_wait()
+        return self._wait.seconds
+
+    def _announce_wait(self) -> None:
+        """Work out the rescale wait for the rescale about to start, and say how it came about."""
+        self._wait = self.rescale_wait()
+        if self.config.ready_timeout_seconds is None:
+            self.event("rescale-wait", self._wait.describe())
 
     # --- entry points -------------------------------------------------------------------------------
     def apply(self, decision: Decision) -> RescaleRecord | None:
@@ -145,6 +196,7 @@ class Executor:
         return self.restart_with_savepoint(target)
 
     def rescale_in_place(self, target: Mapping[str, int]) -> RescaleRecord:
+        self._announce_wait()
         job = self.wait_ready()
         self.wait_cooldown()
         old = {v.id: v.parallelism for v in job.vertices}
@@ -152,15 +204,42 @@ class Executor:
         self._ensure_slots(job, full)
         requested = self.clock()
         self.event("rescale", f"in place {old} -> {full}")
+        known = self._flink_rescales()
         self.client.set_resource_requirements(self.job_id, {vid: (1, p) for vid, p in full.items()})
         self.wait_parallelism(full)
-        return self._record(requested, old, full)
+        return self._record(requested, old, full, known)
+
+    def _flink_rescales(self) -> set[str] | None:
+        """The ids of the rescales Flink's history holds now; None when the cluster keeps none (no endpoint, a
+        404, or ``rescaleHistoryMax`` 0): the executor's own measurement stands then."""
+        self.timings()
+        if self._rescale_config is None or self._rescale_config.history_max <= 0:
+            return None
+        try:
+            history = self.client.rescale_history(self.job_id)
+        except EndpointError:
+            return None
+        return None if history is None else {entry.uuid for entry in history}
+
+    def _flink_duration(self, known: set[str]) -> float | None:
+        """The duration Flink's rescale history gives the rescale just carried out: its newest COMPLETED entry
+        that was not there before the request (None when there is none, or the history is unreadable)."""
+        try:
+            history = self.client.rescale_history(self.job_id) or []
+        except EndpointError:
+            return None
+        new = [e for e in history if e.uuid not in known and e.terminal_state == "COMPLETED"
+               and e.duration_seconds is not None]
+        if not new:
+            return None
+        return max(new, key=lambda e: e.end_ms or 0.0).duration_seconds
 
     def restart_with_savepoint(self, target: Mapping[str, int], *, reason: str = "rescale") -> RescaleRecord:
         """Stop with a completed savepoint, resubmit through the callback, reach ``target`` and verify it."""
         if self.resubmit is None:
             raise RuntimeFailure(f"job {self.job_id}: the scheduler is not adaptive, so a rescale needs a savepoint "
                                  "and a resubmission, and no resubmit function was given; nothing was stopped")
+        self._announce_wait()
         job = self.wait_ready()
         self.wait_cooldown()
         old = {v.id: v.parallelism for v in job.vertices}
@@ -171,7 +250,7 @@ class Executor:
         self.event(reason, f"job {self.job_id} stopped with savepoint {location}; resubmitting")
         new_job_id = self.resubmit(location)
         self.state.job_id = new_job_id
-        self._adaptive = None
+        self._adaptive = self._timings = None
         new_job = self.wait_ready()
         # Vertex ids may differ in the new job graph; the vertex names (operator chains) do not.
         full = {v.id: by_name.get(v.name, v.parallelism) for v in new_job.vertices}
@@ -187,7 +266,7 @@ class Executor:
     # --- waiting ------------------------------------------------------------------------------------
     def wait_ready(self) -> JobDetails:
         """Wait until the job is RUNNING with every task RUNNING (restarts and REST outages are waited out)."""
-        deadline = self.clock() + self.config.ready_timeout_seconds
+        deadline = self.clock() + self._timeout()
         last = "unknown"
         while True:
             try:
@@ -203,7 +282,7 @@ class Executor:
                 last = f"REST unreachable ({exc})"
             if self.clock() >= deadline:
                 raise RuntimeFailure(f"job {self.job_id} not fully RUNNING within "
-                                     f"{self.config.ready_timeout_seconds:.0f}s (last: {last})")
+                                     f"{self._timeout():.0f}s (last: {last})")
             self.sleep(self.config.poll_seconds)
 
     def wait_cooldown(self) -> None:
@@ -216,7 +295,7 @@ class Executor:
             self.sleep(remaining)
 
     def wait_parallelism(self, target: Mapping[str, int]) -> JobDetails:
-        deadline = self.clock() + self.config.ready_timeout_seconds
+        deadline = self.clock() + self._timeout()
         seen: dict[str, int] = {}
         while True:
             try:
@@ -229,7 +308,7 @@ class Executor:
                     raise
             if self.clock() >= deadline:
                 raise RuntimeFailure(f"job {self.job_id} did not reach {dict(target)} within "
-                                     f"{self.config.ready_timeout_seconds:.0f}s (runs at {seen})")
+                                     f"{self._timeout():.0f}s (runs at {seen})")
             self.sleep(self.config.poll_seconds)
 
     def _stop_with_savepoint(self) -> str:
@@ -254,14 +333,22 @@ class Executor:
     def _wait_next_checkpoint(self) -> None:
         """Failing checkpoints are waited out: the next savepoint is tried after one checkpoint completes."""
         start = self.client.checkpoints(self.job_id).completed
-        deadline = self.clock() + self.config.ready_timeout_seconds
+        deadline = self.clock() + self._timeout()
         while self.clock() < deadline:
             if self.client.checkpoints(self.job_id).completed > start:
                 return
             self.sleep(self.config.poll_seconds)
 
-    def _record(self, requested: float, old: Mapping[str, int], new: Mapping[str, int]) -> RescaleRecord:
+    def _record(self, requested: float, old: Mapping[str, int], new: Mapping[str, int],
+                known: set[str] | None = None) -> RescaleRecord:
         completed = self.clock()
+        flink = self._flink_duration(known) if known is not None else None
+        if flink is not None:
+            # Flink's own duration, on our clock: the record ends when we saw every task run at the target.
+            self.event("rescale-history", f"Flink's rescale history: {flink:.1f}s from the scheduler taking the "
+                       f"new requirements to the job running again (measured here from the request: "
+                       f"{completed - requested:.1f}s)")
+            requested = completed - flink
         record = RescaleRecord(requested, completed, dict(old), dict(new))
         self.state.last_rescale_completed_at = completed
         self.state.records.append(record)
@@ -300,7 +387,7 @@ class Executor:
         return self._task_manager_floor
 
     def _wait_task_managers(self, count: int) -> None:
-        deadline = self.clock() + self.config.ready_timeout_seconds
+        deadline = self.clock() + self._timeout()
         while self.clock() < deadline:
             try:
                 if self.client.overview().task_managers >= count:
@@ -308,7 +395,7 @@ class Executor:
             except EndpointError:
                 pass
             self.sleep(self.config.poll_seconds)
-        raise RuntimeFailure(f"{count} TaskManagers did not register within {self.config.ready_timeout_seconds:.0f}s")
+        raise RuntimeFailure(f"{count} TaskManagers did not register within {self._timeout():.0f}s")
 
     def release_idle_task_managers(self) -> list[int]:
         """Stop TaskManagers whose slots are all free (``freeSlots == slotsNumber``), never going below the
@@ -346,6 +433,49 @@ class Executor:
         path = directory / f"{self.config.k8s_deployment_name}-{int(self.clock())}.json"
         path.write_text(json.dumps(patch, indent=2) + "\n")
         return path
+
+
+def scheduler_timings(client: JobControl, job_id: str, answered: RescaleConfig | None) -> SchedulerTimings:
+    """A job's checkpoint interval and adaptive scheduler settings: ``answered`` (``GET /jobs/:jid/rescales/config``)
+    where the cluster has it (Flink 2.3, the settings in force for the job), else the JobManager's configuration
+    (2.x names first, then 1.x's) with Flink's defaults for what it does not set."""
+    interval = checkpoint_interval_seconds(client.checkpoint_config(job_id))
+    if answered is not None:
+        return SchedulerTimings(
+            interval,
+            cooldown_seconds=_or(answered.cooldown_seconds, DEFAULT_COOLDOWN_SECONDS),
+            resource_stabilization_seconds=_or(answered.resource_stabilization_seconds, DEFAULT_STABILIZATION_SECONDS),
+            # 2.3 reports the delay in force: 15 s for a job checkpointing every 5 s (3 intervals, the default),
+            # 0 for one without checkpoints (recorded); 0 is left to the default rule, which gives 0 there too.
+            trigger_max_delay_seconds=answered.trigger_max_delay_seconds or None,
+            max_checkpoint_failures=(DEFAULT_MAX_CHECKPOINT_FAILURES if answered.max_checkpoint_failures is None
+                                     else answered.max_checkpoint_failures),
+            source=f"GET /jobs/{job_id}/rescales/config and /checkpoints/config")
+    config = client.config()
+
+    def duration(*keys: str) -> float | None:
+        for key in keys:
+            text = config.get(key)
+            if text:
+                return parse_flink_duration(text, key)
+        return None
+
+    failures = config.get(MAX_FAILURES_KEY) or ""
+    try:
+        max_failures = int(failures) if failures else DEFAULT_MAX_CHECKPOINT_FAILURES
+    except ValueError:
+        raise InputError(f"not a whole number: {failures[:40]!r}", field=MAX_FAILURES_KEY) from None
+    return SchedulerTimings(
+        interval,
+        cooldown_seconds=_or(duration(COOLDOWN_KEY, COOLDOWN_KEY_1X), DEFAULT_COOLDOWN_SECONDS),
+        resource_stabilization_seconds=_or(duration(STABILIZATION_KEY, STABILIZATION_KEY_1X),
+                                           DEFAULT_STABILIZATION_SECONDS),
+        trigger_max_delay_seconds=duration(MAX_DELAY_KEY), max_checkpoint_failures=max(max_failures, 0),
+        source=f"GET /jobmanager/config (Flink's defaults where unset) and /jobs/{job_id}/checkpoints/config")
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def k8s_patch(deployment: str, target: Mapping[str, int]) -> dict[str, object]:

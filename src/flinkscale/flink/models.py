@@ -111,6 +111,28 @@ def metric_value(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: The cumulative IO counters of ``GET /jobs/:jid`` (``vertices[].metrics``) and ``GET /jobs/:jid/vertices/:vid``
+#: (``subtasks[].metrics``) that Flink flags with a ``<name>-complete`` boolean.
+IO_COUNTERS = ("read-records", "write-records", "read-bytes", "write-bytes")
+
+
+def io_counter(metrics: Mapping[str, Any], name: str) -> float | None:
+    """An IO counter (``read-records``, ...) as a float; ``None`` when absent or when Flink marks it incomplete.
+
+    Flink sums a counter over the subtasks whose metrics its metric store holds and sets ``<name>-complete`` to
+    false when some are missing (a subtask just deployed, a TaskManager whose metrics were not fetched yet): the
+    value is then a partial sum, often 0. Read as a count it makes a busy vertex look idle (and a counter that
+    "went back"), a known cause of wrong scale-downs, so it is unknown here, never zero."""
+    if metrics.get(f"{name}-complete") is False:
+        return None
+    return metric_value(metrics.get(name))
+
+
+def incomplete_io_counters(metrics: Mapping[str, Any]) -> tuple[str, ...]:
+    """The IO counters ``metrics`` flags as incomplete (``<name>-complete: false``), in ``IO_COUNTERS`` order."""
+    return tuple(name for name in IO_COUNTERS if metrics.get(f"{name}-complete") is False)
+
+
 # --- wire models (what Flink sends) ---------------------------------------------------------------------
 class OverviewWire(_Wire):
     taskmanagers: Count
@@ -277,6 +299,30 @@ class CheckpointConfigWire(_Wire):
     unaligned_checkpoints: bool = False
 
 
+class RescaleConfigWire(_Wire):
+    """``GET /jobs/:jid/rescales/config`` (Flink 2.3): the adaptive scheduler's settings in force for the job."""
+
+    rescale_history_max: Any = Field(None, alias="rescaleHistoryMax")
+    cooldown_ms: Any = Field(None, alias="executingCooldownTimeoutInMillis")
+    resource_stabilization_ms: Any = Field(None, alias="executingResourceStabilizationTimeoutInMillis")
+    trigger_max_delay_ms: Any = Field(None, alias="maximumDelayForTriggeringRescaleInMillis")
+    max_checkpoint_failures: Any = Field(None, alias="rescaleOnFailedCheckpointCount")
+
+
+class RescaleHistoryEntryWire(_Wire):
+    rescale_uuid: ShortText = Field(alias="rescaleUuid")
+    start_ms: Any = Field(None, alias="startTimestampInMillis")
+    end_ms: Any = Field(None, alias="endTimestampInMillis")
+    terminal_state: ShortText | None = Field(None, alias="terminalState")
+    trigger_cause: ShortText | None = Field(None, alias="triggerCause")
+
+
+class RescaleHistoryWire(RootModel[list[RescaleHistoryEntryWire]]):
+    """``GET /jobs/:jid/rescales/history`` (Flink 2.3): the job's rescales, newest first."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
 class ParallelismBoundsWire(_Wire):
     lower_bound: Parallelism = Field(alias="lowerBound")
     upper_bound: Parallelism = Field(alias="upperBound")
@@ -372,7 +418,8 @@ class JobSummary:
 
 @dataclass(frozen=True)
 class VertexCounters:
-    """Cumulative counters from ``GET /jobs/:jid`` (``vertices[].metrics``): deltas of these are exact rates."""
+    """Cumulative counters from ``GET /jobs/:jid`` (``vertices[].metrics``): deltas of these are exact rates.
+    A counter Flink marks incomplete (``read-records-complete: false``, ...) is None (``io_counter``)."""
 
     read_records: int | None
     write_records: int | None
@@ -385,7 +432,7 @@ class VertexCounters:
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> VertexCounters:
         def count(name: str) -> int | None:
-            value = metric_value(data.get(name))
+            value = io_counter(data, name)
             return None if value is None else int(value)
 
         return cls(count("read-records"), count("write-records"), count("read-bytes"), count("write-bytes"),
@@ -585,6 +632,73 @@ class CheckpointConfig:
     @classmethod
     def parse(cls, data: Any) -> CheckpointConfig:
         return cls.from_wire(validate_answer(CheckpointConfigWire, data))
+
+
+#: Flink writes "no checkpointing" as a checkpoint interval of Long.MAX_VALUE ms (recorded on 2.3).
+_NO_CHECKPOINTS_MS = 2**62
+
+
+def checkpoint_interval_seconds(config: CheckpointConfig) -> float | None:
+    """The job's checkpoint interval in seconds; None when it does not checkpoint (absent, <= 0, Long.MAX)."""
+    ms = config.interval_ms
+    return None if ms is None or ms <= 0 or ms >= _NO_CHECKPOINTS_MS else ms / 1000.0
+
+
+@dataclass(frozen=True)
+class RescaleConfig:
+    """The adaptive scheduler's settings for one job, as ``GET /jobs/:jid/rescales/config`` reports them
+    (Flink 2.3); None where it leaves a field out. ``history_max`` 0: the rescale history is off."""
+
+    history_max: int
+    cooldown_seconds: float | None
+    resource_stabilization_seconds: float | None
+    trigger_max_delay_seconds: float | None
+    max_checkpoint_failures: int | None
+
+    @classmethod
+    def from_wire(cls, wire: RescaleConfigWire) -> RescaleConfig:
+        def seconds(raw: Any) -> float | None:
+            value = metric_value(raw)
+            return None if value is None or value < 0 else value / 1000.0
+
+        def count(raw: Any) -> int | None:
+            value = metric_value(raw)
+            return None if value is None or value < 0 else int(value)
+
+        return cls(count(wire.rescale_history_max) or 0, seconds(wire.cooldown_ms),
+                   seconds(wire.resource_stabilization_ms), seconds(wire.trigger_max_delay_ms),
+                   count(wire.max_checkpoint_failures))
+
+    @classmethod
+    def parse(cls, data: Any) -> RescaleConfig:
+        return cls.from_wire(validate_answer(RescaleConfigWire, data))
+
+
+@dataclass(frozen=True)
+class RescaleHistoryEntry:
+    """One rescale in Flink 2.3's rescale history: from the scheduler taking it up to the job running again
+    (``terminal_state`` COMPLETED), or FAILED / IGNORED; None while in progress."""
+
+    uuid: str
+    start_ms: float | None
+    end_ms: float | None
+    terminal_state: str | None
+    trigger_cause: str | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.start_ms is None or self.end_ms is None or self.end_ms < self.start_ms or self.start_ms <= 0:
+            return None
+        return (self.end_ms - self.start_ms) / 1000.0
+
+    @classmethod
+    def from_wire(cls, wire: RescaleHistoryEntryWire) -> RescaleHistoryEntry:
+        return cls(wire.rescale_uuid, metric_value(wire.start_ms), metric_value(wire.end_ms), wire.terminal_state,
+                   wire.trigger_cause)
+
+
+def parse_rescale_history(data: Any) -> list[RescaleHistoryEntry]:
+    return [RescaleHistoryEntry.from_wire(e) for e in validate_answer(RescaleHistoryWire, data).root]
 
 
 def parse_resource_requirements(data: Any) -> dict[str, tuple[int, int]]:

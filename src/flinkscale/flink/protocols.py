@@ -17,7 +17,15 @@ from typing import Protocol
 
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import MetricsSnapshot
-from flinkscale.flink.models import CheckpointStatistics, ClusterOverview, JobDetails, TaskManagerInfo
+from flinkscale.flink.models import (
+    CheckpointConfig,
+    CheckpointStatistics,
+    ClusterOverview,
+    JobDetails,
+    RescaleConfig,
+    RescaleHistoryEntry,
+    TaskManagerInfo,
+)
 
 
 class Sampler(Protocol):
@@ -52,6 +60,16 @@ class JobControl(Protocol):
     def task_managers(self) -> list[TaskManagerInfo]: ...
 
     def checkpoints(self, job_id: str) -> CheckpointStatistics: ...
+
+    def checkpoint_config(self, job_id: str) -> CheckpointConfig: ...
+
+    def rescale_config(self, job_id: str) -> RescaleConfig | None:
+        """Flink 2.3's ``/jobs/:jid/rescales/config``; None where the cluster does not have it."""
+        ...
+
+    def rescale_history(self, job_id: str) -> list[RescaleHistoryEntry] | None:
+        """Flink 2.3's ``/jobs/:jid/rescales/history`` (newest first); None where the cluster does not have it."""
+        ...
 
     def set_resource_requirements(self, job_id: str, bounds: Mapping[str, tuple[int, int]]) -> None: ...
 

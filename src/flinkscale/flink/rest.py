@@ -64,6 +64,10 @@ from flinkscale.flink.models import (
     JobSummary,
     MetricValuesWire,
     OverviewWire,
+    RescaleConfig,
+    RescaleConfigWire,
+    RescaleHistoryEntry,
+    RescaleHistoryWire,
     ResourceRequirementsWire,
     SavepointStatusWire,
     SubtaskDetail,
@@ -484,6 +488,26 @@ class FlinkRestClient:
                                                       what=f"job {job_id}"))
 
     # --- rescaling -------------------------------------------------------------------------------
+    def rescale_config(self, job_id: str) -> RescaleConfig | None:
+        """``GET /jobs/:jid/rescales/config`` (Flink 2.3): the adaptive scheduler's settings for the job; None
+        when the cluster does not have the endpoint (older Flink: 404)."""
+        try:
+            wire = self._fetch(RescaleConfigWire, "GET", f"{self._job_path(job_id)}/rescales/config",
+                               what=f"the rescale config of job {job_id}")
+        except NotFoundError:
+            return None
+        return RescaleConfig.from_wire(wire)
+
+    def rescale_history(self, job_id: str) -> list[RescaleHistoryEntry] | None:
+        """``GET /jobs/:jid/rescales/history`` (Flink 2.3; newest first, empty while
+        ``web.adaptive-scheduler.rescale-history.size`` is 0); None when the cluster does not have it (404)."""
+        try:
+            wire = self._fetch(RescaleHistoryWire, "GET", f"{self._job_path(job_id)}/rescales/history",
+                               what=f"the rescale history of job {job_id}")
+        except NotFoundError:
+            return None
+        return [RescaleHistoryEntry.from_wire(e) for e in wire.root]
+
     def resource_requirements(self, job_id: str) -> dict[str, tuple[int, int]]:
         wire = self._fetch(ResourceRequirementsWire, "GET", f"{self._job_path(job_id)}/resource-requirements",
                            what=f"job {job_id}")
