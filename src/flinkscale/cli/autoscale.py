@@ -274,7 +274,8 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
 
 def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str | None, config_file: Path | None,
                 max_slots: int | None, workers: int, interval: str, duration: str | None, dry_run: bool,
-                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None) -> None:
+                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None,
+                quota_cpu: str | None = None, quota_memory: str | None = None) -> None:
     """The multi-job daemon (``flinkscale.app.multijob``): every job, state in the store."""
     from flinkscale.app.multijob import DaemonConfig, daemon_on_cluster
     from flinkscale.cli._inputs import read_text
@@ -289,7 +290,8 @@ def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str |
     config = AutoscaleConfig()
     if config_file is not None:
         config = parse_config_text(read_text(config_file, "--config"), str(config_file))
-    cluster_settings = config.cluster.with_max_slots(max_slots)
+    cluster_settings = config.cluster.with_max_slots(max_slots).with_quotas(quota_cpu, quota_memory)
+    config = dataclasses.replace(config, cluster=cluster_settings)
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
     duration_seconds = _seconds(duration, "--duration")
@@ -345,6 +347,12 @@ def autoscale(
     max_slots: Annotated[int | None, typer.Option(
         "--max-slots", help="The cluster's slot ceiling (elastic clusters); default: what it has or can grow to.")]
         = None,
+    quota_cpu: Annotated[str | None, typer.Option(
+        "--quota-cpu", help="The cluster's CPU quota in cores (elastic clusters): a slot ceiling of whole "
+                            "TaskManagers; per job: job.autoscaler.quota.cpu.")] = None,
+    quota_memory: Annotated[str | None, typer.Option(
+        "--quota-memory", help="The cluster's memory quota (e.g. 64GiB) against taskmanager.memory.process.size; "
+                               "per job: job.autoscaler.quota.memory.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Jobs collected at once (multi-job daemon).")] = 8,
     output_format: Annotated[str, typer.Option("--format", help="status: table or json.")] = "table",
     policy: Annotated[str, typer.Option("--policy", help=f"One of: {', '.join(POLICY_NAMES)}.")] = "flinkscale",
@@ -393,9 +401,10 @@ def autoscale(
     jobs = list(dict.fromkeys(job or []))
     if not jobs and not all_jobs:
         raise InputError("give --job ID (repeatable) or --all-jobs", field="--job")
-    if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None:
+    if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None \
+            or quota_cpu is not None or quota_memory is not None:
         _run_daemon(rest, jobs, state_dir, state, config_file, max_slots, workers, interval, duration, dry_run,
-                    max_task_managers, policy, set_, metrics_port)
+                    max_task_managers, policy, set_, metrics_port, quota_cpu, quota_memory)
         return
     job_id = jobs[0]
     chosen = make_policy(policy, parse_set_options(set_ or []))
