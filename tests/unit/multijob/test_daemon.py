@@ -9,8 +9,11 @@ doubles after a minute of samples and an idle one holds.
 
 from __future__ import annotations
 
+import io
+import json
 import textwrap
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.models import JobDetails, JobSummary, JobVertexInfo, VertexCounters
 from flinkscale.flink.protocols import Applier, Sampler
+from flinkscale.report.logs import EventLog, configure_logging
 from flinkscale.store import LeaseHeld, StateStore
 from flinkscale.testing import FakeClock, snapshot, vertex
 
@@ -126,11 +130,12 @@ class WorldExecutor:
 
 
 def make_daemon(world: World, store: StateStore, *, config: AutoscaleConfig | None = None,
-                lines: list[str] | None = None, **options: object) -> MultiJobDaemon:
+                lines: list[str] | None = None, log_callback: Callable[[str], None] | None = None,
+                **options: object) -> MultiJobDaemon:
     settings = DaemonConfig(interval_seconds=INTERVAL, owner="test-host:1", **options)  # type: ignore[arg-type]
     daemon = MultiJobDaemon(world, store, config or parse_config_text(CONFIG, "autoscale.yaml"), settings,
                             make_sampler=world.sampler, make_executor=world.executor, clock=world.clock,
-                            log=(lines if lines is not None else []).append)
+                            log=log_callback or (lines if lines is not None else []).append)
     return daemon
 
 
@@ -375,6 +380,30 @@ def test_a_slow_job_is_bounded_by_its_deadline_and_the_others_are_served(clock: 
     assert any("sql-joins" in line and "deadline" in line for line in lines)
     assert [job for job, _ in world.applied] == [A]
     assert len(store.decisions(B)) >= 5
+
+
+# --- structured logs -------------------------------------------------------------------------------------------
+def test_the_daemons_json_log_names_each_job_and_event_and_hides_passwords(clock: FakeClock,
+                                                                           store: StateStore) -> None:
+    stream = io.StringIO()
+    log = EventLog(configure_logging("json", stream=stream), "json")
+    world = World(clock)
+    three_jobs(world, clock)
+    world.jobs[C].name = "sink to http://user:pa55w0rd-x@warehouse:9000"
+    world.jobs[B].config = [{"key": "job.autoscaler.quota.cpu", "value": "lots"}]
+    try:
+        run(make_daemon(world, store, log_callback=log.line), clock, 8)
+    finally:
+        configure_logging("text")
+    text = stream.getvalue()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert records and all({"ts", "level", "event", "message"} <= set(r) for r in records)
+    events = {(r["event"], r.get("job_id")) for r in records}
+    assert {("job.discovered", A), ("job.discovered", B), ("job.discovered", C), ("job.rescaling", A),
+            ("job.rescaled", A), ("job.invalid-settings", B)} <= events
+    invalid = next(r for r in records if r["event"] == "job.invalid-settings")
+    assert invalid["level"] == "error" and invalid["job_name"] == "sql-orders" and "quota.cpu" in invalid["message"]
+    assert "pa55w0rd-x" not in text
 
 
 # --- bad input ------------------------------------------------------------------------------------------------
