@@ -165,3 +165,16 @@ def test_bad_quota_flags_name_the_flag(cpu: str | None, memory: str | None, fiel
     with pytest.raises(InputError) as raised:
         AutoscaleConfig().cluster.with_quotas(cpu, memory)
     assert raised.value.field == field
+
+
+def test_the_example_configs_cluster_ceiling_is_as_its_comments_say() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "autoscale" / "autoscale.yaml"
+    cluster = parse_config_text(path.read_text(encoding="utf-8"), str(path)).cluster
+    tm = task_manager_size({}, cpu=cluster.task_manager_cpu, memory_bytes=cluster.task_manager_memory_bytes,
+                           slots=cluster.task_manager_slots)
+    ceiling = slot_ceiling(task_manager=tm, max_slots=cluster.max_slots.value, quota_cpu=cluster.quota_cpu.value,
+                           quota_memory_bytes=cluster.quota_memory_bytes.value)
+    assert [b.slots for b in ceiling.bounds] == [120, 512, 464]
+    assert ceiling.slots == 120 and ceiling.binding is not None and ceiling.binding.name == "--max-slots"
