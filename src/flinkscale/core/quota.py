@@ -132,13 +132,13 @@ def slot_ceiling(*, task_manager: TaskManagerSize, max_slots: int | None = None,
                           f"{_cores(tm.cpu)} per {per_tm} ({_number(tm.cpu_per_slot)} {_cores(tm.cpu_per_slot)} "
                           "per slot)")
         bounds.append(SlotBound("quota.cpu", whole * tm.slots, quota_cpu_source,
-                                arithmetic + f" = {whole} TaskManagers"))
+                                arithmetic + f" = {_task_managers(whole)}"))
     if quota_memory_bytes is not None:
         if quota_memory_bytes <= 0:
             raise InputError(f"must be > 0, got {quota_memory_bytes}", field="quota.memory")
         whole = quota_memory_bytes // tm.memory_bytes
         arithmetic = (f"quota.memory {format_bytes(quota_memory_bytes, binary=True)} / "
-                      f"{format_bytes(tm.memory_bytes, binary=True)} per {per_tm} = {whole} TaskManagers")
+                      f"{format_bytes(tm.memory_bytes, binary=True)} per {per_tm} = {_task_managers(whole)}")
         bounds.append(SlotBound("quota.memory", whole * tm.slots, quota_memory_source, arithmetic))
     return SlotCeiling(tuple(bounds))
 
@@ -203,6 +203,10 @@ def _number(value: float) -> str:
 
 def _cores(value: float) -> str:
     return "core" if value == 1 else "cores"
+
+
+def _task_managers(count: int) -> str:
+    return f"{count} TaskManager" if count == 1 else f"{count} TaskManagers"
 
 
 def _slots(count: int) -> str:
