@@ -279,6 +279,22 @@ def test_a_jobs_cpu_quota_caps_its_slots_and_the_decision_names_the_bound(clock:
     assert "ceiling 3 slots: quota.cpu" in daemon.jobs[A].phase
 
 
+def test_a_jobs_quota_caps_it_when_the_cluster_reports_no_slots(clock: FakeClock, store: StateStore) -> None:
+    class NoSlotsSampler(WorldSampler):  # a REST cluster whose slots are unknown: only the quota bounds the job
+        def sample(self) -> MetricsSnapshot | None:
+            got = super().sample()
+            return None if got is None else replace(got, cluster=None)
+
+    world = World(clock, slots=50)
+    world.jobs[A] = FakeFlinkJob("one", clock() - 3600, busy_ms=1980.0, parallelism={"src": 2, "agg": 2},
+                                 config=[{"key": "job.autoscaler.quota.memory", "value": "5184m"}])
+    daemon = make_daemon(world, store)
+    daemon.make_sampler = lambda job_id: NoSlotsSampler(world, job_id)
+    run(daemon, clock, 14)
+    assert world.applied and max(world.jobs[A].parallelism.values()) == 3  # 3 default 1728m one-slot TaskManagers
+    assert any("ceiling 3 slots: quota.memory" in v.reason for d in store.decisions(A) for v in d.vertices)
+
+
 def test_the_clusters_quota_and_max_slots_the_lower_wins(clock: FakeClock, store: StateStore) -> None:
     world = World(clock, slots=50)
     long_ago = clock() - 3600
