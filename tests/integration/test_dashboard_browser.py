@@ -249,3 +249,37 @@ def test_dashboard_draws_the_graph_and_shows_a_new_decision_live(
         shutil.copyfile(tmp_path / "dashboard.png", SCREENSHOT)
     assert errors == []
     print(f"new decision shown {shown_after:.1f} s after it was appended")
+
+
+def test_the_job_list_of_the_multi_job_daemon_drills_into_one_job(browser: DevTools, tmp_path: Path) -> None:
+    """Two jobs in a state store, as the multi-job daemon writes it: the list shows both, a click opens one."""
+    from dataclasses import replace as replaced
+
+    from flinkscale.app.multijob import job_statuses
+    from flinkscale.core.snapshot import MetricsSnapshot
+    from flinkscale.report.dashboard import create_jobs_app
+    from flinkscale.store import CycleEntry, StateStore
+
+    snapshots = [MetricsSnapshot.from_dict(s) for s in _story_snapshots()]
+    jobs = {"a" * 32: "clickstream", "b" * 32: "sql-orders"}
+    with StateStore.open(f"sqlite:///{tmp_path / 'autoscale.db'}") as store:
+        for job_id, name in jobs.items():
+            store.upsert_job(job_id, name, snapshots[0].timestamp)
+        for snap in snapshots:
+            store.record_cycle([CycleEntry(job_id, replaced(snap, job_id=job_id, job_name=name), None, None)
+                                for job_id, name in jobs.items()])
+        app = create_jobs_app(store, lambda s: [status.to_dict() for status in job_statuses(s)])
+        with serve_dashboard(None, app=app) as server:
+            browser.call("Page.navigate", url=server.url)
+            browser.wait_for("!!document.body && document.body.dataset.state === 'ready'", timeout=20)
+            names = browser.evaluate("Array.from(document.querySelectorAll('#jobs tbody tr a'))"
+                                     ".map(a => a.textContent).join('|')")
+            assert names == "clickstream|sql-orders"
+            browser.evaluate("document.querySelector('#jobs tbody tr a').click()")
+            browser.wait_for("location.pathname.startsWith('/job/') && !!document.body"
+                             " && document.body.dataset.state === 'ready'", timeout=20)
+            assert browser.evaluate("location.pathname") == "/job/" + "a" * 32
+            assert browser.evaluate("document.querySelectorAll('#job-graph .shapelayer path').length") == 3
+            assert "clickstream" in browser.evaluate("document.getElementById('job-title').textContent")
+            errors = browser.console_errors()
+    assert errors == []

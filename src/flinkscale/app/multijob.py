@@ -56,6 +56,7 @@ from flinkscale.core.job_settings import (
 from flinkscale.core.policy import make_policy
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord, VertexDecision, offered_load
 from flinkscale.core.policy.registry import required_history_seconds
+from flinkscale.core.quota import SlotCeiling, slot_ceiling, task_manager_size
 from flinkscale.core.redaction import redact
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.autoscaler import LoopStatus
@@ -133,6 +134,12 @@ class JobState:
     last_decision: Decision | None = None
     last_snapshot: MetricsSnapshot | None = None
     rescales: int = 0
+    # The configured ceilings (core.quota) for this job's TaskManager size: its own quotas, and the cluster's
+    # --max-slots and quotas; None: not configured.
+    job_ceiling: SlotCeiling = field(default_factory=SlotCeiling)
+    cluster_ceiling: SlotCeiling = field(default_factory=SlotCeiling)
+    ceiling_note: str | None = None  # which bound binds this cycle, when the job is at its ceiling
+    slot_cap: int | None = None  # the slots this job may hold this cycle (None: no ceiling known)
 
     def loop_status(self) -> LoopStatus:
         """The job as the single-job loop's status (what ``LoopMetrics`` exports, labelled by job id)."""
@@ -336,6 +343,7 @@ class MultiJobDaemon:
     def _configure(self, state: JobState, job_config: Sequence[Mapping[str, Any]], now: float) -> bool:
         try:
             settings = resolve_job_settings(state.job_id, state.job_name, self.config, job_config)
+            state.job_ceiling, state.cluster_ceiling = self._ceilings(state, settings, job_config)
         except JobSettingsError as exc:
             state.error = str(exc)
             state.phase = f"not served: {exc}"
@@ -354,6 +362,36 @@ class MultiJobDaemon:
                       f"({len(history.snapshots)} snapshots, {len(history.decisions)} decisions, "
                       f"{len(history.rescales)} rescales)")
         return True
+
+    def _ceilings(self, state: JobState, settings: JobSettings, job_config: Sequence[Mapping[str, Any]]
+                  ) -> tuple[SlotCeiling, SlotCeiling]:
+        """The job's own quota ceiling and the cluster's (``--max-slots`` and the cluster quotas), for the
+        TaskManager size of the file's cluster section or else the job's Flink configuration; a bad value is a
+        ``JobSettingsError`` naming the job and the key."""
+        cluster = self.config.cluster
+        flink_config = {str(e.get("key")): str(e.get("value")) for e in job_config if isinstance(e, Mapping)}
+        max_source = cluster.max_slots.source if cluster.max_slots.value == self.daemon.max_slots else "--max-slots"
+        try:
+            tm = task_manager_size(flink_config, cpu=cluster.task_manager_cpu,
+                                   memory_bytes=cluster.task_manager_memory_bytes, slots=cluster.task_manager_slots,
+                                   configured_source=f"file:{self.config.path}#cluster")
+            job = slot_ceiling(task_manager=tm, quota_cpu=settings.quota_cpu.value,
+                               quota_cpu_source=settings.quota_cpu.source,
+                               quota_memory_bytes=settings.quota_memory_bytes.value,
+                               quota_memory_source=settings.quota_memory_bytes.source)
+            whole = slot_ceiling(task_manager=tm, max_slots=self.daemon.max_slots, max_slots_source=max_source,
+                                 quota_cpu=cluster.quota_cpu.value, quota_cpu_source=cluster.quota_cpu.source,
+                                 quota_memory_bytes=cluster.quota_memory_bytes.value,
+                                 quota_memory_source=cluster.quota_memory_bytes.source)
+        except InputError as exc:
+            key = exc.field or "quota"
+            message = str(exc)[len(key) + 2:] if str(exc).startswith(f"{key}: ") else str(exc)
+            raise JobSettingsError(message, job_id=state.job_id, job_name=state.job_name, key=key) from None
+        for ceiling in (job, whole):
+            if ceiling.slots == 0:
+                self._say(f"job {state.job_name} ({state.job_id}): {ceiling.explain()}: not even one TaskManager "
+                          f"({tm.describe()}) fits; the job is never scaled above 1 slot")
+        return job, whole
 
     def _reconcile(self, state: JobState, observed: Mapping[str, int], now: float) -> None:
         """Before a job's first decision: settle the intent a previous run left pending."""
@@ -395,8 +433,9 @@ class MultiJobDaemon:
         if result.decision is None:
             state.phase = f"holding: {result.held}"
             return None
-        state.history = result.history
-        decision = result.decision
+        decision = self._note_ceiling(state, result.decision)
+        state.history = replace(result.history, decisions=(*result.history.decisions[:-1], decision)) \
+            if result.history.decisions and result.history.decisions[-1] is result.decision else result.history
         state.last_decision, state.last_snapshot = decision, snapshot
         rescale = next((a for a in result.actions if isinstance(a, Rescale)), None)
         if rescale is not None:
@@ -406,13 +445,15 @@ class MultiJobDaemon:
                 self._say(f"job {state.job_name} ({state.job_id}): {state.phase}")
                 rescale = None
             else:
-                capped = self._capped(rescale, settings)
+                capped = self._within_ceiling(state, self._capped(rescale, settings))
                 rescale = capped if capped.parallelism != state.current else None
                 if rescale is not None:  # promised now: the jobs decided after this one do not count on them
                     state.claimed_slots = control.extra_slots(state.current, rescale.parallelism)
         if rescale is None and not state.phase.startswith("recommends"):
             state.phase = "holding: " + next((a.reason for a in result.actions if isinstance(a, control.Hold)),
                                              "nothing to change")
+        if state.ceiling_note is not None and state.ceiling_note not in state.phase:
+            state.phase += f" ({state.ceiling_note})"
         return CycleEntry(state.job_id, snapshot, decision, offered_load(snapshot)), rescale
 
     def _why_not_act(self, state: JobState, settings: JobSettings, now: float) -> str | None:
@@ -438,21 +479,61 @@ class MultiJobDaemon:
         return Rescale(target, reason) if target != dict(rescale.parallelism) else rescale
 
     def _share(self, state: JobState, snapshot: MetricsSnapshot) -> MetricsSnapshot:
-        """The snapshot with the cluster as this job may count on it (``control.cluster_share``)."""
+        """The snapshot with the cluster as this job may count on it (``control.cluster_share``): the cluster's
+        configured ceiling (the lowest of --max-slots and its quotas) or else what it has, less what the other
+        jobs hold or were promised, and never above the job's own quota."""
         cluster = snapshot.cluster
-        if cluster is None and self.daemon.max_slots is None:
+        configured, own = state.cluster_ceiling.slots, state.job_ceiling.slots
+        state.ceiling_note, state.slot_cap = None, None
+        if cluster is None and configured is None and own is None:
             return snapshot
         used_by_job = max(state.current.values(), default=0)
         promised = sum(s.claimed_slots for s in self.jobs.values() if s is not state)
         if cluster is not None:
             held = max(0, cluster.slots_total - cluster.slots_available - used_by_job)
-            ceiling = self.daemon.max_slots or cluster.slots_ceiling
         else:
             held = sum(max(s.current.values(), default=0) for s in self.jobs.values() if s is not state)
-            ceiling = self.daemon.max_slots or 1
+        taken = held + promised
+        if configured is not None:
+            ceiling = configured
+        elif cluster is not None:
+            ceiling = cluster.slots_ceiling
+        else:  # only the job's own quota is known: the others cannot take from it
+            ceiling = taken + (own or 1)
+        note = state.cluster_ceiling.explain() if configured is not None else None
+        if note is not None and taken:
+            note = f"{note}, {taken} of them held by other jobs"
+        if own is not None and own <= ceiling - taken:
+            taken, note = ceiling - own, state.job_ceiling.explain()
+        state.slot_cap = max(1, ceiling - taken)
+        state.ceiling_note = note
         base = cluster or ClusterResources(1, ceiling, 0, 1, None)
         return replace(snapshot, cluster=control.cluster_share(base, ceiling=ceiling, used_by_job=used_by_job,
-                                                               held_by_others=held + promised))
+                                                               held_by_others=taken))
+
+    @staticmethod
+    def _note_ceiling(state: JobState, decision: Decision) -> Decision:
+        """Say on every vertex at the job's slot ceiling which configured bound put it there."""
+        note, cap = state.ceiling_note, state.slot_cap
+        at_cap = {v.vertex_id for v in decision.vertices if cap is not None and v.new_parallelism >= cap}
+        if note is None or not at_cap:
+            state.ceiling_note = None
+            return decision
+        vertices = tuple(replace(v, reason=f"{v.reason}; {note}" if v.reason else note)
+                         if v.vertex_id in at_cap and note not in v.reason else v for v in decision.vertices)
+        return replace(decision, vertices=vertices)
+
+    def _within_ceiling(self, state: JobState, rescale: Rescale) -> Rescale:
+        """Never past the configured ceilings, whatever the policy asked (policies already respect them)."""
+        caps = [c for c in (state.job_ceiling.slots, state.cluster_ceiling.slots) if c is not None]
+        if not caps:
+            return rescale
+        cap = max(1, min(caps))
+        target = {v: min(p, cap) for v, p in rescale.parallelism.items()}
+        if target == dict(rescale.parallelism):
+            return rescale
+        binding = state.job_ceiling if state.job_ceiling.slots == min(caps) else state.cluster_ceiling
+        return Rescale(target, f"{rescale.reason}; {binding.explain()}")
 
     def _write(self, entries: list[CycleEntry]) -> None:
         """The cycle in one transaction (which renews the lease): snapshots, decisions, load, timers."""

@@ -219,8 +219,9 @@ def parse_fraction(text: str, field: str) -> float:
     return value
 
 
-def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float) -> None:
-    """Warn on stderr when the cluster refreshes its REST metrics less often than we sample.
+def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float,
+                          warn: Callable[[str], None] | None = None) -> None:
+    """Warn on stderr (or through ``warn``) when the cluster refreshes its REST metrics less often than we sample.
 
     Advisory only: a cluster that does not show its configuration (an HTTP error) is sampled as it is."""
     try:
@@ -232,7 +233,10 @@ def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float) -> N
     except InputError as exc:
         warning = f"cannot read the cluster's metric fetch interval ({exc}); rates may be stale"
     if warning:
-        typer.echo(f"warning: {warning}", err=True)
+        if warn is not None:
+            warn(warning)
+        else:
+            typer.echo(f"warning: {warning}", err=True)
 
 
 def print_json(data: Any) -> None:

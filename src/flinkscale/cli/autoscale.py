@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 import shlex
 import signal
@@ -34,7 +35,7 @@ from flinkscale.cli._common import (
 )
 from flinkscale.cli._inputs import check_number, check_output_dir, check_port
 from flinkscale.cli.decide import parse_set_options
-from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
 from flinkscale.core.skew import analyze_skew
 from flinkscale.core.units import parse_duration
@@ -58,6 +59,7 @@ from flinkscale.flink.executor import (
 from flinkscale.flink.shedder import ShedController, ShedSettings
 from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref
 from flinkscale.kafka.control import ArrivalRate, ControlChannel
+from flinkscale.report.logs import EventLog, configure_logging
 
 _AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
 
@@ -218,6 +220,50 @@ def _live_table(status: LoopStatus) -> Any:
     return Group(table, log)
 
 
+def _warn(log: EventLog) -> Callable[[str], None] | None:
+    """Warnings as log events in JSON mode (every stderr line parses); the usual stderr line otherwise."""
+    if not log.json:
+        return None
+    return lambda warning: log.event("warning", f"warning: {warning}", level=logging.WARNING)
+
+
+class _TickLog:
+    """The single-job loop's ticks as log events: each tick, each new loop event and each new decision once."""
+
+    def __init__(self, log: EventLog, job_id: str) -> None:
+        self.log, self.job_id = log, job_id
+        self._seen_events: list[Any] = []
+        self._seen_decisions: list[Any] = []
+
+    def events(self, status: LoopStatus) -> None:
+        for event in status.events:
+            if not any(event is seen for seen in self._seen_events):
+                level = logging.ERROR if "fail" in event.kind or "error" in event.kind else logging.INFO
+                self.log.event(f"loop.{event.kind}", f"{event.kind}: {event.message}", level=level,
+                               job_id=self.job_id, kind=event.kind, event_ts=event.timestamp)
+        self._seen_events = list(status.events)
+
+    def __call__(self, status: LoopStatus) -> None:
+        self.events(status)
+        for entry in status.decisions:
+            if any(entry is seen for seen in self._seen_decisions):
+                continue
+            d = entry.decision
+            level = logging.ERROR if entry.error else logging.INFO
+            self.log.event("loop.decision", status_line(status), level=level, job_id=self.job_id,
+                           policy=d.policy, rescale=d.rescale, parallelism=d.parallelism(),
+                           blocked_reason=d.blocked_reason, applied=entry.applied, error=entry.error,
+                           rescale_seconds=entry.rescale_seconds, shed_fraction=d.shed_fraction,
+                           reasons={v.vertex_id: v.reason for v in d.vertices if v.reason})
+        self._seen_decisions = list(status.decisions)
+        snapshot = status.last_snapshot
+        self.log.event("loop.tick", status_line(status), level=logging.WARNING if status.holding else logging.INFO,
+                       job_id=self.job_id, job_name=snapshot.job_name if snapshot else None, tick=status.ticks,
+                       holding=status.holding, rescales=status.rescales,
+                       parallelism=dict(snapshot.parallelism_by_id) if snapshot else None,
+                       source_lag_records=snapshot.source_lag() if snapshot else None)
+
+
 _ACTIONS = ("status", "pause", "resume")
 PAUSE_FILE = "autoscale.pause"
 
@@ -274,13 +320,16 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
 
 def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str | None, config_file: Path | None,
                 max_slots: int | None, workers: int, interval: str, duration: str | None, dry_run: bool,
-                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None) -> None:
+                max_task_managers: int, policy: str, set_: list[str] | None, metrics_port: int | None,
+                quota_cpu: str | None = None, quota_memory: str | None = None,
+                log: EventLog | None = None) -> None:
     """The multi-job daemon (``flinkscale.app.multijob``): every job, state in the store."""
     from flinkscale.app.multijob import DaemonConfig, daemon_on_cluster
     from flinkscale.cli._inputs import read_text
     from flinkscale.core.job_settings import AutoscaleConfig, parse_config_text
     from flinkscale.store import StateStore
 
+    log = log or EventLog(configure_logging("text"))
     if set_ or policy != "flinkscale":
         raise InputError("per-job policies and settings come from --config (defaults and overrides) and the "
                          "jobs' own job.autoscaler.* keys with several jobs", field="--policy/--set")
@@ -289,7 +338,8 @@ def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str |
     config = AutoscaleConfig()
     if config_file is not None:
         config = parse_config_text(read_text(config_file, "--config"), str(config_file))
-    cluster_settings = config.cluster.with_max_slots(max_slots)
+    cluster_settings = config.cluster.with_max_slots(max_slots).with_quotas(quota_cpu, quota_memory)
+    config = dataclasses.replace(config, cluster=cluster_settings)
     interval_seconds = _seconds(interval, "--interval")
     assert interval_seconds is not None
     duration_seconds = _seconds(duration, "--duration")
@@ -301,30 +351,34 @@ def _run_daemon(rest: RestTarget, jobs: list[str], state_dir: Path, state: str |
         store = stack.enter_context(StateStore.open(_store_url(state, state_dir)))
         rest_url = rest.resolve(state_dir)
         client = rest.access.client(rest_url)
-        warn_if_metrics_stale(client, interval_seconds)
+        warn_if_metrics_stale(client, interval_seconds, _warn(log))
         cluster = _local_cluster(state_dir, rest_url)
         stop = stack.enter_context(_stop_on_interrupt())
         daemon = daemon_on_cluster(client, store, config, daemon_config, cluster=cluster,
                                    executor_config=ExecutorConfig(max_task_managers=max_task_managers),
-                                   max_task_managers=max_task_managers, log=typer.echo, paused=pause.exists)
+                                   max_task_managers=max_task_managers, log=log.line, paused=pause.exists)
         daemon.start()
         stack.callback(daemon.close)
         metrics = LoopMetrics()
         if metrics_port is not None:
             check_port(metrics_port, "--metrics-port")
             port = stack.enter_context(metrics.serve(metrics_port))
-            typer.echo(f"Prometheus metrics (labelled by job) on http://127.0.0.1:{port}/metrics")
-        typer.echo(f"serving {'every running job' if not jobs else ', '.join(jobs)} every {interval}; state in "
-                   f"{store.url}")
+            log.event("metrics.serving", f"Prometheus metrics (labelled by job) on http://127.0.0.1:{port}/metrics",
+                      port=port)
+        log.event("daemon.start", f"serving {'every running job' if not jobs else ', '.join(jobs)} every {interval}; "
+                  f"state in {store.url}", jobs=list(jobs) or "all", interval_seconds=interval_seconds,
+                  state=store.url, dry_run=dry_run)
 
         def on_cycle(report: Any) -> None:
             for served in daemon.jobs.values():
                 metrics.update(served.loop_status())
-            typer.echo(f"cycle: {report.jobs} jobs, {report.decided} decided, {report.rescales_started} rescales "
-                       f"started, {report.wall_seconds:.2f}s")
+            log.event("daemon.cycle", f"cycle: {report.jobs} jobs, {report.decided} decided, "
+                      f"{report.rescales_started} rescales started, {report.wall_seconds:.2f}s", jobs=report.jobs,
+                      decided=report.decided, rescales_started=report.rescales_started,
+                      wall_seconds=round(report.wall_seconds, 3))
 
         cycles = daemon.run(stop.is_set, _interruptible_sleep(stop), duration_seconds, on_cycle)
-    typer.echo(f"stopped after {cycles} cycles")
+    log.event("daemon.stopped", f"stopped after {cycles} cycles", cycles=cycles)
 
 
 @rest_options
@@ -345,7 +399,16 @@ def autoscale(
     max_slots: Annotated[int | None, typer.Option(
         "--max-slots", help="The cluster's slot ceiling (elastic clusters); default: what it has or can grow to.")]
         = None,
+    quota_cpu: Annotated[str | None, typer.Option(
+        "--quota-cpu", help="The cluster's CPU quota in cores (elastic clusters): a slot ceiling of whole "
+                            "TaskManagers; per job: job.autoscaler.quota.cpu.")] = None,
+    quota_memory: Annotated[str | None, typer.Option(
+        "--quota-memory", help="The cluster's memory quota (e.g. 64GiB) against taskmanager.memory.process.size; "
+                               "per job: job.autoscaler.quota.memory.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Jobs collected at once (multi-job daemon).")] = 8,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text (lines on stdout) or json (one JSON object a line on stderr: ts, level, event, "
+                             "job_id, job_name, message, fields).")] = "text",
     output_format: Annotated[str, typer.Option("--format", help="status: table or json.")] = "table",
     policy: Annotated[str, typer.Option("--policy", help=f"One of: {', '.join(POLICY_NAMES)}.")] = "flinkscale",
     state_dir: Path = state_dir_option(),
@@ -390,12 +453,34 @@ def autoscale(
             raise InputError(f"expected one of {', '.join(_ACTIONS)}, got {action!r}", field="ACTION")
         _autoscale_action(action, state, state_dir, output_format)
         return
+    log = EventLog(configure_logging(log_format), log_format)
+    try:
+        _autoscale(log, rest, job, all_jobs, config_file, state, max_slots, quota_cpu, quota_memory, workers, policy,
+                   state_dir, set_, interval, dry_run, run_dir, metrics_port, max_task_managers, duration,
+                   resubmit_command, emit_k8s_patch, dashboard, dashboard_port, shed_control_topic, shed_input_topic,
+                   shed_target_error, shed_confidence, shed_value_cv, bootstrap, k8s_deployment)
+    except FlinkscaleError as exc:
+        if not log.json:
+            raise
+        # The one error line is a JSON object too, so every line on stderr parses.
+        log.event("error", f"error: {exc}", level=logging.ERROR, exit_code=exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _autoscale(log: EventLog, rest: RestTarget, job: list[str] | None, all_jobs: bool, config_file: Path | None,
+               state: str | None, max_slots: int | None, quota_cpu: str | None, quota_memory: str | None,
+               workers: int, policy: str, state_dir: Path, set_: list[str] | None, interval: str, dry_run: bool,
+               run_dir: Path | None, metrics_port: int | None, max_task_managers: int, duration: str | None,
+               resubmit_command: str | None, emit_k8s_patch: Path | None, dashboard: bool, dashboard_port: int,
+               shed_control_topic: str | None, shed_input_topic: str | None, shed_target_error: str,
+               shed_confidence: str, shed_value_cv: float, bootstrap: str | None, k8s_deployment: str | None) -> None:
     jobs = list(dict.fromkeys(job or []))
     if not jobs and not all_jobs:
         raise InputError("give --job ID (repeatable) or --all-jobs", field="--job")
-    if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None:
+    if all_jobs or len(jobs) > 1 or state is not None or config_file is not None or max_slots is not None \
+            or quota_cpu is not None or quota_memory is not None:
         _run_daemon(rest, jobs, state_dir, state, config_file, max_slots, workers, interval, duration, dry_run,
-                    max_task_managers, policy, set_, metrics_port)
+                    max_task_managers, policy, set_, metrics_port, quota_cpu, quota_memory, log)
         return
     job_id = jobs[0]
     chosen = make_policy(policy, parse_set_options(set_ or []))
@@ -429,7 +514,7 @@ def autoscale(
     client = rest.access.client(rest_url)
     with client.phase(client.deadline, "finding the job"):
         client.job(job_id)  # an unknown job id fails here, before the loop starts
-    warn_if_metrics_stale(client, interval_seconds)
+    warn_if_metrics_stale(client, interval_seconds, _warn(log))
     cluster = _local_cluster(state_dir, rest_url)
     executor: Executor | FlinkDeploymentRealizer | None = None if dry_run else Executor(
         client, job_id, cluster=cluster, config=executor_config,
@@ -447,7 +532,10 @@ def autoscale(
         stop = stack.enter_context(_stop_on_interrupt())
         if metrics_port is not None:
             port = stack.enter_context(metrics.serve(metrics_port))
-            console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
+            if log.json:
+                log.event("metrics.serving", f"Prometheus metrics on http://127.0.0.1:{port}/metrics", port=port)
+            else:
+                console.print(f"Prometheus metrics on http://127.0.0.1:{port}/metrics")
         if dashboard:
             assert run_dir is not None
             from flinkscale.report.dashboard import serve_dashboard
@@ -455,9 +543,13 @@ def autoscale(
             # serve_dashboard returns once the server accepts connections (a taken port is an InputError here).
             server = serve_dashboard(run_dir, port=dashboard_port)
             stack.callback(server.stop)
-            console.print(f"dashboard on {server.url}")
+            if log.json:
+                log.event("dashboard.serving", f"dashboard on {server.url}", url=server.url)
+            else:
+                console.print(f"dashboard on {server.url}")
         live = None
-        if sys.stdout.isatty():
+        tick_log = _TickLog(log, job_id)
+        if sys.stdout.isatty() and not log.json:
             from rich.live import Live
 
             live = stack.enter_context(Live(console=console, refresh_per_second=2))
@@ -466,6 +558,8 @@ def autoscale(
             metrics.update(status)
             if live is not None:
                 live.update(_live_table(status))
+            elif log.json:
+                tick_log(status)
             else:
                 typer.echo(status_line(status))
 
@@ -481,9 +575,14 @@ def autoscale(
         if executor is not None:
             executor.event = loop.event
         summary = loop.run_forever()
-    typer.echo(f"stopped after {summary.ticks} ticks: {summary.decisions} decisions, {len(summary.rescales)} "
-               f"rescales ({', '.join(f'{r.duration_seconds:.1f}s' for r in summary.rescales) or 'none'}), "
-               f"{summary.holds} holds, {len(summary.errors)} errors")
+        if log.json:
+            tick_log.events(loop.status)
+    durations = ", ".join(f"{r.duration_seconds:.1f}s" for r in summary.rescales) or "none"
+    log.event("loop.stopped", f"stopped after {summary.ticks} ticks: {summary.decisions} decisions, "
+              f"{len(summary.rescales)} rescales ({durations}), "
+              f"{summary.holds} holds, {len(summary.errors)} errors", job_id=job_id, ticks=summary.ticks,
+              decisions=summary.decisions, rescales=[r.duration_seconds for r in summary.rescales],
+              holds=summary.holds, errors=len(summary.errors))
 
 
 @rest_options

@@ -18,7 +18,9 @@ Operational settings (the same for every policy): ``enabled`` (false: the loop l
 ``scaling.enabled`` (false: recommend only), ``excluded.periods`` (daily ranges such as ``22:00-06:00``
 and 5-field cron expressions, separated by ``;`` as the operator writes them, or a YAML list), ``quota.cpu``
 and ``quota.memory`` (per job), ``vertex.max-parallelism``. The file's ``cluster`` section holds the
-per-cluster ceiling: ``max-slots``, ``quota.cpu``, ``quota.memory``.
+per-cluster ceiling: ``max-slots``, ``quota.cpu``, ``quota.memory``, and optionally the TaskManager size the
+quotas are divided by (``taskmanager.cpu``, ``taskmanager.memory.process.size``, ``taskmanager.numberOfTaskSlots``);
+``core.quota`` turns them into slots.
 
 Errors: the file is validated once, strictly (pydantic, unknown keys refused), and every problem is one
 ``InputError`` naming the file and the key path. A job's own bad value is a ``JobSettingsError`` naming the
@@ -36,7 +38,7 @@ import fnmatch
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +47,7 @@ from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.memory import TaskManagerMemoryOptions, task_manager_memory
 from flinkscale.core.policy.registry import POLICY_NAMES, make_policy, policy_settings
 from flinkscale.core.units import parse_flink_duration, parse_size
 
@@ -171,8 +174,12 @@ class _Override(_Section):
 
 class _Cluster(_Strict):
     max_slots: int | None = Field(None, alias="max-slots", gt=0)
-    quota_cpu: float | None = Field(None, alias="quota.cpu", gt=0)
+    quota_cpu: float | None = Field(None, alias="quota.cpu", gt=0, allow_inf_nan=False)
     quota_memory: str | int | None = Field(None, alias="quota.memory")
+    # The TaskManager size the quotas are divided by (default: read from each job's Flink configuration).
+    task_manager_cpu: float | None = Field(None, alias="taskmanager.cpu", gt=0, allow_inf_nan=False)
+    task_manager_memory: str | int | None = Field(None, alias="taskmanager.memory.process.size")
+    task_manager_slots: int | None = Field(None, alias="taskmanager.numberOfTaskSlots", gt=0)
 
 
 class _File(_Strict):
@@ -227,6 +234,10 @@ class ClusterSettings:
     max_slots: Sourced[int | None] = field(default_factory=lambda: Sourced(None, DEFAULT_SOURCE))
     quota_cpu: Sourced[float | None] = field(default_factory=lambda: Sourced(None, DEFAULT_SOURCE))
     quota_memory_bytes: Sourced[int | None] = field(default_factory=lambda: Sourced(None, DEFAULT_SOURCE))
+    # The TaskManager size stated in the file (None: each job's Flink configuration, then Flink's defaults).
+    task_manager_cpu: float | None = None
+    task_manager_memory_bytes: int | None = None
+    task_manager_slots: int | None = None
 
     def with_max_slots(self, max_slots: int | None, source: str = "cli") -> ClusterSettings:
         """``--max-slots`` on the command line wins over the file."""
@@ -234,7 +245,25 @@ class ClusterSettings:
             return self
         if max_slots < 1:
             raise InputError(f"must be >= 1, got {max_slots}", field="--max-slots")
-        return ClusterSettings(Sourced(max_slots, source), self.quota_cpu, self.quota_memory_bytes)
+        return replace(self, max_slots=Sourced(max_slots, source))
+
+    def with_quotas(self, quota_cpu: str | None, quota_memory: str | None, source: str = "cli") -> ClusterSettings:
+        """``--quota-cpu`` / ``--quota-memory`` on the command line win over the file."""
+        result = self
+        if quota_cpu is not None:
+            try:
+                cores = float(quota_cpu)
+            except ValueError:
+                raise InputError(f"expected a number of cores, got {quota_cpu!r}", field="--quota-cpu") from None
+            if not math.isfinite(cores) or cores <= 0:
+                raise InputError(f"must be > 0, got {quota_cpu!r}", field="--quota-cpu")
+            result = replace(result, quota_cpu=Sourced(cores, source))
+        if quota_memory is not None:
+            memory = parse_size(quota_memory, field="--quota-memory")
+            if memory <= 0:
+                raise InputError(f"must be > 0, got {quota_memory!r}", field="--quota-memory")
+            result = replace(result, quota_memory_bytes=Sourced(memory, source))
+        return result
 
 
 @dataclass(frozen=True)
@@ -330,12 +359,21 @@ def _check_policy(policy: str, short_values: Mapping[str, str]) -> None:
 
 def _cluster(section: _Cluster, path: str) -> ClusterSettings:
     source = f"file:{path}#cluster"
-    memory = None
+    memory = tm_memory = None
     if section.quota_memory is not None:
         memory = parse_size(section.quota_memory, field=f"{path}: cluster.quota.memory")
+        if memory <= 0:
+            raise InputError(f"{path}: cluster.quota.memory: must be > 0, got {section.quota_memory!r}")
+    if section.task_manager_memory is not None:
+        tm_memory = parse_size(section.task_manager_memory, field=f"{path}: cluster.taskmanager.memory.process.size")
+        try:  # Flink's memory model: a size it would refuse to start is refused here
+            task_manager_memory(TaskManagerMemoryOptions(process_size=tm_memory))
+        except InputError as exc:
+            raise InputError(f"{path}: cluster.taskmanager.memory.process.size: {_strip_field(exc)}") from None
     return ClusterSettings(Sourced(section.max_slots, source if section.max_slots is not None else DEFAULT_SOURCE),
                            Sourced(section.quota_cpu, source if section.quota_cpu is not None else DEFAULT_SOURCE),
-                           Sourced(memory, source if memory is not None else DEFAULT_SOURCE))
+                           Sourced(memory, source if memory is not None else DEFAULT_SOURCE),
+                           section.task_manager_cpu, tm_memory, section.task_manager_slots)
 
 
 # --- resolution ------------------------------------------------------------------------------------
@@ -540,19 +578,3 @@ def resolve_jobs(jobs: Sequence[JobRef], config: AutoscaleConfig) -> dict[str, J
         except JobSettingsError as exc:
             results[job.job_id] = exc
     return results
-
-
-# --- elastic ceilings ----------------------------------------------------------------------------------
-
-def slots_within_quota(*, quota_cpu: float | None, quota_memory_bytes: int | None, task_manager_cpu: float,
-                       task_manager_memory_bytes: int, slots_per_task_manager: int) -> int | None:
-    """The most slots a quota admits: whole TaskManagers of the given size that fit in it, times their slots
-    (the operator sizes quotas the same way). None when no quota is set."""
-    if task_manager_cpu <= 0 or task_manager_memory_bytes <= 0 or slots_per_task_manager < 1:
-        raise InputError("the TaskManager size must be positive", field="taskmanager")
-    limits = []
-    if quota_cpu is not None:
-        limits.append(math.floor(quota_cpu / task_manager_cpu + 1e-9))
-    if quota_memory_bytes is not None:
-        limits.append(quota_memory_bytes // task_manager_memory_bytes)
-    return min(limits) * slots_per_task_manager if limits else None

@@ -3,7 +3,7 @@
 The autoscale loop (and the demo) write a *run directory*; this module only reads it, through the one
 schema in ``flinkscale.core.rundir`` (``snapshots.jsonl``, ``decisions.jsonl``, optional ``events.jsonl``).
 
-Design, in three parts that each can be tested alone:
+Design, in four parts that each can be tested alone:
 
 1. ``JsonlTail`` follows one file by byte offset. Only lines that end in a newline count, so a line the
    writer is half-way through is kept back until it is complete; a file that shrank was rewritten and is
@@ -12,9 +12,14 @@ Design, in three parts that each can be tested alone:
 2. ``RunDirFeed`` holds the parsed records of one run directory and refreshes them on each request, so the
    server tails the files without a thread of its own; pure view functions (``graph_view``,
    ``timeline_view``, ``decision_view``) turn records into JSON-ready dicts for the page.
-3. ``create_app`` is a FastAPI application (the JSON endpoints, the page, plotly.js served from the
+3. ``StoreFeed`` is the same for the multi-job daemon, which keeps every job in its state store rather than a
+   run directory: a job list (name, id, phase, parallelism, last decision) and, per job, the run page's state
+   built from its stored snapshots, decisions, intents and rescales; a row that cannot be read is a problem on
+   that job's page, as a bad line is.
+4. ``create_app`` is a FastAPI application (the JSON endpoints, the page, plotly.js served from the
    installed plotly package, because the dashboard must work without internet); ``serve_dashboard`` runs
-   it under uvicorn in a background thread, so the autoscale loop and the demo can show it while they work.
+   it under uvicorn in a background thread, so the autoscale loop and the demo can show it while they work;
+   ``create_jobs_app`` serves a ``StoreFeed``: the job list at ``/``, one job at ``/job/{job_id}``.
 
 The page polls ``/api/state?version=V`` every 1.5 s; ``version`` changes whenever any file grew, so an idle
 run costs one tiny answer per poll. Utilization is ``busy_time_ms_per_second_max / 1000`` (the busiest
@@ -29,12 +34,13 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
+from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.redaction import redact
 from flinkscale.core.rundir import (
     DECISIONS_FILE,
@@ -45,6 +51,9 @@ from flinkscale.core.rundir import (
     parse_line,
 )
 from flinkscale.core.snapshot import MetricsSnapshot
+
+if TYPE_CHECKING:  # the store (and SQLAlchemy) only load for the multi-job view
+    from flinkscale.store import Intent, StateStore
 
 # The page shows at most this many points and log lines; a 10-minute demo stays far below.
 MAX_TIMELINE_POINTS = 3600
@@ -195,22 +204,210 @@ class RunDirFeed:
 
     def _state(self) -> dict[str, Any]:
         with self._lock:
-            latest = self.snapshots[-1] if self.snapshots else None
-            return {
-                "version": self.version,
-                "run_dir": str(self.run_dir),
-                "job": None if latest is None else {
-                    "job_id": latest.job_id, "job_name": latest.job_name, "job_state": latest.job_state,
-                    "timestamp": latest.timestamp, "total_parallelism": latest.total_parallelism(),
-                    "source_lag_records": latest.source_lag()},
-                "counts": {"snapshots": len(self.snapshots), "decisions": len(self.decisions),
-                           "events": len(self.events)},
-                "graph": None if latest is None else graph_view(latest),
-                "timeline": timeline_view(self.snapshots[-MAX_TIMELINE_POINTS:]),
-                "decisions": [decision_view(r) for r in reversed(self.decisions[-MAX_LOG_ENTRIES:])],
-                "events": [event_view(e) for e in reversed(self.events[-MAX_LOG_ENTRIES:])],
-                "problems": list(self.problems),
-            }
+            return run_state(self.version, str(self.run_dir), self.snapshots, self.decisions, self.events,
+                             self.problems)
+
+
+def run_state(version: int, source: str, snapshots: Sequence[MetricsSnapshot], decisions: Sequence[DecisionRecord],
+              events: Sequence[RunEvent], problems: Sequence[str]) -> dict[str, Any]:
+    """Everything the job page shows, from one run directory or one job of the state store."""
+    latest = snapshots[-1] if snapshots else None
+    return {
+        "version": version,
+        "run_dir": source,
+        "job": None if latest is None else {
+            "job_id": latest.job_id, "job_name": latest.job_name, "job_state": latest.job_state,
+            "timestamp": latest.timestamp, "total_parallelism": latest.total_parallelism(),
+            "source_lag_records": latest.source_lag()},
+        "counts": {"snapshots": len(snapshots), "decisions": len(decisions), "events": len(events)},
+        "graph": None if latest is None else graph_view(latest),
+        "timeline": timeline_view(snapshots[-MAX_TIMELINE_POINTS:]),
+        "decisions": [decision_view(r) for r in reversed(decisions[-MAX_LOG_ENTRIES:])],
+        "events": [event_view(e) for e in reversed(events[-MAX_LOG_ENTRIES:])],
+        "problems": list(problems),
+    }
+
+
+# --- every job of the multi-job daemon, from its state store -------------------------------------------
+class _JobRows:
+    """One job's records read so far from the store, by row id (read on: only rows newer than the last)."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[tuple[int, MetricsSnapshot]] = []
+        self.decisions: list[tuple[int, Decision]] = []
+        self.problems: list[str] = []
+        self.signature: tuple[Any, ...] = ()
+        self.version = 0
+        self.last_id: dict[str, int] = {}  # the last row read of each kind
+
+
+class StoreFeed:
+    """Every job the multi-job daemon keeps in its state store (``flinkscale.store``), read on demand.
+
+    The job list comes from the store's jobs with their phase (``describe(store)``: the daemon's
+    ``job_statuses``, injected because the app layer sits above this one); a job's page is the run page's
+    state built from its stored snapshots and decisions, with its intents and measured rescales as events.
+    Rows are read incrementally by row id, and one that cannot be read (damaged JSON, a record the page
+    cannot draw) becomes a problem on that job's page, as a bad run-directory line does; a store that cannot
+    be read at all is a problem of the answer, never a failed request."""
+
+    def __init__(self, store: StateStore,
+                 describe: Callable[[StateStore], Sequence[Mapping[str, Any]]] | None = None) -> None:
+        self.store = store
+        self.describe = describe
+        self._lock = threading.Lock()
+        self._rows: dict[str, _JobRows] = {}
+        self.problems: list[str] = []
+
+    def _problem(self, text: str, into: list[str]) -> None:
+        text = redact(text)
+        if text not in into:
+            into.append(text)
+        del into[:-MAX_PROBLEMS]
+
+    def jobs_state(self) -> dict[str, Any]:
+        """The job list: name, id, phase, parallelism and last decision of every job in the store."""
+        with self._lock:
+            try:
+                jobs = self.store.jobs()
+            except FlinkscaleError as exc:
+                self._problem(f"cannot read the state store: {exc}", self.problems)
+                return {"store": self.store.url, "jobs": [], "problems": list(self.problems)}
+            described: dict[str, Mapping[str, Any]] = {}
+            try:
+                described = {str(d.get("job_id")): d for d in (self.describe(self.store) if self.describe else ())}
+            except Exception as exc:  # a damaged row: the list still lists every job, without its phase
+                self._problem(f"cannot tell the jobs' phases ({type(exc).__name__}: {str(exc)[:200]})",
+                              self.problems)
+            listed = []
+            for job in jobs:
+                about = described.get(job.job_id, {})
+                entry: dict[str, Any] = {
+                    "job_id": job.job_id, "job_name": job.job_name, "phase": about.get("phase", "-"),
+                    "detail": about.get("detail", ""), "gone": job.gone_since is not None,
+                    "last_seen": job.last_seen, "parallelism": None, "total_parallelism": None,
+                    "last_decision": None, "learned_restart_seconds": job.restart_cost_seconds}
+                try:
+                    snapshot_rows = self.store.payload_rows("snapshots", job.job_id, newest=1)
+                    decision_rows = self.store.payload_rows("decisions", job.job_id, newest=1)
+                    if snapshot_rows:
+                        latest = _checked(MetricsSnapshot.from_dict(json.loads(snapshot_rows[-1][2])))
+                        entry["parallelism"] = dict(latest.parallelism_by_id)
+                        entry["total_parallelism"] = latest.total_parallelism()
+                    if decision_rows:
+                        decision = Decision.from_dict(json.loads(decision_rows[-1][2]))
+                        entry["last_decision"] = _decision_summary(decision)
+                except FlinkscaleError as exc:
+                    self._problem(f"job {job.job_name} ({job.job_id}): {exc}", self.problems)
+                except Exception as exc:
+                    self._problem(f"job {job.job_name} ({job.job_id}): its newest row is not a valid record "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})", self.problems)
+                listed.append(entry)
+            return {"store": self.store.url, "jobs": listed, "problems": list(self.problems)}
+
+    def job_state(self, job_id: str) -> dict[str, Any] | None:
+        """One job's page (the run page's state); None when the store has no such job."""
+        with self._lock:
+            try:
+                job = self.store.job(job_id)
+            except FlinkscaleError as exc:
+                self._problem(f"cannot read the state store: {exc}", self.problems)
+                return run_state(0, self.store.url, [], [], [], self.problems)
+            if job is None:
+                return None
+            rows = self._rows.setdefault(job_id, _JobRows())
+            events: list[RunEvent] = []
+            records: list[DecisionRecord] = []
+            try:
+                self._read_rows(job.job_name, job_id, rows)
+                intents = self.store.intents(job_id)
+                rescales = self.store.rescales(job_id)
+                records = [_decision_record(d, intents, rescales) for _, d in rows.decisions]
+                events = _store_events(intents, rescales)
+                signature = (len(rows.snapshots), rows.snapshots[-1][0] if rows.snapshots else 0,
+                             len(rows.decisions), rows.decisions[-1][0] if rows.decisions else 0,
+                             tuple((i.intent_id, i.status) for i in intents), len(rescales), len(rows.problems))
+            except FlinkscaleError as exc:
+                self._problem(f"cannot read the state store: {exc}", rows.problems)
+                signature = (*rows.signature, len(rows.problems))
+            if signature != rows.signature:
+                rows.signature, rows.version = signature, rows.version + 1
+            return run_state(rows.version, f"the state store {self.store.url}", [s for _, s in rows.snapshots],
+                             records, events, rows.problems)
+
+    def job_version(self, job_id: str) -> int | None:
+        state = self.job_state(job_id)
+        return None if state is None else int(state["version"])
+
+    def _read_rows(self, job_name: str, job_id: str, rows: _JobRows) -> None:
+        for kind in ("snapshots", "decisions"):
+            first = self.store.first_row_id(kind, job_id)
+            bound = first if first is not None else rows.last_id.get(kind, 0) + 1  # rows pruned since go
+            if kind == "snapshots":
+                rows.snapshots[:] = [(i, r) for i, r in rows.snapshots if i >= bound]
+            else:
+                rows.decisions[:] = [(i, r) for i, r in rows.decisions if i >= bound]
+            for row_id, _, payload in self.store.payload_rows(kind, job_id, after_id=rows.last_id.get(kind, 0)):
+                rows.last_id[kind] = row_id
+                try:
+                    if len(payload) > MAX_LINE_CHARS:
+                        raise InputError(f"a row of {len(payload):,} characters is not a record")
+                    try:
+                        data = json.loads(payload)
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"not valid JSON: {exc.msg}") from None
+                    if kind == "snapshots":
+                        rows.snapshots.append((row_id, _checked(MetricsSnapshot.from_dict(data))))
+                    else:
+                        decision = Decision.from_dict(data)
+                        _checked(DecisionRecord(decision.timestamp, decision, decision.rescale))
+                        rows.decisions.append((row_id, decision))
+                except InputError as exc:
+                    self._problem(f"job {job_name}: {kind} row {row_id}: {exc}", rows.problems)
+                except Exception as exc:
+                    self._problem(f"job {job_name}: {kind} row {row_id}: not a valid record "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})", rows.problems)
+        del rows.snapshots[:-MAX_TIMELINE_POINTS]
+        del rows.decisions[:-MAX_TIMELINE_POINTS]
+
+
+def _decision_summary(decision: Decision) -> dict[str, Any]:
+    if decision.rescale:
+        text = "rescale " + ", ".join(f"{v.vertex_name}: {v.current_parallelism} -> {v.new_parallelism}"
+                                      for v in decision.vertices if v.changed)
+    elif decision.blocked_reason:
+        text = f"hold: {decision.blocked_reason}"
+    else:
+        text = "no change"
+    return {"timestamp": decision.timestamp, "policy": decision.policy, "rescale": decision.rescale,
+            "summary": redact(text)}
+
+
+def _decision_record(decision: Decision, intents: Sequence[Intent], rescales: Sequence[RescaleRecord]
+                     ) -> DecisionRecord:
+    """A stored decision as the run page's record: applied when an intent to its target was carried out."""
+    if not decision.rescale:
+        return DecisionRecord(decision.timestamp, decision, False)
+    changed = {v.vertex_id: v.new_parallelism for v in decision.vertices if v.changed}
+    intent = next((i for i in intents if i.created_at >= decision.timestamp - 1.0
+                   and all(i.target_parallelism.get(k) == p for k, p in changed.items())), None)
+    if intent is None:
+        return DecisionRecord(decision.timestamp, decision, False)
+    measured = next((r for r in rescales if r.completed_at >= decision.timestamp
+                     and all(r.new_parallelism.get(k) == p for k, p in changed.items())), None)
+    return DecisionRecord(decision.timestamp, decision, intent.status == "done",
+                          measured.duration_seconds if measured is not None else None,
+                          intent.note if intent.status == "failed" else None)
+
+
+def _store_events(intents: Sequence[Intent], rescales: Sequence[RescaleRecord]) -> list[RunEvent]:
+    events = [RunEvent(i.created_at, "rescale-intent", f"to {dict(i.target_parallelism)} (intent {i.intent_id[:8]})")
+              for i in intents]
+    events += [RunEvent(i.finished_at, f"intent-{i.status}", i.note or f"intent {i.intent_id[:8]}")
+               for i in intents if i.finished_at is not None]
+    events += [RunEvent(r.completed_at, "rescaled", f"{dict(r.old_parallelism)} -> {dict(r.new_parallelism)} in "
+                                                    f"{r.duration_seconds:.1f}s") for r in rescales]
+    return sorted(events, key=lambda e: e.timestamp)
 
 
 def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunEvent:
@@ -222,6 +419,18 @@ def _parse_line(name: str, text: str) -> MetricsSnapshot | DecisionRecord | RunE
         record = parse_line(name, text)
     except RecursionError:
         raise InputError("JSON nested too deeply") from None
+    if isinstance(record, MetricsSnapshot):
+        return _checked(record)
+    if isinstance(record, DecisionRecord):
+        return _checked(record)
+    return _checked(record)
+
+
+_R = TypeVar("_R", MetricsSnapshot, DecisionRecord, RunEvent)
+
+
+def _checked(record: _R) -> _R:
+    """``record`` once its views were drawn: a record the page could not draw is an ``InputError`` now."""
     try:
         if isinstance(record, MetricsSnapshot):
             _timestamp(record.timestamp)
@@ -430,6 +639,64 @@ def create_app(run_dir: Path) -> Any:
     return app
 
 
+def create_jobs_app(store: StateStore,
+                    describe: Callable[[StateStore], Sequence[Mapping[str, Any]]] | None = None) -> Any:
+    """The FastAPI application serving every job of the multi-job daemon from its state store.
+
+    Endpoints: ``/`` (the job list page), ``/job/{job_id}`` (that job's page: the run page, drawing from the
+    job's endpoint), ``/api/jobs`` (name, id, phase, parallelism and last decision of every job),
+    ``/api/jobs/{job_id}/state`` (as ``/api/state`` of a run directory; ``?version=V`` answers ``unchanged``),
+    ``/static/...``. An unknown job is a 404 with a one-line ``detail``."""
+    import html
+    from urllib.parse import quote
+
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import FileResponse, HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    feed = StoreFeed(store, describe)
+    app = FastAPI(title="flinkscale dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    jobs_page = (_STATIC_DIR / "jobs.html").read_text(encoding="utf-8")
+    job_page = (_STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
+    plotly_js = plotly_js_path()
+
+    def unknown(job_id: str) -> HTTPException:
+        return HTTPException(404, redact(f"no job {job_id[:64]!r} in the state store {store.url}"))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return jobs_page
+
+    @app.get("/job/{job_id}", response_class=HTMLResponse)
+    def job_page_for(job_id: str) -> str:
+        if feed.job_version(job_id) is None:
+            raise unknown(job_id)
+        api = html.escape(f"/api/jobs/{quote(job_id, safe='')}/state", quote=True)
+        return job_page.replace('<body data-state="loading">', f'<body data-state="loading" data-api="{api}">') \
+            .replace("<h1>flinkscale</h1>", '<h1>flinkscale</h1> <a class="back" href="/">all jobs</a>')
+
+    @app.get("/static/plotly.min.js")
+    def plotly_script() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript")
+
+    @app.get("/api/jobs")
+    def jobs() -> dict[str, Any]:
+        return feed.jobs_state()
+
+    @app.get("/api/jobs/{job_id}/state")
+    def job_state(job_id: str, version: int | None = None) -> dict[str, Any]:
+        state = feed.job_state(job_id)
+        if state is None:
+            raise unknown(job_id)
+        if version is not None and version == state["version"]:
+            return {"version": version, "unchanged": True}
+        return state
+
+    app.mount("/static", StaticFiles(directory=_STATIC_DIR), name="static")
+    app.state.feed = feed
+    return app
+
+
 @dataclass
 class DashboardServer:
     """A running dashboard; ``url`` is where to point a browser, ``stop()`` shuts it down (idempotent)."""
@@ -437,7 +704,7 @@ class DashboardServer:
     url: str
     host: str
     port: int
-    run_dir: Path
+    run_dir: Path | None
     _server: Any = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
@@ -457,16 +724,20 @@ class DashboardServer:
         self.stop()
 
 
-def serve_dashboard(run_dir: Path, host: str = "127.0.0.1", port: int = 0) -> DashboardServer:
+def serve_dashboard(run_dir: Path | None, host: str = "127.0.0.1", port: int = 0, *, app: Any = None
+                    ) -> DashboardServer:
     """Start the dashboard for ``run_dir`` in a background thread and return once it accepts connections.
 
     ``port=0`` picks a free port (read it from ``.port`` or ``.url``). The run directory may be empty or
     not exist yet: the page fills in as the autoscale loop writes. Raises ``InputError`` (field ``--port``)
-    when the address cannot be bound, ``RuntimeFailure`` when the server does not come up.
+    when the address cannot be bound, ``RuntimeFailure`` when the server does not come up. ``app`` serves
+    instead of the run directory's (``create_jobs_app``: every job of the multi-job daemon).
     """
     import uvicorn
 
-    if run_dir.exists() and not run_dir.is_dir():
+    if app is None and run_dir is None:
+        raise InputError("give a run directory or an application to serve", field="RUN_DIR")
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise InputError("is not a directory", field=str(run_dir))
     # Binding the socket here, not in uvicorn, is what makes port 0 usable: the real port is known at once.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -479,7 +750,10 @@ def serve_dashboard(run_dir: Path, host: str = "127.0.0.1", port: int = 0) -> Da
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--port") from None
     sock.listen(128)
     bound_port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(run_dir), log_level="warning", access_log=False, lifespan="off")
+    if app is None:
+        assert run_dir is not None
+        app = create_app(run_dir)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     # uvicorn installs no signal handlers outside the main thread: the host program keeps owning Ctrl-C.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="flinkscale-dashboard",

@@ -367,6 +367,28 @@ class StateStore:
             rows = connection.execute(query).scalars().all()
         return tuple(Decision.from_dict(json.loads(payload)) for payload in reversed(rows))
 
+    def payload_rows(self, kind: str, job_id: str, *, after_id: int = 0, newest: int | None = None
+                     ) -> tuple[tuple[int, float, str], ...]:
+        """Raw ``(row id, timestamp, JSON text)`` rows of ``kind`` (``snapshots`` or ``decisions``), oldest first:
+        those after ``after_id``, or only the ``newest`` few. For readers that parse row by row and report a
+        damaged row instead of failing on it (the dashboard); ``first_row_id`` tells them what pruning removed."""
+        table = {"snapshots": _schema.snapshots, "decisions": _schema.decisions}[kind]
+        query = select(table.c.id, table.c.timestamp, table.c.payload).where(table.c.job_id == job_id)
+        if after_id:
+            query = query.where(table.c.id > after_id)
+        query = query.order_by(table.c.id.desc()).limit(newest) if newest is not None else query.order_by(table.c.id)
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+        ordered = reversed(rows) if newest is not None else rows
+        return tuple((int(r.id), float(r.timestamp), str(r.payload)) for r in ordered)
+
+    def first_row_id(self, kind: str, job_id: str) -> int | None:
+        """The oldest ``kind`` row id a job still has (None: none)."""
+        table = {"snapshots": _schema.snapshots, "decisions": _schema.decisions}[kind]
+        with self._read() as connection:
+            value = connection.execute(select(func.min(table.c.id)).where(table.c.job_id == job_id)).scalar()
+        return None if value is None else int(value)
+
     def add_rescale(self, job_id: str, record: RescaleRecord) -> None:
         """Keep the measured rescale and fold its duration into the job's learned restart cost (a mean)."""
         jobs = _schema.jobs

@@ -66,6 +66,9 @@ def test_a_config_file_with_an_unknown_key_is_one_line_naming_file_and_key(
     (["autoscale", "status", "--format", "xml", "--state", "sqlite:///X/s.db"], "--format"),
     (["autoscale", "--all-jobs", "--max-slots", "0", "--state", "sqlite:///X/s.db"], "--max-slots"),
     (["autoscale", "--all-jobs", "--policy", "static", "--state", "sqlite:///X/s.db"], "--policy"),
+    (["autoscale", "--all-jobs", "--quota-cpu", "many", "--state", "sqlite:///X/s.db"], "--quota-cpu"),
+    (["autoscale", "--all-jobs", "--quota-cpu", "0", "--state", "sqlite:///X/s.db"], "--quota-cpu"),
+    (["autoscale", "--all-jobs", "--quota-memory", "9 parsecs", "--state", "sqlite:///X/s.db"], "--quota-memory"),
 ])
 def test_bad_flags_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                 field: str | None) -> None:

@@ -9,8 +9,11 @@ doubles after a minute of samples and an idle one holds.
 
 from __future__ import annotations
 
+import io
+import json
 import textwrap
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.models import JobDetails, JobSummary, JobVertexInfo, VertexCounters
 from flinkscale.flink.protocols import Applier, Sampler
+from flinkscale.report.logs import EventLog, configure_logging
 from flinkscale.store import LeaseHeld, StateStore
 from flinkscale.testing import FakeClock, snapshot, vertex
 
@@ -126,11 +130,12 @@ class WorldExecutor:
 
 
 def make_daemon(world: World, store: StateStore, *, config: AutoscaleConfig | None = None,
-                lines: list[str] | None = None, **options: object) -> MultiJobDaemon:
+                lines: list[str] | None = None, log_callback: Callable[[str], None] | None = None,
+                **options: object) -> MultiJobDaemon:
     settings = DaemonConfig(interval_seconds=INTERVAL, owner="test-host:1", **options)  # type: ignore[arg-type]
     daemon = MultiJobDaemon(world, store, config or parse_config_text(CONFIG, "autoscale.yaml"), settings,
                             make_sampler=world.sampler, make_executor=world.executor, clock=world.clock,
-                            log=(lines if lines is not None else []).append)
+                            log=log_callback or (lines if lines is not None else []).append)
     return daemon
 
 
@@ -257,6 +262,90 @@ def test_max_slots_is_the_ceiling_whatever_the_cluster_has(clock: FakeClock, sto
     assert world.used_slots() <= max_slots
 
 
+# --- quotas: configured ceilings for elastic clusters ---------------------------------------------------------
+def test_a_jobs_cpu_quota_caps_its_slots_and_the_decision_names_the_bound(clock: FakeClock,
+                                                                          store: StateStore) -> None:
+    world = World(clock, slots=50)
+    # p2 at 99% busy: cpu-threshold doubles to 4, the quota admits 3
+    world.jobs[A] = FakeFlinkJob("one", clock() - 3600, busy_ms=1980.0, parallelism={"src": 2, "agg": 2},
+                                 config=[{"key": "job.autoscaler.quota.cpu", "value": "3"},
+                                         {"key": "taskmanager.numberOfTaskSlots", "value": "1"}])
+    daemon = make_daemon(world, store)
+    run(daemon, clock, 14)
+    assert world.applied and max(world.jobs[A].parallelism.values()) == 3  # 1 core per one-slot TaskManager
+    noted = [v.reason for d in store.decisions(A) for v in d.vertices if "ceiling" in v.reason]
+    assert noted and all("ceiling 3 slots: quota.cpu 3 cores / 1 core per slot = 3 TaskManagers "
+                         "(from job-config)" in reason for reason in noted)
+    assert "ceiling 3 slots: quota.cpu" in daemon.jobs[A].phase
+
+
+def test_a_jobs_quota_caps_it_when_the_cluster_reports_no_slots(clock: FakeClock, store: StateStore) -> None:
+    class NoSlotsSampler(WorldSampler):  # a REST cluster whose slots are unknown: only the quota bounds the job
+        def sample(self) -> MetricsSnapshot | None:
+            got = super().sample()
+            return None if got is None else replace(got, cluster=None)
+
+    world = World(clock, slots=50)
+    world.jobs[A] = FakeFlinkJob("one", clock() - 3600, busy_ms=1980.0, parallelism={"src": 2, "agg": 2},
+                                 config=[{"key": "job.autoscaler.quota.memory", "value": "5184m"}])
+    daemon = make_daemon(world, store)
+    daemon.make_sampler = lambda job_id: NoSlotsSampler(world, job_id)
+    run(daemon, clock, 14)
+    assert world.applied and max(world.jobs[A].parallelism.values()) == 3  # 3 default 1728m one-slot TaskManagers
+    assert any("ceiling 3 slots: quota.memory" in v.reason for d in store.decisions(A) for v in d.vertices)
+
+
+def test_the_clusters_quota_and_max_slots_the_lower_wins(clock: FakeClock, store: StateStore) -> None:
+    world = World(clock, slots=50)
+    long_ago = clock() - 3600
+    world.jobs[A] = FakeFlinkJob("one", long_ago, busy_ms=990.0)
+    world.jobs[B] = FakeFlinkJob("two", long_ago, busy_ms=990.0)
+    config = parse_config_text(CONFIG + textwrap.dedent("""\
+        cluster:
+          quota.memory: 8GiB
+          taskmanager.memory.process.size: 2g
+          taskmanager.numberOfTaskSlots: 1
+    """), "autoscale.yaml")
+    daemon = make_daemon(world, store, config=config, max_slots=10)
+    run(daemon, clock, 14)
+    assert world.used_slots() == 4  # 8 GiB / 2 GiB TaskManagers of one slot: 4 slots, under --max-slots 10
+    noted = [v.reason for j in (A, B) for d in store.decisions(j) for v in d.vertices if "ceiling" in v.reason]
+    assert noted and any("ceiling 4 slots: quota.memory 8.00 GiB / 2.00 GiB per TaskManager (1 slot) = "
+                         "4 TaskManagers (from file:autoscale.yaml#cluster)" in r for r in noted)
+
+
+def test_a_job_quota_below_the_clusters_binds_for_that_job_only(clock: FakeClock, store: StateStore) -> None:
+    world = World(clock, slots=50)
+    long_ago = clock() - 3600
+    world.jobs[A] = FakeFlinkJob("capped", long_ago, busy_ms=990.0,
+                                 config=[{"key": "job.autoscaler.quota.memory", "value": "1728m"}])
+    world.jobs[B] = FakeFlinkJob("free", long_ago, busy_ms=990.0)
+    run(make_daemon(world, store, max_slots=6), clock, 14)
+    assert max(world.jobs[A].parallelism.values()) == 1  # one default 1728m TaskManager of one slot
+    assert max(world.jobs[B].parallelism.values()) > 1
+    assert world.used_slots() <= 6
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("job.autoscaler.quota.cpu", "lots"),
+    ("job.autoscaler.quota.cpu", "-4"),
+    ("job.autoscaler.quota.memory", "12 parsecs"),
+    ("taskmanager.memory.process.size", "100m"),  # under Flink's own minimum: metaspace and overhead
+])
+def test_an_invalid_quota_is_one_line_naming_the_job_and_the_key(clock: FakeClock, store: StateStore, key: str,
+                                                                  value: str) -> None:
+    world = World(clock)
+    three_jobs(world, clock)
+    world.jobs[B].config = [{"key": "job.autoscaler.quota.cpu", "value": "4"}, {"key": key, "value": value}] \
+        if not key.startswith("job.autoscaler.quota.cpu") else [{"key": key, "value": value}]
+    lines = run(make_daemon(world, store), clock, 8)
+    errors = [line for line in lines if key in line]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith(f"job sql-orders ({B}): {key}: ")
+    assert [job for job, _ in world.applied] == [A]  # the others are served
+    assert store.decisions(C) and not store.decisions(B)
+
+
 # --- operations ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("setting", "expected"), [
     ("job.autoscaler.scaling.enabled", "recommend only (scaling.enabled=false, from job-config)"),
@@ -307,6 +396,30 @@ def test_a_slow_job_is_bounded_by_its_deadline_and_the_others_are_served(clock: 
     assert any("sql-joins" in line and "deadline" in line for line in lines)
     assert [job for job, _ in world.applied] == [A]
     assert len(store.decisions(B)) >= 5
+
+
+# --- structured logs -------------------------------------------------------------------------------------------
+def test_the_daemons_json_log_names_each_job_and_event_and_hides_passwords(clock: FakeClock,
+                                                                           store: StateStore) -> None:
+    stream = io.StringIO()
+    log = EventLog(configure_logging("json", stream=stream), "json")
+    world = World(clock)
+    three_jobs(world, clock)
+    world.jobs[C].name = "sink to http://user:pa55w0rd-x@warehouse:9000"
+    world.jobs[B].config = [{"key": "job.autoscaler.quota.cpu", "value": "lots"}]
+    try:
+        run(make_daemon(world, store, log_callback=log.line), clock, 8)
+    finally:
+        configure_logging("text")
+    text = stream.getvalue()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert records and all({"ts", "level", "event", "message"} <= set(r) for r in records)
+    events = {(r["event"], r.get("job_id")) for r in records}
+    assert {("job.discovered", A), ("job.discovered", B), ("job.discovered", C), ("job.rescaling", A),
+            ("job.rescaled", A), ("job.invalid-settings", B)} <= events
+    invalid = next(r for r in records if r["event"] == "job.invalid-settings")
+    assert invalid["level"] == "error" and invalid["job_name"] == "sql-orders" and "quota.cpu" in invalid["message"]
+    assert "pa55w0rd-x" not in text
 
 
 # --- bad input ------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from flinkscale.core.job_settings import (
     parse_excluded_periods,
     resolve_job_settings,
     resolve_jobs,
-    slots_within_quota,
 )
 from flinkscale.core.policy.registry import make_policy
 
@@ -221,18 +220,6 @@ def test_cluster_settings_from_the_file_and_max_slots_from_the_command_line() ->
     assert cluster.with_max_slots(None) is cluster
     with pytest.raises(InputError, match="--max-slots"):
         cluster.with_max_slots(0)
-
-
-def test_a_quota_admits_whole_task_managers_of_the_configured_size() -> None:
-    gb = 10**9
-    assert slots_within_quota(quota_cpu=10, quota_memory_bytes=None, task_manager_cpu=4,
-                              task_manager_memory_bytes=8 * gb, slots_per_task_manager=2) == 4  # 2 TMs
-    assert slots_within_quota(quota_cpu=64, quota_memory_bytes=20 * gb, task_manager_cpu=4,
-                              task_manager_memory_bytes=8 * gb, slots_per_task_manager=2) == 4  # memory binds
-    assert slots_within_quota(quota_cpu=0.6 * 10, quota_memory_bytes=None, task_manager_cpu=0.6,
-                              task_manager_memory_bytes=gb, slots_per_task_manager=1) == 10  # no float loss
-    assert slots_within_quota(quota_cpu=None, quota_memory_bytes=None, task_manager_cpu=1,
-                              task_manager_memory_bytes=gb, slots_per_task_manager=1) is None
 
 
 # --- excluded periods ------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 "use strict";
 
 const POLL_MS = 1500;
+// One job of the multi-job daemon: the server names that job's endpoint on <body data-api=...>.
+const STATE_URL = document.body.dataset.api || "/api/state";
 const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 const dashboard = { version: null, renderedVersion: null, vertices: 0, decisions: 0, lastOk: null };
 window.flinkscaleDashboard = dashboard;
@@ -224,7 +226,7 @@ async function poll() {
   const status = document.getElementById("status");
   try {
     const query = dashboard.version === null ? "" : "?version=" + dashboard.version;
-    const response = await fetch("/api/state" + query, { cache: "no-store" });
+    const response = await fetch(STATE_URL + query, { cache: "no-store" });
     if (!response.ok) throw new Error("HTTP " + response.status);
     const state = await response.json();
     dashboard.version = state.version;
