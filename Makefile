@@ -65,7 +65,7 @@ UNIT_TESTS ?= tests/unit
 INTEGRATION_TESTS ?= tests/integration
 SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
 	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py \
-	test_runtime.py test_salting.py test_rescale_lessons.py)
+	test_runtime.py test_salting.py test_rescale_lessons.py test_autoscale_quota_logs.py)
 test: java
 	@mkdir -p build
 	@( { $(BIN)/ruff check src tests bench && $(BIN)/lint-imports && $(BIN)/mypy; } > build/second-lane.log 2>&1 && \
