@@ -354,7 +354,13 @@ class MultiJobDaemon:
         state.control = ControlSettings(interval_seconds=self.daemon.interval_seconds,
                                         history_seconds=required_history_seconds(policy),
                                         stabilization_seconds=control.stabilization_seconds(policy))
-        history = self.store.history(state.job_id, state.control.history_seconds, now)
+        try:
+            history = self.store.history(state.job_id, state.control.history_seconds, now)
+        except InputError as exc:  # a damaged row of this job: the others are served
+            state.error = str(exc)
+            state.phase = f"not served: {exc}"
+            self._say(f"job {state.job_name} ({state.job_id}): {exc}; this job is not served, the others are")
+            return False
         load = tuple((s.timestamp, s.source_rate) for s in self.store.load_history(state.job_id))
         state.history = replace(history, load=load)
         if history.snapshots or history.rescales:

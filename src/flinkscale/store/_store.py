@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, Connection
@@ -75,6 +75,9 @@ class LeaseHeld(RuntimeFailure):
 
 class LeaseLost(RuntimeFailure):
     """This process's lease expired and another process took it: stop writing."""
+
+
+_T = TypeVar("_T")
 
 
 def _dumps(value: Any) -> str:
@@ -143,6 +146,17 @@ class StateStore:
             first = (problems[0].strip().splitlines() or ["?"])[0]
             raise InputError(f"{self.url}: the state store is damaged ({first}); restore it from a backup, "
                              "or move it away to start with an empty one")
+
+    def _decoded(self, table: str, job_id: str, payload: str, parse: Callable[[Any], _T]) -> _T:
+        """A stored JSON row as its record; a damaged row (edited by hand, written by a foreign tool) is a
+        clear error naming the store, the table and the job, never a crash mid-read."""
+        try:
+            return parse(json.loads(payload))
+        except (InputError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            detail = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            raise InputError(f"{self.url}: the state store is damaged (a row of {table} for job {job_id} does not "
+                             f"read: {detail}); restore it from a backup, or move it away to "
+                             "start with an empty one") from None
 
     @property
     def url(self) -> str:
@@ -350,7 +364,7 @@ class StateStore:
             query = query.where(table.c.timestamp >= since)
         with self._read() as connection:
             rows = connection.execute(query.order_by(table.c.timestamp, table.c.id)).scalars().all()
-        return tuple(MetricsSnapshot.from_dict(json.loads(payload)) for payload in rows)
+        return tuple(self._decoded("snapshots", job_id, payload, MetricsSnapshot.from_dict) for payload in rows)
 
     def add_decision(self, job_id: str, decision: Decision) -> None:
         with self._write() as connection:
@@ -365,7 +379,7 @@ class StateStore:
             query = query.limit(limit)
         with self._read() as connection:
             rows = connection.execute(query).scalars().all()
-        return tuple(Decision.from_dict(json.loads(payload)) for payload in reversed(rows))
+        return tuple(self._decoded("decisions", job_id, payload, Decision.from_dict) for payload in reversed(rows))
 
     def payload_rows(self, kind: str, job_id: str, *, after_id: int = 0, newest: int | None = None
                      ) -> tuple[tuple[int, float, str], ...]:

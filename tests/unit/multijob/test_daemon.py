@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import textwrap
 import threading
 from collections.abc import Callable
@@ -434,6 +435,22 @@ def test_a_job_with_an_invalid_setting_is_one_line_naming_it_and_the_key(clock: 
     assert errors[0].startswith(f"job sql-orders ({B}): job.autoscaler.scale-up.threshold: ")
     assert [job for job, _ in world.applied] == [A]  # the others are served
     assert store.decisions(C) and not store.decisions(B)
+
+
+def test_a_job_whose_stored_history_is_damaged_is_one_line_and_the_others_are_served(
+        clock: FakeClock, url: str, store: StateStore) -> None:
+    world = World(clock)
+    three_jobs(world, clock)
+    run(make_daemon(world, store), clock, 3)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:  # a row edited by hand
+        db.execute("UPDATE decisions SET payload = '{not json' WHERE job_id = ?", (B,))
+    with StateStore.open(url, clock=clock) as reopened:
+        lines = run(make_daemon(world, reopened), clock, 8)
+        damaged = [line for line in lines if "damaged" in line]
+        assert len(damaged) == 1 and "\n" not in damaged[0]
+        assert damaged[0].startswith(f"job sql-orders ({B}): ") and "a row of decisions for job" in damaged[0]
+        assert [job for job, _ in world.applied] == [A]  # the others are served
+        assert len(reopened.decisions(C)) > 3
 
 
 def test_a_second_daemon_on_the_same_store_is_refused(clock: FakeClock, url: str, store: StateStore) -> None:

@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
-from store_helpers import JOB, FakeClock, snapshot
+from store_helpers import JOB, FakeClock, decision, snapshot
 
 from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 from flinkscale.store import StateStore, _schema, head_revision, known_revisions, parse_store_url, redacted
@@ -92,6 +92,24 @@ def test_a_damaged_page_inside_a_valid_store_is_refused_at_open(url: str, clock:
         StateStore.open(url, clock=clock)
     message = str(caught.value)
     assert str(path) in message and ("damaged" in message or "malformed" in message), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("table", "payload"), [("snapshots", "{not json"), ("snapshots", '{"x": 1}'),
+                                               ("decisions", "[]"), ("decisions", '{"timestamp": "noon"}')])
+def test_a_row_that_does_not_read_is_an_input_error_naming_the_table_and_the_job(
+        url: str, clock: FakeClock, table: str, payload: str) -> None:
+    with StateStore.open(url, clock=clock) as store:
+        store.add_snapshot(JOB, snapshot(clock.now))
+        store.add_decision(JOB, decision(clock.now))
+    with sqlite3.connect(_db_path(url)) as db:
+        db.execute(f"UPDATE {table} SET payload = ?", (payload,))  # edited by hand or by a foreign tool
+    with StateStore.open(url, clock=clock) as store:
+        read = store.snapshots if table == "snapshots" else store.decisions
+        with pytest.raises(InputError) as caught:
+            read(JOB)
+    message = str(caught.value)
+    assert message.startswith(f"{url}: the state store is damaged (a row of {table} for job {JOB} does not read")
     assert "\n" not in message
 
 
