@@ -248,6 +248,10 @@ class MetricsSnapshot:
         Shared: read it, never modify it."""
         return {v.id: v.parallelism for v in self.vertices}
 
+    def has_inputs(self, vertex_id: str) -> bool:
+        """True when some edge leads into the vertex (``bool(inputs_of(vertex_id))``)."""
+        return vertex_id in self._graph.inputs
+
     def inputs_of(self, vertex_id: str) -> tuple[Edge, ...]:
         return self._edges_by_end[0].get(vertex_id, ())
 

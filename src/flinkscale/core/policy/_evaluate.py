@@ -229,7 +229,7 @@ def edge_output_ratio(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMet
 
 
 def is_graph_source(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
-    return not snapshot.inputs_of(vertex_id)
+    return not snapshot.has_inputs(vertex_id)
 
 
 def _propagation_order(snapshot: MetricsSnapshot) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:

@@ -429,10 +429,11 @@ class FlinkscalePolicy:
             reason = "no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept"
             return _Plan(vertex, None, numbers, min(p, upper), None, over_ceiling, reason)
         c = cost.records_per_subtask_second
+        utilization = cost.busiest_utilization(target, p)
         numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
                        layout_factor=ev.layout_factor(p, groups),
                        true_processing_rate=cost.full_speed_capacity(p),
-                       utilization=cost.busiest_utilization(target, p))
+                       utilization=utilization)
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
         if sized_for != target:
@@ -440,7 +441,6 @@ class FlinkscalePolicy:
         need_load = self._need_load(sized_for, lag, restart)
         numbers["required_capacity"] = need_load
         need = cost.parallelism_for(need_load, lower, upper)
-        utilization = cost.busiest_utilization(target, p)
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
         if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
