@@ -92,7 +92,18 @@ def window_mean(values: Iterable[tuple[float | None, float]]) -> float | None:
     known = [(v, w) for v, w in values if v is not None and not math.isnan(v)]
     if not known:
         return None
-    total = sum(w for _, w in known if w > 0)
+    # Added one after the other, oldest first (``_evaluate.window_metrics`` adds whole columns in this order).
+    total = 0.0
+    for _, w in known:
+        if w > 0:
+            total += w
     if total <= 0:
-        return sum(v for v, _ in known) / len(known)
-    return sum(v * w for v, w in known if w > 0) / total
+        plain = 0.0
+        for v, _ in known:
+            plain += v
+        return plain / len(known)
+    weighted = 0.0
+    for v, w in known:
+        if w > 0:
+            weighted += v * w
+    return weighted / total

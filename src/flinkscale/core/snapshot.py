@@ -19,16 +19,17 @@ docs/snapshot-format.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.graph import topological_ids
 
 SNAPSHOT_SCHEMA_VERSION = 1
+_T = TypeVar("_T")
 
 
 class ShipStrategy(StrEnum):
@@ -195,17 +196,50 @@ class MetricsSnapshot:
         return {v.id: v for v in self.vertices}
 
     @cached_property
+    def _graph(self) -> _GraphIndex:
+        return _graph_index(self.edges)
+
+    @cached_property
     def _edges_by_end(self) -> tuple[dict[str, tuple[Edge, ...]], dict[str, tuple[Edge, ...]]]:
-        inputs: dict[str, list[Edge]] = {}
-        outputs: dict[str, list[Edge]] = {}
-        for e in self.edges:
-            inputs.setdefault(e.target, []).append(e)
-            outputs.setdefault(e.source, []).append(e)
-        return ({k: tuple(v) for k, v in inputs.items()}, {k: tuple(v) for k, v in outputs.items()})
+        return self._graph.inputs, self._graph.outputs
 
     @cached_property
     def _sources(self) -> tuple[Vertex, ...]:
         return tuple(v for v in self.vertices if v.is_source or not self.inputs_of(v.id))
+
+    @cached_property
+    def graph_sources(self) -> tuple[Vertex, ...]:
+        """The vertices without input edges (where records enter the graph), in vertex order."""
+        inputs = self._edges_by_end[0]
+        return tuple(v for v in self.vertices if v.id not in inputs)
+
+    @cached_property
+    def vertex_ids(self) -> tuple[str, ...]:
+        return tuple(v.id for v in self.vertices)
+
+    def graph_derived(self, key: str, compute: Callable[[MetricsSnapshot], _T]) -> _T:
+        """Like ``derived``, for a value that depends only on the graph (vertex ids in order, edges), never on
+        parallelism or metrics: snapshots that share their edges tuple and vertex ids (the simulator's, while
+        the graph is unchanged) share it too, so it is computed once per graph, not once per snapshot."""
+        graph = self._graph
+        ids = self.vertex_ids
+        found = graph.derived.get(key)
+        if found is not None and found[0] == ids:
+            value: _T = found[1]
+            return value
+        computed = compute(self)
+        graph.derived[key] = (ids, computed)
+        return computed
+
+    def derived(self, key: str, compute: Callable[[MetricsSnapshot], _T]) -> _T:
+        """``compute(self)``, computed once per snapshot and kept with it under ``key``: what readers derive
+        from the same snapshots at every decision (a policy's window over its history) is paid for once.
+        ``key`` names the computation (one module's prefix, then its name); the value must not be modified."""
+        memo: dict[str, Any] = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = compute(self)
+        value: _T = memo[key]
+        return value
 
     def vertex(self, vertex_id: str) -> Vertex:
         return self._by_id[vertex_id]
@@ -219,6 +253,10 @@ class MetricsSnapshot:
         Shared: read it, never modify it."""
         return {v.id: v.parallelism for v in self.vertices}
 
+    def has_inputs(self, vertex_id: str) -> bool:
+        """True when some edge leads into the vertex (``bool(inputs_of(vertex_id))``)."""
+        return vertex_id in self._graph.inputs
+
     def inputs_of(self, vertex_id: str) -> tuple[Edge, ...]:
         return self._edges_by_end[0].get(vertex_id, ())
 
@@ -230,7 +268,7 @@ class MetricsSnapshot:
 
     def is_keyed(self, vertex_id: str) -> bool:
         """True when any input edge hashes by key, so key groups decide the subtask."""
-        return any(e.ship_strategy.is_keyed for e in self.inputs_of(vertex_id))
+        return vertex_id in self._graph.keyed
 
     def topological_order(self) -> tuple[Vertex, ...]:
         """Vertices with every vertex after all of its inputs (sources first)."""
@@ -238,10 +276,11 @@ class MetricsSnapshot:
 
     @cached_property
     def _topological_order(self) -> tuple[Vertex, ...]:  # sorted once per snapshot (policies ask per rule)
-        order = topological_ids([v.id for v in self.vertices], ((e.source, e.target) for e in self.edges))
+        order = self.graph_derived("snapshot.topological_order", _topological_ids)
         if order is None:
             raise InputError("the job graph has a cycle", field="edges")
-        return tuple(self.vertex(vid) for vid in order)
+        by_id = self._by_id
+        return tuple(by_id[vid] for vid in order)
 
     def total_parallelism(self) -> int:
         return sum(v.parallelism for v in self.vertices)
@@ -271,6 +310,43 @@ class MetricsSnapshot:
         from flinkscale.core._snapshot_json import snapshot_from_dict
 
         return snapshot_from_dict(data)
+
+
+class _GraphIndex:
+    """What follows from a graph's edges alone: input and output edges per vertex id (edge order kept), the
+    vertices a HASH edge feeds, and values derived from the graph (``MetricsSnapshot.graph_derived``)."""
+
+    def __init__(self, edges: tuple[Edge, ...]) -> None:
+        inputs: dict[str, list[Edge]] = {}
+        outputs: dict[str, list[Edge]] = {}
+        for e in edges:
+            inputs.setdefault(e.target, []).append(e)
+            outputs.setdefault(e.source, []).append(e)
+        self.edges = edges
+        self.inputs = {k: tuple(v) for k, v in inputs.items()}
+        self.outputs = {k: tuple(v) for k, v in outputs.items()}
+        self.keyed = frozenset(e.target for e in edges if e.ship_strategy.is_keyed)
+        self.derived: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+
+# The last edges tuple indexed. A producer that hands every snapshot of a job the same edges tuple (the
+# simulator does, for as long as the graph is unchanged) has it indexed once, not once per snapshot.
+_last_graph: _GraphIndex | None = None
+
+
+def _graph_index(edges: tuple[Edge, ...]) -> _GraphIndex:
+    global _last_graph
+    last = _last_graph
+    if last is not None and last.edges is edges:
+        return last
+    index = _GraphIndex(edges)
+    _last_graph = index
+    return index
+
+
+def _topological_ids(snapshot: MetricsSnapshot) -> tuple[str, ...] | None:
+    order = topological_ids(snapshot.vertex_ids, ((e.source, e.target) for e in snapshot.edges))
+    return None if order is None else tuple(order)
 
 
 def _drop_nan(value: Any) -> Any:

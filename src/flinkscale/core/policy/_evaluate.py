@@ -22,10 +22,12 @@ Definitions (per job vertex ``v`` at parallelism ``p``):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
@@ -91,8 +93,14 @@ def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics
     """Per-vertex means over ``window`` (oldest first, ``rates.window_mean``: weighted by each snapshot's
     ``window_seconds``); lag is the latest and its growth the slope
     between the first and last snapshots that report it (the snapshot's own
-    ``pending_records_per_second`` when only one does)."""
+    ``pending_records_per_second`` when only one does).
+
+    A window of several snapshots of one graph (the usual case: a policy's window is at one parallelism) is
+    averaged for all vertices at once, column by column in ``window_mean``'s order of additions
+    (``_window_metrics_columns``): the same numbers, without a Python loop per vertex and snapshot."""
     latest = window[-1]
+    if len(window) > 1 and all(s.vertex_ids == latest.vertex_ids for s in window):
+        return _window_metrics_columns(window)
     result: dict[str, WindowMetrics] = {}
     for vertex in latest.vertices:
         series = [(s.vertex(vertex.id), s.window_seconds) for s in window if _has_vertex(s, vertex.id)]
@@ -128,6 +136,79 @@ def _has_vertex(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
     return snapshot.has_vertex(vertex_id)
 
 
+# The per-vertex values window_metrics averages, one row each: input rate, output rate, busy max, busy avg,
+# backpressured (avg, else max). NaN where Flink reported none (``window_mean`` leaves those out).
+_MEAN_ROWS = 5
+
+
+def _metric_rows(snapshot: MetricsSnapshot) -> Any:
+    import numpy as np
+
+    def number(value: float | None) -> float:
+        return math.nan if value is None else value
+
+    rows = [[number(vertex_input_rate(v)) for v in snapshot.vertices],
+            [number(v.metrics.num_records_out_per_second) for v in snapshot.vertices],
+            [number(v.metrics.busy_time_ms_per_second_max) for v in snapshot.vertices],
+            [number(v.metrics.busy_time_ms_per_second_avg) for v in snapshot.vertices],
+            [number(v.metrics.back_pressured_time_ms_per_second_avg
+                    if v.metrics.back_pressured_time_ms_per_second_avg is not None
+                    else v.metrics.back_pressured_time_ms_per_second_max) for v in snapshot.vertices]]
+    return np.array(rows, dtype=np.float64).reshape(_MEAN_ROWS, len(snapshot.vertices))
+
+
+def _pending_vertices(snapshot: MetricsSnapshot) -> tuple[int, ...]:
+    return tuple(i for i, v in enumerate(snapshot.vertices) if v.metrics.pending_records is not None)
+
+
+def _window_metrics_columns(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics]:
+    """``window_metrics`` for snapshots that all have the latest one's vertices in its order: every mean is
+    ``window_mean``'s, its additions made in the same order (oldest snapshot first) on whole rows of vertices,
+    so the results are the same floats. Each snapshot's rows are extracted once (``MetricsSnapshot.derived``)."""
+    import numpy as np
+
+    latest = window[-1]
+    values = np.stack([s.derived("evaluate.metric_rows", _metric_rows) for s in window])  # (snapshots, rows, V)
+    known = ~np.isnan(values)
+    weights = [s.window_seconds for s in window]
+    shape = values.shape[1:]
+    total = np.zeros(shape)
+    weighted = np.zeros(shape)
+    plain = np.zeros(shape)
+    for k, w in enumerate(weights):
+        plain += np.where(known[k], values[k], 0.0)
+        if w > 0:
+            total += np.where(known[k], w, 0.0)
+            weighted += np.where(known[k], values[k] * w, 0.0)
+    count = known.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.where(total > 0, weighted / total, plain / np.maximum(count, 1))
+    columns = [[None if n == 0 else m for m, n in zip(mean_row, count_row, strict=True)]
+               for mean_row, count_row in zip(means.tolist(), count.tolist(), strict=True)]
+    input_rate, output_rate, busy_max, busy_avg, back_pressured = columns
+    # Lag: the latest; its growth from the first and last snapshots that report it (sources, mostly).
+    growth_of: dict[int, float] = {}
+    for index in sorted(set().union(*(s.derived("evaluate.pending_vertices", _pending_vertices) for s in window))):
+        points = [(s.timestamp, s.vertices[index].metrics.pending_records) for s in window
+                  if s.vertices[index].metrics.pending_records is not None]
+        if len(points) >= 2 and points[-1][0] > points[0][0]:
+            (t0, lag0), (t1, lag1) = points[0], points[-1]
+            growth_of[index] = ((lag1 or 0.0) - (lag0 or 0.0)) / (t1 - t0)
+    observations = len(window)
+    result: dict[str, WindowMetrics] = {}
+    for i, vertex in enumerate(latest.vertices):
+        growth = growth_of.get(i)
+        if growth is None:
+            growth = vertex.metrics.pending_records_per_second
+            if growth is None:
+                growth = 0.0
+        result[vertex.id] = WindowMetrics(
+            input_rate=input_rate[i], output_rate=output_rate[i], busy_time_ms_per_second_max=busy_max[i],
+            busy_time_ms_per_second_avg=busy_avg[i], back_pressured_time_ms_per_second=back_pressured[i],
+            lag=vertex.metrics.pending_records, lag_growth_rate=growth, observations=observations)
+    return result
+
+
 # --- rates along the graph -------------------------------------------------------------------------
 
 def edge_output_ratio(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics], edge: Edge) -> float:
@@ -148,21 +229,61 @@ def edge_output_ratio(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMet
 
 
 def is_graph_source(snapshot: MetricsSnapshot, vertex_id: str) -> bool:
-    return not snapshot.inputs_of(vertex_id)
+    return not snapshot.has_inputs(vertex_id)
+
+
+def _propagation_order(snapshot: MetricsSnapshot) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """Every vertex in topological order with the (source, target) keys of its input edges."""
+    return tuple((v.id, tuple((e.source, e.target) for e in snapshot.inputs_of(v.id)))
+                 for v in snapshot.topological_order())
 
 
 def propagate_rates(snapshot: MetricsSnapshot, source_rates: Mapping[str, float],
                     ratios: Mapping[tuple[str, str], float]) -> dict[str, float]:
     """A rate given at every graph source carried downstream: each vertex gets the sum over its input
-    edges of the upstream value times that edge's output ratio."""
+    edges (added in edge order) of the upstream value times that edge's output ratio."""
     rates: dict[str, float] = {}
-    for vertex in snapshot.topological_order():
-        inputs = snapshot.inputs_of(vertex.id)
+    for vertex_id, inputs in snapshot.graph_derived("evaluate.propagation_order", _propagation_order):
         if not inputs:
-            rates[vertex.id] = max(0.0, source_rates.get(vertex.id, 0.0))
+            rate = source_rates.get(vertex_id, 0.0)
+            rates[vertex_id] = rate if rate > 0.0 else 0.0  # max(0.0, rate)
         else:
-            rates[vertex.id] = sum(rates[e.source] * ratios[(e.source, e.target)] for e in inputs)
+            total = 0.0
+            for key in inputs:
+                total += rates[key[0]] * ratios[key]
+            rates[vertex_id] = total
     return rates
+
+
+def propagate_rate_rows(snapshot: MetricsSnapshot, source_rows: Mapping[str, Any],
+                        ratios: Mapping[tuple[str, str], float]) -> tuple[tuple[str, ...], Any]:
+    """``propagate_rates`` for many samples at once: ``source_rows`` holds a numpy row of rates per graph
+    source (one value per sample); returns the vertex ids in topological order and a (samples, vertices)
+    array whose row ``k`` equals ``propagate_rates`` of sample ``k`` (the same operations, elementwise)."""
+    import numpy as np
+
+    order = snapshot.graph_derived("evaluate.propagation_order", _propagation_order)
+    samples = len(next(iter(source_rows.values()))) if source_rows else 0
+    columns: dict[str, Any] = {}
+    zero = np.zeros(samples)
+    for vertex_id, inputs in order:
+        if not inputs:
+            rate = source_rows.get(vertex_id, zero)
+            columns[vertex_id] = np.where(rate > 0.0, rate, 0.0)
+        elif len(inputs) == 1:
+            # 0.0 + x, as the scalar sum does, is added once for all columns below (it only turns -0.0 into 0.0).
+            columns[vertex_id] = columns[inputs[0][0]] * ratios[inputs[0]]
+        else:
+            total = np.zeros(samples)
+            for key in inputs:
+                total = total + (columns[key[0]] + 0.0) * ratios[key]
+            columns[vertex_id] = total
+    ids = tuple(vertex_id for vertex_id, _ in order)
+    table = np.empty((samples, len(ids)))
+    for j, vertex_id in enumerate(ids):
+        table[:, j] = columns[vertex_id]
+    table += 0.0
+    return ids, table
 
 
 def output_ratios(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics]) -> dict[tuple[str, str], float]:
@@ -195,6 +316,7 @@ def layout_groups(snapshot: MetricsSnapshot, vertex: Vertex) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of two integers, asked per vertex at every decision
 def layout_factor(parallelism: int, groups: int | None) -> float:
     """``ceil(K/p) / (K/p)``: how much more than its fair share the busiest subtask owns (1 = even)."""
     if not groups or parallelism <= 0:
@@ -421,4 +543,4 @@ def source_targets_at(window: Sequence[MetricsSnapshot], index: int) -> dict[str
     step in the rate shows at once)."""
     snapshot = window[index]
     return {v.id: max(0.0, (vertex_input_rate(v) or 0.0) + _lag_growth_at(window, index, v.id))
-            for v in snapshot.vertices if is_graph_source(snapshot, v.id)}
+            for v in snapshot.graph_sources}

@@ -112,9 +112,7 @@ def offered_load(snapshot: MetricsSnapshot) -> float | None:
     """Records/s arriving at the job's sources: what they read plus the growth of their lag (``None`` when
     no source reports a rate). The one number a load forecast is about."""
     total, known = 0.0, False
-    for vertex in snapshot.vertices:
-        if snapshot.inputs_of(vertex.id):
-            continue
+    for vertex in snapshot.graph_sources:
         metrics = vertex.metrics
         rate = metrics.num_records_in_per_second
         if not rate and metrics.num_records_out_per_second is not None:

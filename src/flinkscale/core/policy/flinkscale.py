@@ -309,7 +309,7 @@ class FlinkscalePolicy:
             trend = rate_trend([*recent, snapshot])
             sized_for = ev.propagate_rates(snapshot, {
                 k: v + max(0.0, trend.get(k, 0.0)) * s.prediction_horizon for k, v in source_targets.items()}, ratios)
-        graph_sources = [v for v in snapshot.vertices if ev.is_graph_source(snapshot, v.id)]
+        graph_sources = snapshot.graph_sources
         lags = ev.propagate_rates(snapshot, {v.id: metrics[v.id].lag or 0.0 for v in graph_sources}, ratios)
         backlog = max((_lag_seconds(metrics[v.id].lag, source_targets.get(v.id, 0.0)) for v in graph_sources),
                       default=0.0)
@@ -429,10 +429,11 @@ class FlinkscalePolicy:
             reason = "no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept"
             return _Plan(vertex, None, numbers, min(p, upper), None, over_ceiling, reason)
         c = cost.records_per_subtask_second
+        utilization = cost.busiest_utilization(target, p)
         numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
                        layout_factor=ev.layout_factor(p, groups),
                        true_processing_rate=cost.full_speed_capacity(p),
-                       utilization=cost.busiest_utilization(target, p))
+                       utilization=utilization)
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
         if sized_for != target:
@@ -440,7 +441,6 @@ class FlinkscalePolicy:
         need_load = self._need_load(sized_for, lag, restart)
         numbers["required_capacity"] = need_load
         need = cost.parallelism_for(need_load, lower, upper)
-        utilization = cost.busiest_utilization(target, p)
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
         if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
@@ -726,23 +726,31 @@ class FlinkscalePolicy:
         # One sample's λ + d(lag)/dt is noisy (pendingRecords refreshes unevenly), so the peak is that of the
         # load averaged over metrics.window: a sustained peak holds the size, a one-sample blip does not. The
         # averages take samples from inside the interval only, so that the load before it cannot leak in.
+        # All samples and vertices at once: a (samples, vertices) table of loads, then the running window mean
+        # over it row by row (for each vertex the same additions and subtractions, in the same order, as
+        # summing that vertex's samples one at a time) and its running peak.
+        import numpy as np
+
         start = now - s.scale_down_interval
         window = ev.window_snapshots(snapshot, history, start)
-        loads = [ev.propagate_rates(snapshot, ev.source_targets_at(window, i), ratios) for i in range(len(window))]
-        peaks: dict[str, float] = {}
-        sums: dict[str, float] = {}
+        targets = [ev.source_targets_at(window, i) for i in range(len(window))]
+        source_rows = {v.id: np.array([t.get(v.id, 0.0) for t in targets], dtype=np.float64)
+                       for v in snapshot.graph_sources}
+        vertex_ids, loads = ev.propagate_rate_rows(snapshot, source_rows, ratios)
+        peaks = np.zeros(len(vertex_ids))
+        sums = np.zeros(len(vertex_ids))
         first = 0
         for index, sample in enumerate(window):
-            for vertex_id, load in loads[index].items():
-                sums[vertex_id] = sums.get(vertex_id, 0.0) + load
+            sums = sums + loads[index]
             while window[first].timestamp <= sample.timestamp - s.metrics_window:
-                for vertex_id, load in loads[first].items():
-                    sums[vertex_id] -= load
+                sums = sums - loads[first]
                 first += 1
             count = index - first + 1
-            for vertex_id, total in sums.items():
-                peaks[vertex_id] = max(peaks.get(vertex_id, 0.0), total / count)
-        return peaks, None
+            if count <= 0:  # metrics.window 0: no sample is inside its own window
+                raise ZeroDivisionError("the metrics window holds no sample (metrics.window must be > 0)")
+            mean = sums / count
+            peaks = np.where(mean > peaks, mean, peaks)  # max(peak, mean): the peak stays unless exceeded
+        return dict(zip(vertex_ids, peaks.tolist(), strict=True)), None
 
 
 _NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"

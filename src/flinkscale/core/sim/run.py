@@ -189,7 +189,7 @@ def _segment_sums(values: FloatArray, starts: IntArray, counts: IntArray) -> Flo
 
 def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: float, job_name: str,
                    config: SimConfig, job_state: str = "RUNNING", checkpoints: CheckpointStats | None = None,
-                   keep_probability: float = 1.0) -> MetricsSnapshot:
+                   keep_probability: float = 1.0, edges: tuple[Edge, ...] | None = None) -> MetricsSnapshot:
     """What Flink's REST API would report for the simulated job, averaged over the metrics window.
 
     Under shedding (``keep_probability`` < 1) a source reads ``1 / p`` records for each one it keeps, so
@@ -198,6 +198,8 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
     The per-subtask metrics are computed for all subtasks at once and reduced per vertex (max; sums in
     numpy's own order, ``_segment_sums``), so a snapshot of a 1,000-vertex job costs a few numpy operations,
     not a few per vertex. Flink's ``agg=skew`` of records in is min(mean absolute deviation / mean x 100, 100).
+    ``edges``: the snapshot edges of ``model.pipeline`` (``snapshot_edges``), for a run loop that hands every
+    snapshot the same tuple (snapshots sharing it share what is derived from the graph alone).
     """
     slots = config.cluster.slots_for(model.parallelism())
     spt = config.cluster.slots_per_task_manager
@@ -265,11 +267,17 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
                             is_source=v.id not in targets, is_sink=v.id not in origins, partitions=v.partitions,
                             metrics=per_vertex[i])
                      for i, v in enumerate(model.vertices))
-    edges = tuple(Edge(e.source, e.target, e.ship_strategy) for e in model.pipeline.edges)
+    if edges is None:
+        edges = snapshot_edges(model.pipeline)
     return MetricsSnapshot(timestamp=timestamp, job_id=f"sim-{job_name}", job_name=job_name,
                            vertices=vertices, edges=edges, job_state=job_state,
                            window_seconds=window.seconds if window else 0.0, cluster=cluster,
                            checkpoints=checkpoints)
+
+
+def snapshot_edges(pipeline: SimPipeline) -> tuple[Edge, ...]:
+    """The pipeline's edges as a snapshot has them."""
+    return tuple(Edge(e.source, e.target, e.ship_strategy) for e in pipeline.edges)
 
 
 def _lag_seconds(lag_records: FloatArray, offered_rate: FloatArray) -> FloatArray:
@@ -316,6 +324,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     points: list[dict[str, object]] = []
     progress_every = max(1, steps // 200)
     vertex_ids = tuple(v.id for v in model.vertices)
+    edges = snapshot_edges(pipeline)  # a rescale changes parallelism, never the edges
     sink_index = [model.index[s] for s in model.sink_ids]
     source_index = [model.index[s] for s in model.source_ids]
     interval_offered = 0.0
@@ -375,7 +384,8 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                 state_size_bytes=round(state_bytes), last_duration_ms=config.checkpoints.pause_seconds * 1000)
             snapshot = build_snapshot(model, window, timestamp=now, job_name=pipeline.name, config=config,
                                       job_state="RUNNING" if running else "RESTARTING",
-                                      checkpoints=checkpoint_stats, keep_probability=1.0 - shed_fraction)
+                                      checkpoints=checkpoint_stats, keep_probability=1.0 - shed_fraction,
+                                      edges=edges)
             arrival_rate = interval_offered / (interval_steps * dt)
             points.append(_timeline_point(snapshot, now, arrival_rate, lag[t], slots, source_index, sink_index))
             interval_offered = 0.0
