@@ -39,7 +39,8 @@ _HERE = Path(__file__).parent
 # timing-sensitive) beside these tests for the first ~15 minutes. The modules whose assertions rest on measured
 # rates, busy time or how fast a rescale lands run last, when that lane has finished; the others keep their order.
 # (The three-job daemon test once saw its load generators reach a tenth of their rate while that lane ran.)
-_LAST = ("test_autoscale_all_jobs", "test_profile", "test_autoscale", "test_shedding", "test_demo")
+_LAST = ("test_autoscale_all_jobs", "test_profile", "test_autoscale", "test_shedding", "test_sql_scaling",
+         "test_demo")
 
 
 def _lane_order(item: pytest.Item) -> int:
