@@ -7,10 +7,11 @@ shedding library at p = 1) serves the first two tests, because a SQL submission 
 
 1. **Profile accuracy.** The job's maximum sustainable rate is measured by saturating it: a backlog produced as
    fast as possible, then the sources' read rate over 5 s samples that end with records still waiting, once
-   three in a row agree within 15% (the first backlog warms the job up: its read rate climbs for a while).
-   ``flinkscale profile`` at half that rate (the job unsaturated, as a user profiles a production job) must
-   predict it within 15%. The saturation is measured again right after the profile and the two are averaged,
-   so the measurement brackets the prediction in time and a machine whose load drifts moves both alike.
+   three in a row agree within 15%. A first saturation only warms the job up (JIT, RocksDB; one run read
+   347 ev/s cold at load average ~20 and 3,655 warm at ~8, the two effects mixed). ``flinkscale profile`` at
+   half the saturated rate (the job unsaturated, as a user profiles a production job) must predict it within
+   15%. The saturation is measured right before and right after the profile and averaged; when the two differ
+   by more than 25% the machine's load changed under the profile and the cycle is repeated (at most 3 times).
 2. **Shedding at 2x overload.** The load generator offers twice the measured rate; the ShedController (the
    same one ``flinkscale shed auto`` and the autoscale loop run) publishes p on the control topic and the
    Java functions keep records with it. Lag stops growing, and per 2 s window the Horvitz-Thompson estimates
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shlex
 import statistics
@@ -159,54 +161,73 @@ def saturated_rate(job: SqlJob, backlog: int = 30_000, max_samples: int = 16) ->
 
 
 @pytest.fixture(scope="module")
-def measured_rate(sql_job: SqlJob) -> float:
-    """The job's maximum sustainable rate, measured by saturating it."""
+def warm_job(sql_job: SqlJob) -> SqlJob:
+    """The job after a first saturation (its JIT and RocksDB warm; that first read rate is lower and is not
+    used)."""
     sql_job.caught_up()
-    rate = saturated_rate(sql_job)
+    sql_job.measured_rate = saturated_rate(sql_job)
     sql_job.caught_up()
-    sql_job.measured_rate = rate
+    return sql_job
+
+
+def saturated_now(job: SqlJob) -> float:
+    job.caught_up()
+    rate = saturated_rate(job)
+    job.caught_up()
+    job.measured_rate = rate
     return rate
 
 
-def test_profile_predicts_the_sql_pipelines_saturated_rate(sql_job: SqlJob, measured_rate: float,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    runtime, job_id = sql_job.runtime, sql_job.job_id
-    started = time.monotonic()
-    profile_rate = 0.5 * measured_rate
-    load = Load(sql_job.generator(seed=100))
+def profile_prediction(job: SqlJob, rate: float, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`flinkscale profile` (20 s window, 5 s samples) while the generator offers ``rate``."""
+    load = Load(job.generator(seed=100 + len(job.generators)))
     stop = threading.Event()
-    load.start([profile_rate] * 600, stop)
+    load.start([rate] * 600, stop)
     try:
         time.sleep(8)  # past the stale first metric reads and a checkpoint
         capsys.readouterr()
-        assert cli_main(["profile", "--rest", runtime.info.rest_url, "--job", job_id, "--window", "20s",
+        assert cli_main(["profile", "--rest", job.runtime.info.rest_url, "--job", job.job_id, "--window", "20s",
                          "--interval", "5s", "--format", "json"]) == 0
-        document: dict[str, Any] = json.loads(capsys.readouterr().out)
+        analysis: dict[str, Any] = json.loads(capsys.readouterr().out)["analysis"]
+        return analysis
     finally:
         stop.set()
         load.wait()
-    analysis = document["analysis"]
-    predicted = analysis["max_sustainable_source_rate"]["value"]
-    # Saturated again right after the profile: the measurement brackets the prediction in time, so a machine
-    # whose load drifts over the minutes between them moves both halves alike.
-    sql_job.caught_up()
-    after = saturated_rate(sql_job)
-    sql_job.caught_up()
-    measured = (measured_rate + after) / 2
-    job = runtime.rest.job(job_id)
-    source = next(v.id for v in job.vertices if v.id not in {e.target for e in job.edges})
-    sql_job.log.append(f"profile at {profile_rate:,.0f} ev/s: predicted {predicted:,.0f} ev/s; saturated "
-                       f"{measured_rate:,.0f} ev/s before and {after:,.0f} after, mean {measured:,.0f}; ratio "
-                       f"{predicted / measured:.3f} ({time.monotonic() - started:.0f} s)")
-    print(sql_job.log[-1])
+
+
+def test_profile_predicts_the_sql_pipelines_saturated_rate(warm_job: SqlJob,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    job = warm_job
+    started = time.monotonic()
+    # Saturated right before and right after the profile: the measurement brackets the prediction in time. When
+    # the two differ by more than 25%, the machine's load changed under the profile (other processes), and the
+    # comparison would say nothing about the profile: the cycle is repeated (at most 3 times).
+    for _cycle in range(3):
+        before = saturated_now(job)
+        analysis = profile_prediction(job, 0.5 * before, capsys)
+        after = saturated_now(job)
+        predicted = analysis["max_sustainable_source_rate"]["value"]
+        measured = (before + after) / 2
+        job.log.append(f"profile at {0.5 * before:,.0f} ev/s: predicted {predicted:,.0f} ev/s; saturated "
+                       f"{before:,.0f} ev/s before and {after:,.0f} after, mean {measured:,.0f}; ratio "
+                       f"{predicted / measured:.3f} (+{time.monotonic() - started:.0f} s, load average "
+                       f"{os.getloadavg()[0]:.1f})")
+        print(job.log[-1])
+        if max(before, after) <= 1.25 * min(before, after):
+            break
+    assert max(before, after) <= 1.25 * min(before, after), f"the machine's speed kept changing: {job.log}"
+    runtime = job.runtime
+    graph = runtime.rest.job(job.job_id)
+    source = next(v.id for v in graph.vertices if v.id not in {e.target for e in graph.edges})
     # The costly Calcs are chained into the source vertex: it is the bottleneck, as measured.
     assert analysis["bottleneck"] == source, analysis["findings"]
-    assert 0.85 <= predicted / measured <= 1.15, sql_job.log
+    assert 0.85 <= predicted / measured <= 1.15, job.log
 
 
-def test_shedding_on_sql_bounds_lag_and_holds_the_stated_error(sql_job: SqlJob, measured_rate: float) -> None:
+def test_shedding_on_sql_bounds_lag_and_holds_the_stated_error(warm_job: SqlJob) -> None:
+    sql_job = warm_job
     runtime, log = sql_job.runtime, sql_job.log
-    sql_job.caught_up()
+    measured_rate = saturated_now(sql_job)  # what the warm job sustains now
     overload = 2.0 * measured_rate
     arrivals = ArrivalRate(runtime.broker.bootstrap, sql_job.options.topic)
     collector = Collector(runtime.rest, sql_job.job_id)
