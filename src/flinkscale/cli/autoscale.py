@@ -111,7 +111,8 @@ remedies need (e.g. two-phase aggregation). Cluster-level keys (taskmanager.*) a
 (salting, rebalance()) are listed, not applied. --apply stops the job with a savepoint (never
 without one) and resubmits it with --resubmit-command, then sets the new parallelism.
 
---resubmit-command is a shell command that submits the job from a savepoint and prints its JobID;
+--resubmit-command is a shell command that submits the job from a savepoint and prints its JobID
+(`flink run` prints "JobID <id>", `flinkscale job submit --format json` prints "job_id": "<id>");
 {savepoint} and {config} (as -Dkey=value flags) are filled in.
 
 Examples:
@@ -120,9 +121,13 @@ Examples:
 
   flinkscale rebalance --job 3f2a... --apply \\
       --resubmit-command 'flink run -d -s {savepoint} {config} -py job.py'
+
+  flinkscale rebalance --job 3f2a... --apply --resubmit-command \\
+      'flinkscale job submit keyed-java --events-dir file:///out -s {savepoint} --format json'
 """
 
-_JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+# `flink run`'s "Job has been submitted with JobID <id>", or `flinkscale job submit --format json`'s job_id.
+_JOB_ID = re.compile(r"(?:JobID |\"job_id\": \")([0-9a-f]{32})")
 
 
 def _seconds(text: str | None, field: str) -> float | None:

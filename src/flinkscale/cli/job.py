@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -54,6 +55,9 @@ def submit(
     agg_dir: str = typer.Option("", "--agg-dir", help="file:// URL: exactly-once sink of per-user window counts."),
     agg_topic: str = typer.Option("", "--agg-topic", help="Kafka topic for per-user window counts."),
     window_seconds: int = typer.Option(10, "--window-seconds"),
+    max_parallelism: int | None = typer.Option(None, "--max-parallelism", help="Key groups of the keyed state "
+                                               "(default 120; a restore must use the savepoint's own)."),
+    group: str | None = typer.Option(None, "--group", help="Kafka consumer group (default: per pipeline)."),
     savepoint: str | None = typer.Option(None, "--savepoint", "-s", help="Restore from this savepoint."),
     kafka_jars: str | None = typer.Option(None, "--kafka-jars", help="Directory (or files) with flink-connector-"
                                           "kafka*.jar and kafka-clients*.jar; default: taken from PyPI."),
@@ -75,12 +79,17 @@ def submit(
         raise InputError(f"must be a number of microseconds from 0 to 1e9, got {cost_us}", field="--cost-us")
     if not 1 <= window_seconds <= 86400 * 365:
         raise InputError(f"must be from 1 to {86400 * 365}, got {window_seconds}", field="--window-seconds")
+    if max_parallelism is not None and not 1 <= max_parallelism <= 32768:
+        raise InputError(f"must be from 1 to 32768, got {max_parallelism}", field="--max-parallelism")
+    # Only what was given: each pipeline keeps its own defaults otherwise.
+    common: dict[str, Any] = {k: v for k, v in (("max_parallelism", max_parallelism), ("group", group))
+                              if v is not None}
     if pipeline == "clickstream-sql":
         sql_options = SqlClickstreamOptions(
             bootstrap=bootstrap or "${bootstrap}" if print_sql else resolve_bootstrap(bootstrap, state_dir),
             topic=topic, cost_rounds=cost_rounds, events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
             window_seconds=window_seconds, kafka_jars=kafka_jars, shed_control_topic=shed_control_topic,
-            shed_keep=shed_keep)
+            shed_keep=shed_keep, **common)
         if print_sql:
             typer.echo(render_sql(sql_options), nl=False)
             return
@@ -95,13 +104,13 @@ def submit(
                              field="--events-dir")
         java_options = KeyedClicksJavaOptions(
             bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, out=events_dir, cost_us=cost_us,
-            shed_control_topic=shed_control_topic, shed_keep=shed_keep, kafka_jars=kafka_jars)
+            shed_control_topic=shed_control_topic, shed_keep=shed_keep, kafka_jars=kafka_jars, **common)
         with console.status("flink run -c (Java DataStream job)"):
             submission = submit_keyed_clicks_java(cluster, java_options, parallelism=parallelism, savepoint=savepoint)
     else:
         options = ClickstreamOptions(bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic,
                                      cost_us=cost_us, events_dir=events_dir, agg_dir=agg_dir, agg_topic=agg_topic,
-                                     window_seconds=window_seconds, kafka_jars=kafka_jars)
+                                     window_seconds=window_seconds, kafka_jars=kafka_jars, **common)
         with console.status("flink run -py (builds the job graph in a client JVM, ~10 s)"):
             submission = submit_clickstream(cluster, options, parallelism=parallelism, savepoint=savepoint)
     if output == "json":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from flinkscale.cli import main
 from flinkscale.cli.autoscale import command_resubmit
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.skew import SkewRecommendation, SkewReport, VertexSkew
 from flinkscale.flink.executor import plan_rebalance
 
@@ -60,3 +62,18 @@ def test_rebalance_apply_without_a_resubmit_command_is_refused_before_touching_t
 def test_resubmit_command_must_name_the_savepoint() -> None:
     with pytest.raises(InputError, match="savepoint"):
         command_resubmit("flink run -d job.py", None)
+
+
+@pytest.mark.parametrize("output", [
+    "Job has been submitted with JobID 0123456789abcdef0123456789abcdef\n",  # flink run
+    '{\n  "job_id": "0123456789abcdef0123456789abcdef",\n  "submit_seconds": 9.1\n}\n',  # job submit --format json
+])
+def test_resubmit_reads_the_new_job_id_from_flink_run_or_flinkscale_job_submit(output: str) -> None:
+    resubmit = command_resubmit(f"printf %s {shlex.quote(output)} # {{savepoint}}", None)
+    assert resubmit("file:///sp/savepoint-1") == "0123456789abcdef0123456789abcdef"
+
+
+def test_resubmit_without_a_job_id_in_its_output_fails_and_keeps_the_savepoint() -> None:
+    resubmit = command_resubmit("echo submitted as job 0123456789abcdef0123456789abcdef # {savepoint}", None)
+    with pytest.raises(RuntimeFailure, match="savepoint file:///sp/savepoint-1 is kept"):
+        resubmit("file:///sp/savepoint-1")

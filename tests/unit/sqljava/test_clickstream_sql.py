@@ -74,3 +74,14 @@ def test_both_pipelines_name_the_window_columns_they_write() -> None:
     named = [c.strip() for c in clickstream.AGG_SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(",")]
     assert named == ["user_id", "window_start", "window_end", *aliases]
     assert clickstream.AGG_SELECT in render_sql(options(agg_dir="file:///a"))
+
+
+def test_job_submit_passes_max_parallelism_and_group_and_refuses_a_bad_max_parallelism(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from flinkscale.cli import main
+
+    assert main(["job", "submit", "clickstream-sql", "--print-sql", "--max-parallelism", "3", "--group", "g1"]) == 0
+    script = capsys.readouterr().out
+    assert "'pipeline.max-parallelism' = '3'" in script and "'properties.group.id' = 'g1'" in script
+    assert main(["job", "submit", "keyed-java", "--max-parallelism", "0", "--events-dir", "file:///o"]) == 2
+    assert "--max-parallelism" in capsys.readouterr().err
