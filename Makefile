@@ -67,8 +67,7 @@ INTEGRATION_TESTS ?= tests/integration
 # (load generators and rates measured in real time), so the first gets the CPU when both want it.
 NICE ?= nice -n 10
 SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
-	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py \
-	test_rescale_lessons.py test_autoscale_quota_logs.py)
+	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py)
 test: java
 	@mkdir -p build
 	@( { $(NICE) $(BIN)/ruff check src tests bench && $(NICE) $(BIN)/lint-imports && $(NICE) $(BIN)/mypy; } \
