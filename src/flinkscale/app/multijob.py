@@ -344,10 +344,8 @@ class MultiJobDaemon:
         try:
             settings = resolve_job_settings(state.job_id, state.job_name, self.config, job_config)
             state.job_ceiling, state.cluster_ceiling = self._ceilings(state, settings, job_config)
-        except JobSettingsError as exc:
-            state.error = str(exc)
-            state.phase = f"not served: {exc}"
-            self._say(f"{exc}; this job is not served, the others are")
+        except JobSettingsError as exc:  # its message already names the job
+            self._not_served(state, str(exc))
             return False
         policy = make_policy(settings.policy.value, settings.policy_values())
         state.settings, state.policy = settings, policy
@@ -357,9 +355,7 @@ class MultiJobDaemon:
         try:
             history = self.store.history(state.job_id, state.control.history_seconds, now)
         except InputError as exc:  # a damaged row of this job: the others are served
-            state.error = str(exc)
-            state.phase = f"not served: {exc}"
-            self._say(f"job {state.job_name} ({state.job_id}): {exc}; this job is not served, the others are")
+            self._not_served(state, f"job {state.job_name} ({state.job_id}): {exc}", error=str(exc))
             return False
         load = tuple((s.timestamp, s.source_rate) for s in self.store.load_history(state.job_id))
         state.history = replace(history, load=load)
@@ -398,6 +394,12 @@ class MultiJobDaemon:
                 self._say(f"job {state.job_name} ({state.job_id}): {ceiling.explain()}: not even one TaskManager "
                           f"({tm.describe()}) fits; the job is never scaled above 1 slot")
         return job, whole
+
+    def _not_served(self, state: JobState, line: str, error: str | None = None) -> None:
+        """One line for a job this daemon cannot serve; the other jobs are served."""
+        state.error = error or line
+        state.phase = f"not served: {state.error}"
+        self._say(f"{line}; this job is not served, the others are")
 
     def _reconcile(self, state: JobState, observed: Mapping[str, int], now: float) -> None:
         """Before a job's first decision: settle the intent a previous run left pending."""
