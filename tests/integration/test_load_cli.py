@@ -32,7 +32,7 @@ def test_load_produces_exactly_what_the_manifest_says(runtime: Runtime, tmp_path
 
     # The offsets and records really in the topic. Read back rather than taken from describe(): Tansu answers
     # ListOffsets(latest) with the LAST BATCH's base offset + 1, short of the true end by that batch's size.
-    end_offsets, ids, users = _read_back(bootstrap, topic, partitions=2)
+    end_offsets, ids, users = _read_back(bootstrap, topic, partitions=2, expected=2000)
     assert sum(end_offsets) == 2000
     assert sorted(ids) == list(range(1000, 3000))     # every id once, no gap, no duplicate
     info = runtime.admin.describe(topic)
@@ -63,9 +63,13 @@ def test_an_unreachable_broker_is_one_line_and_exit_code_2(capsys: pytest.Captur
     assert str(port) in err
 
 
-def _read_back(bootstrap: str, topic: str, partitions: int,
-               timeout: float = 30.0) -> tuple[list[int], list[int], collections.Counter[str]]:
-    """(end offset per partition, event ids, events per user) of everything in the topic."""
+def _read_back(bootstrap: str, topic: str, partitions: int, expected: int,
+               timeout: float = 60.0) -> tuple[list[int], list[int], collections.Counter[str]]:
+    """(end offset per partition, event ids, events per user) of everything in the topic.
+
+    Reads until ``expected`` records came, then 3 s more for any extra: a quiet spell alone is no end on a busy
+    machine (a CI run stopped at 1,769 of 2,000 after 3 s without a record).
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-back-{time.time()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     ends = [0] * partitions
@@ -75,7 +79,7 @@ def _read_back(bootstrap: str, topic: str, partitions: int,
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < 3.0:
+        while time.monotonic() < deadline and (len(ids) < expected or time.monotonic() - quiet_since < 3.0):
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue

@@ -358,15 +358,21 @@ def collect_window(collector: Collector, window_seconds: float, interval_seconds
                    progress: Callable[[float, MetricsSnapshot | None], None] | None = None,
                    sleep: Callable[[float], None] = time.sleep,
                    should_stop: Callable[[], bool] = lambda: False) -> list[MetricsSnapshot]:
-    """Samples over ``window_seconds`` (the first read only primes the counters)."""
+    """Samples over ``window_seconds`` (the first read only primes the counters).
+
+    The window starts once the priming read is done and always gets one measured read: on a loaded machine the
+    priming read alone can outlast a short window, and a window without a second read measures nothing.
+    """
     snapshots: list[MetricsSnapshot] = []
-    started = collector.clock()
     collector.sample()
+    started = collector.clock()
+    attempts = 0
     while not should_stop():
         elapsed = collector.clock() - started
-        if elapsed >= window_seconds:
+        if attempts and elapsed >= window_seconds:
             break
-        sleep(min(interval_seconds, window_seconds - elapsed))
+        attempts += 1
+        sleep(max(min(interval_seconds, window_seconds - elapsed), 0.0))
         snapshot = collector.sample()
         if snapshot is not None:
             snapshots.append(snapshot)

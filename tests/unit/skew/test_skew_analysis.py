@@ -181,3 +181,21 @@ def test_a_nearly_idle_vertex_is_judged_by_its_records_not_its_busy_time() -> No
     busy = analyze_skew(snapshot((600.0, 500.0))).vertices
     (busy_window,) = [v for v in busy if v.vertex_id == "w"]
     assert busy_window.observed_basis == "busy_time"
+
+
+@pytest.mark.parametrize(("records", "skewed"), [((1003.0, 997.0), False), ((1300.0, 700.0), True)])
+def test_uneven_busy_time_beside_even_records_is_not_key_skew(records: tuple[float, float], skewed: bool) -> None:
+    # Measured in CI on a loaded 2-core machine: uniform keys, records 1.01x the mean, busy time 1.59x. Moving keys
+    # cannot even out work that is already even; records that are uneven too still make it skew.
+    busy = (640.0, 164.0)
+    subtasks = tuple(SubtaskMetrics(i, num_records_in_per_second=r, busy_time_ms_per_second=b)
+                     for i, (r, b) in enumerate(zip(records, busy, strict=True)))
+    window = Vertex("w", "WindowAggregate", 2, 128, metrics=VertexMetrics(busy_time_ms_per_second_max=640.0,
+                                                                          subtasks=subtasks))
+    source = Vertex("s", "Source", 1, 128, is_source=True)
+    snapshot = MetricsSnapshot(0.0, "j", "j", (source, window), (Edge("s", "w", ShipStrategy.HASH),))
+    (vertex,) = [v for v in analyze_skew(snapshot).vertices if v.vertex_id == "w"]
+    assert vertex.observed_basis == "busy_time" and vertex.observed_max_over_mean == pytest.approx(1.59, abs=0.01)
+    assert vertex.skewed is skewed
+    assert bool(vertex.recommendations) is skewed
+    assert any("not a key skew" in note for note in vertex.notes) is not skewed
