@@ -1,14 +1,26 @@
-"""Three jobs under one ``flinkscale autoscale --all-jobs`` daemon on the embedded cluster, killed and restarted.
+"""Three jobs under one ``flinkscale autoscale --all-jobs`` daemon on the embedded cluster, killed twice.
 
-The reference clickstream pipeline (PyFlink, a Python UDF: one source subtask saturates at a few thousand
-events/s here) and two pure Flink SQL jobs written below (Kafka source, a keyed tumbling window, a blackhole
-sink) run at parallelism 1, each on its own topic. The daemon runs as a real process (``python -m flinkscale``)
-with its state in a SQLite store. A rate step on the clickstream topic must rescale that job only. The daemon is
-SIGKILLed mid-run and started again on the same store: every job's history continues from it, and no decision is
-applied twice (every carried-out intent starts from the parallelism the previous one reached).
+Three kinds of job run at parallelism 1, each on its own topic: the Java DataStream job (java/jobs: a keyed
+process function that spends 300 us of JVM CPU an event, so its busy time is its true load), the reference
+clickstream pipeline (PyFlink) and a pure Flink SQL job written below (Kafka source, a keyed tumbling window, a
+blackhole sink). The daemon runs as a real process (``python -m flinkscale``) with its state in a SQLite store and
+its per-job policies from a settings file: the operator's policy for the Java job (matched by its name, capped at
+parallelism 2), flinkscale's for the others.
+
+The step runs on the Java job because the operator's policy reads capacity from busy time, and a PyFlink job's
+busy time leaves out its Python worker: at 100 us of Python an event the clickstream's UDF vertex read as
+20-30k events/s of capacity, and the policy scaled only once a backlog had built up.
+
+1. A rate step on the Java job's topic must rescale that job only. The daemon is SIGKILLed mid-step and started
+   again on the same store: every job's history continues from it, and no decision is applied twice (every
+   carried-out intent starts from the parallelism the previous one reached).
+2. Once the step is absorbed the rate drops back; the policy asks for a scale-down and delays it for
+   scale-down.interval (a timer in the store, due at T). The daemon is SIGKILLed while the timer is pending and
+   started again: the scale-down happens at T (not earlier, not a whole interval later: the restart does not
+   reset the clock), and the timer's due time is the same before and after the restart.
 
 CPU: three jobs on 3 one-slot TaskManagers (a third is started for the third job); the executor may add a fourth
-for the scale-up (--max-task-managers 4: 2 slots per core at most).
+for the scale-up (--max-task-managers 4: 2 slots per core at most; the Java job is capped at parallelism 2).
 """
 
 from __future__ import annotations
@@ -20,26 +32,42 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from flinkscale.core.errors import EndpointError
 from flinkscale.flink.submit import submit_sql_script
+from flinkscale.kafka.connector import kafka_connector_jars
 from flinkscale.kafka.loadgen import LoadGenerator
-from flinkscale.pipelines.launch import kafka_connector_jars
-from flinkscale.store import StateStore
+from flinkscale.pipelines.launch import KeyedClicksJavaOptions, submit_keyed_clicks_java
+from flinkscale.store import Intent, ScaleDownTimer, StateStore
 from tests.integration.conftest import Runtime
 from tests.integration.test_autoscale import STEP_SETTINGS
 
 pytestmark = pytest.mark.integration
 
-LOW, HIGH, SQL_RATE = 1_000, 7_500, 200
-LOW_SECONDS, HIGH_SECONDS = 40, 300
-KILL_AFTER_SECONDS = 120  # after the daemon's start: mid high-rate phase
+T = TypeVar("T")
+
+# 300 us of busy loop an event: one subtask carries ~3,300 ev/s at most, so 2,400 ev/s is 0.73 utilization at p=1,
+# over the operator's 0.6 target + 0.15 boundary, and 0.36 at p=2.
+COST_US = 300
+LOW, HIGH, STEADY_RATE = 500, 2_400, 200
+# After the step: low enough that p=1 stays far under the operator's scale-up threshold even when a busy machine
+# slows a subtask threefold (9% utilization at p=1 on a quiet machine).
+DOWN_RATE = 300
+LOW_SECONDS = 40
+KILL_AFTER_SECONDS = 90  # after the daemon's start: the step is on (it starts at +40 s)
 # A loaded 2-core machine takes a minute to start and register a TaskManager for the scale-up.
 RESCALE_WAIT_SECONDS = 240
+INTERVAL_SECONDS = 5.0  # the daemon's cycle
+SCALE_DOWN_INTERVAL = 100.0  # STEP_SETTINGS: the operator's timer runs this long from its first recommendation
+# The scale-down may come at most this long after its timer: the first cycle at or after T, plus a cycle's own
+# collection and decision on a loaded machine.
+SCALE_DOWN_LATENESS_SECONDS = 2 * INTERVAL_SECONDS + 5
 
 
 def keyed_window_sql(name: str, topic: str, bootstrap: str, group: str) -> str:
@@ -72,44 +100,71 @@ def start_daemon(runtime: Runtime, state_url: str, config: Path, log: Path) -> s
         return subprocess.Popen(
             [sys.executable, "-m", "flinkscale", "autoscale", "--all-jobs", "--rest", runtime.info.rest_url,
              "--state-dir", str(runtime.state_dir), "--state", state_url, "--config", str(config),
-             "--interval", "5s", "--max-task-managers", "4"], stdout=out, stderr=subprocess.STDOUT, env=env)
+             "--interval", f"{INTERVAL_SECONDS:g}s", "--max-task-managers", "4"],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses_nothing(
+def _kill(daemon: subprocess.Popen[bytes]) -> None:
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(timeout=30)
+
+
+def _wait_for(what: Callable[[], T | None], timeout: float, daemon: subprocess.Popen[bytes]) -> T | None:
+    """``what()`` once it is not None, polled every second while the daemon runs; None at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.poll() is None:
+        found = what()
+        if found is not None:
+            return found
+        time.sleep(1)
+    return None
+
+
+def _is_down(intent: Intent) -> bool:
+    return sum(intent.target_parallelism.values()) < sum(intent.previous_parallelism.values())
+
+
+@pytest.mark.timeout(1800)
+def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_nothing(
         clean_jobs: Runtime, tmp_path: Path) -> None:
     runtime = clean_jobs
     runtime.cluster.start_task_managers(1)  # three one-slot jobs
     runtime.cluster.set_task_manager_count(3)
-    topics = [runtime.topic(partitions=2, prefix=p) for p in ("clicks", "orders", "views")]
-    stop = threading.Event()
+    topics = [runtime.topic(partitions=2, prefix=p) for p in ("keyed", "clicks", "views")]
+    stop, drop = threading.Event(), threading.Event()
     generators = [LoadGenerator(runtime.broker.bootstrap, t, seed=21 + i) for i, t in enumerate(topics)]
-    rates = [[LOW] * LOW_SECONDS + [HIGH] * HIGH_SECONDS + [LOW] * 120,
-             [SQL_RATE] * 600, [SQL_RATE] * 600]
-    # 100 us of Python per event on the enriched-events branch, as in the step test (the cost sits in that
-    # branch's UDF: without an events sink the job had no Python stage and kept up with 7,500 ev/s at p=1).
-    clickstream, _ = runtime.clickstream(topics[0], cost_us=100, events_dir=f"file://{tmp_path / 'events'}")
-    jars = kafka_connector_jars(runtime.cluster.state_dir, None)
-    sql_jobs = []
-    for name, topic in (("sql-orders-window", topics[1]), ("sql-views-window", topics[2])):
-        script = tmp_path / f"{name}.sql"
-        script.write_text(keyed_window_sql(name, topic, runtime.broker.bootstrap, runtime.unique(name)))
-        sql_jobs.append(submit_sql_script(runtime.cluster, script, jars).job_id)
-    for job in (clickstream, *sql_jobs):
+    java = KeyedClicksJavaOptions(bootstrap=runtime.broker.bootstrap, topic=topics[0], out=f"file://{tmp_path / 'out'}",
+                                  group=runtime.unique("keyed"), cost_us=COST_US)
+    stepped = submit_keyed_clicks_java(runtime.cluster, java).job_id
+    clickstream, _ = runtime.clickstream(topics[1])
+    script = tmp_path / "sql-views-window.sql"
+    script.write_text(keyed_window_sql("sql-views-window", topics[2], runtime.broker.bootstrap,
+                                       runtime.unique("views")))
+    sql = submit_sql_script(runtime.cluster, script, kafka_connector_jars(runtime.cluster.state_dir, None)).job_id
+    jobs = (stepped, clickstream, sql)
+    for job in jobs:
         runtime.wait_running(job)
-    def produce(generator: LoadGenerator, rates: list[int]) -> None:
+
+    def produce(generator: LoadGenerator, phases: list[tuple[list[int], threading.Event]]) -> None:
         try:
-            generator.run(rates, stop=stop)
+            for rates, until in phases:
+                generator.run(rates, stop=until)
         except EndpointError:  # records still in flight when the test stops the load: not what it checks
             if not stop.is_set():
                 raise
 
-    loads = [threading.Thread(target=produce, args=(g, r), daemon=True)
-             for g, r in zip(generators, rates, strict=True)]
+    step = [([LOW] * LOW_SECONDS + [HIGH] * 900, drop), ([DOWN_RATE] * 1200, stop)]  # HIGH until the test drops it
+    loads = [threading.Thread(target=produce, args=(g, phases), daemon=True)
+             for g, phases in zip(generators, [step, [([STEADY_RATE] * 1500, stop)], [([STEADY_RATE] * 1500, stop)]],
+                                  strict=True)]
     for load in loads:
         load.start()
 
     config = tmp_path / "autoscale.yaml"
-    config.write_text(yaml.safe_dump({"defaults": {"policy": "flinkscale", "settings": STEP_SETTINGS["flinkscale"]}}))
+    config.write_text(yaml.safe_dump({"defaults": {"policy": "flinkscale", "settings": STEP_SETTINGS["flinkscale"]},
+                                      "overrides": [
+        {"name": "the step job", "match": java.name, "policy": "flink-operator",
+         "settings": {**STEP_SETTINGS["flink-operator"], "vertex.max-parallelism": "2"}}]}))
     state_url = f"sqlite:///{tmp_path / 'state' / 'autoscale.db'}"
     log = tmp_path / "daemon.log"
     timeline: list[str] = []
@@ -118,62 +173,105 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_a_sigkill_loses
     def mark(what: str) -> None:
         timeline.append(f"+{time.monotonic() - begun:5.0f}s {what}")
 
+    def store_read(read: Callable[[StateStore], T]) -> T:
+        with StateStore.open(state_url) as store:
+            return read(store)
+
+    def done_up() -> Intent | None:
+        return next((i for i in store_read(lambda s: s.intents(stepped)) if i.status == "done" and not _is_down(i)),
+                    None)
+
+    def timer() -> ScaleDownTimer | None:
+        return next(iter(store_read(lambda s: s.timers(stepped))), None)
+
+    def recent_reasons() -> str:
+        decisions = store_read(lambda s: s.decisions(stepped))[-4:]
+        return "\n".join(f"{d.timestamp:.0f}: {v.current_parallelism}->{v.new_parallelism} {v.reason}"
+                         for d in decisions for v in d.vertices)
+
+    def done_down() -> Intent | None:
+        return next((i for i in store_read(lambda s: s.intents(stepped)) if _is_down(i)), None)
+
     daemon = start_daemon(runtime, state_url, config, log)
     mark(f"daemon 1 started (pid {daemon.pid})")
     try:
         time.sleep(KILL_AFTER_SECONDS)
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait(timeout=30)
-        mark("daemon 1 SIGKILLed")
+        _kill(daemon)
+        mark("daemon 1 SIGKILLed (mid step)")
         first_log = log.read_text()
-        with StateStore.open(state_url) as store:
-            before = {job: len(store.decisions(job)) for job in (clickstream, *sql_jobs)}
+        before = store_read(lambda s: {job: len(s.decisions(job)) for job in jobs})
         daemon = start_daemon(runtime, state_url, config, log)
         mark(f"daemon 2 started (pid {daemon.pid})")
-        deadline = time.monotonic() + RESCALE_WAIT_SECONDS
-        while time.monotonic() < deadline and daemon.poll() is None:  # until the step's rescale is recorded
-            time.sleep(5)
-            with StateStore.open(state_url) as store:
-                if any(i.status == "done" for i in store.intents(clickstream)):
-                    mark("the clickstream rescale is done (its intent finished in the store)")
-                    break
-        time.sleep(20)  # a few more cycles: every job keeps being decided on
+        up = _wait_for(done_up, RESCALE_WAIT_SECONDS, daemon)
+        assert up is not None, f"the Java job was not rescaled: {recent_reasons()}"
+        mark(f"the scale-up {dict(up.previous_parallelism)} -> {dict(up.target_parallelism)} is done")
+        drop.set()
+        mark(f"the Java job's rate drops to {DOWN_RATE}/s")
+        pending = _wait_for(timer, RESCALE_WAIT_SECONDS, daemon)
+        assert pending is not None, f"no scale-down timer: {recent_reasons()}"
+        mark(f"a scale-down to {pending.target_parallelism} is pending, due at "
+             f"+{pending.due_at - time.time() + time.monotonic() - begun:.0f}s")
+        assert pending.due_at - time.time() > 3 * INTERVAL_SECONDS, "the timer was seen too late to test"
+        _kill(daemon)
+        mark("daemon 2 SIGKILLed (scale-down pending)")
+        decided = store_read(lambda s: len(s.decisions(stepped)))
+        daemon = start_daemon(runtime, state_url, config, log)
+        mark(f"daemon 3 started (pid {daemon.pid})")
+        # The daemon's first cycles after a start wait for a full metrics window of fresh samples (no timer in
+        # the store meanwhile); the timer it then states must be the one from before the kill.
+        again = _wait_for(lambda: next((t for t in store_read(lambda s: s.timers(stepped))
+                                        if store_read(lambda s: len(s.decisions(stepped))) > decided), None),
+                          pending.due_at - time.time(), daemon)
+        mark(f"daemon 3 states the timer again, due {again.due_at - pending.due_at:+.1f}s from the one before the "
+             "kill" if again else "daemon 3 stated no timer before it was due")
+        down = _wait_for(done_down, pending.due_at - time.time() + RESCALE_WAIT_SECONDS, daemon)
+        assert down is not None, f"no scale-down after the restart (timer due {pending.due_at:.0f}): {recent_reasons()}"
+        mark(f"the scale-down intent is recorded, {down.created_at - pending.due_at:+.1f}s from its timer")
+        down_id = down.intent_id
+        down = _wait_for(lambda: next((i for i in store_read(lambda s: s.intents(stepped))
+                                       if i.intent_id == down_id and i.status != "pending"), None),
+                         RESCALE_WAIT_SECONDS, daemon) or down
+        time.sleep(3 * INTERVAL_SECONDS)  # a few more cycles: every job keeps being decided on
         daemon.send_signal(signal.SIGINT)
         daemon.wait(timeout=300)
-        mark("daemon 2 stopped (SIGINT)")
+        mark("daemon 3 stopped (SIGINT)")
     finally:
         if daemon.poll() is None:
             daemon.kill()
         stop.set()
+        drop.set()
         for load in loads:
             load.join(timeout=30)
-    second_log = log.read_text()[len(first_log):]
-    print("\n" + "\n".join(timeline))
-    print(second_log[-3000:])
+        print("\n" + "\n".join(timeline))
+    later_log = log.read_text()[len(first_log):]
+    print(later_log[-3000:])
 
     with StateStore.open(state_url) as store:
-        rescales = {job: store.rescales(job) for job in (clickstream, *sql_jobs)}
-        intents = {job: store.intents(job) for job in (clickstream, *sql_jobs)}
-        after = {job: len(store.decisions(job)) for job in (clickstream, *sql_jobs)}
-        for record in rescales[clickstream]:
-            print(f"rescale {dict(record.old_parallelism)} -> {dict(record.new_parallelism)} "
-                  f"in {record.duration_seconds:.1f}s")
-    for intent in intents[clickstream]:
+        rescales = {job: store.rescales(job) for job in jobs}
+        intents = {job: store.intents(job) for job in jobs}
+        after = {job: len(store.decisions(job)) for job in jobs}
+    for record in rescales[stepped]:
+        print(f"rescale {dict(record.old_parallelism)} -> {dict(record.new_parallelism)} "
+              f"in {record.duration_seconds:.1f}s")
+    for intent in intents[stepped]:
         print(f"intent {dict(intent.previous_parallelism)} -> {dict(intent.target_parallelism)}: {intent.status} "
               f"({intent.note or ''})")
-    # The step rescaled the clickstream job up, and only it. A kill after Flink applied the rescale but before
-    # the daemon recorded it leaves a done intent (reconciled as applied) and no measured rescale record.
-    done = [i for i in intents[clickstream] if i.status == "done"]
-    assert done, f"the clickstream job was not rescaled: {second_log[-2000:]}"
-    assert max(max(i.target_parallelism.values()) for i in done) >= 2
-    assert max(v.parallelism for v in runtime.rest.job(clickstream).vertices) >= 2
-    for job in sql_jobs:
-        assert rescales[job] == () and intents[job] == (), f"SQL job {job} was rescaled"
-    # The restarted daemon continued every job's history from the store and kept deciding.
-    assert second_log.count("history continues from the store") == 3, second_log[-2000:]
+    # The step rescaled the Java job up, and only it.
+    assert max(up.target_parallelism.values()) >= 2
+    for job in (clickstream, sql):
+        assert rescales[job] == () and intents[job] == (), f"job {job} (steady rate) was rescaled"
+    # Every restarted daemon continued every job's history from the store and kept deciding.
+    assert later_log.count("history continues from the store") == 6, later_log[-2000:]
     assert all(after[job] > before[job] > 0 for job in after)
+    # The pending scale-down kept its time across the SIGKILL and happened then.
+    assert again is not None and again.due_at == pending.due_at, f"the restart moved the timer: {again}"
+    assert pending.due_at - 1 <= down.created_at <= pending.due_at + SCALE_DOWN_LATENESS_SECONDS, (
+        f"the scale-down came {down.created_at - pending.due_at:+.1f}s from its timer")
+    assert down.status == "done", f"the scale-down intent ended {down.status}: {down.note}"
+    assert min(v.parallelism for v in runtime.rest.job(stepped).vertices) == pending.target_parallelism
     # No decision applied twice: each carried-out intent starts where the previous one ended.
+    done = [i for i in intents[stepped] if i.status == "done"]
     for previous, current in itertools.pairwise(done):
         assert dict(current.previous_parallelism) == dict(previous.target_parallelism)
-    assert len(rescales[clickstream]) <= len(done)
-    assert not [i for i in intents[clickstream] if i.status == "pending"]
+    assert len(rescales[stepped]) <= len(done)
+    assert not [i for i in intents[stepped] if i.status == "pending"]

@@ -53,6 +53,7 @@ from flinkscale.core.job_settings import (
     excluded_by,
     resolve_job_settings,
 )
+from flinkscale.core.logline import Level, LogLine
 from flinkscale.core.policy import make_policy
 from flinkscale.core.policy.base import Decision, History, Policy, RescaleRecord, VertexDecision, offered_load
 from flinkscale.core.policy.registry import required_history_seconds
@@ -208,7 +209,7 @@ class MultiJobDaemon:
             self.store.acquire_lease(holder.owner, ttl_seconds=ttl)  # the dead owner's lease, then ours
             self.store.release_lease()
             self.store.acquire_lease(self.daemon.owner, ttl_seconds=ttl)
-            self._say(f"took over the state store's lease from {holder.owner}, whose process is gone")
+            self._say("store.lease", f"took over the state store's lease from {holder.owner}, whose process is gone")
         self._lease = True
 
     def close(self) -> None:
@@ -238,10 +239,16 @@ class MultiJobDaemon:
         return cycles
 
     # --- one cycle -------------------------------------------------------------------------------
-    def _say(self, line: str) -> None:
-        line = redact(line)
+    def _say(self, event: str, text: str, *, level: Level = "info", job_id: str | None = None,
+             job_name: str | None = None) -> None:
+        line = LogLine(redact(text), event, level=level, job_id=job_id, job_name=job_name)
         self._lines.append(line)
         self.log(line)
+
+    def _say_job(self, state: JobState, event: str, text: str, *, level: Level = "info") -> None:
+        """A line about one job: ``job NAME (ID): text``."""
+        self._say(event, f"job {state.job_name} ({state.job_id}): {text}", level=level, job_id=state.job_id,
+                  job_name=state.job_name)
 
     def cycle(self) -> CycleReport:
         now = self.clock()
@@ -270,7 +277,7 @@ class MultiJobDaemon:
         try:
             running = self.rest.running_jobs()
         except EndpointError as exc:
-            self._say(f"holding every job: REST unavailable: {exc}")
+            self._say("cluster.unavailable", f"holding every job: REST unavailable: {exc}", level="warning")
             if self._lease:
                 self.store.renew_lease()  # still alive: a standby must not take over during an outage
             return False
@@ -278,19 +285,21 @@ class MultiJobDaemon:
         present = {j.id: j for j in running if not wanted or j.id in wanted}
         for job_id in sorted(wanted - set(present)):
             if job_id in self.jobs or not any(j.job_id == job_id for j in self.store.jobs()):
-                self._say(f"job {job_id}: not running (finished, cancelled or unknown to the cluster)")
+                self._say("job.not-running", f"job {job_id}: not running (finished, cancelled or unknown to the "
+                          "cluster)", level="warning", job_id=job_id)
         for job_id in sorted(set(self.jobs) - set(present)):
             state = self.jobs[job_id]
             if state.busy is not None and not state.busy.done():
                 continue  # a rescale in flight: decide about it once it has finished
             self.store.mark_gone(job_id, now)
             del self.jobs[job_id]
-            self._say(f"job {state.job_name} ({job_id}): finished or cancelled; state kept in the store")
+            self._say_job(state, "job.gone", "finished or cancelled; state kept in the store")
         for job_id in sorted(set(present) - set(self.jobs)):
             summary = present[job_id]
             self.store.upsert_job(job_id, summary.name, now)
             self.jobs[job_id] = JobState(job_id, summary.name, self.make_sampler(job_id))
-            self._say(f"job {summary.name} ({job_id}): discovered")
+            self._say("job.discovered", f"job {summary.name} ({job_id}): discovered", job_id=job_id,
+                      job_name=summary.name)
         return True
 
     def _collect(self) -> dict[str, Collected]:
@@ -312,8 +321,9 @@ class MultiJobDaemon:
             if not future.done():
                 state.busy, state.busy_what = future, "collection past its deadline"
                 state.phase = f"skipped: not collected within {self.daemon.deadline:g}s"
-                self._say(f"job {state.job_name} ({job_id}): not collected within its deadline "
-                          f"({self.daemon.deadline:g}s); skipped this cycle, the other jobs are served")
+                self._say_job(state, "job.deadline-missed", f"not collected within its deadline "
+                              f"({self.daemon.deadline:g}s); skipped this cycle, the other jobs are served",
+                              level="warning")
                 continue
             try:
                 results[job_id] = future.result()
@@ -322,7 +332,7 @@ class MultiJobDaemon:
                 state.sampler = self.make_sampler(job_id)
             except FlinkscaleError as exc:
                 state.phase = f"holding: {exc}"
-                self._say(f"job {state.job_name} ({job_id}): holding: {exc}")
+                self._say_job(state, "job.holding", f"holding: {exc}", level="warning")
                 state.sampler = self.make_sampler(job_id)
         return results
 
@@ -360,9 +370,9 @@ class MultiJobDaemon:
         load = tuple((s.timestamp, s.source_rate) for s in self.store.load_history(state.job_id))
         state.history = replace(history, load=load)
         if history.snapshots or history.rescales:
-            self._say(f"job {state.job_name} ({state.job_id}): history continues from the store "
-                      f"({len(history.snapshots)} snapshots, {len(history.decisions)} decisions, "
-                      f"{len(history.rescales)} rescales)")
+            self._say_job(state, "job.history-restored", f"history continues from the store "
+                          f"({len(history.snapshots)} snapshots, {len(history.decisions)} decisions, "
+                          f"{len(history.rescales)} rescales)")
         return True
 
     def _ceilings(self, state: JobState, settings: JobSettings, job_config: Sequence[Mapping[str, Any]]
@@ -391,15 +401,17 @@ class MultiJobDaemon:
             raise JobSettingsError(message, job_id=state.job_id, job_name=state.job_name, key=key) from None
         for ceiling in (job, whole):
             if ceiling.slots == 0:
-                self._say(f"job {state.job_name} ({state.job_id}): {ceiling.explain()}: not even one TaskManager "
-                          f"({tm.describe()}) fits; the job is never scaled above 1 slot")
+                self._say_job(state, "job.quota-below-one-task-manager", f"{ceiling.explain()}: not even one "
+                              f"TaskManager ({tm.describe()}) fits; the job is never scaled above 1 slot",
+                              level="warning")
         return job, whole
 
     def _not_served(self, state: JobState, line: str, error: str | None = None) -> None:
         """One line for a job this daemon cannot serve; the other jobs are served."""
         state.error = error or line
         state.phase = f"not served: {state.error}"
-        self._say(f"{line}; this job is not served, the others are")
+        self._say("job.invalid-settings", f"{line}; this job is not served, the others are", level="error",
+                  job_id=state.job_id, job_name=state.job_name)
 
     def _reconcile(self, state: JobState, observed: Mapping[str, int], now: float) -> None:
         """Before a job's first decision: settle the intent a previous run left pending."""
@@ -408,8 +420,8 @@ class MultiJobDaemon:
                                       now=now)
         if result.outcome is Outcome.NOTHING_PENDING:
             return
-        self._say(f"job {state.job_name} ({state.job_id}): pending rescale intent {result.outcome.value}: "
-                  f"{result.reason}")
+        self._say_job(state, "job.intent-reconciled", f"pending rescale intent {result.outcome.value}: "
+                      f"{result.reason}")
         if result.outcome is Outcome.RETRY and result.intent is not None:
             state.intent = result.intent
 
@@ -450,7 +462,7 @@ class MultiJobDaemon:
             why_not = self._why_not_act(state, settings, now)
             if why_not is not None:
                 state.phase = f"recommends {dict(rescale.parallelism)}, not applied: {why_not}"
-                self._say(f"job {state.job_name} ({state.job_id}): {state.phase}")
+                self._say_job(state, "job.recommendation", state.phase)
                 rescale = None
             else:
                 capped = self._within_ceiling(state, self._capped(rescale, settings))
@@ -581,8 +593,8 @@ class MultiJobDaemon:
         executor = self._executor(state)
         if executor is None:  # a dry run: leave the intent pending for a daemon that acts
             state.intent = None
-            self._say(f"job {state.job_name} ({state.job_id}): a pending rescale intent is left for a daemon "
-                      "that acts (this one does not: --dry-run)")
+            self._say_job(state, "job.intent-left", "a pending rescale intent is left for a daemon that acts (this "
+                          "one does not: --dry-run)")
             return
         self._submit(state, executor, intent.target_parallelism,
                      control.extra_slots(intent.previous_parallelism, intent.target_parallelism),
@@ -601,8 +613,8 @@ class MultiJobDaemon:
         assert intent is not None
         state.claimed_slots = max(state.claimed_slots, extra)
         state.phase = f"rescaling to {dict(target)}"
-        self._say(f"job {state.job_name} ({state.job_id}): rescaling to {dict(target)} (intent "
-                  f"{intent.intent_id[:8]}): {reason}")
+        self._say_job(state, "job.rescaling", f"rescaling to {dict(target)} (intent {intent.intent_id[:8]}): "
+                      f"{reason}")
         decision = Decision(self.clock(), state.policy.name if state.policy else "retry", tuple(
             VertexDecision(vertex_id, vertex_id, state.current.get(vertex_id, p), p, reason)
             for vertex_id, p in target.items()))
@@ -620,7 +632,7 @@ class MultiJobDaemon:
             except FlinkscaleError as exc:
                 self.store.finish_intent(intent.intent_id, "failed", note=redact(str(exc))[:500])
                 state.phase = f"rescale failed: {exc}"
-                self._say(f"job {state.job_name} ({state.job_id}): rescale failed: {exc}")
+                self._say_job(state, "job.rescale-failed", f"rescale failed: {exc}", level="error")
                 continue
             self.store.finish_intent(intent.intent_id, "done")
             if record is not None:
@@ -629,7 +641,7 @@ class MultiJobDaemon:
                 state.current = dict(record.new_parallelism)
                 state.rescales += 1
                 state.phase = f"rescaled to {dict(record.new_parallelism)} in {record.duration_seconds:.1f}s"
-                self._say(f"job {state.job_name} ({state.job_id}): {state.phase}")
+                self._say_job(state, "job.rescaled", state.phase)
 
 
 def _dead_local_owner(owner: str) -> bool:

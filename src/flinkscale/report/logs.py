@@ -15,8 +15,8 @@ that configures logging itself can attach the formatter to its own handlers. Eve
 no credential reaches a log whatever an event carries; non-finite numbers become strings (JSON has none).
 
 ``EventLog`` is what the loops call: ``event(name, message, job_id=..., **fields)`` for the single-job loop,
-and ``EventLog.line`` as the multi-job daemon's ``log`` callback, which reads the job from the daemon's
-``job NAME (ID): ...`` prefix and names the event from the line (``job.discovered``, ``job.rescaling``, ...).
+and ``EventLog.line`` as the multi-job daemon's ``log`` callback. The daemon's lines are ``core.logline.LogLine``
+values: text that carries its event (``job.discovered``, ``job.rescaling``, ...), level and job as data.
 """
 
 from __future__ import annotations
@@ -24,37 +24,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.logline import LogLine
 from flinkscale.core.redaction import redact, redact_json
 
 LOG_FORMATS = ("text", "json")
 LOGGER_NAME = "flinkscale.autoscale"
 
-_JOB_PREFIX = re.compile(r"^job (?P<name>.*) \((?P<id>[0-9a-fA-F]{32})\): (?P<rest>.*)$", re.DOTALL)
-# (substring of the daemon's line, event name, level), first match wins.
-_DAEMON_EVENTS: tuple[tuple[str, str, int], ...] = (
-    ("this job is not served", "job.invalid-settings", logging.ERROR),
-    ("rescale failed", "job.rescale-failed", logging.ERROR),
-    ("not collected within its deadline", "job.deadline-missed", logging.WARNING),
-    ("holding every job", "cluster.unavailable", logging.WARNING),
-    ("not even one TaskManager", "job.quota-below-one-task-manager", logging.WARNING),
-    (": discovered", "job.discovered", logging.INFO),
-    ("finished or cancelled", "job.gone", logging.INFO),
-    ("history continues from the store", "job.history-restored", logging.INFO),
-    ("pending rescale intent", "job.intent-reconciled", logging.INFO),
-    ("rescaling to", "job.rescaling", logging.INFO),
-    ("rescaled to", "job.rescaled", logging.INFO),
-    ("not applied", "job.recommendation", logging.INFO),
-    ("holding", "job.holding", logging.WARNING),
-    ("not running", "job.not-running", logging.WARNING),
-    ("lease", "store.lease", logging.INFO),
-)
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,14 +111,12 @@ class EventLog:
                         extra={"event": event, "job_id": job_id, "job_name": job_name, "fields": fields})
 
     def line(self, line: str) -> None:
-        """A line of the multi-job daemon (its ``log`` callback): the job and the event read from it."""
-        event, level = next(((name, lvl) for text, name, lvl in _DAEMON_EVENTS if text in line),
-                            ("daemon", logging.INFO))
-        found = _JOB_PREFIX.match(line)
-        if found is None:
-            self.event(event if not event.startswith("job.") else "daemon", line, level=level)
+        """A line of the multi-job daemon (its ``log`` callback): a ``LogLine`` brings its event and job as data;
+        any other line is a ``daemon`` event about no job."""
+        if not isinstance(line, LogLine):
+            self.event("daemon", line)
             return
-        self.event(event, line, level=level, job_id=found["id"].lower(), job_name=found["name"])
+        self.event(line.event, str(line), level=_LEVELS[line.level], job_id=line.job_id, job_name=line.job_name)
 
 
 __all__ = ["LOG_FORMATS", "EventLog", "JsonFormatter", "configure_logging"]
