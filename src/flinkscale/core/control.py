@@ -45,7 +45,7 @@ back with the actions; a driver appends the ``RescaleRecord`` of a rescale it ca
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -284,8 +284,6 @@ def extra_slots(current: Mapping[str, int], target: Mapping[str, int]) -> int:
     return max(0, slots_required({**current, **target}) - slots_required(current))
 
 
-_DELAYED = re.compile(r"scale-down to (\d+) delayed until (\d+(?:\.\d+)?)")
-_SINCE_CHANGE = re.compile(r"(\d+)s since the last change < scale-down\.interval (\d+)s")
 
 
 @dataclass(frozen=True)
@@ -298,21 +296,14 @@ class PendingScaleDown:
 
 
 def pending_scale_downs(decision: Decision) -> tuple[PendingScaleDown, ...]:
-    """The scale-down timers a decision's reasons state: the operator's "scale-down to N delayed until T"
-    and the flinkscale policy's "Ns since the last change < scale-down.interval Ms" (due at the decision's
-    time + M - N). The policies keep their timers in the history; this reads them out for the state store
-    and ``autoscale status``."""
+    """The scale-down timers a decision states: each policy that delays a scale-down puts its target and due
+    time in the vertex's numbers (``scale_down_target``, ``scale_down_due_at``). The policies keep their timers
+    in the history; this hands them to the state store and ``autoscale status``."""
     found: list[PendingScaleDown] = []
     for vertex in decision.vertices:
-        delayed = _DELAYED.search(vertex.reason)
-        if delayed:
-            found.append(PendingScaleDown(vertex.vertex_id, int(delayed[1]), float(delayed[2])))
+        target, due_at = vertex.numbers.get("scale_down_target"), vertex.numbers.get("scale_down_due_at")
+        if target is None or due_at is None or not math.isfinite(target) or not math.isfinite(due_at):
             continue
-        since = _SINCE_CHANGE.search(vertex.reason)
-        if since and vertex.numbers.get("scale_down_floor") is not None:
-            floor = vertex.numbers["scale_down_floor"]
-            target = int(floor) if floor == floor and floor < vertex.current_parallelism else None
-            if target is not None:
-                found.append(PendingScaleDown(vertex.vertex_id, target,
-                                              decision.timestamp + float(since[2]) - float(since[1])))
+        if int(target) < vertex.current_parallelism:
+            found.append(PendingScaleDown(vertex.vertex_id, int(target), float(due_at)))
     return tuple(found)

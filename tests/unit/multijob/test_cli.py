@@ -85,8 +85,8 @@ def test_status_without_a_store_says_where_it_looked(tmp_path: Path, capsys: pyt
     assert str(tmp_path / "autoscale.db") in one_line_error(capsys)
 
 
-def _hold(timestamp: float, reason: str) -> Decision:
-    return Decision(timestamp, "flink-operator", (VertexDecision("v1", "Source", 4, 4, reason),))
+def _hold(timestamp: float, reason: str, numbers: dict[str, float] | None = None) -> Decision:
+    return Decision(timestamp, "flink-operator", (VertexDecision("v1", "Source", 4, 4, reason, numbers or {}),))
 
 
 def test_status_shows_each_jobs_phase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +95,8 @@ def test_status_shows_each_jobs_phase(tmp_path: Path, capsys: pytest.CaptureFixt
     with StateStore.open(url, clock=lambda: now) as store:
         store.upsert_job(A, "clickstream")
         store.add_decision(A, _hold(now, "scale-down to 2 delayed until 1700003600 "
-                                         "(job.autoscaler.scale-down.interval) (rate is low)"))
+                                         "(job.autoscaler.scale-down.interval) (rate is low)",
+                                    {"scale_down_target": 2.0, "scale_down_due_at": 1700003600.0}))
         store.upsert_job(B, "sql-orders")
         store.add_decision(B, _hold(now, "stabilizing: the job started at 22:12:00 UTC, no decision for 40s more"))
     assert main(["autoscale", "status", "--state", url, "--format", "json"]) == 0

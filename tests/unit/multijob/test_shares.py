@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,19 +40,17 @@ def _decision(reason: str, numbers: dict[str, float] | None = None, current: int
     return Decision(1000.0, "p", (VertexDecision("v", "V", current, current, reason, numbers or {}),))
 
 
-def test_scale_down_timers_are_read_from_the_operators_reason() -> None:
+def test_scale_down_timers_are_the_numbers_a_policy_states() -> None:
     (timer,) = control.pending_scale_downs(_decision(
-        "scale-down to 2 delayed until 4600 (job.autoscaler.scale-down.interval) (rate low)"))
+        "scale-down to 2 delayed until 4600 (job.autoscaler.scale-down.interval) (rate low)",
+        {"scale_down_target": 2.0, "scale_down_due_at": 4600.0}))
     assert (timer.vertex_id, timer.target, timer.due_at) == ("v", 2, 4600.0)
 
 
-def test_scale_down_timers_are_read_from_the_flinkscale_policys_reason() -> None:
-    (timer,) = control.pending_scale_downs(_decision(
-        "fine; no scale-down: 600s since the last change < scale-down.interval 3600s", {"scale_down_floor": 2.0}))
-    assert (timer.target, timer.due_at) == (2, 1000.0 + 3600 - 600)
-
-
-def test_no_timer_without_a_pending_scale_down() -> None:
-    assert control.pending_scale_downs(_decision("within bounds")) == ()
-    assert control.pending_scale_downs(_decision(
-        "no scale-down: 600s since the last change < scale-down.interval 3600s")) == ()  # no lower floor known
+@pytest.mark.parametrize("numbers", [
+    {}, {"scale_down_target": 2.0}, {"scale_down_due_at": 4600.0},
+    {"scale_down_target": 4.0, "scale_down_due_at": 4600.0},            # not lower than the current 4
+    {"scale_down_target": float("nan"), "scale_down_due_at": 4600.0}])
+def test_no_timer_without_a_pending_scale_down(numbers: dict[str, float]) -> None:
+    # The reason's text is for people: a timer is only what the numbers state.
+    assert control.pending_scale_downs(_decision("scale-down to 2 delayed until 4600", numbers)) == ()

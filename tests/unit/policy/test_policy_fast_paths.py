@@ -28,7 +28,7 @@ import pytest
 from flinkscale.core import snapshot as snapshot_module
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy.base import History
-from flinkscale.core.policy.flinkscale import FlinkscalePolicy
+from flinkscale.core.policy.flinkscale import FlinkscalePolicy, _DownBlock
 from flinkscale.core.policy.registry import make_policy
 from flinkscale.core.sim.keyload import KeyDistribution
 from flinkscale.core.sim.model import ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
@@ -105,18 +105,21 @@ def reference_source_targets_at(window: Sequence[MetricsSnapshot], index: int) -
 
 def reference_scale_down_window(self: FlinkscalePolicy, snapshot: MetricsSnapshot, history: History,
                                 since: float | None, ratios: Mapping[tuple[str, str], float],
-                                backlog_seconds: float) -> tuple[dict[str, float], str | None]:
+                                backlog_seconds: float) -> tuple[dict[str, float], _DownBlock | None]:
     s = self.settings
     now = snapshot.timestamp
     if since is None:
-        return {}, "no history: the rate has not been seen low for scale-down.interval"
+        return {}, _DownBlock("no history: the rate has not been seen low for scale-down.interval")
     if now - since < s.scale_down_interval:
-        return {}, f"{now - since:.0f}s since the last change < scale-down.interval {s.scale_down_interval:.0f}s"
+        return {}, _DownBlock(f"{now - since:.0f}s since the last change < scale-down.interval "
+                              f"{s.scale_down_interval:.0f}s", due_at=since + s.scale_down_interval)
     if backlog_seconds > s.backlog_lag_threshold:
-        return {}, f"backlog of {backlog_seconds:.0f}s of input is draining (backlog-processing.lag-threshold)"
+        return {}, _DownBlock(f"backlog of {backlog_seconds:.0f}s of input is draining "
+                              "(backlog-processing.lag-threshold)")
     heap = ev.heap_usage(snapshot)
     if heap is not None and heap > s.heap_usage_threshold:
-        return {}, f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more state)"
+        return {}, _DownBlock(f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more "
+                              "state)")
     start = now - s.scale_down_interval
     window = ev.window_snapshots(snapshot, history, start)
     loads = [reference_propagate_rates(snapshot, reference_source_targets_at(window, i), ratios)

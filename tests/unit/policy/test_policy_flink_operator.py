@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from policy_snapshots import clickstream, history_of, job, vertex
 
+from flinkscale.core import control
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import History, make_policy, replay_history
 from flinkscale.core.policy.base import Decision, VertexDecision
@@ -126,6 +127,8 @@ def test_scale_down_waits_the_interval_then_takes_the_highest_recommendation() -
     held = policy.decide(snaps[-2], before)  # t = 3540 < 0 + 3600
     assert held.parallelism()["src"] == 4
     assert "delayed" in held.vertices[0].reason
+    # The timer as numbers, for the state store: the highest asked for so far, due when the run is an interval old.
+    assert control.pending_scale_downs(held) == (control.PendingScaleDown("src", 3, 3600.0),)
     history = replay_history(policy, snaps[:-1])
     applied = policy.decide(snaps[-1], history)  # t = 3600
     assert applied.parallelism()["src"] == 3

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from policy_snapshots import clickstream, history_of, job, vertex
 
+from flinkscale.core import control
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import History, RescaleRecord, make_policy
 from flinkscale.core.policy.base import Decision
@@ -142,6 +143,9 @@ def test_no_scale_down_before_the_interval_or_offline() -> None:
     young = decide(make(3000.0), steady_history(make, 0.0, 2940.0))
     assert not young.rescale
     assert "scale-down.interval" in reason(young, "src")
+    # The timer as numbers, for the state store: due an interval after the rate was first seen low.
+    (timer,) = control.pending_scale_downs(young)
+    assert timer.vertex_id == "src" and timer.target < 4 and timer.due_at == pytest.approx(3600.0)
 
 
 @pytest.mark.parametrize(("lag", "heap", "blocked"), [

@@ -484,6 +484,8 @@ class FlinkOperatorPolicy:
             numbers["max_recommended_in_interval"] = float(highest)
             if snapshot.timestamp - first < s.scale_down_interval:
                 new_p = p
+                # The timer, as numbers (the state store and `autoscale status`): the highest asked for so far.
+                numbers.update(scale_down_target=float(highest), scale_down_due_at=first + s.scale_down_interval)
                 reason = (f"scale-down to {wanted} delayed until {first + s.scale_down_interval:.0f} "
                           f"(job.autoscaler.scale-down.interval) ({reason})")
             else:

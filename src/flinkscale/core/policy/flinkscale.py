@@ -263,6 +263,14 @@ def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None)
 
 
 @dataclass(frozen=True)
+class _DownBlock:
+    """Why no scale-down may happen now; ``due_at``: when it may (scale-down.interval), None if not by time."""
+
+    reason: str
+    due_at: float | None = None
+
+
+@dataclass(frozen=True)
 class _Plan:
     vertex: Vertex
     cost: VertexCost | None
@@ -354,7 +362,7 @@ class FlinkscalePolicy:
                 expected = ev.propagate_rates(snapshot, _spread(float(ahead.max()), source_targets), ratios)
                 peak_loads = {k: max(v, expected.get(k, 0.0)) for k, v in peak_loads.items()}
                 if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
-                    down_block = "the load is above its forecast's band"
+                    down_block = _DownBlock("the load is above its forecast's band")
                 plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
                                            lags[v.id], restart, ceiling, peak_loads.get(v.id), down_block,
                                            learned is not None, drains_in_time)
@@ -411,7 +419,7 @@ class FlinkscalePolicy:
     # --- per vertex --------------------------------------------------------------------------------
     def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
                      target: float, sized_for: float, lag: float, restart: float, ceiling: int | None,
-                     peak_load: float | None, down_block: str | None, restart_learned: bool,
+                     peak_load: float | None, down_block: _DownBlock | None, restart_learned: bool,
                      drains_in_time: bool = False) -> _Plan:
         s = self.settings
         p = vertex.parallelism
@@ -480,7 +488,9 @@ class FlinkscalePolicy:
                 reason += (f"; no scale-down yet: the peak {peak_load:.1f}/s over the last scale-down.interval "
                            f"needs p {floor} at <= {bound:.2f}")
         elif down_block is not None and need < p:
-            reason += f"; no scale-down: {down_block}"
+            reason += f"; no scale-down: {down_block.reason}"
+            if down_block.due_at is not None:  # the timer, as numbers (the state store and `autoscale status`)
+                numbers.update(scale_down_target=float(need), scale_down_due_at=down_block.due_at)
         numbers["recommended_parallelism"] = float(need)
         return _Plan(vertex, cost, numbers, need, floor, trigger, reason)
 
@@ -710,19 +720,22 @@ class FlinkscalePolicy:
 
     def _scale_down_window(self, snapshot: MetricsSnapshot, history: History, since: float | None,
                            ratios: Mapping[tuple[str, str], float], backlog_seconds: float
-                           ) -> tuple[dict[str, float], str | None]:
+                           ) -> tuple[dict[str, float], _DownBlock | None]:
         """Per-vertex peak target rate over scale-down.interval, or why no scale-down may happen."""
         s = self.settings
         now = snapshot.timestamp
         if since is None:
-            return {}, "no history: the rate has not been seen low for scale-down.interval"
+            return {}, _DownBlock("no history: the rate has not been seen low for scale-down.interval")
         if now - since < s.scale_down_interval:
-            return {}, f"{now - since:.0f}s since the last change < scale-down.interval {s.scale_down_interval:.0f}s"
+            return {}, _DownBlock(f"{now - since:.0f}s since the last change < scale-down.interval "
+                                  f"{s.scale_down_interval:.0f}s", due_at=since + s.scale_down_interval)
         if backlog_seconds > s.backlog_lag_threshold:
-            return {}, f"backlog of {backlog_seconds:.0f}s of input is draining (backlog-processing.lag-threshold)"
+            return {}, _DownBlock(f"backlog of {backlog_seconds:.0f}s of input is draining "
+                                  "(backlog-processing.lag-threshold)")
         heap = ev.heap_usage(snapshot)
         if heap is not None and heap > s.heap_usage_threshold:
-            return {}, f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more state)"
+            return {}, _DownBlock(f"heap usage {heap:.2f} > memory.heap-usage.threshold (fewer subtasks hold more "
+                                  "state)")
         # One sample's λ + d(lag)/dt is noisy (pendingRecords refreshes unevenly), so the peak is that of the
         # load averaged over metrics.window: a sustained peak holds the size, a one-sample blip does not. The
         # averages take samples from inside the interval only, so that the load before it cannot leak in.
