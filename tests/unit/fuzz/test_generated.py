@@ -160,7 +160,11 @@ def test_arbitrary_text_in_a_numeric_flag(flag: Any, value: str) -> None:
     name, argv_for = flag
     argv = argv_for(value)
     outcome = run_cli(argv)
-    # Each command above is also given a second value that is always wrong, so it can never start real work.
+    if name == "--target" and outcome.exit_code == 0:
+        # `plan` does no real work to guard against: a valid volume ("1", "1_000") is a plan, printed in full.
+        assert "Traceback" not in outcome.stderr and outcome.stdout.strip(), f"--target={value!r}: {outcome.stderr}"
+        return
+    # Each other command above is also given a second value that is always wrong, so it never starts real work.
     problems = violations(Case("flag", argv, ()), outcome)
     assert not problems, f"{problems}: {name}={value!r}\n{outcome.stderr[:2000]}\n{outcome.escaped or ''}"
     assert "internal error" not in outcome.error_lines[0]
