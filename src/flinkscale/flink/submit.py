@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.manifest import OVERRIDES_KEY, format_overrides
 from flinkscale.flink.cluster import LocalCluster
 
 _SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
@@ -96,8 +97,7 @@ def submit_python_job(cluster: LocalCluster, script: Path, args: Sequence[str], 
         raise InputError("must be >= 1", field="--parallelism")
     command = _flink_run(cluster, rest_url, parallelism)
     if vertex_parallelism:
-        overrides = ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))
-        command.append(f"-Dpipeline.jobvertex-parallelism-overrides={overrides}")
+        command.append(f"-D{OVERRIDES_KEY}={format_overrides(vertex_parallelism)}")
     if savepoint:
         command += ["-s", savepoint]
         if allow_non_restored_state:
@@ -126,7 +126,7 @@ def submit_sql_script(cluster: LocalCluster, script: Path, jars: Sequence[Path],
     if savepoint:
         command += ["--savepoint", savepoint]
     if vertex_parallelism:
-        command += ["--vertex-parallelism", ",".join(f"{v}:{p}" for v, p in sorted(vertex_parallelism.items()))]
+        command += ["--vertex-parallelism", format_overrides(vertex_parallelism)]
     env = cluster.script_env()
     # The child imports flinkscale (the script splitter) from wherever this process did.
     package_root = str(Path(__file__).resolve().parent.parent.parent)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from flinkscale.core.manifest import format_overrides
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.home import flink_python_jar
 from flinkscale.flink.submit import Submission, submit_jar_job, submit_python_job, submit_sql_script
@@ -61,7 +62,7 @@ def _python_job_argv(cluster: LocalCluster, argv: Callable[[list[Path]], list[st
         jars.append(flink_python_jar())
     args = argv(jars)
     if vertex_parallelism:
-        args += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+        args += ["--vertex-parallelism", format_overrides(vertex_parallelism)]
     return args
 
 
