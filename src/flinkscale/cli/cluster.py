@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,7 +13,7 @@ from flinkscale.cli._common import RestTarget, console, print_json, rest_options
 from flinkscale.cli._inputs import check_port, read_yaml
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.units import parse_size
-from flinkscale.flink.cluster import ClusterSpec, LocalCluster, flatten_config
+from flinkscale.flink.cluster import ClusterSpec, LocalCluster, config_options
 from flinkscale.flink.rest import FlinkRestClient
 
 cluster_app = typer.Typer(help="Start, inspect and stop the embedded Flink 2.3 cluster (from the apache-flink wheel).",
@@ -27,15 +26,7 @@ def _read_flink_config(path: Path) -> dict[str, str]:
     if not isinstance(data, Mapping):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise InputError(f"a Flink config file must be a YAML mapping, not {kind}", field=str(path))
-    return {str(key): _option_text(value) for key, value in flatten_config(data).items()}
-
-
-def _option_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ";".join(_option_text(v) for v in value)
-    return str(value)
+    return config_options(data)
 
 
 @cluster_app.command("up")

@@ -166,11 +166,23 @@ def _write(text: str, output: Path | None) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
+_JobOption = Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")]
+_StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")]
+
+
+def _sample(rest: RestTarget, state_dir: Path, job: str | None, window: str,
+            interval: str) -> tuple[list[MetricsSnapshot], Collector]:
+    """The options ``profile`` and ``skew`` share: which job, how long and how often to sample it."""
+    window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
+    with make_client(rest.resolve(state_dir), rest.access) as client:
+        return sample_job(client, _find_job(client, job), window_seconds, interval_seconds)
+
+
 @rest_options
 def profile(
     rest: RestTarget,
-    job: Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")] = None,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")] = DEFAULT_STATE_DIR,
+    job: _JobOption = None,
+    state_dir: _StateDirOption = DEFAULT_STATE_DIR,
     window: Annotated[str, typer.Option("--window", help="How long to sample: 2m, 90s, ...")] = "2m",
     interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
     output_format: Annotated[str, typer.Option("--format", help="table (people), json (scripts), html.")] = "table",
@@ -178,12 +190,9 @@ def profile(
 ) -> None:
     if output_format not in ("table", "json", "html"):
         raise InputError(f"expected table, json or html, got {output_format!r}", field="--format")
-    window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
     if output is not None:
         check_output_file(output, "--output")
-    with make_client(rest.resolve(state_dir), rest.access) as client:
-        job_id = _find_job(client, job)
-        snapshots, collector = sample_job(client, job_id, window_seconds, interval_seconds)
+    snapshots, collector = _sample(rest, state_dir, job, window, interval)
     merged = merge_window(snapshots)
     analysis = analyze_profile(merged)
     document = profile_document(merged, snapshots, analysis, calls_per_sample=collector.calls_per_sample,
@@ -202,8 +211,8 @@ def profile(
 @rest_options
 def skew(
     rest: RestTarget,
-    job: Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")] = None,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")] = DEFAULT_STATE_DIR,
+    job: _JobOption = None,
+    state_dir: _StateDirOption = DEFAULT_STATE_DIR,
     window: Annotated[str, typer.Option("--window", help="How long to sample.")] = "30s",
     interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
     threshold: Annotated[float, typer.Option(
@@ -214,10 +223,7 @@ def skew(
         raise InputError(f"expected table or json, got {output_format!r}", field="--format")
     if not 1.0 < threshold < math.inf:  # also refuses nan
         raise InputError(f"must be > 1 (a max/mean ratio), got {threshold}", field="--threshold")
-    window_seconds, interval_seconds = _seconds(window, "--window"), _seconds(interval, "--interval")
-    with make_client(rest.resolve(state_dir), rest.access) as client:
-        job_id = _find_job(client, job)
-        snapshots, collector = sample_job(client, job_id, window_seconds, interval_seconds)
+    snapshots, collector = _sample(rest, state_dir, job, window, interval)
     merged = merge_window(snapshots)
     report = analyze_skew(merged, threshold=threshold, sql_job=looks_like_sql_job(merged))
     if output_format == "json":

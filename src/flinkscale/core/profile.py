@@ -37,8 +37,8 @@ from flinkscale.core.errors import InputError
 from flinkscale.core.explained import Explained
 from flinkscale.core.keygroups import key_groups_per_subtask, layout_imbalance
 from flinkscale.core.rates import true_processing_rate
-from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew, json_finite
-from flinkscale.core.snapshot import CheckpointStats, MetricsSnapshot, Vertex
+from flinkscale.core.skew import SkewReport, VertexSkew, analyze_skew
+from flinkscale.core.snapshot import CheckpointStats, MetricsSnapshot, Vertex, json_finite
 from flinkscale.core.state_advice import StateAdvice, advise_state
 from flinkscale.core.units import format_rate
 

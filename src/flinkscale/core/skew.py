@@ -35,7 +35,7 @@ from typing import Any
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import divisors, layout_imbalance
-from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy, Vertex
+from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy, Vertex, json_finite
 
 #: A vertex whose busiest subtask carries at least this multiple of the mean is reported as skewed.
 DEFAULT_SKEW_THRESHOLD = 1.25
@@ -138,15 +138,6 @@ class SkewReport:
         return cleaned
 
 
-def json_finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by None, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_finite(v) for v in value]
-    return value
 
 
 def analyze_skew(snapshot: MetricsSnapshot, *, threshold: float = DEFAULT_SKEW_THRESHOLD, sql_job: bool = False,

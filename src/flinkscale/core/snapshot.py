@@ -301,7 +301,7 @@ class MetricsSnapshot:
         data = asdict(self)
         data["schema_version"] = SNAPSHOT_SCHEMA_VERSION
         data["edges"] = [{**asdict(e), "ship_strategy": e.ship_strategy.value} for e in self.edges]
-        cleaned: dict[str, Any] = _drop_nan(data)
+        cleaned: dict[str, Any] = json_finite(data)
         return cleaned
 
     @classmethod
@@ -349,13 +349,14 @@ def _topological_ids(snapshot: MetricsSnapshot) -> tuple[str, ...] | None:
     return None if order is None else tuple(order)
 
 
-def _drop_nan(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+def json_finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None, recursively (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _drop_nan(v) for k, v in value.items()}
+        return {k: json_finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_drop_nan(v) for v in value]
+        return [json_finite(v) for v in value]
     return value
 
 

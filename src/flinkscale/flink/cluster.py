@@ -130,24 +130,17 @@ def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def read_config_file(path: Path) -> dict[str, str]:
-    """A user's Flink config.yaml (nested or flat) as flat string options."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError("no such file", field=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", field=str(path)) from None
-    if not isinstance(data, Mapping):
-        raise InputError("a Flink config file must be a YAML mapping", field=str(path))
-    return {k: _option_text(v) for k, v in flatten_config(data).items()}
+def config_options(data: Mapping[str, Any]) -> dict[str, str]:
+    """A parsed Flink config (nested or flat) as flat dotted keys with Flink's text for each value."""
+    return {str(key): _config_value_text(value) for key, value in flatten_config(data).items()}
 
 
-def _option_text(value: Any) -> str:
+def _config_value_text(value: Any) -> str:
+    """A YAML value as Flink writes it in a flat option: ``true``/``false``, lists joined with ``;``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
+        return ";".join(_config_value_text(v) for v in value)
     return str(value)
 
 

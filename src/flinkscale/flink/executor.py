@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
+from flinkscale.core.manifest import OVERRIDES_KEY, format_overrides
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.rescale_wait import (
     COOLDOWN_KEY,
@@ -480,10 +481,9 @@ def _or(value: float | None, default: float) -> float:
 
 def k8s_patch(deployment: str, target: Mapping[str, int]) -> dict[str, object]:
     """A merge patch for a FlinkDeployment: the operator's own per-vertex override key, as its autoscaler sets."""
-    overrides = ",".join(f"{vid}:{p}" for vid, p in sorted(target.items()))
     return {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
             "metadata": {"name": deployment},
-            "spec": {"flinkConfiguration": {"pipeline.jobvertex-parallelism-overrides": overrides}}}
+            "spec": {"flinkConfiguration": {OVERRIDES_KEY: format_overrides(target)}}}
 
 
 def _complete_target(job: JobDetails, target: Mapping[str, int]) -> dict[str, int]:

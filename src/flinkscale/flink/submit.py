@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.manifest import OVERRIDES_KEY, format_overrides
 from flinkscale.flink.cluster import LocalCluster
 
 _SUBMITTED = re.compile(r"JobID ([0-9a-f]{32})")
@@ -33,68 +34,6 @@ class Submission:
     job_id: str
     seconds: float
     command: tuple[str, ...]
-
-
-def submit_python_job(cluster: LocalCluster, script: Path, args: Sequence[str], *, parallelism: int = 1,
-                      savepoint: str | None = None, rest_url: str | None = None,
-                      vertex_parallelism: Mapping[str, int] | None = None,
-                      allow_non_restored_state: bool = False) -> Submission:
-    """Run ``flink run -d -py script args`` against ``rest_url`` (default: the local cluster).
-
-    To restart a job from a savepoint at new parallelism, keep ``parallelism`` as it was and pass the new
-    per-vertex values in ``vertex_parallelism`` (``pipeline.jobvertex-parallelism-overrides``, as the Flink
-    Kubernetes Operator does): a different ``-p`` can change operator chaining, and with it the operator ids
-    that SQL jobs generate, so the savepoint would no longer map onto the job.
-    """
-    if not script.is_file():
-        raise InputError("no such job file", field=str(script))
-    if parallelism < 1:
-        raise InputError("must be >= 1", field="--parallelism")
-    info = cluster.info()
-    url = rest_url or (info.rest_url if info else None)
-    if url is None:
-        raise InputError("no local cluster is running and no --rest URL was given; run `flinkscale cluster up`",
-                         field="--rest")
-    address = urlparse(url)
-    home = Path(info.flink_home) if info else None
-    if home is None:
-        from flinkscale.flink.home import flink_home
-
-        home = flink_home()
-    command = ["bash", str(home / "bin" / "flink"), "run", "-d", "-m", f"{address.hostname}:{address.port or 80}",
-               "-p", str(parallelism)]
-    if vertex_parallelism:
-        overrides = ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))
-        command.append(f"-Dpipeline.jobvertex-parallelism-overrides={overrides}")
-    if savepoint:
-        command += ["-s", savepoint]
-        if allow_non_restored_state:
-            command.append("--allowNonRestoredState")
-    command += ["-py", str(script.resolve()), *args]
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(command, env=cluster.script_env(), capture_output=True, text=True,
-                              timeout=SUBMIT_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        raise RuntimeFailure(f"`flink run` did not finish within {SUBMIT_TIMEOUT_SECONDS:.0f}s") from None
-    output = proc.stdout + proc.stderr
-    found = _SUBMITTED.search(output)
-    if proc.returncode != 0 or not found:
-        raise RuntimeFailure(f"`flink run` failed (exit {proc.returncode}): {_error_summary(output)}")
-    return Submission(found.group(1), time.monotonic() - started, tuple(command))
-
-
-def _error_summary(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    # The first causes name the real problem (a SQL error, a missing class); the last is "Python exited".
-    causes = [line for line in lines if line.startswith("Caused by")]
-    return " | ".join(causes[:2] or lines[-3:])[:600]
-
-
-SQL_RUNNER = Path(__file__).resolve().parent.parent / "pipelines" / "sql_runner.py"
-# The Table API client starts PyFlink's gateway JVM and plans the script in it: ~15 s on an idle machine, but
-# measured 65 s for the JVM and 25 s more to plan at a load average of 24 on 2 cores.
-SQL_SUBMIT_TIMEOUT_SECONDS = 480.0
 
 
 def _run_client(command: list[str], env: dict[str, str], what: str,
@@ -120,6 +59,60 @@ def _rest_url(cluster: LocalCluster, rest_url: str | None) -> str:
     return url
 
 
+def _flink_run(cluster: LocalCluster, rest_url: str | None, parallelism: int) -> list[str]:
+    """``flink run -d -m host:port -p parallelism`` with the cluster's Flink distribution (the wheel's if no
+    cluster runs here)."""
+    address = urlparse(_rest_url(cluster, rest_url))
+    info = cluster.info()
+    home = Path(info.flink_home) if info else None
+    if home is None:
+        from flinkscale.flink.home import flink_home
+
+        home = flink_home()
+    return ["bash", str(home / "bin" / "flink"), "run", "-d", "-m", f"{address.hostname}:{address.port or 80}",
+            "-p", str(parallelism)]
+
+
+def _error_summary(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # The first causes name the real problem (a SQL error, a missing class); the last is "Python exited".
+    causes = [line for line in lines if line.startswith("Caused by")]
+    return " | ".join(causes[:2] or lines[-3:])[:600]
+
+
+def submit_python_job(cluster: LocalCluster, script: Path, args: Sequence[str], *, parallelism: int = 1,
+                      savepoint: str | None = None, rest_url: str | None = None,
+                      vertex_parallelism: Mapping[str, int] | None = None,
+                      allow_non_restored_state: bool = False) -> Submission:
+    """Run ``flink run -d -py script args`` against ``rest_url`` (default: the local cluster).
+
+    To restart a job from a savepoint at new parallelism, keep ``parallelism`` as it was and pass the new
+    per-vertex values in ``vertex_parallelism`` (``pipeline.jobvertex-parallelism-overrides``, as the Flink
+    Kubernetes Operator does): a different ``-p`` can change operator chaining, and with it the operator ids
+    that SQL jobs generate, so the savepoint would no longer map onto the job.
+    """
+    if not script.is_file():
+        raise InputError("no such job file", field=str(script))
+    if parallelism < 1:
+        raise InputError("must be >= 1", field="--parallelism")
+    command = _flink_run(cluster, rest_url, parallelism)
+    if vertex_parallelism:
+        command.append(f"-D{OVERRIDES_KEY}={format_overrides(vertex_parallelism)}")
+    if savepoint:
+        command += ["-s", savepoint]
+        if allow_non_restored_state:
+            command.append("--allowNonRestoredState")
+    command += ["-py", str(script.resolve()), *args]
+    job_id, seconds = _run_client(command, cluster.script_env(), "`flink run`")
+    return Submission(job_id, seconds, tuple(command))
+
+
+SQL_RUNNER = Path(__file__).resolve().parent.parent / "pipelines" / "sql_runner.py"
+# The Table API client starts PyFlink's gateway JVM and plans the script in it: ~15 s on an idle machine, but
+# measured 65 s for the JVM and 25 s more to plan at a load average of 24 on 2 cores.
+SQL_SUBMIT_TIMEOUT_SECONDS = 480.0
+
+
 def submit_sql_script(cluster: LocalCluster, script: Path, jars: Sequence[Path], *, parallelism: int = 1,
                       savepoint: str | None = None, rest_url: str | None = None,
                       vertex_parallelism: Mapping[str, int] | None = None) -> Submission:
@@ -133,7 +126,7 @@ def submit_sql_script(cluster: LocalCluster, script: Path, jars: Sequence[Path],
     if savepoint:
         command += ["--savepoint", savepoint]
     if vertex_parallelism:
-        command += ["--vertex-parallelism", ",".join(f"{v}:{p}" for v, p in sorted(vertex_parallelism.items()))]
+        command += ["--vertex-parallelism", format_overrides(vertex_parallelism)]
     env = cluster.script_env()
     # The child imports flinkscale (the script splitter) from wherever this process did.
     package_root = str(Path(__file__).resolve().parent.parent.parent)
@@ -148,15 +141,7 @@ def submit_jar_job(cluster: LocalCluster, jar: Path, entry_class: str, args: Seq
     """``flink run -d -c entry_class [-C file://extra.jar ...] jar args`` against the cluster."""
     if not jar.is_file():
         raise InputError("no such jar", field=str(jar))
-    address = urlparse(_rest_url(cluster, rest_url))
-    info = cluster.info()
-    home = Path(info.flink_home) if info else None
-    if home is None:
-        from flinkscale.flink.home import flink_home
-
-        home = flink_home()
-    command = ["bash", str(home / "bin" / "flink"), "run", "-d", "-m", f"{address.hostname}:{address.port or 80}",
-               "-p", str(parallelism), "-c", entry_class]
+    command = [*_flink_run(cluster, rest_url, parallelism), "-c", entry_class]
     for extra in classpath:
         command += ["-C", f"file://{extra.resolve()}"]
     if savepoint:

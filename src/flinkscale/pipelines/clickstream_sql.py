@@ -48,29 +48,41 @@ AGG_COLUMNS = """user_id STRING, window_start TIMESTAMP(3), window_end TIMESTAMP
 
 
 @dataclass(frozen=True)
-class SqlClickstreamOptions:
+class ClickstreamSettings:
+    """What both clickstream pipelines (PyFlink: ``pipelines/launch.ClickstreamOptions``; SQL: below) take:
+    where the clicks come from and go, the window, state and checkpoint settings, and load shedding."""
+
     bootstrap: str
     topic: str = "clicks"
-    group: str = "flinkscale-clickstream-sql"
-    name: str = "clickstream-sql"
+    group: str = "flinkscale-clickstream"
+    name: str = "clickstream"
     events_dir: str = ""
     agg_dir: str = ""
     agg_topic: str = ""
-    cost_rounds: int = 100
     window_seconds: int = 10
     max_parallelism: int = 120
     state_ttl: str = "1 h"
     checkpoint_interval: str = "5 s"
     agg_phase_strategy: str = "ONE_PHASE"
     source_idle_timeout: str = "0 s"
-    startup: str = "earliest-offset"
-    # Load shedding through the Java library (flinkscale-shedding.jar): on when a control topic is named or
-    # shed_keep < 1; the same control topic protocol as the PyFlink pipeline.
+    # Dynamic load shedding: the control topic whose latest {"keep_probability", "seq"} sets p (see
+    # flinkscale.kafka.control), "random" (by event id) or "key_hash" (whole users), and the errors' confidence.
     shed_control_topic: str = ""
     shed_keep: float = 1.0
     shed_mode: str = "random"
     shed_confidence: float = 0.95
     kafka_jars: str | None = None
+
+
+@dataclass(frozen=True)
+class SqlClickstreamOptions(ClickstreamSettings):
+    """The SQL pipeline; its load shedding runs through the Java library (flinkscale-shedding.jar), on when a
+    control topic is named or shed_keep < 1, with the same control topic protocol as the PyFlink pipeline."""
+
+    group: str = "flinkscale-clickstream-sql"
+    name: str = "clickstream-sql"
+    cost_rounds: int = 100
+    startup: str = "earliest-offset"
 
     def __post_init__(self) -> None:
         if self.cost_rounds < 0:

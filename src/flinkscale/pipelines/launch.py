@@ -6,39 +6,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from flinkscale.core.manifest import format_overrides
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.home import flink_python_jar
 from flinkscale.flink.submit import Submission, submit_jar_job, submit_python_job, submit_sql_script
 from flinkscale.kafka.connector import kafka_connector_jars
-from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
+from flinkscale.pipelines.clickstream_sql import ClickstreamSettings, SqlClickstreamOptions, render_sql
 from flinkscale.pipelines.jars import KEYED_CLICKS_JOB, jobs_jar, shedding_jar
 
 CLICKSTREAM_SCRIPT = Path(__file__).with_name("clickstream.py")
 
 
 @dataclass(frozen=True)
-class ClickstreamOptions:
-    bootstrap: str
-    topic: str = "clicks"
-    group: str = "flinkscale-clickstream"
-    name: str = "clickstream"
-    events_dir: str = ""
-    agg_dir: str = ""
-    agg_topic: str = ""
+class ClickstreamOptions(ClickstreamSettings):
+    """The PyFlink pipeline ``pipelines/clickstream.py``."""
+
     cost_us: float = 50.0
-    window_seconds: int = 10
-    max_parallelism: int = 120
-    state_ttl: str = "1 h"
-    checkpoint_interval: str = "5 s"
-    shed_keep: float = 1.0
-    kafka_jars: str | None = None
-    agg_phase_strategy: str = "ONE_PHASE"
-    # Dynamic load shedding: the control topic whose latest {"keep_probability", "seq"} sets p (see
-    # flinkscale.kafka.control), "random" (by event id) or "key_hash" (whole users), and the errors' confidence.
-    shed_control_topic: str = ""
-    shed_mode: str = "random"
-    shed_confidence: float = 0.95
-    source_idle_timeout: str = "0 s"
 
     def argv(self, jars: list[Path]) -> list[str]:
         args = ["--name", self.name, "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
@@ -79,7 +62,7 @@ def _python_job_argv(cluster: LocalCluster, argv: Callable[[list[Path]], list[st
         jars.append(flink_python_jar())
     args = argv(jars)
     if vertex_parallelism:
-        args += ["--vertex-parallelism", ",".join(f"{vid}:{p}" for vid, p in sorted(vertex_parallelism.items()))]
+        args += ["--vertex-parallelism", format_overrides(vertex_parallelism)]
     return args
 
 

@@ -37,23 +37,21 @@ jobs = Table(
     Column("restart_cost_samples", Integer, nullable=False, default=0),
 )
 
-snapshots = Table(
-    "snapshots", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("job_id", String(64), nullable=False),
-    Column("timestamp", Float, nullable=False),
-    Column("payload", Text, nullable=False),
-    Index("ix_snapshots_job_time", "job_id", "timestamp"),
-)
 
-decisions = Table(
-    "decisions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("job_id", String(64), nullable=False),
-    Column("timestamp", Float, nullable=False),
-    Column("payload", Text, nullable=False),
-    Index("ix_decisions_job_time", "job_id", "timestamp"),
-)
+def _payload_log(name: str) -> Table:
+    """A table of JSON payloads by job and time; the snapshots and the decisions are two of the same kind."""
+    return Table(
+        name, metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("job_id", String(64), nullable=False),
+        Column("timestamp", Float, nullable=False),
+        Column("payload", Text, nullable=False),
+        Index(f"ix_{name}_job_time", "job_id", "timestamp"),
+    )
+
+
+snapshots = _payload_log("snapshots")
+decisions = _payload_log("decisions")
 
 rescales = Table(
     "rescales", metadata,

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,21 +187,33 @@ class StateStore:
         return RuntimeFailure(f"{self.url}: {what}: {detail}")
 
     # --- transactions ----------------------------------------------------------------------------
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self._transaction(write=True)
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self._transaction(write=False)
+
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        """The write transaction this thread is in, if any (a store call made inside joins it); otherwise a new
+        write transaction that later calls on this thread join, or a plain connection to read with."""
         current: Connection | None = getattr(self._local, "connection", None)
         if current is not None:
             yield current
             return
         try:
+            if not write:
+                with self._engine.connect() as connection:
+                    yield connection
+                return
             with self._begin_write() as connection:
-                self._local.connection = connection  # a store call made inside joins this transaction
+                self._local.connection = connection
                 try:
                     yield connection
                 finally:
                     self._local.connection = None
         except SQLAlchemyError as exc:
-            raise self._error(exc, "write failed") from None
+            raise self._error(exc, "write failed" if write else "read failed") from None
 
     @contextmanager
     def _begin_write(self) -> Iterator[Connection]:
@@ -213,34 +225,13 @@ class StateStore:
                 yield connection
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        current: Connection | None = getattr(self._local, "connection", None)
-        if current is not None:
-            yield current
-            return
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            raise self._error(exc, "read failed") from None
-
-    @contextmanager
     def batch(self) -> Iterator[None]:
         """Every store call inside (on this thread) is one transaction; the lease, if held, is renewed in it."""
-        if getattr(self._local, "connection", None) is not None:
+        joined = getattr(self._local, "connection", None) is not None
+        with self._write() as connection:
+            if self._owner is not None and not joined:
+                self._renew(connection, self._owner, self._lease_ttl)
             yield
-            return
-        try:
-            with self._begin_write() as connection:
-                self._local.connection = connection
-                try:
-                    if self._owner is not None:
-                        self._renew(connection, self._owner, self._lease_ttl)
-                    yield
-                finally:
-                    self._local.connection = None
-        except SQLAlchemyError as exc:
-            raise self._error(exc, "write failed") from None
 
     # --- the lease -------------------------------------------------------------------------------
     def acquire_lease(self, owner: str, ttl_seconds: float = 60.0) -> LeaseInfo:

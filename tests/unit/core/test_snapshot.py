@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def test_json_round_trip_turns_nan_into_null() -> None:
     assert again.vertex("agg").metrics.busy_time_ms_per_second_max is None
     assert again.vertex("agg").metrics.subtasks[1].num_records_in_per_second == 30.0
     assert again.edges == job.edges
+
+
+def test_json_round_trip_turns_infinity_into_null() -> None:
+    """An infinite metric is written as null (JSON has no Infinity), so the file reads back."""
+    job = _job()
+    agg = replace(job.vertex("agg"), metrics=VertexMetrics(num_records_in_per_second=math.inf))
+    job = replace(job, vertices=tuple(agg if v.id == "agg" else v for v in job.vertices))
+    text = json.dumps(job.to_dict(), allow_nan=False)
+    again = MetricsSnapshot.from_dict(json.loads(text))
+    assert again.vertex("agg").metrics.num_records_in_per_second is None
 
 
 @pytest.mark.parametrize(("mutate", "field"), [

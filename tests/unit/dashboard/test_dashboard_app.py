@@ -81,9 +81,9 @@ def test_the_page_loads_only_local_scripts_and_plotly_comes_from_the_plotly_pack
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     sources = re.findall(r'<script src="([^"]+)"', page.text)
-    assert sources == ["/static/plotly.min.js", "/static/dashboard.js"]
+    assert sources == ["/static/plotly.min.js", "/static/poll.js", "/static/dashboard.js"]
     assert client.get("/static/plotly.min.js").content == plotly_js_path().read_bytes()
-    for asset in ("/static/dashboard.js", "/static/dashboard.css"):
+    for asset in ("/static/poll.js", "/static/dashboard.js", "/static/dashboard.css"):
         response = client.get(asset)
         assert response.status_code == 200 and "http://" not in response.text and "https://" not in response.text
 

@@ -136,10 +136,10 @@ def test_an_unknown_job_is_a_404_with_one_line(client: Any, store: StateStore) -
 def test_the_pages_list_then_drill_into_one_job(client: Any, store: StateStore) -> None:
     two_jobs(store)
     index = client.get("/").text
-    assert 'src="/static/jobs.js"' in index and "<table id=\"jobs\"" in index
+    assert 'src="/static/poll.js"' in index and 'src="/static/jobs.js"' in index and "<table id=\"jobs\"" in index
     page = client.get(f"/job/{A}").text
     assert f'data-api="/api/jobs/{A}/state"' in page and 'href="/">all jobs</a>' in page
-    assert client.get("/static/jobs.js").status_code == 200
+    assert client.get("/static/jobs.js").status_code == 200 and client.get("/static/poll.js").status_code == 200
     assert "STATE_URL" in client.get("/static/dashboard.js").text
 
 

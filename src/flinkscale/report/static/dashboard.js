@@ -222,25 +222,14 @@ function render(state) {
   document.body.dataset.state = "ready";
 }
 
-async function poll() {
-  const status = document.getElementById("status");
-  try {
-    const query = dashboard.version === null ? "" : "?version=" + dashboard.version;
-    const response = await fetch(STATE_URL + query, { cache: "no-store" });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    const state = await response.json();
-    dashboard.version = state.version;
-    if (!state.unchanged) render(state);
-    dashboard.lastOk = Date.now();
-    status.textContent = "live · updated " + new Date().toISOString().substring(11, 19) + " UTC";
-    status.classList.remove("stale");
-  } catch (err) {
-    // The run may have ended and the server stopped: say so on the page, keep the last picture.
-    status.textContent = "disconnected (" + err.message + "), retrying";
-    status.classList.add("stale");
-  } finally {
-    setTimeout(poll, POLL_MS);
-  }
+function stateUrl() {
+  return STATE_URL + (dashboard.version === null ? "" : "?version=" + dashboard.version);
 }
 
-poll();
+function received(state) {
+  dashboard.version = state.version;
+  if (!state.unchanged) render(state);
+  dashboard.lastOk = Date.now();
+}
+
+pollState(stateUrl, received, POLL_MS);

@@ -39,41 +39,28 @@ function row(job) {
   return tr;
 }
 
-async function pollJobs() {
-  const status = document.getElementById("status");
-  try {
-    const response = await fetch("/api/jobs", { cache: "no-store" });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    const state = await response.json();
-    const body = document.querySelector("#jobs tbody");
-    if (state.jobs.length === 0) {
-      const tr = document.createElement("tr");
-      tr.className = "empty";
-      const td = cell("no job in the state store yet");
-      td.colSpan = 5;
-      tr.appendChild(td);
-      body.replaceChildren(tr);
-    } else {
-      body.replaceChildren(...state.jobs.map(row));
-    }
-    jobsPage.jobs = state.jobs.length;
-    const problems = document.getElementById("problems");
-    problems.hidden = state.problems.length === 0;
-    document.getElementById("problem-list").replaceChildren(...state.problems.map((p) => {
-      const li = document.createElement("li");
-      li.textContent = p;
-      return li;
-    }));
-    jobsPage.lastOk = Date.now();
-    document.body.dataset.state = "ready";
-    status.textContent = "live · updated " + new Date().toISOString().substring(11, 19) + " UTC";
-    status.classList.remove("stale");
-  } catch (err) {
-    status.textContent = "disconnected (" + err.message + "), retrying";
-    status.classList.add("stale");
-  } finally {
-    setTimeout(pollJobs, JOBS_POLL_MS);
+function showJobs(state) {
+  const body = document.querySelector("#jobs tbody");
+  if (state.jobs.length === 0) {
+    const tr = document.createElement("tr");
+    tr.className = "empty";
+    const td = cell("no job in the state store yet");
+    td.colSpan = 5;
+    tr.appendChild(td);
+    body.replaceChildren(tr);
+  } else {
+    body.replaceChildren(...state.jobs.map(row));
   }
+  jobsPage.jobs = state.jobs.length;
+  const problems = document.getElementById("problems");
+  problems.hidden = state.problems.length === 0;
+  document.getElementById("problem-list").replaceChildren(...state.problems.map((p) => {
+    const li = document.createElement("li");
+    li.textContent = p;
+    return li;
+  }));
+  jobsPage.lastOk = Date.now();
+  document.body.dataset.state = "ready";
 }
 
-pollJobs();
+pollState(() => "/api/jobs", showJobs, JOBS_POLL_MS);
