@@ -380,7 +380,10 @@ def _read_request(reader: Any) -> Request | None:
     line = reader.readline(65536)
     if not line:
         return None
-    method, target, _ = line.decode("latin-1").split(" ", 2)
+    words = line.decode("latin-1").split(" ", 2)
+    if len(words) != 3:  # not HTTP (a TLS hello at the plain port): drop the connection, as a server would
+        return None
+    method, target, _ = words
     headers: dict[str, str] = {}
     while True:
         raw = reader.readline(65536)
