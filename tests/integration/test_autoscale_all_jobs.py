@@ -56,11 +56,16 @@ T = TypeVar("T")
 # over the operator's 0.6 target + 0.15 boundary, and 0.36 at p=2.
 COST_US = 300
 LOW, HIGH, STEADY_RATE = 500, 2_400, 200
-# After the step: low enough that p=1 stays far under the operator's scale-up threshold even when a busy machine
-# slows a subtask threefold (9% utilization at p=1 on a quiet machine).
-DOWN_RATE = 300
+# After the step: low enough that every metrics window recommends p=1, so the scale-down timer runs unbroken. At
+# 300 ev/s over 2 partitions the Java job's source read ~150/s steadily and the other half in a burst every ~90 s
+# (3,700/s in one 5 s sample); with such a burst a 20 s window read ~1,000/s, recommended p=2 and restarted the
+# timer each time, as the operator's rule says. At 100 ev/s a window with a burst reads ~325/s: p=1 still.
+DOWN_RATE = 100
 LOW_SECONDS = 40
-KILL_AFTER_SECONDS = 90  # after the daemon's start: the step is on (it starts at +40 s)
+# The first SIGKILL: once every job has a decision in the store, and no earlier than this after the daemon's start
+# (the step starts at +40 s). A loaded machine (load ~12) once took past +120 s for a job's first decision.
+KILL_AFTER_SECONDS = 90
+STORE_CREATED_SECONDS = 30  # the daemon creates (migrates) the store; the test reads it only after this
 # A loaded 2-core machine takes a minute to start and register a TaskManager for the scale-up.
 RESCALE_WAIT_SECONDS = 240
 INTERVAL_SECONDS = 5.0  # the daemon's cycle
@@ -161,10 +166,12 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
         load.start()
 
     config = tmp_path / "autoscale.yaml"
-    config.write_text(yaml.safe_dump({"defaults": {"policy": "flinkscale", "settings": STEP_SETTINGS["flinkscale"]},
-                                      "overrides": [
+    # Settings are per policy (a flinkscale key on an operator-policy job is refused), so each job's come with it.
+    config.write_text(yaml.safe_dump({"defaults": {"policy": "flinkscale"}, "overrides": [
         {"name": "the step job", "match": java.name, "policy": "flink-operator",
-         "settings": {**STEP_SETTINGS["flink-operator"], "vertex.max-parallelism": "2"}}]}))
+         "settings": {**STEP_SETTINGS["flink-operator"], "vertex.max-parallelism": "2"}},
+        *({"name": f"steady {name}", "match": name, "settings": STEP_SETTINGS["flinkscale"]}
+          for name in (runtime.rest.job(clickstream).name, "sql-*"))]}))
     state_url = f"sqlite:///{tmp_path / 'state' / 'autoscale.db'}"
     log = tmp_path / "daemon.log"
     timeline: list[str] = []
@@ -195,7 +202,12 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
     daemon = start_daemon(runtime, state_url, config, log)
     mark(f"daemon 1 started (pid {daemon.pid})")
     try:
-        time.sleep(KILL_AFTER_SECONDS)
+        time.sleep(STORE_CREATED_SECONDS)
+        decided = _wait_for(lambda: True if all(store_read(lambda s: [s.decisions(j) for j in jobs])) else None,
+                            RESCALE_WAIT_SECONDS, daemon)
+        assert decided, "not every job was decided on: " + "\n".join(
+            line for line in log.read_text().splitlines() if not line.startswith("cycle:"))[-2000:]
+        time.sleep(max(0.0, KILL_AFTER_SECONDS - (time.monotonic() - begun)))
         _kill(daemon)
         mark("daemon 1 SIGKILLed (mid step)")
         first_log = log.read_text()
