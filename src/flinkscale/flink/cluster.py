@@ -347,10 +347,6 @@ class LocalCluster:
             "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
             "io.tmp.dirs": str(self.tmp_dir), "web.tmpdir": str(self.tmp_dir / "web"),
             "env.log.dir": str(self.log_dir), "env.pid.dir": str(self.pid_dir),
-            # RocksDB's LOG beside its database: in the log dir its file name is the database's whole path
-            # flattened, and a state dir a few levels deep made it too long (a scale-down that merges two
-            # subtasks' state failed "File name too long" on every restore). '/dev/null' is Flink's documented way.
-            "state.backend.rocksdb.log.dir": "/dev/null",
             "execution.checkpointing.dir": f"file://{self.checkpoint_dir}",
             "execution.checkpointing.savepoint-dir": f"file://{self.savepoint_dir}",
             "python.executable": sys.executable, "python.client.executable": sys.executable,
