@@ -60,6 +60,10 @@ integration: $(STAMP) java
 # runs lint, typecheck, the unit tests and the integration modules that measure nothing timing-sensitive; its
 # output is printed once both lanes are done. Either lane failing fails `make test`. Property tests run
 # derandomized (tests/conftest.py): CI must not depend on a random draw.
+# The first lane's clusters live under a short temp dir: Flink names RocksDB's LOG file after the database's whole
+# path, flattened into one file name, and under /tmp/pytest-of-root/pytest-N/... a scale-down that merges two
+# subtasks' state made it 259 characters, over the 255 a file name may have (every restore failed). Tracked in the
+# closing note: the cluster itself should keep its RocksDB paths short.
 # A subset: make test UNIT_TESTS=tests/unit/sim INTEGRATION_TESTS=tests/integration/test_salting.py SECOND_LANE=
 UNIT_TESTS ?= tests/unit
 INTEGRATION_TESTS ?= tests/integration
@@ -74,8 +78,10 @@ test: java
 	     > build/second-lane.log 2>&1 && \
 	   HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(UNIT_TESTS) $(SECOND_LANE) \
 	     >> build/second-lane.log 2>&1; echo $$? > build/second-lane.rc ) & \
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 $(addprefix --ignore=,$(SECOND_LANE)) $(INTEGRATION_TESTS); \
-	integration=$$?; wait; \
+	short=$$(mktemp -d /tmp/fs.XXXX); \
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 --basetemp=$$short \
+	  $(addprefix --ignore=,$(SECOND_LANE)) $(INTEGRATION_TESTS); \
+	integration=$$?; rm -rf $$short; wait; \
 	echo "== the second lane: lint, typecheck, unit tests and $(words $(SECOND_LANE)) integration modules"; \
 	cat build/second-lane.log; checks=$$(cat build/second-lane.rc); \
 	echo "== first lane exit $$integration, second lane exit $$checks"; \
