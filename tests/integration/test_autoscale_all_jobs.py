@@ -16,8 +16,9 @@ busy time leaves out its Python worker: at 100 us of Python an event the clickst
    carried-out intent starts from the parallelism the previous one reached).
 2. Once the step is absorbed the rate drops back; the policy asks for a scale-down and delays it for
    scale-down.interval (a timer in the store, due at T). The daemon is SIGKILLed while the timer is pending and
-   started again: the scale-down happens at T (not earlier, not a whole interval later: the restart does not
-   reset the clock), and the timer's due time is the same before and after the restart.
+   started again: the timer's due time is the same before and after the restart, and the scale-down happens at
+   the timer in force (the restart does not reset the clock; on a loaded machine a decision that asks for p=2
+   again may, by the operator's rule, and then the test checks the timer that rule set).
 
 CPU: three jobs on 3 one-slot TaskManagers (a third is started for the third job); the executor may add a fourth
 for the scale-up (--max-task-managers 4: 2 slots per core at most; the Java job is capped at parallelism 2).
@@ -32,14 +33,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 import yaml
 
+from flinkscale.core import control
 from flinkscale.core.errors import EndpointError
+from flinkscale.core.policy.base import Decision
 from flinkscale.flink.submit import submit_sql_script
 from flinkscale.kafka.connector import kafka_connector_jars
 from flinkscale.kafka.loadgen import LoadGenerator
@@ -73,6 +76,8 @@ SCALE_DOWN_INTERVAL = 100.0  # STEP_SETTINGS: the operator's timer runs this lon
 # The scale-down may come at most this long after its timer: the first cycle at or after T, plus a cycle's own
 # collection and decision on a loaded machine.
 SCALE_DOWN_LATENESS_SECONDS = 2 * INTERVAL_SECONDS + 5
+# How long past the first timer the scale-down may come when asks for p=2 restart the timer (CI, load ~11: 155 s).
+TIMER_RESETS_SECONDS = 480
 
 
 def keyed_window_sql(name: str, topic: str, bootstrap: str, group: str) -> str:
@@ -123,6 +128,20 @@ def _wait_for(what: Callable[[], T | None], timeout: float, daemon: subprocess.P
             return found
         time.sleep(1)
     return None
+
+
+def timer_trail(decisions: Sequence[Decision], since: float) -> list[tuple[float, float | None, bool]]:
+    """(time, due time of the scale-down timer it states or None, whether it asked for >= the current
+    parallelism) of every decision after ``since``: an ask for >= current restarts the operator's timer."""
+    trail = []
+    for decision in decisions:
+        if decision.timestamp <= since:
+            continue
+        dues = [t.due_at for t in control.pending_scale_downs(decision)]
+        resets = any(v.numbers.get("recommended_parallelism", 0.0) >= v.current_parallelism
+                     for v in decision.vertices if "recommended_parallelism" in v.numbers)
+        trail.append((decision.timestamp, min(dues) if dues else None, resets))
+    return trail
 
 
 def _is_down(intent: Intent) -> bool:
@@ -225,18 +244,13 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
              f"+{pending.due_at - time.time() + time.monotonic() - begun:.0f}s")
         assert pending.due_at - time.time() > 3 * INTERVAL_SECONDS, "the timer was seen too late to test"
         _kill(daemon)
+        killed_at = time.time()
         mark("daemon 2 SIGKILLed (scale-down pending)")
-        decided = store_read(lambda s: len(s.decisions(stepped)))
         daemon = start_daemon(runtime, state_url, config, log)
         mark(f"daemon 3 started (pid {daemon.pid})")
-        # The daemon's first cycles after a start wait for a full metrics window of fresh samples (no timer in
-        # the store meanwhile); the timer it then states must be the one from before the kill.
-        again = _wait_for(lambda: next((t for t in store_read(lambda s: s.timers(stepped))
-                                        if store_read(lambda s: len(s.decisions(stepped))) > decided), None),
-                          pending.due_at - time.time(), daemon)
-        mark(f"daemon 3 states the timer again, due {again.due_at - pending.due_at:+.1f}s from the one before the "
-             "kill" if again else "daemon 3 stated no timer before it was due")
-        down = _wait_for(done_down, pending.due_at - time.time() + RESCALE_WAIT_SECONDS, daemon)
+        # On a loaded machine a burst or a slow sample can ask for p=2 again, which restarts the timer (the
+        # operator's rule): the scale-down may then come later, at the timer in force.
+        down = _wait_for(done_down, pending.due_at - time.time() + TIMER_RESETS_SECONDS, daemon)
         assert down is not None, f"no scale-down after the restart (timer due {pending.due_at:.0f}): {recent_reasons()}"
         mark(f"the scale-down intent is recorded, {down.created_at - pending.due_at:+.1f}s from its timer")
         down_id = down.intent_id
@@ -275,10 +289,21 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
     # Every restarted daemon continued every job's history from the store and kept deciding.
     assert later_log.count("history continues from the store") == 6, later_log[-2000:]
     assert all(after[job] > before[job] > 0 for job in after)
-    # The pending scale-down kept its time across the SIGKILL and happened then.
-    assert again is not None and again.due_at == pending.due_at, f"the restart moved the timer: {again}"
-    assert pending.due_at - 1 <= down.created_at <= pending.due_at + SCALE_DOWN_LATENESS_SECONDS, (
-        f"the scale-down came {down.created_at - pending.due_at:+.1f}s from its timer")
+    # The restart kept the pending timer: the first timer daemon 3 states is the one from before the kill, unless
+    # a decision in between asked for p >= current (which restarts it by the policy's rule, not the restart's).
+    trail = timer_trail(store_read(lambda s: s.decisions(stepped)), killed_at)
+    first = next(i for i, (_, due, _) in enumerate(trail) if due is not None)
+    first_due = trail[first][1]
+    assert first_due is not None
+    reset = any(resets for _, _, resets in trail[:first])
+    print(f"daemon 3's first timer: due {first_due - pending.due_at:+.1f}s from the one before the kill"
+          f"{' (after a decision that restarted it)' if reset else ''}")
+    assert first_due == pending.due_at or reset, f"the restart moved the timer: {trail[:first + 1]}"
+    # The scale-down came at the timer in force (the last one stated before it).
+    in_force = [due for at, due, _ in trail if due is not None and at < down.created_at][-1]
+    print(f"the scale-down came {down.created_at - in_force:+.1f}s from its timer")
+    assert in_force - 1 <= down.created_at <= in_force + SCALE_DOWN_LATENESS_SECONDS, (
+        f"the scale-down came {down.created_at - in_force:+.1f}s from its timer")
     assert down.status == "done", f"the scale-down intent ended {down.status}: {down.note}"
     assert min(v.parallelism for v in runtime.rest.job(stepped).vertices) == pending.target_parallelism
     # No decision applied twice: each carried-out intent starts where the previous one ended.
