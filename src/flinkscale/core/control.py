@@ -284,8 +284,6 @@ def extra_slots(current: Mapping[str, int], target: Mapping[str, int]) -> int:
     return max(0, slots_required({**current, **target}) - slots_required(current))
 
 
-
-
 @dataclass(frozen=True)
 class PendingScaleDown:
     """A scale-down a decision asked for that waits for its time (``target`` None: not known yet)."""

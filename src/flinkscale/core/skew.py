@@ -138,8 +138,6 @@ class SkewReport:
         return cleaned
 
 
-
-
 def analyze_skew(snapshot: MetricsSnapshot, *, threshold: float = DEFAULT_SKEW_THRESHOLD, sql_job: bool = False,
                  min_busy_time_ms_per_second: float = DEFAULT_MIN_BUSY_MS_PER_SECOND) -> SkewReport:
     """Skew of every vertex of the snapshot, in topological order."""
