@@ -60,10 +60,8 @@ integration: $(STAMP) java
 # runs lint, typecheck, the unit tests and the integration modules that measure nothing timing-sensitive; its
 # output is printed once both lanes are done. Either lane failing fails `make test`. Property tests run
 # derandomized (tests/conftest.py): CI must not depend on a random draw.
-# The first lane's clusters live under a short temp dir: Flink names RocksDB's LOG file after the database's whole
-# path, flattened into one file name, and under /tmp/pytest-of-root/pytest-N/... a scale-down that merges two
-# subtasks' state made it 259 characters, over the 255 a file name may have (every restore failed). Tracked in the
-# closing note: the cluster itself should keep its RocksDB paths short.
+# The first lane's clusters live under a short temp dir (mktemp below), which keeps failure output readable; the
+# cluster itself keeps RocksDB's paths short whatever its state dir (tests/integration/test_rocksdb_paths.py).
 # A subset: make test UNIT_TESTS=tests/unit/sim INTEGRATION_TESTS=tests/integration/test_salting.py SECOND_LANE=
 UNIT_TESTS ?= tests/unit
 INTEGRATION_TESTS ?= tests/integration
@@ -71,7 +69,8 @@ INTEGRATION_TESTS ?= tests/integration
 # (load generators and rates measured in real time), so the first gets the CPU when both want it.
 NICE ?= nice -n 10
 SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
-	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py)
+	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py \
+	test_rocksdb_paths.py)
 test: java
 	@mkdir -p build
 	@( { $(NICE) $(BIN)/ruff check src tests bench && $(NICE) $(BIN)/lint-imports && $(NICE) $(BIN)/mypy; } \

@@ -127,7 +127,7 @@ def _processes_naming(path: Path) -> list[int]:
 
 def _tmp_entries() -> set[str]:
     return {p.name for p in Path("/tmp").iterdir()
-            if p.name.startswith(("flink-", "hsperfdata", "jm_", "tm_", "python-dist", "blobStore"))}
+            if p.name.startswith(("flink-", "hsperfdata", "jm_", "tm_", "python-dist", "blobStore", "fs-rocksdb-"))}
 
 
 def test_cluster_up_and_down_three_times_leaves_nothing_behind(tmp_path: Path,

@@ -7,6 +7,14 @@ flinkscale never writes there. Everything the cluster writes lives under one sta
 other commands read to find the cluster. ``down`` stops every process it started and deletes the pid and temp
 files, so the machine is left as it was but for the logs in the state directory.
 
+One exception: RocksDB's working directories (``state.backend.rocksdb.localdir``) live in a short directory
+under the system temp dir, named after the state dir's hash, which ``down`` removes. Flink writes each RocksDB
+instance's LOG file into its log dir under a name made of the instance's whole path, flattened. It checks the
+instance's own path, but a restore that merges several subtasks' incremental state opens a temporary instance
+per state handle one directory deeper, unchecked: below a 53-character state dir that name was 259 characters,
+over the 255 a file name may have, and every restore of a scaled-down job failed. A user's own
+``state.backend.rocksdb.localdir`` is kept.
+
 Processes are started with Flink's own daemon scripts (``jobmanager.sh start``, ``taskmanager.sh start``),
 so logs and pid files have Flink's usual names and an operator used to Flink recognises them. Stopping is done
 here, by pid, with SIGTERM then SIGKILL: it is faster than ``stop-cluster.sh`` (which parses the config in a JVM
@@ -20,12 +28,14 @@ configured number of TaskManagers alive, and records each restart in ``superviso
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -176,6 +186,9 @@ class LocalCluster:
         self.savepoint_dir = self.state_dir / "savepoints"
         self.info_file = self.state_dir / "cluster.json"
         self.lib_dir = self.state_dir / "lib"
+        # Short and unique per state dir (see the module docstring): /tmp/fs-rocksdb-<12 hex>.
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        self.rocksdb_dir = Path(tempfile.gettempdir()) / f"fs-rocksdb-{digest}"
 
     # --- queries ---------------------------------------------------------------------------------
     def info(self) -> ClusterInfo | None:
@@ -295,6 +308,10 @@ class LocalCluster:
             directory.mkdir(parents=True, exist_ok=True)
         for stale in self.pid_dir.glob("*.pid"):
             stale.unlink()
+        self.rocksdb_dir.mkdir(mode=0o700, exist_ok=True)
+        if self.rocksdb_dir.stat().st_uid != os.getuid():
+            raise RuntimeFailure(f"{self.rocksdb_dir} (RocksDB's working dir for this state dir) belongs to another "
+                                 "user; remove it or set state.backend.rocksdb.localdir in --config")
 
     def _write_config(self, spec: ClusterSpec, home: Path, rest_port: int, rpc_port: int) -> None:
         shipped = home / "conf"
@@ -316,6 +333,7 @@ class LocalCluster:
             "metrics.fetcher.update-interval": 2000,
             "python.execution-mode": "thread",
             "classloader.parent-first-patterns.additional": "pemja.",
+            "state.backend.rocksdb.localdir": str(self.rocksdb_dir),
             **spec.extra_config,
             **self._local_options(rest_port, rpc_port),
         }
@@ -447,8 +465,9 @@ class LocalCluster:
         stopped += self._kill_strays()
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink()
-        if self.tmp_dir.exists():
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        for directory in (self.tmp_dir, self.rocksdb_dir):
+            if directory.exists():
+                shutil.rmtree(directory, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             self.info_file.unlink()
         return stopped
