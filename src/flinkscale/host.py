@@ -2,16 +2,20 @@
 
 Both launchers pick free ports (and retry when another process takes one first), keep a state file naming
 what they started, and must never signal a process they did not start: ``check_ours`` compares a pid's
-command line and start time with what the state file recorded. The I/O packages that launch daemons
+command line and start time with what the state file recorded, and ``terminate`` stops what they started
+(SIGTERM, then SIGKILL after a timeout). The I/O packages that launch daemons
 (``flinkscale.flink``, ``flinkscale.kafka``) both build on this module and stay independent of each other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -165,3 +169,20 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
 
+
+def terminate(pids: Sequence[int], timeout: float) -> None:
+    """Stop processes flinkscale started (checked by the caller with ``check_ours``): SIGTERM, wait up to
+    ``timeout`` seconds, then SIGKILL whatever is left; those that are children of this process are reaped."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)

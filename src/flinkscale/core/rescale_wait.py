@@ -21,13 +21,19 @@ every term with its source: ``rescale wait 98 s = cooldown 5 s + resource stabil
 
 Pure: the caller reads the job's settings over REST (``GET /jobs/:jid/rescales/config`` on Flink 2.3, else the
 JobManager's configuration, and ``GET /jobs/:jid/checkpoints/config``) and hands them in as ``SchedulerTimings``.
+
+``wait_for_parallelism`` is the wait itself, which both appliers run after asking for a rescale (the executor
+in ``flinkscale.flink``, the FlinkDeployment realizer in ``flinkscale.k8s``, which may not import each other):
+it polls the job through a reader, a clock and a sleep the caller hands in, and does no I/O of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 
 COOLDOWN_KEY = "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling"
 #: Flink 1.x's name of the cooldown, still read by 2.x as a fallback.
@@ -127,6 +133,54 @@ def rescale_wait(timings: SchedulerTimings, measured_restart_seconds: float | No
              ("restart allowance", restart, restart_why))
     total = sum(value for _, value, _ in terms)
     return RescaleWait(max(total, MIN_WAIT_SECONDS), terms, timings.source)
+
+
+class VertexView(Protocol):
+    """What the wait reads of a job vertex (``flink.models.JobVertexInfo`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def parallelism(self) -> int: ...
+
+
+class JobView(Protocol):
+    """What the wait reads of a job (``flink.models.JobDetails`` has it)."""
+
+    @property
+    def all_running(self) -> bool: ...
+
+    @property
+    def vertices(self) -> Sequence[VertexView]: ...
+
+
+_Job = TypeVar("_Job", bound=JobView)
+
+
+def wait_for_parallelism(read_job: Callable[[], _Job], target: Mapping[str, int], *, timeout_seconds: float,
+                         poll_seconds: float, clock: Callable[[], float], sleep: Callable[[float], None],
+                         timed_out: Callable[[dict[str, int]], str]) -> _Job:
+    """The job as first read with every task RUNNING and every vertex of ``target`` at its parallelism.
+
+    ``read_job`` is called every ``poll_seconds`` until then. A REST error is waited out (the JobManager is
+    away while the job restarts or is redeployed), except a 404: the job is gone, and that error is raised.
+    After ``timeout_seconds`` a ``RuntimeFailure`` says ``timed_out(seen)``, ``seen`` being the parallelism
+    of each vertex as last read (empty if no read succeeded)."""
+    deadline = clock() + timeout_seconds
+    seen: dict[str, int] = {}
+    while True:
+        try:
+            job = read_job()
+            seen = {v.id: v.parallelism for v in job.vertices}
+            if job.all_running and all(seen.get(vid) == p for vid, p in target.items()):
+                return job
+        except EndpointError as exc:
+            if exc.status == 404:
+                raise
+        if clock() >= deadline:
+            raise RuntimeFailure(timed_out(seen))
+        sleep(poll_seconds)
 
 
 def _secs(seconds: float) -> str:

@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from flinkscale.host import (
     process_identity,
     read_state_file,
     start_on_port,
+    terminate,
     unused_port,
 )
 
@@ -299,7 +299,7 @@ class LocalCluster:
 
     def stop_task_manager(self, pid: int) -> None:
         if self._daemon_is_ours(pid):
-            _terminate([pid], timeout=20.0)
+            terminate([pid], timeout=20.0)
         self._forget_dead_pids("taskexecutor")
 
     def _prepare_dirs(self) -> None:
@@ -457,10 +457,10 @@ class LocalCluster:
                    for daemon in ("taskexecutor", "standalonesession")}
         stopped: list[int] = []
         if supervisor is not None:
-            _terminate([supervisor], timeout=5.0)
+            terminate([supervisor], timeout=5.0)
             stopped.append(supervisor)
         for pids in daemons.values():
-            _terminate(pids, timeout=timeout)
+            terminate(pids, timeout=timeout)
             stopped += pids
         stopped += self._kill_strays()
         for pid_file in self.pid_dir.glob("*.pid"):
@@ -486,7 +486,7 @@ class LocalCluster:
                 continue
             if marker in cmdline or f"FLINK_CONF_DIR={marker}".encode() in environ.split(b"\0"):
                 strays.append(int(entry.name))
-        _terminate(strays, timeout=10.0)
+        terminate(strays, timeout=10.0)
         return strays
 
 
@@ -497,20 +497,3 @@ def _check_spec(spec: ClusterSpec) -> None:
         raise InputError("must be >= 1", field="--slots")
     if not 0 <= spec.rest_port < 65536:
         raise InputError("must be a port number (0 for any free port)", field="--rest-port")
-
-
-def _terminate(pids: list[int], timeout: float) -> None:
-    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL whatever is left."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)

@@ -65,6 +65,7 @@ from flinkscale.core.rescale_wait import (
     RescaleWait,
     SchedulerTimings,
     rescale_wait,
+    wait_for_parallelism,
 )
 from flinkscale.core.skew import SkewReport
 from flinkscale.core.units import parse_flink_duration
@@ -296,21 +297,12 @@ class Executor:
             self.sleep(remaining)
 
     def wait_parallelism(self, target: Mapping[str, int]) -> JobDetails:
-        deadline = self.clock() + self._timeout()
-        seen: dict[str, int] = {}
-        while True:
-            try:
-                job = self.client.job(self.job_id)
-                seen = {v.id: v.parallelism for v in job.vertices}
-                if job.all_running and all(seen.get(vid) == p for vid, p in target.items()):
-                    return job
-            except EndpointError as exc:
-                if exc.status == 404:
-                    raise
-            if self.clock() >= deadline:
-                raise RuntimeFailure(f"job {self.job_id} did not reach {dict(target)} within "
-                                     f"{self._timeout():.0f}s (runs at {seen})")
-            self.sleep(self.config.poll_seconds)
+        timeout = self._timeout()
+        return wait_for_parallelism(
+            lambda: self.client.job(self.job_id), target, timeout_seconds=timeout,
+            poll_seconds=self.config.poll_seconds, clock=self.clock, sleep=self.sleep,
+            timed_out=lambda seen: f"job {self.job_id} did not reach {dict(target)} within {timeout:.0f}s "
+                                   f"(runs at {seen})")
 
     def _stop_with_savepoint(self) -> str:
         """A completed savepoint's location; the job is stopped only by that savepoint. Never cancels."""

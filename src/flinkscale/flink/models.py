@@ -375,10 +375,6 @@ class ClusterOverview:
     def from_wire(cls, wire: OverviewWire) -> ClusterOverview:
         return cls(wire.taskmanagers, wire.slots_total, wire.slots_available, wire.jobs_running, wire.flink_version)
 
-    @classmethod
-    def parse(cls, data: Any) -> ClusterOverview:
-        return cls.from_wire(validate_answer(OverviewWire, data))
-
 
 @dataclass(frozen=True)
 class TaskManagerInfo:
@@ -395,10 +391,6 @@ class TaskManagerInfo:
                   if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63}
         return cls(wire.id, wire.slots_number, wire.free_slots, wire.data_port, memory)
 
-    @classmethod
-    def parse(cls, data: Any) -> TaskManagerInfo:
-        return cls.from_wire(validate_answer(TaskManagerWire, data))
-
 
 @dataclass(frozen=True)
 class JobSummary:
@@ -410,10 +402,6 @@ class JobSummary:
     @classmethod
     def from_wire(cls, wire: JobSummaryWire) -> JobSummary:
         return cls(wire.jid, wire.name, wire.state, wire.start_time)
-
-    @classmethod
-    def parse(cls, data: Any) -> JobSummary:
-        return cls.from_wire(validate_answer(JobSummaryWire, data))
 
 
 @dataclass(frozen=True)
@@ -489,10 +477,6 @@ class JobDetails:
         return cls(wire.jid, wire.name, wire.state, _fixed(wire.max_parallelism), vertices, edges, wire.start_time,
                    wire.now, wire.scheduler_type)
 
-    @classmethod
-    def parse(cls, data: Any) -> JobDetails:
-        return cls.from_wire(validate_answer(JobDetailsWire, data))
-
     def vertex(self, vertex_id: str) -> JobVertexInfo:
         for v in self.vertices:
             if v.id == vertex_id:
@@ -514,11 +498,6 @@ def _plan_edges(plan: PlanWire) -> tuple[Edge, ...]:
                  for node in plan.nodes for inp in node.inputs)
 
 
-def parse_plan_edges(plan: Any) -> tuple[Edge, ...]:
-    """Edges from the job plan: each node lists its inputs with the ship strategy (HASH, FORWARD, ...)."""
-    return _plan_edges(validate_answer(PlanWire, plan))
-
-
 @dataclass(frozen=True)
 class AggregatedMetric:
     """One metric aggregated over a vertex's subtasks (``agg=min,max,avg,sum,skew``)."""
@@ -534,22 +513,9 @@ class AggregatedMetric:
     def from_wire(cls, wire: AggregatedMetricWire) -> AggregatedMetric:
         return cls(wire.id, *(metric_value(v) for v in (wire.min, wire.max, wire.avg, wire.sum, wire.skew)))
 
-    @classmethod
-    def parse(cls, data: Any) -> AggregatedMetric:
-        return cls.from_wire(validate_answer(AggregatedMetricWire, data))
-
 
 def aggregated_from_wire(wire: AggregatedMetricsWire) -> dict[str, AggregatedMetric]:
     return {m.id: m for m in (AggregatedMetric.from_wire(d) for d in wire.root)}
-
-
-def parse_aggregated(data: Any) -> dict[str, AggregatedMetric]:
-    return aggregated_from_wire(validate_answer(AggregatedMetricsWire, data))
-
-
-def parse_metric_values(data: Any) -> dict[str, float | None]:
-    """``[{"id": ..., "value": ...}]`` (per-subtask, TaskManager or JobManager metrics) as a dict."""
-    return {d.id: metric_value(d.value) for d in validate_answer(MetricValuesWire, data).root}
 
 
 @dataclass(frozen=True)
@@ -558,10 +524,6 @@ class SubtaskDetail:
 
     index: int
     metrics: Mapping[str, Any]
-
-
-def parse_vertex_detail(data: Any) -> tuple[SubtaskDetail, ...]:
-    return tuple(SubtaskDetail(s.subtask, s.metrics) for s in validate_answer(VertexDetailWire, data).subtasks)
 
 
 @dataclass(frozen=True)
@@ -611,10 +573,6 @@ class CheckpointStatistics:
                    CheckpointInfo.from_wire(latest.completed) if latest.completed else None,
                    latest.restored.id if latest.restored else None)
 
-    @classmethod
-    def parse(cls, data: Any) -> CheckpointStatistics:
-        return cls.from_wire(validate_answer(CheckpointStatisticsWire, data))
-
 
 @dataclass(frozen=True)
 class CheckpointConfig:
@@ -628,10 +586,6 @@ class CheckpointConfig:
     def from_wire(cls, wire: CheckpointConfigWire) -> CheckpointConfig:
         return cls(wire.mode, metric_value(wire.interval), metric_value(wire.timeout), wire.state_backend,
                    wire.unaligned_checkpoints)
-
-    @classmethod
-    def parse(cls, data: Any) -> CheckpointConfig:
-        return cls.from_wire(validate_answer(CheckpointConfigWire, data))
 
 
 #: Flink writes "no checkpointing" as a checkpoint interval of Long.MAX_VALUE ms (recorded on 2.3).
@@ -669,10 +623,6 @@ class RescaleConfig:
                    seconds(wire.resource_stabilization_ms), seconds(wire.trigger_max_delay_ms),
                    count(wire.max_checkpoint_failures))
 
-    @classmethod
-    def parse(cls, data: Any) -> RescaleConfig:
-        return cls.from_wire(validate_answer(RescaleConfigWire, data))
-
 
 @dataclass(frozen=True)
 class RescaleHistoryEntry:
@@ -695,16 +645,6 @@ class RescaleHistoryEntry:
     def from_wire(cls, wire: RescaleHistoryEntryWire) -> RescaleHistoryEntry:
         return cls(wire.rescale_uuid, metric_value(wire.start_ms), metric_value(wire.end_ms), wire.terminal_state,
                    wire.trigger_cause)
-
-
-def parse_rescale_history(data: Any) -> list[RescaleHistoryEntry]:
-    return [RescaleHistoryEntry.from_wire(e) for e in validate_answer(RescaleHistoryWire, data).root]
-
-
-def parse_resource_requirements(data: Any) -> dict[str, tuple[int, int]]:
-    """``{vertex_id: (lowerBound, upperBound)}`` from ``GET /jobs/:jid/resource-requirements``."""
-    wire = validate_answer(ResourceRequirementsWire, data)
-    return {vid: (req.parallelism.lower_bound, req.parallelism.upper_bound) for vid, req in wire.root.items()}
 
 
 def resource_requirements_body(bounds: Mapping[str, tuple[int, int]]) -> dict[str, Any]:

@@ -19,38 +19,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from flinkscale.core.errors import EndpointError, RuntimeFailure
 from flinkscale.core.manifest import parallelism_patch
 from flinkscale.core.policy.base import Decision, RescaleRecord
+from flinkscale.core.rescale_wait import JobView, wait_for_parallelism
 from flinkscale.k8s.api import FlinkDeployments
 
 EventLog = Callable[[str, str], None]
 
 
-class VertexView(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def parallelism(self) -> int: ...
-
-
-class JobView(Protocol):
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def all_running(self) -> bool: ...
-
-    @property
-    def vertices(self) -> Sequence[VertexView]: ...
-
-
 class JobReader(Protocol):
-    def job(self, job_id: str) -> Any: ...
+    def job(self, job_id: str) -> JobView: ...
 
 
 def operator_rest_url(namespace: str, name: str) -> str:
@@ -118,21 +99,11 @@ class FlinkDeploymentRealizer:
         return record
 
     def _wait_parallelism(self, target: Mapping[str, int]) -> None:
-        deadline = self.clock() + self.ready_timeout_seconds
-        seen: dict[str, int] = {}
-        while True:
-            try:
-                job = self.rest.job(self.job_id)
-                seen = {v.id: v.parallelism for v in job.vertices}
-                if job.all_running and all(seen.get(vid) == p for vid, p in target.items()):
-                    return
-            except EndpointError as exc:
-                if exc.status == 404:
-                    raise
-                # The JobManager restarts during a redeploy: its REST endpoint is away for a while.
-            if self.clock() >= deadline:
-                raise RuntimeFailure(f"job {self.job_id} did not reach {dict(target)} within "
-                                     f"{self.ready_timeout_seconds:.0f}s of patching FlinkDeployment "
-                                     f"{self.namespace}/{self.name} (runs at {seen}); check "
-                                     f"`kubectl -n {self.namespace} describe flinkdeployment {self.name}`")
-            self.sleep(self.poll_seconds)
+        # The JobManager restarts during a redeploy: its REST endpoint is away for a while (waited out).
+        wait_for_parallelism(
+            lambda: self.rest.job(self.job_id), target, timeout_seconds=self.ready_timeout_seconds,
+            poll_seconds=self.poll_seconds, clock=self.clock, sleep=self.sleep,
+            timed_out=lambda seen: f"job {self.job_id} did not reach {dict(target)} within "
+                                   f"{self.ready_timeout_seconds:.0f}s of patching FlinkDeployment "
+                                   f"{self.namespace}/{self.name} (runs at {seen}); check "
+                                   f"`kubectl -n {self.namespace} describe flinkdeployment {self.name}`")

@@ -12,10 +12,8 @@ State (``broker.json`` with the pid and bootstrap address, and ``broker.log``) l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +33,7 @@ from flinkscale.host import (
     process_identity,
     read_state_file,
     start_on_port,
+    terminate,
 )
 
 DEFAULT_BROKER_PORT = 9092
@@ -154,14 +153,7 @@ class EmbeddedBroker:
         if info is None:
             return None
         if self._is_ours(info):
-            os.kill(info.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while pid_alive(info.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if pid_alive(info.pid):
-                os.kill(info.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(info.pid, 0)
+            terminate([info.pid], timeout)
         self.info_file.unlink()
         # A broker restarted at once on the same port can fail with "address in use" (flink-runtime.md 9).
         deadline = time.monotonic() + timeout

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import EndpointError, InputError, NotFoundError, RuntimeFailure
 from flinkscale.core.rescale_wait import (
     DEFAULT_RESTART_ALLOWANCE_SECONDS,
     MIN_WAIT_SECONDS,
     SchedulerTimings,
     rescale_wait,
     trigger_delay,
+    wait_for_parallelism,
 )
+from flinkscale.testing import FakeClock
 
 
 def test_the_terms_add_up_and_the_text_names_each_with_its_source() -> None:
@@ -60,3 +64,64 @@ def test_out_of_range_settings_name_the_field(bad: dict[str, float]) -> None:
     with pytest.raises(InputError) as err:
         SchedulerTimings(**fields)  # type: ignore[arg-type]
     assert next(iter(bad)) in str(err.value)
+
+
+# --- wait_for_parallelism: the wait both appliers (executor, FlinkDeployment realizer) run ------------------
+
+@dataclass(frozen=True)
+class _Vertex:
+    id: str
+    parallelism: int
+
+
+@dataclass(frozen=True)
+class _Job:
+    vertices: tuple[_Vertex, ...]
+    all_running: bool = True
+
+
+def _job(running: bool = True, **parallelism: int) -> _Job:
+    return _Job(tuple(_Vertex(vid, p) for vid, p in parallelism.items()), running)
+
+
+def _wait(reads: list[_Job | Exception], target: dict[str, int], timeout: float = 10.0) -> tuple[_Job, FakeClock]:
+    clock = FakeClock()
+    pending = list(reads)
+
+    def read() -> _Job:
+        item = pending.pop(0) if len(pending) > 1 else pending[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    job = wait_for_parallelism(read, target, timeout_seconds=timeout, poll_seconds=2.0, clock=clock,
+                               sleep=clock.sleep, timed_out=lambda seen: f"not there; runs at {seen}")
+    return job, clock
+
+
+def test_the_wait_ends_at_the_first_read_with_every_task_running_at_the_target() -> None:
+    there = _job(src=1, agg=2)
+    job, clock = _wait([_job(src=1, agg=1), _job(False, src=1, agg=2), there, _job(src=1, agg=1)], {"agg": 2})
+    assert job is there
+    assert clock.sleeps == [2.0, 2.0]
+
+
+def test_rest_errors_are_waited_out_but_a_404_is_raised_at_once() -> None:
+    away = EndpointError("connection refused", endpoint="http://jm:8081")
+    job, clock = _wait([away, away, _job(agg=3)], {"agg": 3})
+    assert job.vertices[0].parallelism == 3 and len(clock.sleeps) == 2
+    gone = NotFoundError("job not found", endpoint="http://jm:8081/jobs/x", status=404)
+    with pytest.raises(NotFoundError):
+        _wait([_job(agg=1), gone, _job(agg=3)], {"agg": 3})
+
+
+@pytest.mark.parametrize(("reads", "seen"), [
+    ([_job(src=1, agg=1)], "{'src': 1, 'agg': 1}"),
+    ([EndpointError("refused", endpoint="http://jm:8081")], "{}"),  # nothing read: nothing seen
+    ([_job(src=1, agg=1), EndpointError("refused", endpoint="http://jm:8081")], "{'src': 1, 'agg': 1}"),
+])
+def test_at_the_deadline_the_caller_s_message_names_the_parallelism_last_seen(reads: list[_Job | Exception],
+                                                                              seen: str) -> None:
+    with pytest.raises(RuntimeFailure) as raised:
+        _wait(reads, {"agg": 2}, timeout=10.0)
+    assert str(raised.value) == f"not there; runs at {seen}"

@@ -20,7 +20,7 @@ import pytest
 
 from flinkscale.cli import main
 from flinkscale.flink.cluster import LocalCluster
-from flinkscale.host import pid_alive, process_identity
+from flinkscale.host import pid_alive, process_identity, terminate
 from flinkscale.kafka.broker import EmbeddedBroker
 
 _CLUSTER = {"rest_url": "http://localhost:8081", "rest_port": 8081, "rpc_port": 6123, "task_managers": 1,
@@ -235,3 +235,19 @@ def test_cluster_down_stops_a_daemon_whose_command_line_names_its_conf_dir(tmp_p
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_terminate_kills_what_ignores_sigterm_and_passes_over_a_pid_already_gone() -> None:
+    # The same stop for the cluster's daemons and the broker (host.terminate): SIGTERM, then SIGKILL.
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
+                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(120)"],
+                                stdout=subprocess.PIPE)
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text())  # every pid is below it: no process has it
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline()  # its SIGTERM handler is in place
+        terminate([gone, stubborn.pid], timeout=0.5)
+        assert stubborn.wait(10) == -signal.SIGKILL
+    finally:
+        if stubborn.poll() is None:
+            stubborn.kill()
+            stubborn.wait(10)
