@@ -355,7 +355,7 @@ class MultiJobDaemon:
             settings = resolve_job_settings(state.job_id, state.job_name, self.config, job_config)
             state.job_ceiling, state.cluster_ceiling = self._ceilings(state, settings, job_config)
         except JobSettingsError as exc:  # its message already names the job
-            self._not_served(state, str(exc))
+            self._not_served(state, "job.invalid-settings", str(exc))
             return False
         policy = make_policy(settings.policy.value, settings.policy_values())
         state.settings, state.policy = settings, policy
@@ -365,7 +365,8 @@ class MultiJobDaemon:
         try:
             history = self.store.history(state.job_id, state.control.history_seconds, now)
         except InputError as exc:  # a damaged row of this job: the others are served
-            self._not_served(state, f"job {state.job_name} ({state.job_id}): {exc}", error=str(exc))
+            self._not_served(state, "job.damaged-history", f"job {state.job_name} ({state.job_id}): {exc}",
+                             error=str(exc))
             return False
         load = tuple((s.timestamp, s.source_rate) for s in self.store.load_history(state.job_id))
         state.history = replace(history, load=load)
@@ -406,11 +407,11 @@ class MultiJobDaemon:
                               level="warning")
         return job, whole
 
-    def _not_served(self, state: JobState, line: str, error: str | None = None) -> None:
-        """One line for a job this daemon cannot serve; the other jobs are served."""
+    def _not_served(self, state: JobState, event: str, line: str, error: str | None = None) -> None:
+        """One line for a job this daemon cannot serve (``event``: why); the other jobs are served."""
         state.error = error or line
         state.phase = f"not served: {state.error}"
-        self._say("job.invalid-settings", f"{line}; this job is not served, the others are", level="error",
+        self._say(event, f"{line}; this job is not served, the others are", level="error",
                   job_id=state.job_id, job_name=state.job_name)
 
     def _reconcile(self, state: JobState, observed: Mapping[str, int], now: float) -> None:

@@ -23,6 +23,7 @@ import pytest
 from flinkscale.app.multijob import DaemonConfig, MultiJobDaemon, job_statuses
 from flinkscale.core.errors import EndpointError
 from flinkscale.core.job_settings import AutoscaleConfig, parse_config_text
+from flinkscale.core.logline import LogLine
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.snapshot import ClusterResources, MetricsSnapshot
 from flinkscale.flink.models import JobDetails, JobSummary, JobVertexInfo, VertexCounters
@@ -449,6 +450,7 @@ def test_a_job_whose_stored_history_is_damaged_is_one_line_and_the_others_are_se
         damaged = [line for line in lines if "damaged" in line]
         assert len(damaged) == 1 and "\n" not in damaged[0]
         assert damaged[0].startswith(f"job sql-orders ({B}): ") and "a row of decisions for job" in damaged[0]
+        assert isinstance(damaged[0], LogLine) and damaged[0].event == "job.damaged-history"
         assert [job for job, _ in world.applied] == [A]  # the others are served
         assert len(reopened.decisions(C)) > 3
 
