@@ -37,6 +37,7 @@ from flinkscale.cli._inputs import check_number, check_output_dir, check_port
 from flinkscale.cli.decide import parse_set_options
 from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
+from flinkscale.core.rebalance import plan_rebalance
 from flinkscale.core.skew import analyze_skew
 from flinkscale.core.units import parse_duration
 from flinkscale.flink.autoscaler import (
@@ -54,7 +55,6 @@ from flinkscale.flink.executor import (
     Executor,
     ExecutorConfig,
     Resubmit,
-    plan_rebalance,
 )
 from flinkscale.flink.shedder import ShedController, ShedSettings
 from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref

@@ -9,8 +9,8 @@ import pytest
 from flinkscale.cli import main
 from flinkscale.cli.autoscale import command_resubmit
 from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.rebalance import plan_rebalance
 from flinkscale.core.skew import SkewRecommendation, SkewReport, VertexSkew
-from flinkscale.flink.executor import plan_rebalance
 
 
 def vertex(recommendations: tuple[SkewRecommendation, ...], *, skewed: bool = True, p: int = 3) -> VertexSkew:
