@@ -70,7 +70,7 @@ INTEGRATION_TESTS ?= tests/integration
 NICE ?= nice -n 10
 SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
 	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py \
-	test_rocksdb_paths.py)
+	test_rocksdb_paths.py test_java_rebalance.py)
 test: java
 	@mkdir -p build
 	@( { $(NICE) $(BIN)/ruff check src tests bench && $(NICE) $(BIN)/lint-imports && $(NICE) $(BIN)/mypy; } \
