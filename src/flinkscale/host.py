@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import TypeVar
 
 import psutil
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 
 DEFAULT_STATE_DIR = Path(".flinkscale")
 
-_S = TypeVar("_S", bound=BaseModel)
+_S = TypeVar("_S")
 
 
 def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
-    """A state file validated as ``model``; None when there is none; one ``InputError`` line naming the file
-    (and the first bad field) when it is damaged, not UTF-8, not JSON or from an incompatible version."""
+    """A state file validated as ``model`` (a strict pydantic dataclass or model); None when there is none;
+    one ``InputError`` line naming the file (and the first bad field) when it is damaged, not UTF-8, not JSON
+    or from an incompatible version."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -40,11 +41,11 @@ def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}", field=str(path)) from None
     hint = f"it is damaged or from another flinkscale version; stop what it started by hand and delete {path.name}"
     try:
-        data = json.loads(raw.decode("utf-8"))
+        json.loads(raw.decode("utf-8"))  # the one message for text that is not JSON, however it fails
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InputError(f"not a {what} (not UTF-8 JSON): {hint}", field=str(path)) from None
-    try:
-        return model.model_validate(data)
+    try:  # JSON mode: strict types, and a JSON array may fill a tuple
+        return TypeAdapter(model).validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "the file"

@@ -43,7 +43,8 @@ from typing import Annotated, Any
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.flink.home import flink_home, java_home
@@ -82,37 +83,17 @@ class ClusterSpec:
     extra_config: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ClusterInfo:
-    """What ``cluster.json`` records about a started cluster."""
-
-    rest_url: str
-    rest_port: int
-    rpc_port: int
-    task_managers: int
-    slots_per_task_manager: int
-    state_dir: str
-    flink_home: str
-    java_home: str
-    started_at: float
-    supervisor_pid: int | None = None
-    # When the supervisor process started (psutil's create_time): `down` signals that pid only if it still is it.
-    supervisor_create_time: float | None = None
-
-
-# --- state files --------------------------------------------------------------------------------------------
+# --- the state file -----------------------------------------------------------------------------------------
 _Port = Annotated[int, Field(ge=0, le=65535)]
 _Pid = Annotated[int, Field(ge=1, le=2**22)]
 _Time = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
 _Text = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-class _StateFile(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class ClusterStateFile(_StateFile):
-    """``cluster.json`` as `cluster up` writes it (unknown keys from a newer version are ignored)."""
+@pydantic_dataclass(frozen=True, config=ConfigDict(strict=True))
+class ClusterInfo:
+    """What ``cluster.json`` records about a started cluster, validated when it is read back (strict types,
+    ranges; keys a newer version added are ignored)."""
 
     rest_url: _Text
     rest_port: _Port
@@ -124,6 +105,7 @@ class ClusterStateFile(_StateFile):
     java_home: _Text
     started_at: _Time
     supervisor_pid: _Pid | None = None
+    # When the supervisor process started (psutil's create_time): `down` signals that pid only if it still is it.
     supervisor_create_time: _Time | None = None
 
 
@@ -192,8 +174,7 @@ class LocalCluster:
 
     # --- queries ---------------------------------------------------------------------------------
     def info(self) -> ClusterInfo | None:
-        state = read_state_file(self.info_file, ClusterStateFile, "flinkscale cluster state file")
-        return None if state is None else ClusterInfo(**state.model_dump())
+        return read_state_file(self.info_file, ClusterInfo, "flinkscale cluster state file")
 
     def pids(self, daemon: str) -> list[int]:
         """Pids Flink's daemon script recorded for ``standalonesession`` or ``taskexecutor``."""

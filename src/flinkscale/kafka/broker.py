@@ -16,11 +16,12 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.host import (
@@ -39,28 +40,21 @@ from flinkscale.host import (
 DEFAULT_BROKER_PORT = 9092
 
 
-@dataclass(frozen=True)
+_Time = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(strict=True))
 class BrokerInfo:
-    bootstrap: str
-    port: int
-    pid: int
-    started_at: float
-    # The broker process as started (psutil's create_time, argv): `down` signals the pid only if it still is it.
-    create_time: float | None = None
-    cmdline: tuple[str, ...] | None = None
-
-
-class BrokerStateFile(BaseModel):
-    """``broker.json`` as `kafka up` writes it; files from before create_time/cmdline were recorded still load."""
-
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    """What ``broker.json`` records about the started broker, validated when it is read back; files from before
+    create_time/cmdline were recorded still load."""
 
     bootstrap: Annotated[str, Field(min_length=3, max_length=4096)]
     port: Annotated[int, Field(ge=1, le=65535)]
     pid: Annotated[int, Field(ge=1, le=2**22)]
-    started_at: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
-    create_time: Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)] | None = None
-    cmdline: list[Annotated[str, Field(max_length=4096)]] | None = None
+    started_at: _Time
+    # The broker process as started (psutil's create_time, argv): `down` signals the pid only if it still is it.
+    create_time: _Time | None = None
+    cmdline: tuple[Annotated[str, Field(max_length=4096)], ...] | None = None
 
 
 def tansu_binary() -> Path:
@@ -83,11 +77,7 @@ class EmbeddedBroker:
         self.info_file = self.dir / "broker.json"
 
     def info(self) -> BrokerInfo | None:
-        state = read_state_file(self.info_file, BrokerStateFile, "flinkscale broker state file")
-        if state is None:
-            return None
-        return BrokerInfo(state.bootstrap, state.port, state.pid, state.started_at, state.create_time,
-                          tuple(state.cmdline) if state.cmdline is not None else None)
+        return read_state_file(self.info_file, BrokerInfo, "flinkscale broker state file")
 
     def is_running(self) -> bool:
         info = self.info()
