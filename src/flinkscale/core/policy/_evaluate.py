@@ -503,12 +503,40 @@ def heap_usage(snapshot: MetricsSnapshot) -> float | None:
 
 def hold_decision(snapshot: MetricsSnapshot, policy: str, reason: str, blocked_reason: str | None = None,
                   numbers: Mapping[str, Mapping[str, float]] | None = None) -> Decision:
-    """Every vertex stays where it is, for ``reason`` (and, when something wanted to change, why not)."""
-    return Decision(
-        timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason,
-        vertices=tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason,
-                                      dict((numbers or {}).get(v.id, {})))
-                       for v in snapshot.vertices))
+    """Every vertex stays where it is, for ``reason`` (and, when something wanted to change, why not).
+
+    Without ``numbers`` the vertex decisions depend on the vertices' ids, names and parallelism and the reason
+    alone: they are built once per layout and reason (``MetricsSnapshot.layout_derived``) and shared by the
+    decisions that hold with that reason (a static policy holds at every decision)."""
+    if numbers is None:
+        held = snapshot.layout_derived("evaluate.held_vertices", _HeldVertices)
+        vertices = held.get(reason)
+        if vertices is None:
+            vertices = held.put(reason, tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason, {})
+                                              for v in snapshot.vertices))
+    else:
+        vertices = tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason, dict(numbers.get(v.id, {})))
+                         for v in snapshot.vertices)
+    return Decision(timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason, vertices=vertices)
+
+
+class _HeldVertices:
+    """The vertex decisions of ``hold_decision`` for one layout, by reason (the few most recent reasons: a reason
+    with a count in it, "stabilizing for 45s more", changes at every decision)."""
+
+    _KEEP = 8
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        self._by_reason: dict[str, tuple[VertexDecision, ...]] = {}
+
+    def get(self, reason: str) -> tuple[VertexDecision, ...] | None:
+        return self._by_reason.get(reason)
+
+    def put(self, reason: str, vertices: tuple[VertexDecision, ...]) -> tuple[VertexDecision, ...]:
+        if len(self._by_reason) >= self._KEEP:
+            del self._by_reason[next(iter(self._by_reason))]
+        self._by_reason[reason] = vertices
+        return vertices
 
 
 def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelism: int, max_parallelism: int,
