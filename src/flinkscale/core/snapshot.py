@@ -183,11 +183,14 @@ class MetricsSnapshot:
     def __post_init__(self) -> None:
         global _last_checked
         ids = tuple([v.id for v in self.vertices])
-        # ``vertex_ids`` (a cached property) is this very tuple: set here, so it is built once per snapshot.
-        self.__dict__["vertex_ids"] = ids
         last = _last_checked
         if last is not None and last[1] is self.edges and last[0] == ids:
-            return  # the same vertex ids with the same edges tuple as the last snapshot checked: valid too
+            # The same vertex ids with the same edges tuple as the last snapshot checked: valid too, and its ids
+            # tuple is shared, so that comparing the ids of two such snapshots is one identity test.
+            self.__dict__["vertex_ids"] = last[0]
+            return
+        # ``vertex_ids`` (a cached property) is this very tuple: set here, so it is built once per snapshot.
+        self.__dict__["vertex_ids"] = ids
         if len(set(ids)) != len(ids):
             raise InputError("vertex ids must be unique", field="vertices")
         known = set(ids)
@@ -244,7 +247,7 @@ class MetricsSnapshot:
         """What the vertices are apart from their metrics, column by column in vertex order: ids, names,
         parallelism, max parallelism, source flags, sink flags, partitions (``layout_derived`` compares it)."""
         vertices = self.vertices
-        return (self.vertex_ids, tuple([v.name for v in vertices]), tuple([v.parallelism for v in vertices]),
+        return (self.vertex_ids, tuple([v.name for v in vertices]), self.parallelisms,
                 tuple([v.max_parallelism for v in vertices]), tuple([v.is_source for v in vertices]),
                 tuple([v.is_sink for v in vertices]), tuple([v.partitions for v in vertices]))
 
@@ -279,6 +282,11 @@ class MetricsSnapshot:
 
     def has_vertex(self, vertex_id: str) -> bool:
         return vertex_id in self._by_id
+
+    @cached_property
+    def parallelisms(self) -> tuple[int, ...]:
+        """Each vertex's parallelism, in vertex order (``vertex_ids``)."""
+        return tuple([v.parallelism for v in self.vertices])
 
     @cached_property
     def parallelism_by_id(self) -> dict[str, int]:

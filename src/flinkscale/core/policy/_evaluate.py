@@ -32,7 +32,7 @@ from typing import Any
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.rates import busy_ratio, true_processing_rate, window_mean
-from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex
+from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex, frozen_instances
 
 # Guards float noise in ceil(): 7.000000000001 subtasks are 7 subtasks.
 _EPSILON = 1e-9
@@ -72,15 +72,22 @@ def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
     return snapshot.parallelism_by_id  # cached per snapshot; callers only read it
 
 
+def same_parallelism(a: MetricsSnapshot, b: MetricsSnapshot) -> bool:
+    """``parallelism_of(a) == parallelism_of(b)``; for two snapshots of the same vertex ids in the same order (one
+    identity test for the simulator's, which share their ids tuple) a comparison of their parallelism tuples."""
+    if a.vertex_ids == b.vertex_ids:
+        return a.parallelisms == b.parallelisms
+    return parallelism_of(a) == parallelism_of(b)
+
+
 def window_snapshots(snapshot: MetricsSnapshot, history: History, start: float) -> tuple[MetricsSnapshot, ...]:
     """History snapshots of the RUNNING job whose own sampling window starts at or after ``start``, at
     the current parallelism, followed by ``snapshot`` itself (always included)."""
-    current = parallelism_of(snapshot)
     # A restarting or failing job's metrics describe the restart, not the workload.
     earlier = tuple(
         s for s in history.snapshots
         if s.timestamp < snapshot.timestamp and s.timestamp - s.window_seconds >= start - _EPSILON
-        and parallelism_of(s) == current and s.job_state == "RUNNING")
+        and same_parallelism(s, snapshot) and s.job_state == "RUNNING")
     return (*earlier, snapshot)
 
 
@@ -194,19 +201,22 @@ def _window_metrics_columns(window: Sequence[MetricsSnapshot]) -> dict[str, Wind
         if len(points) >= 2 and points[-1][0] > points[0][0]:
             (t0, lag0), (t1, lag1) = points[0], points[-1]
             growth_of[index] = ((lag1 or 0.0) - (lag0 or 0.0)) / (t1 - t0)
-    observations = len(window)
-    result: dict[str, WindowMetrics] = {}
+    lags: list[float | None] = []
+    growths: list[float] = []
     for i, vertex in enumerate(latest.vertices):
+        metrics = vertex.metrics
+        lags.append(metrics.pending_records)
         growth = growth_of.get(i)
         if growth is None:
-            growth = vertex.metrics.pending_records_per_second
+            growth = metrics.pending_records_per_second
             if growth is None:
                 growth = 0.0
-        result[vertex.id] = WindowMetrics(
-            input_rate=input_rate[i], output_rate=output_rate[i], busy_time_ms_per_second_max=busy_max[i],
-            busy_time_ms_per_second_avg=busy_avg[i], back_pressured_time_ms_per_second=back_pressured[i],
-            lag=vertex.metrics.pending_records, lag_growth_rate=growth, observations=observations)
-    return result
+        growths.append(growth)
+    built = frozen_instances(WindowMetrics, {
+        "input_rate": input_rate, "output_rate": output_rate, "busy_time_ms_per_second_max": busy_max,
+        "busy_time_ms_per_second_avg": busy_avg, "back_pressured_time_ms_per_second": back_pressured,
+        "lag": lags, "lag_growth_rate": growths}, {"observations": len(window)})
+    return dict(zip(latest.vertex_ids, built, strict=True))
 
 
 # --- rates along the graph -------------------------------------------------------------------------
@@ -390,7 +400,7 @@ def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | Non
     if history.snapshots:
         times.append(ordered[0].timestamp)
     for before, after in itertools.pairwise(ordered):
-        if parallelism_of(before) != parallelism_of(after):
+        if not same_parallelism(before, after):
             times.append(after.timestamp)
     return max(times) if times else None
 
@@ -550,6 +560,36 @@ def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelis
         upper = min(upper, slot_ceiling)
     upper = max(upper, 1)
     return min(max(min_parallelism, 1), upper), upper
+
+
+def layout_groups_by_id(snapshot: MetricsSnapshot) -> dict[str, int | None]:
+    """``layout_groups`` of every vertex, by id: computed once per layout (``MetricsSnapshot.layout_derived``).
+    Shared: read it, never modify it."""
+    return snapshot.layout_derived("evaluate.layout_groups", _layout_groups_by_id)
+
+
+def _layout_groups_by_id(snapshot: MetricsSnapshot) -> dict[str, int | None]:
+    return {v.id: layout_groups(snapshot, v) for v in snapshot.vertices}
+
+
+def parallelism_bounds_by_id(snapshot: MetricsSnapshot, min_parallelism: int, max_parallelism: int,
+                             slot_ceiling: int | None) -> dict[str, tuple[int, int]]:
+    """``parallelism_bounds`` of every vertex, by id: computed once per layout and limits (the few most recent).
+    Shared: read it, never modify it."""
+    cache = snapshot.layout_derived("evaluate.parallelism_bounds", _new_bounds_cache)
+    key = (min_parallelism, max_parallelism, slot_ceiling)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 8:
+            del cache[next(iter(cache))]
+        found = {v.id: parallelism_bounds(snapshot, v, min_parallelism, max_parallelism, slot_ceiling)
+                 for v in snapshot.vertices}
+        cache[key] = found
+    return found
+
+
+def _new_bounds_cache(snapshot: MetricsSnapshot) -> dict[tuple[int, int, int | None], dict[str, tuple[int, int]]]:
+    return {}
 
 
 def _lag_growth_at(window: Sequence[MetricsSnapshot], index: int, vertex_id: str) -> float:
