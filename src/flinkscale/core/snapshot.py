@@ -221,8 +221,8 @@ class MetricsSnapshot:
     @cached_property
     def graph_sources(self) -> tuple[Vertex, ...]:
         """The vertices without input edges (where records enter the graph), in vertex order."""
-        inputs = self._edges_by_end[0]
-        return tuple(v for v in self.vertices if v.id not in inputs)
+        vertices = self.vertices
+        return tuple([vertices[i] for i in self.graph_derived("snapshot.graph_sources", _graph_source_indexes)])
 
     @cached_property
     def vertex_ids(self) -> tuple[str, ...]:
@@ -389,6 +389,11 @@ def _graph_index(edges: tuple[Edge, ...]) -> _GraphIndex:
     return index
 
 
+def _graph_source_indexes(snapshot: MetricsSnapshot) -> tuple[int, ...]:
+    inputs = snapshot._graph.inputs
+    return tuple(i for i, vertex_id in enumerate(snapshot.vertex_ids) if vertex_id not in inputs)
+
+
 def _topological_ids(snapshot: MetricsSnapshot) -> tuple[str, ...] | None:
     order = topological_ids(snapshot.vertex_ids, ((e.source, e.target) for e in snapshot.edges))
     return None if order is None else tuple(order)
@@ -397,37 +402,47 @@ def _topological_ids(snapshot: MetricsSnapshot) -> tuple[str, ...] | None:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def frozen_instances(cls: type[_T], columns: Mapping[str, Sequence[Any]],
-                     same: Mapping[str, Any] | None = None) -> list[_T]:
+def frozen_instances(cls: type[_T], columns: Mapping[str, Sequence[Any]], same: Mapping[str, Any] | None = None,
+                     *, leading: Sequence[Mapping[str, Any]] | None = None) -> list[_T]:
     """``[cls(**row) for each row]`` for a frozen dataclass without ``__post_init__``, the rows given column by
     column: ``columns`` one sequence per field (all of the same length, at least one), ``same`` the fields every
-    row has the same value for; together they name every field exactly once.
+    row has the same value for, and ``leading`` (optional) the first fields of each row, one mapping per row with
+    the same keys in field order (what a caller prepared once for many calls); together they name every field
+    exactly once.
 
     The instances are the ones the constructor builds (every field set, in field order: equal, with the same
-    repr and hash), each set with one dict update instead of one ``object.__setattr__`` per field, two to three
-    times as fast: for the simulator and the policies, which build one per vertex at every decision. Meant for
-    fields that hold numbers, strings and None (the instance's dict is then no object the garbage collector
-    visits); an instance that holds other objects costs as much either way."""
+    repr and hash), each set with a dict update or two instead of one ``object.__setattr__`` per field, two to
+    four times as fast: for the simulator and the policies, which build one per vertex at every decision."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         if hasattr(cls, "__post_init__"):
             raise TypeError(f"{cls.__name__} has a __post_init__: build it with its constructor")
         names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
         _FIELD_NAMES[cls] = names
+    first = tuple(leading[0]) if leading else ()
+    rest = names[len(first):]
     same = same or {}
     given = [*columns, *same]
-    if len(given) != len(names) or set(given) != set(names):
-        raise TypeError(f"{cls.__name__}: give every field once, got {sorted(given)}")
+    if first != names[:len(first)] or len(given) != len(rest) or set(given) != set(rest):
+        raise TypeError(f"{cls.__name__}: give every field once, got {[*first, *sorted(given)]}")
     if not columns:
         raise TypeError(f"{cls.__name__}: at least one field must come as a column")
     count = len(next(iter(columns.values())))
-    ordered = [columns[name] if name in columns else itertools.repeat(same[name], count) for name in names]
+    ordered = [columns[name] if name in columns else itertools.repeat(same[name], count) for name in rest]
     new = object.__new__
     built: list[_T] = []
     append = built.append
-    for row in zip(*ordered, strict=True):
+    if leading is None:
+        for row in zip(*ordered, strict=True):
+            instance = new(cls)
+            instance.__dict__.update(zip(rest, row))  # noqa: B905 (a row has a value per name)
+            append(instance)
+        return built
+    for base, row in zip(leading, zip(*ordered, strict=True), strict=True):
         instance = new(cls)
-        instance.__dict__.update(zip(names, row))  # noqa: B905 (a row has a value per name)
+        values = instance.__dict__
+        values.update(base)
+        values.update(zip(rest, row))  # noqa: B905 (a row has a value per name)
         append(instance)
     return built
 

@@ -70,7 +70,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
@@ -270,8 +270,10 @@ class _DownBlock:
     due_at: float | None = None
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
+    """What the reactive rules make of one vertex (a named tuple: one per vertex at every decision, built in a
+    fraction of a frozen dataclass's time)."""
+
     vertex: Vertex
     cost: VertexCost | None
     numbers: dict[str, float]

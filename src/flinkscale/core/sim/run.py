@@ -197,7 +197,7 @@ class _Layout:
     metrics, column by column in the model's order, and the cluster the slots in use make."""
 
     vertices: tuple[SimVertex, ...]  # the model's, whose identity says whether the layout still holds
-    fields: list[tuple[str, str, int, int, bool, bool, int | None]]  # per vertex, its Vertex fields but metrics
+    fields: list[dict[str, Any]]  # per vertex, its Vertex fields but metrics (in field order)
     sources: tuple[int, ...]  # indexes of the sources (no input edges)
     parallelism: list[float]  # per vertex, for the timeline
     cluster: ClusterResources
@@ -213,8 +213,10 @@ def _layout(model: JobModel, config: SimConfig) -> _Layout:
     cluster = ClusterResources(task_managers=task_managers, slots_total=task_managers * spt,
                                slots_available=task_managers * spt - slots, slots_per_task_manager=spt,
                                max_task_managers=config.cluster.max_slots // spt)
-    fields = [(v.id, v.label, v.parallelism, v.max_parallelism, v.id not in targets, v.id not in origins,
-               v.partitions) for v in vertices]
+    fields: list[dict[str, Any]] = [
+        {"id": v.id, "name": v.label, "parallelism": v.parallelism, "max_parallelism": v.max_parallelism,
+         "is_source": v.id not in targets, "is_sink": v.id not in origins, "partitions": v.partitions}
+        for v in vertices]
     sources = tuple(i for i, v in enumerate(vertices) if v.id not in targets)
     return _Layout(vertices, fields, sources, [float(v.parallelism) for v in vertices], cluster)
 
@@ -332,11 +334,7 @@ _NO_METRICS: dict[str, Any] = {
 def _snapshot(per_vertex: list[VertexMetrics], layout: _Layout, model: JobModel, window: WindowMetrics | None, *,
               timestamp: float, job_name: str, job_state: str, checkpoints: CheckpointStats | None,
               edges: tuple[Edge, ...] | None) -> MetricsSnapshot:
-    # The constructor, not ``frozen_instances``: a Vertex holds its metrics, and an instance dict holding an object
-    # is one more object for the garbage collector to visit in every snapshot the history keeps.
-    vertices = tuple([Vertex(vid, name, p, max_p, is_source, is_sink, partitions, metrics)
-                      for (vid, name, p, max_p, is_source, is_sink, partitions), metrics
-                      in zip(layout.fields, per_vertex, strict=True)])
+    vertices = tuple(frozen_instances(Vertex, {"metrics": per_vertex}, leading=layout.fields))
     if edges is None:
         edges = snapshot_edges(model.pipeline)
     return MetricsSnapshot(timestamp=timestamp, job_id=f"sim-{job_name}", job_name=job_name,
@@ -512,9 +510,11 @@ def _simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: 
                 history, controller, decision = result.history, result.state, result.decision
                 if decision is not None:
                     shed_fraction = _checked_shed(decision, name)
-                if decision is not None and decision.rescale:
+                # The step asks for a rescale exactly when the decision rescales (``decision.rescale``).
+                rescale = next((a for a in result.actions if isinstance(a, control.Rescale)), None)
+                if rescale is not None:
                     old = model.parallelism()
-                    new = clamp_parallelism(decision.parallelism(), model.pipeline, config.cluster)
+                    new = clamp_parallelism(rescale.parallelism, model.pipeline, config.cluster)
                     if new != old:
                         cost = config.rescale.downtime_seconds(state_bytes)
                         model.rescale(new, restore_from_checkpoint=config.rescale.mode == "checkpoint")
