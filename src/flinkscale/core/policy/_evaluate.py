@@ -151,17 +151,16 @@ _MEAN_ROWS = 5
 def _metric_rows(snapshot: MetricsSnapshot) -> Any:
     import numpy as np
 
-    def number(value: float | None) -> float:
-        return math.nan if value is None else value
-
-    rows = [[number(vertex_input_rate(v)) for v in snapshot.vertices],
-            [number(v.metrics.num_records_out_per_second) for v in snapshot.vertices],
-            [number(v.metrics.busy_time_ms_per_second_max) for v in snapshot.vertices],
-            [number(v.metrics.busy_time_ms_per_second_avg) for v in snapshot.vertices],
-            [number(v.metrics.back_pressured_time_ms_per_second_avg
-                    if v.metrics.back_pressured_time_ms_per_second_avg is not None
-                    else v.metrics.back_pressured_time_ms_per_second_max) for v in snapshot.vertices]]
-    return np.array(rows, dtype=np.float64).reshape(_MEAN_ROWS, len(snapshot.vertices))
+    vertices = snapshot.vertices
+    metrics = [v.metrics for v in vertices]
+    # None becomes NaN in a float64 array.
+    rows = [[vertex_input_rate(v) for v in vertices],
+            [m.num_records_out_per_second for m in metrics],
+            [m.busy_time_ms_per_second_max for m in metrics],
+            [m.busy_time_ms_per_second_avg for m in metrics],
+            [m.back_pressured_time_ms_per_second_avg if m.back_pressured_time_ms_per_second_avg is not None
+             else m.back_pressured_time_ms_per_second_max for m in metrics]]
+    return np.array(rows, dtype=np.float64).reshape(_MEAN_ROWS, len(vertices))
 
 
 def _pending_vertices(snapshot: MetricsSnapshot) -> tuple[int, ...]:
