@@ -134,3 +134,28 @@ def test_bounds_and_groups_per_vertex_are_the_per_vertex_functions() -> None:
     for limits in ((1, 200, None), (2, 5, 4), (1, 200, 3), (3, 3, None)):
         assert ev.parallelism_bounds_by_id(snap, *limits) == {
             v.id: ev.parallelism_bounds(snap, v, *limits) for v in snap.vertices}
+
+
+def test_last_scale_up_outcome_from_the_changes_found_once_is_the_per_vertex_search() -> None:
+    # Parallelism over time (src, agg): agg scales up at 180 s and again at 420 s, src scales up at 300 s.
+    steps = [(1, 2), (1, 2), (1, 2), (1, 4), (1, 4), (2, 4), (2, 4), (2, 8), (2, 8), (2, 8), (2, 8)]
+
+    def at(ts: float, p_src: int, p_agg: int) -> MetricsSnapshot:
+        busy = 900.0 / p_agg
+        return job(ts, vertex("src", p_src, rate_in=1000.0, busy_max=600.0 / p_src, source=True),
+                   vertex("agg", p_agg, rate_in=1000.0, busy_max=busy, busy_avg=busy * 0.9),
+                   edges=(("src", "agg", "HASH"),))
+
+    snapshots = [at(60.0 * (k + 1), *p) for k, p in enumerate(steps)]
+    for upto in range(1, len(snapshots)):
+        history = History(snapshots=tuple(snapshots[:upto]))
+        latest = snapshots[upto]
+        changes = ev.parallelism_changes(latest, history)
+        assert changes is not None
+        for vertex_id in ("src", "agg"):
+            for settle, lookback in ((0.0, 600.0), (60.0, 120.0)):
+                assert (ev.last_scale_up_outcome(latest, history, vertex_id, settle, lookback, changes)
+                        == ev.last_scale_up_outcome(latest, history, vertex_id, settle, lookback))
+    outcome = ev.last_scale_up_outcome(snapshots[-1], History(snapshots=tuple(snapshots[:-1])), "agg", 0.0, 600.0,
+                                       ev.parallelism_changes(snapshots[-1], History(snapshots=tuple(snapshots[:-1]))))
+    assert outcome is not None and (outcome.old_parallelism, outcome.new_parallelism) == (4, 8)

@@ -464,21 +464,53 @@ def _mean_tpr(snapshots: Iterable[MetricsSnapshot], vertex_id: str) -> float | N
     return window_mean(values)
 
 
+@dataclass(frozen=True)
+class ParallelismChanges:
+    """The history before a snapshot, and the snapshot, when all of them list the same vertex ids in the same
+    order (``ordered``), with the indexes where the parallelism of some vertex changed (``changes``, oldest
+    first): what ``last_scale_up_outcome`` looks for, found once per decision instead of once per vertex."""
+
+    ordered: tuple[MetricsSnapshot, ...]
+    changes: tuple[int, ...]
+    index: Mapping[str, int]  # vertex id -> its place in every snapshot of ``ordered``
+
+
+def parallelism_changes(snapshot: MetricsSnapshot, history: History) -> ParallelismChanges | None:
+    """``ParallelismChanges`` for ``last_scale_up_outcome``; None when the snapshots differ in their vertices."""
+    ids = snapshot.vertex_ids
+    ordered = (*[s for s in history.snapshots if s.timestamp < snapshot.timestamp], snapshot)
+    if any(s.vertex_ids != ids for s in ordered):
+        return None
+    changes = tuple(i for i in range(1, len(ordered)) if ordered[i].parallelisms != ordered[i - 1].parallelisms)
+    return ParallelismChanges(ordered, changes, {vertex_id: i for i, vertex_id in enumerate(ids)})
+
+
 def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id: str,
-                          settle_seconds: float, lookback_seconds: float) -> ScaleUpOutcome | None:
+                          settle_seconds: float, lookback_seconds: float,
+                          changes: ParallelismChanges | None = None) -> ScaleUpOutcome | None:
     """The TPR before and after the vertex's most recent parallelism change, if that was a scale-up.
 
     "Before" averages the snapshots at the old parallelism within ``lookback_seconds`` before the
     change; "after" those at the new parallelism from ``settle_seconds`` after it (a restarting job's
     first metrics say little). ``None`` when there is no such change or too little data to judge.
+    ``changes``: ``parallelism_changes(snapshot, history)``, for a caller that asks for many vertices.
     """
-    ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp and _has_vertex(s, vertex_id)]
-    ordered.append(snapshot)
     change_index = None
-    for i in range(len(ordered) - 1, 0, -1):
-        if ordered[i].vertex(vertex_id).parallelism != ordered[i - 1].vertex(vertex_id).parallelism:
-            change_index = i
-            break
+    position = None if changes is None else changes.index.get(vertex_id)
+    if changes is not None and position is not None:
+        # Every snapshot has the vertex (same ids); its parallelism can only change where some vertex's did.
+        ordered = list(changes.ordered)
+        for i in reversed(changes.changes):
+            if ordered[i].parallelisms[position] != ordered[i - 1].parallelisms[position]:
+                change_index = i
+                break
+    else:
+        ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp and _has_vertex(s, vertex_id)]
+        ordered.append(snapshot)
+        for i in range(len(ordered) - 1, 0, -1):
+            if ordered[i].vertex(vertex_id).parallelism != ordered[i - 1].vertex(vertex_id).parallelism:
+                change_index = i
+                break
     if change_index is None:
         return None
     old_p = ordered[change_index - 1].vertex(vertex_id).parallelism

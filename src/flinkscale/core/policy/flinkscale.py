@@ -339,9 +339,10 @@ class FlinkscalePolicy:
             drains_in_time = True
         groups = ev.layout_groups_by_id(snapshot)
         bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
+        changes = ev.parallelism_changes(snapshot, history) if s.effectiveness_threshold > 0 else None
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
                                    restart, groups[v.id], bounds[v.id], peak_loads.get(v.id), down_block,
-                                   learned is not None, drains_in_time)
+                                   learned is not None, drains_in_time, changes)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
         used_today = rescales_today(history, now)
@@ -369,7 +370,7 @@ class FlinkscalePolicy:
                     down_block = _DownBlock("the load is above its forecast's band")
                 plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
                                            lags[v.id], restart, groups[v.id], bounds[v.id], peak_loads.get(v.id),
-                                           down_block, learned is not None, drains_in_time)
+                                           down_block, learned is not None, drains_in_time, changes)
                          for v in snapshot.vertices]
         # The reactive rules' reasons, after why they decide (the plan's fallback) when there is one.
         reasons = [f"{fallback}; {p.reason}" for p in plans] if fallback else [p.reason for p in plans]
@@ -416,8 +417,10 @@ class FlinkscalePolicy:
     def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
                      target: float, sized_for: float, lag: float, restart: float, groups: int | None,
                      bounds: tuple[int, int], peak_load: float | None, down_block: _DownBlock | None,
-                     restart_learned: bool, drains_in_time: bool = False) -> _Plan:
-        """``groups``: ``ev.layout_groups`` of the vertex; ``bounds``: its ``ev.parallelism_bounds``."""
+                     restart_learned: bool, drains_in_time: bool = False,
+                     changes: ev.ParallelismChanges | None = None) -> _Plan:
+        """``groups``: ``ev.layout_groups`` of the vertex; ``bounds``: its ``ev.parallelism_bounds``; ``changes``:
+        ``ev.parallelism_changes(snapshot, history)`` (or None)."""
         s = self.settings
         p = vertex.parallelism
         lower, upper = bounds
@@ -456,7 +459,7 @@ class FlinkscalePolicy:
             outcome = None
             if s.effectiveness_threshold > 0:
                 outcome = ev.last_scale_up_outcome(snapshot, history, vertex.id, s.stabilization_interval,
-                                                   max(s.metrics_window, s.stabilization_interval))
+                                                   max(s.metrics_window, s.stabilization_interval), changes)
             # Judged only where the vertex was a bottleneck before: an idle vertex's TPR is noise.
             if (outcome is not None and outcome.busy_ratio_before >= 0.5
                     and not outcome.effective(s.effectiveness_threshold)):
