@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from flinkscale.core.snapshot import (
     SubtaskMetrics,
     Vertex,
     VertexMetrics,
+    frozen_instances,
 )
 
 EXAMPLES = Path(__file__).parents[3] / "examples" / "snapshots"
@@ -96,3 +97,65 @@ def test_a_cycle_is_rejected() -> None:
 def test_shipped_example_snapshots_load(path: Path) -> None:
     snapshot = MetricsSnapshot.from_dict(json.loads(path.read_text()))
     assert snapshot.vertices
+
+
+# --- what the simulator and the policies build per vertex at every decision ----------------------------------
+
+def test_frozen_instances_are_the_constructors_instances() -> None:
+    columns = {"num_records_in_per_second": [1.5, None, 0.0], "busy_time_ms_per_second_max": [300.0, 1000.0, None],
+               "pending_records": [None, 7.0, math.nan]}
+    same = {name: None for name in VertexMetrics.__dataclass_fields__ if name not in columns} | {"subtasks": ()}
+    built = frozen_instances(VertexMetrics, columns, same)
+    expected = [VertexMetrics(num_records_in_per_second=rate, busy_time_ms_per_second_max=busy, pending_records=lag)
+                for rate, busy, lag in zip(*columns.values(), strict=True)]
+    assert len(built) == 3
+    for got, want in zip(built, expected, strict=True):
+        assert type(got) is VertexMetrics
+        assert repr(got) == repr(want)
+        assert list(vars(got).items()) == list(vars(want).items())  # every field, in field order
+        assert hash(got) == hash(want)
+    assert built[:2] == expected[:2]  # (NaN != NaN: the third compares unequal to itself too)
+    with pytest.raises(FrozenInstanceError):
+        built[0].pending_records = 1.0  # type: ignore[misc]
+
+
+def test_frozen_instances_need_every_field_once_and_no_post_init() -> None:
+    rates = {"num_records_in_per_second": [1.0]}
+    with pytest.raises(TypeError, match="every field"):
+        frozen_instances(VertexMetrics, rates)  # the other fields missing
+    with pytest.raises(TypeError, match="every field"):
+        frozen_instances(VertexMetrics, rates, {name: None for name in VertexMetrics.__dataclass_fields__})
+    with pytest.raises(TypeError, match="__post_init__"):
+        frozen_instances(MetricsSnapshot, {"timestamp": [1.0]})
+    with pytest.raises(ValueError):  # columns of different lengths
+        frozen_instances(Edge, {"source": ["a", "b"], "target": ["b"]}, {"ship_strategy": ShipStrategy.HASH})
+
+
+def test_a_snapshot_is_validated_even_when_it_shares_the_edges_of_a_valid_one() -> None:
+    edges = (Edge("a", "b"),)
+    MetricsSnapshot(1.0, "j", "job", (Vertex("a", "a", 1, 8), Vertex("b", "b", 1, 8)), edges)
+    with pytest.raises(InputError, match="unknown vertex"):
+        MetricsSnapshot(2.0, "j", "job", (Vertex("a", "a", 1, 8), Vertex("c", "c", 1, 8)), edges)
+    with pytest.raises(InputError, match="unique"):
+        MetricsSnapshot(3.0, "j", "job", (Vertex("a", "a", 1, 8), Vertex("a", "a", 1, 8)), edges)
+    again = MetricsSnapshot(4.0, "j", "job", (Vertex("a", "a", 2, 8), Vertex("b", "b", 1, 8)), edges)
+    assert again.vertex_ids == ("a", "b")
+
+
+def test_layout_derived_is_shared_until_the_layout_changes() -> None:
+    edges = (Edge("a", "b", ShipStrategy.HASH),)
+    calls: list[float] = []
+
+    def compute(snapshot: MetricsSnapshot) -> tuple[int, ...]:
+        calls.append(snapshot.timestamp)
+        return snapshot.parallelisms
+
+    def job(t: float, p: int, name: str = "b", busy: float = 1.0) -> MetricsSnapshot:
+        metrics = VertexMetrics(busy_time_ms_per_second_max=busy)
+        return MetricsSnapshot(t, "j", "job", (Vertex("a", "a", 1, 8), Vertex("b", name, p, 8, metrics=metrics)), edges)
+
+    assert job(1.0, 2).layout_derived("test.p", compute) == (1, 2)
+    assert job(2.0, 2, busy=9.0).layout_derived("test.p", compute) == (1, 2)  # other metrics, same layout
+    assert job(3.0, 3).layout_derived("test.p", compute) == (1, 3)  # a rescale
+    assert job(4.0, 3, name="B").layout_derived("test.p", compute) == (1, 3)  # another name
+    assert calls == [1.0, 3.0, 4.0]

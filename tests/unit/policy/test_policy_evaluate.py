@@ -8,6 +8,7 @@ from policy_snapshots import clickstream, history_of, job, vertex
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy.base import History, RescaleRecord
 from flinkscale.core.policy.flink_operator import align_parallelism
+from flinkscale.core.snapshot import MetricsSnapshot
 
 
 def test_target_rate_at_source_adds_lag_growth_and_propagates_by_output_ratio() -> None:
@@ -101,3 +102,60 @@ def test_learned_restart_is_the_mean_rescale_duration() -> None:
     history = History(rescales=(RescaleRecord(0.0, 20.0, {}, {}), RescaleRecord(100.0, 140.0, {}, {})))
     assert ev.learned_restart_seconds(history) == pytest.approx(30.0)
     assert ev.learned_restart_seconds(History()) is None
+
+
+def test_hold_decisions_follow_the_reason_and_the_layout_they_are_shared_for() -> None:
+    # hold_decision builds its vertex decisions once per layout and reason: each must still be this snapshot's.
+    def at(ts: float, p: int) -> MetricsSnapshot:
+        source = vertex("src", 2, rate_in=10.0, busy_max=100.0, source=True)
+        return job(ts, source, vertex("sink", p, rate_in=10.0, busy_max=100.0), edges=(("src", "sink", "REBALANCE"),))
+
+    def held(snapshot: MetricsSnapshot, reason: str) -> list[tuple[str, int, int, str, dict[str, float]]]:
+        decision = ev.hold_decision(snapshot, "test", reason)
+        assert decision.timestamp == snapshot.timestamp and not decision.rescale
+        return [(v.vertex_id, v.current_parallelism, v.new_parallelism, v.reason, dict(v.numbers))
+                for v in decision.vertices]
+
+    assert held(at(60.0, 3), "a") == [("src", 2, 2, "a", {}), ("sink", 3, 3, "a", {})]
+    assert held(at(120.0, 3), "b") == [("src", 2, 2, "b", {}), ("sink", 3, 3, "b", {})]
+    assert held(at(180.0, 5), "a") == [("src", 2, 2, "a", {}), ("sink", 5, 5, "a", {})]
+    for k in range(20):  # reasons with a count in them: only the latest few are kept, each still right
+        assert held(at(240.0 + k, 5), f"wait {k}s")[1] == ("sink", 5, 5, f"wait {k}s", {})
+    numbers = ev.hold_decision(at(300.0, 5), "test", "a", numbers={"sink": {"x": 1.0}})
+    assert [dict(v.numbers) for v in numbers.vertices] == [{}, {"x": 1.0}]
+
+
+def test_bounds_and_groups_per_vertex_are_the_per_vertex_functions() -> None:
+    snap = job(0.0, vertex("src", 4, rate_in=10.0, busy_max=100.0, source=True, partitions=6, max_p=64),
+               vertex("agg", 3, rate_in=10.0, busy_max=100.0, max_p=32), vertex("out", 2, rate_in=10.0, busy_max=100.0),
+               edges=(("src", "agg", "HASH"), ("agg", "out", "REBALANCE")))
+    assert ev.layout_groups_by_id(snap) == {v.id: ev.layout_groups(snap, v) for v in snap.vertices}
+    assert ev.layout_groups_by_id(snap) == {"src": 6, "agg": 32, "out": None}
+    for limits in ((1, 200, None), (2, 5, 4), (1, 200, 3), (3, 3, None)):
+        assert ev.parallelism_bounds_by_id(snap, *limits) == {
+            v.id: ev.parallelism_bounds(snap, v, *limits) for v in snap.vertices}
+
+
+def test_last_scale_up_outcome_from_the_changes_found_once_is_the_per_vertex_search() -> None:
+    # Parallelism over time (src, agg): agg scales up at 180 s and again at 420 s, src scales up at 300 s.
+    steps = [(1, 2), (1, 2), (1, 2), (1, 4), (1, 4), (2, 4), (2, 4), (2, 8), (2, 8), (2, 8), (2, 8)]
+
+    def at(ts: float, p_src: int, p_agg: int) -> MetricsSnapshot:
+        busy = 900.0 / p_agg
+        return job(ts, vertex("src", p_src, rate_in=1000.0, busy_max=600.0 / p_src, source=True),
+                   vertex("agg", p_agg, rate_in=1000.0, busy_max=busy, busy_avg=busy * 0.9),
+                   edges=(("src", "agg", "HASH"),))
+
+    snapshots = [at(60.0 * (k + 1), *p) for k, p in enumerate(steps)]
+    for upto in range(1, len(snapshots)):
+        history = History(snapshots=tuple(snapshots[:upto]))
+        latest = snapshots[upto]
+        changes = ev.parallelism_changes(latest, history)
+        assert changes is not None
+        for vertex_id in ("src", "agg"):
+            for settle, lookback in ((0.0, 600.0), (60.0, 120.0)):
+                assert (ev.last_scale_up_outcome(latest, history, vertex_id, settle, lookback, changes)
+                        == ev.last_scale_up_outcome(latest, history, vertex_id, settle, lookback))
+    outcome = ev.last_scale_up_outcome(snapshots[-1], History(snapshots=tuple(snapshots[:-1])), "agg", 0.0, 600.0,
+                                       ev.parallelism_changes(snapshots[-1], History(snapshots=tuple(snapshots[:-1]))))
+    assert outcome is not None and (outcome.old_parallelism, outcome.new_parallelism) == (4, 8)

@@ -32,7 +32,7 @@ from typing import Any
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.rates import busy_ratio, true_processing_rate, window_mean
-from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex
+from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex, frozen_instances
 
 # Guards float noise in ceil(): 7.000000000001 subtasks are 7 subtasks.
 _EPSILON = 1e-9
@@ -72,15 +72,22 @@ def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
     return snapshot.parallelism_by_id  # cached per snapshot; callers only read it
 
 
+def same_parallelism(a: MetricsSnapshot, b: MetricsSnapshot) -> bool:
+    """``parallelism_of(a) == parallelism_of(b)``; for two snapshots of the same vertex ids in the same order (one
+    identity test for the simulator's, which share their ids tuple) a comparison of their parallelism tuples."""
+    if a.vertex_ids == b.vertex_ids:
+        return a.parallelisms == b.parallelisms
+    return parallelism_of(a) == parallelism_of(b)
+
+
 def window_snapshots(snapshot: MetricsSnapshot, history: History, start: float) -> tuple[MetricsSnapshot, ...]:
     """History snapshots of the RUNNING job whose own sampling window starts at or after ``start``, at
     the current parallelism, followed by ``snapshot`` itself (always included)."""
-    current = parallelism_of(snapshot)
     # A restarting or failing job's metrics describe the restart, not the workload.
     earlier = tuple(
         s for s in history.snapshots
         if s.timestamp < snapshot.timestamp and s.timestamp - s.window_seconds >= start - _EPSILON
-        and parallelism_of(s) == current and s.job_state == "RUNNING")
+        and same_parallelism(s, snapshot) and s.job_state == "RUNNING")
     return (*earlier, snapshot)
 
 
@@ -144,17 +151,16 @@ _MEAN_ROWS = 5
 def _metric_rows(snapshot: MetricsSnapshot) -> Any:
     import numpy as np
 
-    def number(value: float | None) -> float:
-        return math.nan if value is None else value
-
-    rows = [[number(vertex_input_rate(v)) for v in snapshot.vertices],
-            [number(v.metrics.num_records_out_per_second) for v in snapshot.vertices],
-            [number(v.metrics.busy_time_ms_per_second_max) for v in snapshot.vertices],
-            [number(v.metrics.busy_time_ms_per_second_avg) for v in snapshot.vertices],
-            [number(v.metrics.back_pressured_time_ms_per_second_avg
-                    if v.metrics.back_pressured_time_ms_per_second_avg is not None
-                    else v.metrics.back_pressured_time_ms_per_second_max) for v in snapshot.vertices]]
-    return np.array(rows, dtype=np.float64).reshape(_MEAN_ROWS, len(snapshot.vertices))
+    vertices = snapshot.vertices
+    metrics = [v.metrics for v in vertices]
+    # None becomes NaN in a float64 array.
+    rows = [[vertex_input_rate(v) for v in vertices],
+            [m.num_records_out_per_second for m in metrics],
+            [m.busy_time_ms_per_second_max for m in metrics],
+            [m.busy_time_ms_per_second_avg for m in metrics],
+            [m.back_pressured_time_ms_per_second_avg if m.back_pressured_time_ms_per_second_avg is not None
+             else m.back_pressured_time_ms_per_second_max for m in metrics]]
+    return np.array(rows, dtype=np.float64).reshape(_MEAN_ROWS, len(vertices))
 
 
 def _pending_vertices(snapshot: MetricsSnapshot) -> tuple[int, ...]:
@@ -194,19 +200,22 @@ def _window_metrics_columns(window: Sequence[MetricsSnapshot]) -> dict[str, Wind
         if len(points) >= 2 and points[-1][0] > points[0][0]:
             (t0, lag0), (t1, lag1) = points[0], points[-1]
             growth_of[index] = ((lag1 or 0.0) - (lag0 or 0.0)) / (t1 - t0)
-    observations = len(window)
-    result: dict[str, WindowMetrics] = {}
+    lags: list[float | None] = []
+    growths: list[float] = []
     for i, vertex in enumerate(latest.vertices):
+        metrics = vertex.metrics
+        lags.append(metrics.pending_records)
         growth = growth_of.get(i)
         if growth is None:
-            growth = vertex.metrics.pending_records_per_second
+            growth = metrics.pending_records_per_second
             if growth is None:
                 growth = 0.0
-        result[vertex.id] = WindowMetrics(
-            input_rate=input_rate[i], output_rate=output_rate[i], busy_time_ms_per_second_max=busy_max[i],
-            busy_time_ms_per_second_avg=busy_avg[i], back_pressured_time_ms_per_second=back_pressured[i],
-            lag=vertex.metrics.pending_records, lag_growth_rate=growth, observations=observations)
-    return result
+        growths.append(growth)
+    built = frozen_instances(WindowMetrics, {
+        "input_rate": input_rate, "output_rate": output_rate, "busy_time_ms_per_second_max": busy_max,
+        "busy_time_ms_per_second_avg": busy_avg, "back_pressured_time_ms_per_second": back_pressured,
+        "lag": lags, "lag_growth_rate": growths}, {"observations": len(window)})
+    return dict(zip(latest.vertex_ids, built, strict=True))
 
 
 # --- rates along the graph -------------------------------------------------------------------------
@@ -390,7 +399,7 @@ def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | Non
     if history.snapshots:
         times.append(ordered[0].timestamp)
     for before, after in itertools.pairwise(ordered):
-        if parallelism_of(before) != parallelism_of(after):
+        if not same_parallelism(before, after):
             times.append(after.timestamp)
     return max(times) if times else None
 
@@ -455,21 +464,53 @@ def _mean_tpr(snapshots: Iterable[MetricsSnapshot], vertex_id: str) -> float | N
     return window_mean(values)
 
 
+@dataclass(frozen=True)
+class ParallelismChanges:
+    """The history before a snapshot, and the snapshot, when all of them list the same vertex ids in the same
+    order (``ordered``), with the indexes where the parallelism of some vertex changed (``changes``, oldest
+    first): what ``last_scale_up_outcome`` looks for, found once per decision instead of once per vertex."""
+
+    ordered: tuple[MetricsSnapshot, ...]
+    changes: tuple[int, ...]
+    index: Mapping[str, int]  # vertex id -> its place in every snapshot of ``ordered``
+
+
+def parallelism_changes(snapshot: MetricsSnapshot, history: History) -> ParallelismChanges | None:
+    """``ParallelismChanges`` for ``last_scale_up_outcome``; None when the snapshots differ in their vertices."""
+    ids = snapshot.vertex_ids
+    ordered = (*[s for s in history.snapshots if s.timestamp < snapshot.timestamp], snapshot)
+    if any(s.vertex_ids != ids for s in ordered):
+        return None
+    changes = tuple(i for i in range(1, len(ordered)) if ordered[i].parallelisms != ordered[i - 1].parallelisms)
+    return ParallelismChanges(ordered, changes, {vertex_id: i for i, vertex_id in enumerate(ids)})
+
+
 def last_scale_up_outcome(snapshot: MetricsSnapshot, history: History, vertex_id: str,
-                          settle_seconds: float, lookback_seconds: float) -> ScaleUpOutcome | None:
+                          settle_seconds: float, lookback_seconds: float,
+                          changes: ParallelismChanges | None = None) -> ScaleUpOutcome | None:
     """The TPR before and after the vertex's most recent parallelism change, if that was a scale-up.
 
     "Before" averages the snapshots at the old parallelism within ``lookback_seconds`` before the
     change; "after" those at the new parallelism from ``settle_seconds`` after it (a restarting job's
     first metrics say little). ``None`` when there is no such change or too little data to judge.
+    ``changes``: ``parallelism_changes(snapshot, history)``, for a caller that asks for many vertices.
     """
-    ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp and _has_vertex(s, vertex_id)]
-    ordered.append(snapshot)
     change_index = None
-    for i in range(len(ordered) - 1, 0, -1):
-        if ordered[i].vertex(vertex_id).parallelism != ordered[i - 1].vertex(vertex_id).parallelism:
-            change_index = i
-            break
+    position = None if changes is None else changes.index.get(vertex_id)
+    if changes is not None and position is not None:
+        # Every snapshot has the vertex (same ids); its parallelism can only change where some vertex's did.
+        ordered = list(changes.ordered)
+        for i in reversed(changes.changes):
+            if ordered[i].parallelisms[position] != ordered[i - 1].parallelisms[position]:
+                change_index = i
+                break
+    else:
+        ordered = [s for s in history.snapshots if s.timestamp < snapshot.timestamp and _has_vertex(s, vertex_id)]
+        ordered.append(snapshot)
+        for i in range(len(ordered) - 1, 0, -1):
+            if ordered[i].vertex(vertex_id).parallelism != ordered[i - 1].vertex(vertex_id).parallelism:
+                change_index = i
+                break
     if change_index is None:
         return None
     old_p = ordered[change_index - 1].vertex(vertex_id).parallelism
@@ -503,12 +544,40 @@ def heap_usage(snapshot: MetricsSnapshot) -> float | None:
 
 def hold_decision(snapshot: MetricsSnapshot, policy: str, reason: str, blocked_reason: str | None = None,
                   numbers: Mapping[str, Mapping[str, float]] | None = None) -> Decision:
-    """Every vertex stays where it is, for ``reason`` (and, when something wanted to change, why not)."""
-    return Decision(
-        timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason,
-        vertices=tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason,
-                                      dict((numbers or {}).get(v.id, {})))
-                       for v in snapshot.vertices))
+    """Every vertex stays where it is, for ``reason`` (and, when something wanted to change, why not).
+
+    Without ``numbers`` the vertex decisions depend on the vertices' ids, names and parallelism and the reason
+    alone: they are built once per layout and reason (``MetricsSnapshot.layout_derived``) and shared by the
+    decisions that hold with that reason (a static policy holds at every decision)."""
+    if numbers is None:
+        held = snapshot.layout_derived("evaluate.held_vertices", _HeldVertices)
+        vertices = held.get(reason)
+        if vertices is None:
+            vertices = held.put(reason, tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason, {})
+                                              for v in snapshot.vertices))
+    else:
+        vertices = tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason, dict(numbers.get(v.id, {})))
+                         for v in snapshot.vertices)
+    return Decision(timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason, vertices=vertices)
+
+
+class _HeldVertices:
+    """The vertex decisions of ``hold_decision`` for one layout, by reason (the few most recent reasons: a reason
+    with a count in it, "stabilizing for 45s more", changes at every decision)."""
+
+    _KEEP = 8
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        self._by_reason: dict[str, tuple[VertexDecision, ...]] = {}
+
+    def get(self, reason: str) -> tuple[VertexDecision, ...] | None:
+        return self._by_reason.get(reason)
+
+    def put(self, reason: str, vertices: tuple[VertexDecision, ...]) -> tuple[VertexDecision, ...]:
+        if len(self._by_reason) >= self._KEEP:
+            del self._by_reason[next(iter(self._by_reason))]
+        self._by_reason[reason] = vertices
+        return vertices
 
 
 def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelism: int, max_parallelism: int,
@@ -522,6 +591,36 @@ def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelis
         upper = min(upper, slot_ceiling)
     upper = max(upper, 1)
     return min(max(min_parallelism, 1), upper), upper
+
+
+def layout_groups_by_id(snapshot: MetricsSnapshot) -> dict[str, int | None]:
+    """``layout_groups`` of every vertex, by id: computed once per layout (``MetricsSnapshot.layout_derived``).
+    Shared: read it, never modify it."""
+    return snapshot.layout_derived("evaluate.layout_groups", _layout_groups_by_id)
+
+
+def _layout_groups_by_id(snapshot: MetricsSnapshot) -> dict[str, int | None]:
+    return {v.id: layout_groups(snapshot, v) for v in snapshot.vertices}
+
+
+def parallelism_bounds_by_id(snapshot: MetricsSnapshot, min_parallelism: int, max_parallelism: int,
+                             slot_ceiling: int | None) -> dict[str, tuple[int, int]]:
+    """``parallelism_bounds`` of every vertex, by id: computed once per layout and limits (the few most recent).
+    Shared: read it, never modify it."""
+    cache = snapshot.layout_derived("evaluate.parallelism_bounds", _new_bounds_cache)
+    key = (min_parallelism, max_parallelism, slot_ceiling)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 8:
+            del cache[next(iter(cache))]
+        found = {v.id: parallelism_bounds(snapshot, v, min_parallelism, max_parallelism, slot_ceiling)
+                 for v in snapshot.vertices}
+        cache[key] = found
+    return found
+
+
+def _new_bounds_cache(snapshot: MetricsSnapshot) -> dict[tuple[int, int, int | None], dict[str, tuple[int, int]]]:
+    return {}
 
 
 def _lag_growth_at(window: Sequence[MetricsSnapshot], index: int, vertex_id: str) -> float:

@@ -70,13 +70,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
-from flinkscale.core.snapshot import MetricsSnapshot, Vertex
+from flinkscale.core.snapshot import MetricsSnapshot, Vertex, frozen_instances
 from flinkscale.core.units import SECONDS_PER_DAY as DAY
 
 if TYPE_CHECKING:
@@ -270,8 +270,10 @@ class _DownBlock:
     due_at: float | None = None
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
+    """What the reactive rules make of one vertex (a named tuple: one per vertex at every decision, built in a
+    fraction of a frozen dataclass's time)."""
+
     vertex: Vertex
     cost: VertexCost | None
     numbers: dict[str, float]
@@ -335,9 +337,12 @@ class FlinkscalePolicy:
         last = history.rescales[-1] if history.rescales else None
         if draining is not None and last is not None and now - last.completed_at < s.catch_up_duration:
             drains_in_time = True
+        groups = ev.layout_groups_by_id(snapshot)
+        bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
+        changes = ev.parallelism_changes(snapshot, history) if s.effectiveness_threshold > 0 else None
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
-                                   restart, ceiling, peak_loads.get(v.id), down_block, learned is not None,
-                                   drains_in_time)
+                                   restart, groups[v.id], bounds[v.id], peak_loads.get(v.id), down_block,
+                                   learned is not None, drains_in_time, changes)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
         used_today = rescales_today(history, now)
@@ -364,24 +369,19 @@ class FlinkscalePolicy:
                 if sum(source_targets.values()) > forecast.at(now)[2] and down_block is None:
                     down_block = _DownBlock("the load is above its forecast's band")
                 plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
-                                           lags[v.id], restart, ceiling, peak_loads.get(v.id), down_block,
-                                           learned is not None, drains_in_time)
+                                           lags[v.id], restart, groups[v.id], bounds[v.id], peak_loads.get(v.id),
+                                           down_block, learned is not None, drains_in_time, changes)
                          for v in snapshot.vertices]
-        if fallback:
-            plans = [_Plan(p.vertex, p.cost, p.numbers, p.need, p.floor, p.trigger, f"{fallback}; {p.reason}")
-                     for p in plans]
+        # The reactive rules' reasons, after why they decide (the plan's fallback) when there is one.
+        reasons = [f"{fallback}; {p.reason}" for p in plans] if fallback else [p.reason for p in plans]
         downs = [p for p in plans if p.floor is not None and p.floor < p.vertex.parallelism]
         if not triggers and not downs:
-            return Decision(now, NAME, tuple(
-                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism, p.reason,
-                               {**p.numbers, "new_parallelism": float(p.vertex.parallelism)}) for p in plans))
+            return Decision(now, NAME, _held(plans, reasons))
         if used_today >= s.max_rescales_per_day:
             why = (f"{used_today} rescales today already (rescales.max-per-day {s.max_rescales_per_day}): held"
                    + (f" although {'; '.join(triggers)}" if triggers else ""))
-            return Decision(now, NAME, tuple(
-                VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
-                               f"{p.reason}; {why}", {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
-                for p in plans), blocked_reason=why if triggers else None)
+            return Decision(now, NAME, _held(plans, [f"{reason}; {why}" for reason in reasons]),
+                            blocked_reason=why if triggers else None)
         new, binding = self._size_graph(snapshot, plans, sized_for, lags, restart, ceiling)
         if not triggers:
             saving = _saving(ev.parallelism_of(snapshot), new)
@@ -390,18 +390,15 @@ class FlinkscalePolicy:
             if saving < worth:
                 why = (f"a scale-down would save only {saving:.1%} of the job's subtasks or slots, < {worth:.1%} "
                        f"(scale-down.min-saving, or 2 x restart / scale-down.interval): not worth a restart")
-                return Decision(now, NAME, tuple(
-                    VertexDecision(p.vertex.id, p.vertex.name, p.vertex.parallelism, p.vertex.parallelism,
-                                   f"{p.reason}; {why}", {**p.numbers, "new_parallelism": float(p.vertex.parallelism)})
-                    for p in plans))
+                return Decision(now, NAME, _held(plans, [f"{reason}; {why}" for reason in reasons]))
         why_rescale = "; ".join(triggers) if triggers else "rate stayed low for scale-down.interval"
         decisions = []
-        for plan in plans:
+        for plan, plan_reason in zip(plans, reasons, strict=True):
             p_new = new[plan.vertex.id]
             numbers = {**plan.numbers, "new_parallelism": float(p_new)}
             if plan.cost is not None:
                 numbers["utilization_after"] = plan.cost.busiest_utilization(targets[plan.vertex.id], p_new)
-            reason = f"{plan.reason}; rescale of the whole graph ({why_rescale})"
+            reason = f"{plan_reason}; rescale of the whole graph ({why_rescale})"
             if binding:
                 reason += f"; {binding}"
             decisions.append(VertexDecision(plan.vertex.id, plan.vertex.name, plan.vertex.parallelism, p_new,
@@ -418,14 +415,15 @@ class FlinkscalePolicy:
 
     # --- per vertex --------------------------------------------------------------------------------
     def _plan_vertex(self, snapshot: MetricsSnapshot, history: History, vertex: Vertex, metrics: ev.WindowMetrics,
-                     target: float, sized_for: float, lag: float, restart: float, ceiling: int | None,
-                     peak_load: float | None, down_block: _DownBlock | None, restart_learned: bool,
-                     drains_in_time: bool = False) -> _Plan:
+                     target: float, sized_for: float, lag: float, restart: float, groups: int | None,
+                     bounds: tuple[int, int], peak_load: float | None, down_block: _DownBlock | None,
+                     restart_learned: bool, drains_in_time: bool = False,
+                     changes: ev.ParallelismChanges | None = None) -> _Plan:
+        """``groups``: ``ev.layout_groups`` of the vertex; ``bounds``: its ``ev.parallelism_bounds``; ``changes``:
+        ``ev.parallelism_changes(snapshot, history)`` (or None)."""
         s = self.settings
         p = vertex.parallelism
-        groups = ev.layout_groups(snapshot, vertex)
-        lower, upper = ev.parallelism_bounds(snapshot, vertex, s.vertex_min_parallelism, s.vertex_max_parallelism,
-                                             ceiling)
+        lower, upper = bounds
         numbers: dict[str, float] = {"target_rate": target, "lag": float(lag), "restart_seconds": restart,
                                      "restart_learned": float(restart_learned)}
         if metrics.input_rate is not None:
@@ -461,7 +459,7 @@ class FlinkscalePolicy:
             outcome = None
             if s.effectiveness_threshold > 0:
                 outcome = ev.last_scale_up_outcome(snapshot, history, vertex.id, s.stabilization_interval,
-                                                   max(s.metrics_window, s.stabilization_interval))
+                                                   max(s.metrics_window, s.stabilization_interval), changes)
             # Judged only where the vertex was a bottleneck before: an idle vertex's TPR is noise.
             if (outcome is not None and outcome.busy_ratio_before >= 0.5
                     and not outcome.effective(s.effectiveness_threshold)):
@@ -627,8 +625,7 @@ class FlinkscalePolicy:
         shares = ({k: v / total for k, v in source_targets.items()} if total > 0 else
                   {k: 1.0 / len(source_targets) for k in source_targets})
         factor = ev.propagate_rates(snapshot, shares, ratios)
-        bounds = {p.vertex.id: ev.parallelism_bounds(snapshot, p.vertex, s.vertex_min_parallelism,
-                                                     s.vertex_max_parallelism, ceiling) for p in plans}
+        bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
 
         def carried(parallelism: Mapping[str, int]) -> float:
             capacity = math.inf
@@ -676,12 +673,12 @@ class FlinkscalePolicy:
                     lags: Mapping[str, float], restart: float, ceiling: int | None) -> tuple[dict[str, int], str]:
         """New parallelism per vertex for a rescale, and which ceiling binds (empty when none)."""
         s = self.settings
+        bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
         fraction, binding_vertex = 1.0, None
         for plan in plans:
             if plan.cost is None:
                 continue
-            lower, upper = ev.parallelism_bounds(snapshot, plan.vertex, s.vertex_min_parallelism,
-                                                 s.vertex_max_parallelism, ceiling)
+            lower, upper = bounds[plan.vertex.id]
             need_load = self._need_load(targets[plan.vertex.id], lags[plan.vertex.id], restart)
             reachable = plan.cost.full_speed_capacity(upper)
             if need_load > 0 and reachable < need_load and reachable / need_load < fraction:
@@ -689,8 +686,7 @@ class FlinkscalePolicy:
         new: dict[str, int] = {}
         for plan in plans:
             p = plan.vertex.parallelism
-            lower, upper = ev.parallelism_bounds(snapshot, plan.vertex, s.vertex_min_parallelism,
-                                                 s.vertex_max_parallelism, ceiling)
+            lower, upper = bounds[plan.vertex.id]
             if plan.cost is None:
                 new[plan.vertex.id] = min(p, upper)
                 continue
@@ -706,8 +702,7 @@ class FlinkscalePolicy:
                 new[plan.vertex.id] = min(p, upper)
         binding = ""
         if binding_vertex is not None:
-            _, upper = ev.parallelism_bounds(snapshot, binding_vertex, s.vertex_min_parallelism,
-                                             s.vertex_max_parallelism, ceiling)
+            _, upper = bounds[binding_vertex.id]
             limits = [f"max parallelism {binding_vertex.max_parallelism}",
                       f"vertex.max-parallelism {s.vertex_max_parallelism}"]
             if binding_vertex.partitions and ev.is_graph_source(snapshot, binding_vertex.id):
@@ -764,6 +759,16 @@ class FlinkscalePolicy:
             mean = sums / count
             peaks = np.where(mean > peaks, mean, peaks)  # max(peak, mean): the peak stays unless exceeded
         return dict(zip(vertex_ids, peaks.tolist(), strict=True)), None
+
+
+def _held(plans: Sequence[_Plan], reasons: Sequence[str]) -> tuple[VertexDecision, ...]:
+    """Every vertex kept at its parallelism, ``reasons[i]`` for ``plans[i]``, with the plan's numbers (built
+    column by column: a decision that holds is what most decisions are)."""
+    parallelism = [p.vertex.parallelism for p in plans]
+    return tuple(frozen_instances(VertexDecision, {
+        "vertex_id": [p.vertex.id for p in plans], "vertex_name": [p.vertex.name for p in plans],
+        "current_parallelism": parallelism, "new_parallelism": parallelism, "reason": reasons,
+        "numbers": [{**p.numbers, "new_parallelism": float(p.vertex.parallelism)} for p in plans]}))
 
 
 _NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"

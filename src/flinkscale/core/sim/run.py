@@ -27,9 +27,12 @@ The per-step lag is kept in full; the timeline (for plots) has one point per dec
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +43,7 @@ from flinkscale.core.policy.registry import required_history_seconds
 from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.engine import IntArray, JobModel, WindowMetrics
 from flinkscale.core.sim.keyload import FloatArray
-from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline
+from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimPipeline, SimVertex
 from flinkscale.core.snapshot import (
     CheckpointStats,
     ClusterResources,
@@ -49,6 +52,7 @@ from flinkscale.core.snapshot import (
     SubtaskMetrics,
     Vertex,
     VertexMetrics,
+    frozen_instances,
 )
 
 ProgressCallback = Callable[[float], None]
@@ -187,6 +191,47 @@ def _segment_sums(values: FloatArray, starts: IntArray, counts: IntArray) -> Flo
     return total
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What every snapshot of the model shares until its next rescale: each vertex's fields apart from its
+    metrics, column by column in the model's order, and the cluster the slots in use make."""
+
+    vertices: tuple[SimVertex, ...]  # the model's, whose identity says whether the layout still holds
+    fields: list[dict[str, Any]]  # per vertex, its Vertex fields but metrics (in field order)
+    sources: tuple[int, ...]  # indexes of the sources (no input edges)
+    parallelism: list[float]  # per vertex, for the timeline
+    cluster: ClusterResources
+
+
+def _layout(model: JobModel, config: SimConfig) -> _Layout:
+    targets = {e.target for e in model.pipeline.edges}
+    origins = {e.source for e in model.pipeline.edges}
+    vertices = model.vertices
+    slots = config.cluster.slots_for(model.parallelism())
+    spt = config.cluster.slots_per_task_manager
+    task_managers = -(-slots // spt)
+    cluster = ClusterResources(task_managers=task_managers, slots_total=task_managers * spt,
+                               slots_available=task_managers * spt - slots, slots_per_task_manager=spt,
+                               max_task_managers=config.cluster.max_slots // spt)
+    fields: list[dict[str, Any]] = [
+        {"id": v.id, "name": v.label, "parallelism": v.parallelism, "max_parallelism": v.max_parallelism,
+         "is_source": v.id not in targets, "is_sink": v.id not in origins, "partitions": v.partitions}
+        for v in vertices]
+    sources = tuple(i for i, v in enumerate(vertices) if v.id not in targets)
+    return _Layout(vertices, fields, sources, [float(v.parallelism) for v in vertices], cluster)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A snapshot and the per-vertex columns its timeline point reads (None where Flink would report none)."""
+
+    snapshot: MetricsSnapshot
+    rate_in: list[float | None]
+    busy_max: list[float | None]
+    busy_avg: list[float | None]
+    back_pressured_max: list[float | None]
+
+
 def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: float, job_name: str,
                    config: SimConfig, job_state: str = "RUNNING", checkpoints: CheckpointStats | None = None,
                    keep_probability: float = 1.0, edges: tuple[Edge, ...] | None = None) -> MetricsSnapshot:
@@ -201,19 +246,24 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
     ``edges``: the snapshot edges of ``model.pipeline`` (``snapshot_edges``), for a run loop that hands every
     snapshot the same tuple (snapshots sharing it share what is derived from the graph alone).
     """
-    slots = config.cluster.slots_for(model.parallelism())
-    spt = config.cluster.slots_per_task_manager
-    task_managers = -(-slots // spt)
-    cluster = ClusterResources(task_managers=task_managers, slots_total=task_managers * spt,
-                               slots_available=task_managers * spt - slots, slots_per_task_manager=spt,
-                               max_task_managers=config.cluster.max_slots // spt)
+    return _build(model, window, _layout(model, config), timestamp=timestamp, job_name=job_name, config=config,
+                  job_state=job_state, checkpoints=checkpoints, keep_probability=keep_probability,
+                  edges=edges).snapshot
+
+
+def _build(model: JobModel, window: WindowMetrics | None, layout: _Layout, *, timestamp: float, job_name: str,
+           config: SimConfig, job_state: str, checkpoints: CheckpointStats | None, keep_probability: float,
+           edges: tuple[Edge, ...] | None) -> _Built:
+    """``build_snapshot`` with the model's ``layout``; the vertices and their metrics are built column by
+    column (``frozen_instances``), each column one ``tolist`` of a numpy array."""
     queued = model.queued_per_vertex().tolist()
-    targets = {e.target for e in model.pipeline.edges}
-    origins = {e.source for e in model.pipeline.edges}
-    starts, counts = model.seg_start, model.parallelism_array
-    n_sources = len(model.source_ids)
-    per_vertex: list[VertexMetrics] = []
+    n = len(model.vertices)
+    pending: list[float | None] = [None] * n
+    for i in layout.sources:
+        pending[i] = queued[i]
     if window is not None:
+        starts, counts = model.seg_start, model.parallelism_array
+        n_sources = len(model.source_ids)
         seconds = window.seconds
         processed = window.processed
         capacity_seconds: FloatArray = model.capacity * seconds
@@ -238,40 +288,58 @@ def build_snapshot(model: JobModel, window: WindowMetrics | None, *, timestamp: 
         source_processed = _segment_sums(processed[: model.n_source_subtasks], starts[:n_sources],
                                          counts[:n_sources]).tolist()
         rates = rate_sum.tolist()
-        for i, v in enumerate(model.vertices):
-            is_source = v.id not in targets
-            pending = queued[i] if is_source else None
-            pending_growth = None
-            if is_source:
-                admitted_here = window.admitted / len(model.source_ids)
-                pending_growth = (admitted_here - source_processed[i]) / seconds
-            subtasks: tuple[SubtaskMetrics, ...] = ()
-            if config.subtask_metrics:
-                lo, hi = int(starts[i]), int(starts[i] + counts[i])
-                subtasks = tuple(SubtaskMetrics(index=k, num_records_in_per_second=float(rate_in[lo + k]),
-                                                num_records_out_per_second=float(rate_in[lo + k] * model.out_factor[i]),
-                                                busy_time_ms_per_second=float(busy[lo + k]),
-                                                back_pressured_time_ms_per_second=float(backpressured[lo + k]),
-                                                idle_time_ms_per_second=float(idle[lo + k]))
-                                 for k in range(hi - lo))
-            per_vertex.append(VertexMetrics(
-                num_records_in_per_second=rates[i], num_records_out_per_second=records_out[i],
-                busy_time_ms_per_second_max=busy_max[i], busy_time_ms_per_second_avg=busy_avg[i],
-                back_pressured_time_ms_per_second_max=bp_max[i], back_pressured_time_ms_per_second_avg=bp_avg[i],
-                idle_time_ms_per_second_avg=idle_avg[i], pending_records=pending,
-                pending_records_per_second=pending_growth, records_in_skew=skew[i], subtasks=subtasks))
-    else:
-        per_vertex = [VertexMetrics(pending_records=queued[i]) if v.id not in targets else VertexMetrics()
-                      for i, v in enumerate(model.vertices)]
-    vertices = tuple(Vertex(id=v.id, name=v.label, parallelism=v.parallelism, max_parallelism=v.max_parallelism,
-                            is_source=v.id not in targets, is_sink=v.id not in origins, partitions=v.partitions,
-                            metrics=per_vertex[i])
-                     for i, v in enumerate(model.vertices))
+        pending_growth: list[float | None] = [None] * n
+        admitted_here = window.admitted / len(model.source_ids)
+        for i in layout.sources:
+            pending_growth[i] = (admitted_here - source_processed[i]) / seconds
+        columns: dict[str, Sequence[Any]] = {
+            "num_records_in_per_second": rates, "num_records_out_per_second": records_out,
+            "busy_time_ms_per_second_max": busy_max, "busy_time_ms_per_second_avg": busy_avg,
+            "back_pressured_time_ms_per_second_max": bp_max, "back_pressured_time_ms_per_second_avg": bp_avg,
+            "idle_time_ms_per_second_avg": idle_avg, "pending_records": pending,
+            "pending_records_per_second": pending_growth, "records_in_skew": skew}
+        same: dict[str, Any] = {"num_bytes_in_per_second": None, "num_bytes_out_per_second": None}
+        if config.subtask_metrics:
+            columns["subtasks"] = [
+                tuple(SubtaskMetrics(index=k, num_records_in_per_second=float(rate_in[lo + k]),
+                                     num_records_out_per_second=float(rate_in[lo + k] * model.out_factor[i]),
+                                     busy_time_ms_per_second=float(busy[lo + k]),
+                                     back_pressured_time_ms_per_second=float(backpressured[lo + k]),
+                                     idle_time_ms_per_second=float(idle[lo + k]))
+                      for k in range(hi - lo))
+                for i, (lo, hi) in enumerate(zip(starts.tolist(), (starts + counts).tolist(), strict=True))]
+        else:
+            same["subtasks"] = ()
+        per_vertex = frozen_instances(VertexMetrics, columns, same)
+        built = _Built(_snapshot(per_vertex, layout, model, window, timestamp=timestamp, job_name=job_name,
+                                 job_state=job_state, checkpoints=checkpoints, edges=edges),
+                       rates, busy_max, busy_avg, bp_max)
+        return built
+    nothing: list[float | None] = [None] * n
+    per_vertex = frozen_instances(VertexMetrics, {"pending_records": pending}, _NO_METRICS)
+    return _Built(_snapshot(per_vertex, layout, model, window, timestamp=timestamp, job_name=job_name,
+                            job_state=job_state, checkpoints=checkpoints, edges=edges),
+                  nothing, nothing, nothing, nothing)
+
+
+#: A vertex's metrics without a window, but pending records (sources only).
+_NO_METRICS: dict[str, Any] = {
+    "num_records_in_per_second": None, "num_records_out_per_second": None, "num_bytes_in_per_second": None,
+    "num_bytes_out_per_second": None, "busy_time_ms_per_second_max": None, "busy_time_ms_per_second_avg": None,
+    "back_pressured_time_ms_per_second_max": None, "back_pressured_time_ms_per_second_avg": None,
+    "idle_time_ms_per_second_avg": None, "pending_records_per_second": None, "records_in_skew": None,
+    "subtasks": ()}
+
+
+def _snapshot(per_vertex: list[VertexMetrics], layout: _Layout, model: JobModel, window: WindowMetrics | None, *,
+              timestamp: float, job_name: str, job_state: str, checkpoints: CheckpointStats | None,
+              edges: tuple[Edge, ...] | None) -> MetricsSnapshot:
+    vertices = tuple(frozen_instances(Vertex, {"metrics": per_vertex}, leading=layout.fields))
     if edges is None:
         edges = snapshot_edges(model.pipeline)
     return MetricsSnapshot(timestamp=timestamp, job_id=f"sim-{job_name}", job_name=job_name,
                            vertices=vertices, edges=edges, job_state=job_state,
-                           window_seconds=window.seconds if window else 0.0, cluster=cluster,
+                           window_seconds=window.seconds if window else 0.0, cluster=layout.cluster,
                            checkpoints=checkpoints)
 
 
@@ -287,6 +355,37 @@ def _lag_seconds(lag_records: FloatArray, offered_rate: FloatArray) -> FloatArra
     return seconds
 
 
+#: Decisions between two collections of the young generations while a run holds the collector off.
+_COLLECT_EVERY = 100
+
+
+@contextlib.contextmanager
+def _young_collections_only() -> Iterator[Callable[[], None]]:
+    """Holds Python's automatic cyclic garbage collection off for a run, and yields what to call at each decision:
+    every ``_COLLECT_EVERY`` decisions it collects the young generations (cycles made since), never the old one.
+
+    Why: the history keeps hours of snapshots, thousands of small objects each (a vertex and its metrics per
+    vertex), and the automatic collector walks all of them again whenever a quarter as many new ones have
+    survived: at 1,000 vertices a third of a run's time, for no garbage (a run makes no reference cycles; the
+    tests check that, and memory is freed by reference counting as snapshots leave the history). The collector
+    is as it was when the run ends, and the old generation is collected then as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    decisions = 0
+
+    def decided() -> None:
+        nonlocal decisions
+        decisions += 1
+        if decisions % _COLLECT_EVERY == 0:
+            gc.collect(1)
+
+    try:
+        yield decided
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: SimConfig, *,
              progress: ProgressCallback | None = None, policy_name: str | None = None,
              history: History | None = None, step_by_step: bool = False) -> SimRun:
@@ -295,7 +394,16 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
 
     The steps between two events (a decision, a checkpoint) go through ``JobModel.advance`` at once while the
     job flows freely, else one by one through ``JobModel.step``; ``step_by_step`` takes every step one by one
-    (the reference the tests compare the fast path with)."""
+    (the reference the tests compare the fast path with). The run holds the automatic cyclic garbage collector
+    off (``_young_collections_only``)."""
+    with _young_collections_only() as decided:
+        return _simulate(pipeline, rates, policy, config, progress=progress, policy_name=policy_name,
+                         history=history, step_by_step=step_by_step, decided=decided)
+
+
+def _simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: SimConfig, *,
+              progress: ProgressCallback | None, policy_name: str | None, history: History | None,
+              step_by_step: bool, decided: Callable[[], None]) -> SimRun:
     name: str = policy_name or str(getattr(policy, "name", type(policy).__name__))
     dt = config.step_seconds
     steps = min(config.steps, len(rates))
@@ -329,6 +437,7 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
     source_index = [model.index[s] for s in model.source_ids]
     interval_offered = 0.0
     interval_steps = 0
+    layout: _Layout | None = None  # rebuilt after each rescale
     stepped_until = 0  # steps before this one go one by one (a span there did not flow freely)
     t = 0
     while t < steps:
@@ -382,12 +491,15 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
             checkpoint_stats = CheckpointStats(
                 completed=checkpoints_done, interval_ms=config.checkpoints.interval_seconds * 1000,
                 state_size_bytes=round(state_bytes), last_duration_ms=config.checkpoints.pause_seconds * 1000)
-            snapshot = build_snapshot(model, window, timestamp=now, job_name=pipeline.name, config=config,
-                                      job_state="RUNNING" if running else "RESTARTING",
-                                      checkpoints=checkpoint_stats, keep_probability=1.0 - shed_fraction,
-                                      edges=edges)
+            if layout is None or layout.vertices is not model.vertices:
+                layout = _layout(model, config)
+            built = _build(model, window, layout, timestamp=now, job_name=pipeline.name, config=config,
+                           job_state="RUNNING" if running else "RESTARTING", checkpoints=checkpoint_stats,
+                           keep_probability=1.0 - shed_fraction, edges=edges)
+            snapshot = built.snapshot
             arrival_rate = interval_offered / (interval_steps * dt)
-            points.append(_timeline_point(snapshot, now, arrival_rate, lag[t], slots, source_index, sink_index))
+            points.append(_timeline_point(built, layout, now, arrival_rate, lag[t], slots, source_index, sink_index))
+            decided()
             interval_offered = 0.0
             interval_steps = 0
             if running and window is not None and t < steps - 1:
@@ -398,9 +510,11 @@ def simulate(pipeline: SimPipeline, rates: FloatArray, policy: Policy, config: S
                 history, controller, decision = result.history, result.state, result.decision
                 if decision is not None:
                     shed_fraction = _checked_shed(decision, name)
-                if decision is not None and decision.rescale:
+                # The step asks for a rescale exactly when the decision rescales (``decision.rescale``).
+                rescale = next((a for a in result.actions if isinstance(a, control.Rescale)), None)
+                if rescale is not None:
                     old = model.parallelism()
-                    new = clamp_parallelism(decision.parallelism(), model.pipeline, config.cluster)
+                    new = clamp_parallelism(rescale.parallelism, model.pipeline, config.cluster)
                     if new != old:
                         cost = config.rescale.downtime_seconds(state_bytes)
                         model.rescale(new, restore_from_checkpoint=config.rescale.mode == "checkpoint")
@@ -443,16 +557,16 @@ def _checked_shed(decision: Decision, policy_name: str) -> float:
     return fraction
 
 
-def _timeline_point(snapshot: MetricsSnapshot, now: float, offered_rate: float, lag_records: float, slots: int,
-                    source_index: list[int], sink_index: list[int]) -> dict[str, object]:
-    rate_in = [v.metrics.num_records_in_per_second or 0.0 for v in snapshot.vertices]
+def _timeline_point(built: _Built, layout: _Layout, now: float, offered_rate: float, lag_records: float,
+                    slots: int, source_index: list[int], sink_index: list[int]) -> dict[str, object]:
+    rate_in = [rate or 0.0 for rate in built.rate_in]
     return {
         "time": now, "offered": offered_rate, "lag": lag_records, "slots": float(slots),
         "source": sum(rate_in[i] for i in source_index), "sink": sum(rate_in[i] for i in sink_index),
-        "parallelism": [float(v.parallelism) for v in snapshot.vertices],
-        "busy_max": [(v.metrics.busy_time_ms_per_second_max or 0.0) / 1000 for v in snapshot.vertices],
-        "busy_avg": [(v.metrics.busy_time_ms_per_second_avg or 0.0) / 1000 for v in snapshot.vertices],
-        "bp_max": [(v.metrics.back_pressured_time_ms_per_second_max or 0.0) / 1000 for v in snapshot.vertices],
+        "parallelism": layout.parallelism,
+        "busy_max": [(busy or 0.0) / 1000 for busy in built.busy_max],
+        "busy_avg": [(busy or 0.0) / 1000 for busy in built.busy_avg],
+        "bp_max": [(back_pressured or 0.0) / 1000 for back_pressured in built.back_pressured_max],
     }
 
 
