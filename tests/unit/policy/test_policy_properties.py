@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from policy_snapshots import clickstream, history_of, job, vertex
 
@@ -51,7 +51,14 @@ def test_no_decision_exceeds_max_parallelism_partitions_or_slots(snapshot: Metri
 def test_monotonic_in_rate(shape: dict[str, object], rate: float, factor: float, name: str) -> None:
     # Same job, higher arrival rate (fresh history): no vertex gets a lower parallelism.
     policy = make_policy(name)
-    low = policy.decide(clickstream(0.0, arrival=rate, **shape), History()).parallelism()  # type: ignore[arg-type]
+    snapshot = clickstream(0.0, arrival=rate, **shape)  # type: ignore[arg-type]
+    # Not for the operator at saturation: a vertex busy all the time has a TPR equal to its target rate, and the
+    # released operator rounds its scale-up threshold to whole records/s (Math.round), so whether that tie counts
+    # as "below the threshold" follows the rate's fraction, not its size (a random run found 378,871/s scaling up
+    # and 1.25x that holding).
+    assume(name != "flink-operator"
+           or all((v.metrics.busy_time_ms_per_second_max or 0.0) < 1000.0 for v in snapshot.vertices))
+    low = policy.decide(snapshot, History()).parallelism()
     high = policy.decide(clickstream(0.0, arrival=rate * factor, **shape),  # type: ignore[arg-type]
                          History()).parallelism()
     assert all(high[k] >= low[k] for k in low), (low, high)
