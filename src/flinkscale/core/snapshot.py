@@ -232,15 +232,7 @@ class MetricsSnapshot:
         """Like ``derived``, for a value that depends only on the graph (vertex ids in order, edges), never on
         parallelism or metrics: snapshots that share their edges tuple and vertex ids (the simulator's, while
         the graph is unchanged) share it too, so it is computed once per graph, not once per snapshot."""
-        graph = self._graph
-        ids = self.vertex_ids
-        found = graph.derived.get(key)
-        if found is not None and found[0] == ids:
-            value: _T = found[1]
-            return value
-        computed = compute(self)
-        graph.derived[key] = (ids, computed)
-        return computed
+        return _shared(self._graph.derived, key, self.vertex_ids, compute, self)
 
     @cached_property
     def layout_key(self) -> tuple[tuple[Any, ...], ...]:
@@ -257,15 +249,7 @@ class MetricsSnapshot:
         on anything else in the snapshot: snapshots that share their edges tuple and layout (the simulator's
         between two rescales) share it, so it is computed once per layout, not once per snapshot. One value is
         kept per key (the latest layout's)."""
-        graph = self._graph
-        layout = self.layout_key
-        found = graph.layout_derived.get(key)
-        if found is not None and found[0] == layout:
-            value: _T = found[1]
-            return value
-        computed = compute(self)
-        graph.layout_derived[key] = (layout, computed)
-        return computed
+        return _shared(self._graph.layout_derived, key, self.layout_key, compute, self)
 
     def derived(self, key: str, compute: Callable[[MetricsSnapshot], _T]) -> _T:
         """``compute(self)``, computed once per snapshot and kept with it under ``key``: what readers derive
@@ -367,8 +351,10 @@ class _GraphIndex:
         self.inputs = {k: tuple(v) for k, v in inputs.items()}
         self.outputs = {k: tuple(v) for k, v in outputs.items()}
         self.keyed = frozenset(e.target for e in edges if e.ship_strategy.is_keyed)
-        self.derived: dict[str, tuple[tuple[str, ...], Any]] = {}
-        self.layout_derived: dict[str, tuple[tuple[tuple[Any, ...], ...], Any]] = {}
+        # graph_derived's values (kept with the vertex ids they were computed for) and layout_derived's (with the
+        # layout_key): see _shared.
+        self.derived: dict[str, tuple[Any, Any]] = {}
+        self.layout_derived: dict[str, tuple[Any, Any]] = {}
 
 
 # The vertex ids and edges tuple of the last snapshot checked in ``MetricsSnapshot.__post_init__`` (valid).
@@ -387,6 +373,19 @@ def _graph_index(edges: tuple[Edge, ...]) -> _GraphIndex:
     index = _GraphIndex(edges)
     _last_graph = index
     return index
+
+
+def _shared(store: dict[str, tuple[Any, Any]], key: str, token: Any, compute: Callable[[MetricsSnapshot], _T],
+            snapshot: MetricsSnapshot) -> _T:
+    """``store[key]``'s value while it was computed for ``token`` (what the value depends on), else
+    ``compute(snapshot)``, kept in ``store`` for the next snapshot with that token (one value per key)."""
+    found = store.get(key)
+    if found is not None and found[0] == token:
+        value: _T = found[1]
+        return value
+    computed = compute(snapshot)
+    store[key] = (token, computed)
+    return computed
 
 
 def _graph_source_indexes(snapshot: MetricsSnapshot) -> tuple[int, ...]:
