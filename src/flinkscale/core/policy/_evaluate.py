@@ -27,7 +27,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import Decision, History, VertexDecision
@@ -550,7 +550,7 @@ def hold_decision(snapshot: MetricsSnapshot, policy: str, reason: str, blocked_r
     alone: they are built once per layout and reason (``MetricsSnapshot.layout_derived``) and shared by the
     decisions that hold with that reason (a static policy holds at every decision)."""
     if numbers is None:
-        held = snapshot.layout_derived("evaluate.held_vertices", _HeldVertices)
+        held = snapshot.layout_derived("evaluate.held_vertices", _held_cache)
         vertices = held.get(reason)
         if vertices is None:
             vertices = held.put(reason, tuple(VertexDecision(v.id, v.name, v.parallelism, v.parallelism, reason, {})
@@ -561,23 +561,37 @@ def hold_decision(snapshot: MetricsSnapshot, policy: str, reason: str, blocked_r
     return Decision(timestamp=snapshot.timestamp, policy=policy, blocked_reason=blocked_reason, vertices=vertices)
 
 
-class _HeldVertices:
-    """The vertex decisions of ``hold_decision`` for one layout, by reason (the few most recent reasons: a reason
-    with a count in it, "stabilizing for 45s more", changes at every decision)."""
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """The few most recent values by key, the oldest dropped first: what is kept per layout for arguments that
+    vary (a reason with a count in it, "stabilizing for 45s more", changes at every decision)."""
 
     _KEEP = 8
 
-    def __init__(self, snapshot: MetricsSnapshot) -> None:
-        self._by_reason: dict[str, tuple[VertexDecision, ...]] = {}
+    def __init__(self) -> None:
+        self._values: dict[_K, _V] = {}
 
-    def get(self, reason: str) -> tuple[VertexDecision, ...] | None:
-        return self._by_reason.get(reason)
+    def get(self, key: _K) -> _V | None:
+        return self._values.get(key)
 
-    def put(self, reason: str, vertices: tuple[VertexDecision, ...]) -> tuple[VertexDecision, ...]:
-        if len(self._by_reason) >= self._KEEP:
-            del self._by_reason[next(iter(self._by_reason))]
-        self._by_reason[reason] = vertices
-        return vertices
+    def put(self, key: _K, value: _V) -> _V:
+        if len(self._values) >= self._KEEP:
+            del self._values[next(iter(self._values))]
+        self._values[key] = value
+        return value
+
+
+def _held_cache(snapshot: MetricsSnapshot) -> _Recent[str, tuple[VertexDecision, ...]]:
+    """``hold_decision``'s vertex decisions for one layout, by reason."""
+    return _Recent()
+
+
+def _bounds_cache(snapshot: MetricsSnapshot) -> _Recent[tuple[int, int, int | None], dict[str, tuple[int, int]]]:
+    """``parallelism_bounds_by_id`` for one layout, by limits."""
+    return _Recent()
 
 
 def parallelism_bounds(snapshot: MetricsSnapshot, vertex: Vertex, min_parallelism: int, max_parallelism: int,
@@ -607,20 +621,13 @@ def parallelism_bounds_by_id(snapshot: MetricsSnapshot, min_parallelism: int, ma
                              slot_ceiling: int | None) -> dict[str, tuple[int, int]]:
     """``parallelism_bounds`` of every vertex, by id: computed once per layout and limits (the few most recent).
     Shared: read it, never modify it."""
-    cache = snapshot.layout_derived("evaluate.parallelism_bounds", _new_bounds_cache)
+    cache = snapshot.layout_derived("evaluate.parallelism_bounds", _bounds_cache)
     key = (min_parallelism, max_parallelism, slot_ceiling)
     found = cache.get(key)
     if found is None:
-        if len(cache) >= 8:
-            del cache[next(iter(cache))]
-        found = {v.id: parallelism_bounds(snapshot, v, min_parallelism, max_parallelism, slot_ceiling)
-                 for v in snapshot.vertices}
-        cache[key] = found
+        found = cache.put(key, {v.id: parallelism_bounds(snapshot, v, min_parallelism, max_parallelism, slot_ceiling)
+                                for v in snapshot.vertices})
     return found
-
-
-def _new_bounds_cache(snapshot: MetricsSnapshot) -> dict[tuple[int, int, int | None], dict[str, tuple[int, int]]]:
-    return {}
 
 
 def _lag_growth_at(window: Sequence[MetricsSnapshot], index: int, vertex_id: str) -> float:
