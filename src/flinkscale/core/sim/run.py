@@ -31,7 +31,7 @@ import contextlib
 import gc
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -322,13 +322,8 @@ def _build(model: JobModel, window: WindowMetrics | None, layout: _Layout, *, ti
                   nothing, nothing, nothing, nothing)
 
 
-#: A vertex's metrics without a window, but pending records (sources only).
-_NO_METRICS: dict[str, Any] = {
-    "num_records_in_per_second": None, "num_records_out_per_second": None, "num_bytes_in_per_second": None,
-    "num_bytes_out_per_second": None, "busy_time_ms_per_second_max": None, "busy_time_ms_per_second_avg": None,
-    "back_pressured_time_ms_per_second_max": None, "back_pressured_time_ms_per_second_avg": None,
-    "idle_time_ms_per_second_avg": None, "pending_records_per_second": None, "records_in_skew": None,
-    "subtasks": ()}
+#: A vertex's metrics without a window, but pending records (sources only): every other field at its default.
+_NO_METRICS: dict[str, Any] = {f.name: f.default for f in fields(VertexMetrics) if f.name != "pending_records"}
 
 
 def _snapshot(per_vertex: list[VertexMetrics], layout: _Layout, model: JobModel, window: WindowMetrics | None, *,
