@@ -10,23 +10,27 @@ command line and start time with what the state file recorded, and ``terminate``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import psutil
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from flinkscale.core.errors import InputError, RuntimeFailure
 
 DEFAULT_STATE_DIR = Path(".flinkscale")
 
 _S = TypeVar("_S")
+
+#: Field types of the state files (``cluster.json``, ``broker.json``): a pid Linux can hand out, and a time
+#: (``time.time()`` or psutil's create_time) that is finite and before the year 5138.
+StatePid = Annotated[int, Field(ge=1, le=2**22)]
+StateTime = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
 
 
 def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
@@ -40,14 +44,12 @@ def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}", field=str(path)) from None
     hint = f"it is damaged or from another flinkscale version; stop what it started by hand and delete {path.name}"
-    try:
-        json.loads(raw.decode("utf-8"))  # the one message for text that is not JSON, however it fails
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InputError(f"not a {what} (not UTF-8 JSON): {hint}", field=str(path)) from None
-    try:  # JSON mode: strict types, and a JSON array may fill a tuple
+    try:  # parsed and validated in one pass, in JSON mode: strict types, and a JSON array may fill a tuple
         return TypeAdapter(model).validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":  # not UTF-8, not JSON, or nested too deeply: one message for all
+            raise InputError(f"not a {what} (not UTF-8 JSON): {hint}", field=str(path)) from None
         where = ".".join(str(p) for p in first["loc"]) or "the file"
         raise InputError(f"not a {what} ({where}: {first['msg'][:120]}): {hint}", field=str(path)) from None
 

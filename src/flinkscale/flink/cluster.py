@@ -52,6 +52,8 @@ from flinkscale.flink.models import TaskManagerInfo
 from flinkscale.host import (
     DEFAULT_STATE_DIR,
     PortTaken,
+    StatePid,
+    StateTime,
     check_ours,
     listening_ports,
     pid_alive,
@@ -85,8 +87,6 @@ class ClusterSpec:
 
 # --- the state file -----------------------------------------------------------------------------------------
 _Port = Annotated[int, Field(ge=0, le=65535)]
-_Pid = Annotated[int, Field(ge=1, le=2**22)]
-_Time = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
 _Text = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
@@ -103,10 +103,10 @@ class ClusterInfo:
     state_dir: _Text
     flink_home: _Text
     java_home: _Text
-    started_at: _Time
-    supervisor_pid: _Pid | None = None
+    started_at: StateTime
+    supervisor_pid: StatePid | None = None
     # When the supervisor process started (psutil's create_time): `down` signals that pid only if it still is it.
-    supervisor_create_time: _Time | None = None
+    supervisor_create_time: StateTime | None = None
 
 
 # --- processes flinkscale started ---------------------------------------------------------------------------

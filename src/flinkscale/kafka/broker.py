@@ -27,6 +27,8 @@ from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.host import (
     DEFAULT_STATE_DIR,
     PortTaken,
+    StatePid,
+    StateTime,
     check_ours,
     listening_ports,
     pid_alive,
@@ -40,9 +42,6 @@ from flinkscale.host import (
 DEFAULT_BROKER_PORT = 9092
 
 
-_Time = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
-
-
 @pydantic_dataclass(frozen=True, config=ConfigDict(strict=True))
 class BrokerInfo:
     """What ``broker.json`` records about the started broker, validated when it is read back; files from before
@@ -50,10 +49,10 @@ class BrokerInfo:
 
     bootstrap: Annotated[str, Field(min_length=3, max_length=4096)]
     port: Annotated[int, Field(ge=1, le=65535)]
-    pid: Annotated[int, Field(ge=1, le=2**22)]
-    started_at: _Time
+    pid: StatePid
+    started_at: StateTime
     # The broker process as started (psutil's create_time, argv): `down` signals the pid only if it still is it.
-    create_time: _Time | None = None
+    create_time: StateTime | None = None
     cmdline: tuple[Annotated[str, Field(max_length=4096)], ...] | None = None
 
 
