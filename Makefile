@@ -57,8 +57,9 @@ integration: $(STAMP) java
 
 # Two lanes on the 2 cores. The first runs the integration tests that measure rates, busy time or rescales (real
 # clusters; mostly waiting on Flink), the timing-sensitive ones last (tests/integration/conftest.py). The second
-# runs lint, typecheck, the unit tests and the integration modules that measure nothing timing-sensitive; its
-# output is printed once both lanes are done. Either lane failing fails `make test`. Property tests run
+# runs lint, typecheck, the integration modules that measure nothing timing-sensitive (first: their clusters and
+# Java jobs are done before the first lane reaches its timing-sensitive modules) and the unit tests; its output is
+# printed once both lanes are done. Either lane failing fails `make test`. Property tests run
 # derandomized (tests/conftest.py): CI must not depend on a random draw.
 # The first lane's clusters live under a short temp dir (mktemp below), which keeps failure output readable; the
 # cluster itself keeps RocksDB's paths short whatever its state dir (tests/integration/test_rocksdb_paths.py).
@@ -75,7 +76,7 @@ test: java
 	@mkdir -p build
 	@( { $(NICE) $(BIN)/ruff check src tests bench && $(NICE) $(BIN)/lint-imports && $(NICE) $(BIN)/mypy; } \
 	     > build/second-lane.log 2>&1 && \
-	   HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(UNIT_TESTS) $(SECOND_LANE) \
+	   HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(SECOND_LANE) $(UNIT_TESTS) \
 	     >> build/second-lane.log 2>&1; echo $$? > build/second-lane.rc ) & \
 	short=$$(mktemp -d /tmp/fs.XXXX); \
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 --basetemp=$$short \

@@ -35,10 +35,11 @@ _names = itertools.count()
 _HERE = Path(__file__).parent
 
 
-# `make test` runs its second lane (lint, typecheck, unit tests and the integration modules that measure nothing
-# timing-sensitive) beside these tests for the first ~15 minutes. The modules whose assertions rest on measured
-# rates, busy time or how fast a rescale lands run last, when that lane has finished; the others keep their order.
-# (The three-job daemon test once saw its load generators reach a tenth of their rate while that lane ran.)
+# `make test` runs its second lane (lint, typecheck, the integration modules that measure nothing timing-sensitive,
+# then the unit tests) beside these tests. The modules whose assertions rest on measured rates, busy time or how
+# fast a rescale lands run last, when that lane's clusters are gone and only its niced unit tests are left; the
+# others keep their order. (The three-job daemon test once saw its load generators reach a tenth of their rate
+# while that lane ran; a CI run whose second lane still ran its Java jobs then failed three measured checks.)
 _LAST = ("test_autoscale_all_jobs", "test_profile", "test_autoscale", "test_shedding", "test_demo")
 
 
@@ -49,11 +50,12 @@ def _lane_order(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/integration carries the integration marker, whether its module says so or not; the
-    timing-sensitive modules run last (a stable sort: each module's tests stay together)."""
+    timing-sensitive modules run last. A stable sort: each module's tests stay together, and every other test
+    keeps the order of the command line (the second lane names its integration modules before the unit tests)."""
     for item in items:
         if _HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: _lane_order(item) if _HERE in Path(item.path).parents else -1)
+    items.sort(key=lambda item: _lane_order(item) if _HERE in Path(item.path).parents else 0)
 
 
 @dataclass

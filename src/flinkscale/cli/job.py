@@ -43,6 +43,8 @@ def submit(
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="Default: the embedded broker."),
     cost_us: float = typer.Option(50.0, "--cost-us", help="CPU microseconds burnt per event in the enrichment "
                                   "(clickstream, keyed-java)."),
+    cost_kind: str = typer.Option("spin", "--cost-kind", help="keyed-java: spin (the cost is CPU) or sleep (waiting "
+                                  "on a remote lookup: busy time that takes no CPU from other tasks)."),
     cost_rounds: int = typer.Option(100, "--cost-rounds", help="clickstream-sql: the URL is repeated this many "
                                     "times and SHA-256 hashed per event (a CPU cost from Flink built-ins)."),
     shed_control_topic: str = typer.Option("", "--shed-control-topic", help="clickstream-sql, keyed-java: load "
@@ -77,6 +79,8 @@ def submit(
         raise InputError(f"must be from 1 to 32768, got {parallelism}", field="--parallelism")
     if not 0 <= cost_us <= 1e9:  # also refuses nan and inf
         raise InputError(f"must be a number of microseconds from 0 to 1e9, got {cost_us}", field="--cost-us")
+    if cost_kind not in ("spin", "sleep"):
+        raise InputError(f"must be spin or sleep, got {cost_kind!r}", field="--cost-kind")
     if not 1 <= window_seconds <= 86400 * 365:
         raise InputError(f"must be from 1 to {86400 * 365}, got {window_seconds}", field="--window-seconds")
     if max_parallelism is not None and not 1 <= max_parallelism <= 32768:
@@ -104,7 +108,8 @@ def submit(
                              field="--events-dir")
         java_options = KeyedClicksJavaOptions(
             bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, out=events_dir, cost_us=cost_us,
-            shed_control_topic=shed_control_topic, shed_keep=shed_keep, kafka_jars=kafka_jars, **common)
+            cost_kind="sleep" if cost_kind == "sleep" else "spin", shed_control_topic=shed_control_topic,
+            shed_keep=shed_keep, kafka_jars=kafka_jars, **common)
         with console.status("flink run -c (Java DataStream job)"):
             submission = submit_keyed_clicks_java(cluster, java_options, parallelism=parallelism, savepoint=savepoint)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from flinkscale.core.manifest import format_overrides
 from flinkscale.flink.cluster import LocalCluster
@@ -131,6 +132,8 @@ class KeyedClicksJavaOptions:
     group: str = "flinkscale-keyed-java"
     name: str = "keyed-clicks-java"
     cost_us: float = 0.0
+    # spin: the cost is CPU; sleep: waiting (a remote lookup), busy time that takes no CPU from other tasks.
+    cost_kind: Literal["spin", "sleep"] = "spin"
     max_parallelism: int = 120
     checkpoint_interval_ms: int = 5000
     shed_control_topic: str = ""
@@ -139,7 +142,8 @@ class KeyedClicksJavaOptions:
 
     def argv(self) -> list[str]:
         args = ["--bootstrap", self.bootstrap, "--topic", self.topic, "--out", self.out, "--group", self.group,
-                "--name", self.name, "--cost-us", str(self.cost_us), "--max-parallelism", str(self.max_parallelism),
+                "--name", self.name, "--cost-us", str(self.cost_us), "--cost-kind", self.cost_kind,
+                "--max-parallelism", str(self.max_parallelism),
                 "--checkpoint-interval-ms", str(self.checkpoint_interval_ms), "--shed-keep", str(self.shed_keep)]
         if self.shed_control_topic:
             args += ["--shed-control-topic", self.shed_control_topic]

@@ -549,6 +549,8 @@ def _flag_cases(tmp: Path) -> list[Case]:
         "--parallelism")
     add("job-submit-cost-nan", ("job", "submit", "clickstream", "--cost-us", "nan", "--state-dir", state),
         "--cost-us")
+    add("job-submit-cost-kind", ("job", "submit", "keyed-java", "--cost-kind", "burn", "--events-dir", "file:///o",
+                                 "--state-dir", state), "--cost-kind")
     add("job-submit-window-0", ("job", "submit", "clickstream", "--window-seconds", "0", "--state-dir", state),
         "--window-seconds")
     add("kafka-create-partitions-0", ("kafka", "create", "t", "--partitions", "0", "--bootstrap", NO_BROKER),
