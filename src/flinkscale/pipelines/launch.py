@@ -71,24 +71,36 @@ SALTED_COUNTS_SCRIPT = Path(__file__).with_name("salted_counts.py")
 
 
 @dataclass(frozen=True)
-class SaltedCountsOptions:
-    """Options of ``pipelines/salted_counts.py``: clicks per user per window, plain (salts=0) or salted."""
+class _KeyedClicksOptions:
+    """What the two keyed reference jobs (salted counts in PyFlink, keyed clicks in Java) both take, under the
+    same flags: the clicks topic and consumer group, the ``file://`` output, a cost per record, max parallelism.
+    Each job names its own default group and job name."""
 
     bootstrap: str
     topic: str
     out: str
-    group: str = "flinkscale-salted-counts"
-    name: str = "salted-counts"
-    salts: int = 0
-    window_seconds: int = 10
+    group: str
+    name: str
     cost_us: float = 0.0
     max_parallelism: int = 120
     kafka_jars: str | None = None
 
+    def _shared_argv(self) -> list[str]:
+        return ["--bootstrap", self.bootstrap, "--topic", self.topic, "--out", self.out, "--group", self.group,
+                "--name", self.name, "--cost-us", str(self.cost_us), "--max-parallelism", str(self.max_parallelism)]
+
+
+@dataclass(frozen=True)
+class SaltedCountsOptions(_KeyedClicksOptions):
+    """Options of ``pipelines/salted_counts.py``: clicks per user per window, plain (salts=0) or salted."""
+
+    group: str = "flinkscale-salted-counts"
+    name: str = "salted-counts"
+    salts: int = 0
+    window_seconds: int = 10
+
     def argv(self, jars: list[Path]) -> list[str]:
-        return ["--name", self.name, "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
-                "--out", self.out, "--salts", str(self.salts), "--window-seconds", str(self.window_seconds),
-                "--cost-us", str(self.cost_us), "--max-parallelism", str(self.max_parallelism),
+        return [*self._shared_argv(), "--salts", str(self.salts), "--window-seconds", str(self.window_seconds),
                 "--jars", ";".join(f"file://{j}" for j in jars)]
 
 
@@ -123,27 +135,19 @@ def submit_clickstream_sql(cluster: LocalCluster, options: SqlClickstreamOptions
 
 
 @dataclass(frozen=True)
-class KeyedClicksJavaOptions:
+class KeyedClicksJavaOptions(_KeyedClicksOptions):
     """Arguments of the Java DataStream job ``dev.flinkscale.jobs.KeyedClicksJob`` (java/jobs)."""
 
-    bootstrap: str
-    topic: str
-    out: str
     group: str = "flinkscale-keyed-java"
     name: str = "keyed-clicks-java"
-    cost_us: float = 0.0
     # spin: the cost is CPU; sleep: waiting (a remote lookup), busy time that takes no CPU from other tasks.
     cost_kind: Literal["spin", "sleep"] = "spin"
-    max_parallelism: int = 120
     checkpoint_interval_ms: int = 5000
     shed_control_topic: str = ""
     shed_keep: float = 1.0
-    kafka_jars: str | None = None
 
     def argv(self) -> list[str]:
-        args = ["--bootstrap", self.bootstrap, "--topic", self.topic, "--out", self.out, "--group", self.group,
-                "--name", self.name, "--cost-us", str(self.cost_us), "--cost-kind", self.cost_kind,
-                "--max-parallelism", str(self.max_parallelism),
+        args = [*self._shared_argv(), "--cost-kind", self.cost_kind,
                 "--checkpoint-interval-ms", str(self.checkpoint_interval_ms), "--shed-keep", str(self.shed_keep)]
         if self.shed_control_topic:
             args += ["--shed-control-topic", self.shed_control_topic]
