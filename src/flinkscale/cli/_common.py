@@ -25,6 +25,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from flinkscale.cli._inputs import parse_number_or_percentage
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.redaction import redact, register_secret
 from flinkscale.core.units import parse_duration
@@ -208,12 +209,8 @@ def resolve_bootstrap(bootstrap: str | None, state_dir: Path) -> str:
 
 
 def parse_fraction(text: str, field: str) -> float:
-    """'2%' -> 0.02, '0.02' -> 0.02, '95%' -> 0.95; InputError names the option."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise InputError(f"not a number or percentage: {text!r}", field=field) from None
+    """'2%' -> 0.02, '0.02' -> 0.02, '95%' -> 0.95, strictly between 0 and 1; InputError names the option."""
+    value = parse_number_or_percentage(text, field)
     if not 0.0 < value < 1.0:
         raise InputError(f"must be between 0 and 1 (or 0% and 100%), got {text!r}", field=field)
     return value

@@ -100,6 +100,26 @@ def write_text(path: Path, text: str, flag: str) -> None:
         raise InputError(f"cannot write {path}: {_reason(exc)}", field=flag) from None
 
 
+def parse_set_options(pairs: list[str]) -> dict[str, str]:
+    """Repeated ``--set key=value`` as a dict (a later key wins); one ``InputError`` naming --set otherwise."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"expected key=value, got {pair!r}", field="--set")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def parse_number_or_percentage(text: str, flag: str) -> float:
+    """'2%' -> 0.02, '0.02' -> 0.02, '95%' -> 0.95 (no range: the caller checks its own); InputError names ``flag``."""
+    raw = text.strip()
+    try:
+        return float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise InputError(f"not a number or percentage: {text!r}", field=flag) from None
+
+
 def check_port(port: int, flag: str, *, allow_zero: bool = True) -> int:
     """A TCP port number (0 = any free port when ``allow_zero``); else one ``InputError`` naming ``flag``."""
     low = 0 if allow_zero else 1

@@ -33,8 +33,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
-from flinkscale.cli._inputs import check_number, check_output_dir, check_port
-from flinkscale.cli.decide import parse_set_options
+from flinkscale.cli._inputs import check_number, check_output_dir, check_port, parse_set_options
 from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
 from flinkscale.core.rebalance import plan_rebalance

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from flinkscale.cli._common import RestTarget, console, print_json, rest_options, state_dir_option
-from flinkscale.cli._inputs import check_port, read_yaml
+from flinkscale.cli._inputs import check_port, parse_set_options, read_yaml
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.units import parse_size
 from flinkscale.flink.cluster import ClusterSpec, LocalCluster, config_options
@@ -55,11 +55,7 @@ def up(
     parse_size(taskmanager_memory, field="--tm-memory")
     parse_size(jobmanager_memory, field="--jm-memory")
     extra = _read_flink_config(config) if config else {}
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"expected key=value, got {item!r}", field="--set")
-        extra[key.strip()] = value.strip()
+    extra.update(parse_set_options(settings))
     spec = ClusterSpec(task_managers=task_managers, slots_per_task_manager=slots,
                        taskmanager_process_size=extra.pop("taskmanager.memory.process.size", taskmanager_memory),
                        jobmanager_process_size=extra.pop("jobmanager.memory.process.size", jobmanager_memory),

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from flinkscale.cli._inputs import read_json, read_text
+from flinkscale.cli._inputs import parse_set_options, read_json, read_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import load_json, validate
 from flinkscale.core.policy import (
@@ -95,16 +95,6 @@ def load_history_file(path: Path) -> tuple[list[MetricsSnapshot], list[RescaleRe
         else:
             snapshots.append(_snapshot(data, where))
     return snapshots, rescales
-
-
-def parse_set_options(pairs: list[str]) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"expected key=value, got {pair!r}", field="--set")
-        settings[key.strip()] = value.strip()
-    return settings
 
 
 def _format_number(value: float) -> str:

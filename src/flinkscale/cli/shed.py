@@ -24,7 +24,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
-from flinkscale.cli._inputs import check_number
+from flinkscale.cli._inputs import check_number, parse_number_or_percentage
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.shedder import ShedController, ShedLoop, ShedSettings
@@ -35,11 +35,7 @@ shed_app = typer.Typer(help="Load shedding with a stated accuracy bound, through
 
 
 def parse_keep(text: str) -> float:
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise InputError(f"not a number or percentage: {text!r}", field="--keep") from None
+    value = parse_number_or_percentage(text, "--keep")
     if not 0.0 < value <= 1.0:
         raise InputError(f"must be in (0, 1] (1 = shedding off), got {text!r}", field="--keep")
     return value
