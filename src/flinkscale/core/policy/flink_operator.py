@@ -100,7 +100,7 @@ class FlinkOperatorSettings:
     stabilization_interval: float = 300.0
     utilization_target: float = 0.7
     utilization_upper: float = 1.0
-    utilization_lower: float = 0.4
+    utilization_lower: float = 0.7 - 0.3  # target - boundary as the operator derives it (0.39999999999999997)
     scale_down_interval: float = 3600.0
     vertex_min_parallelism: int = 1
     vertex_max_parallelism: int = 200
