@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from flinkscale.core.keygroups import layout_imbalance
-from flinkscale.core.policy.base import Decision, History, VertexDecision
+from flinkscale.core.policy.base import DEFAULT_HISTORY_SECONDS, Decision, History, VertexDecision
 from flinkscale.core.rates import busy_ratio, true_processing_rate, window_mean
 from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex, frozen_instances
 
@@ -384,6 +384,19 @@ def job_at_slot_ceiling(snapshot: MetricsSnapshot) -> bool:
 
 
 # --- history ---------------------------------------------------------------------------------------
+
+#: What a policy's ``history_seconds`` adds to its longest look-back: one more sample's worth of slack.
+HISTORY_SLACK_SECONDS = 600.0
+
+
+def scale_down_history_seconds(scale_down_interval: float, metrics_window: float,
+                               stabilization_interval: float) -> float:
+    """The history a policy with a scale-down interval reads (its ``history_seconds``): the interval itself
+    (of unchanged parallelism or of recommendations), the metrics window and the stabilization before it,
+    plus the slack; never less than the default history."""
+    return max(DEFAULT_HISTORY_SECONDS,
+               scale_down_interval + metrics_window + stabilization_interval + HISTORY_SLACK_SECONDS)
+
 
 def last_change_time(snapshot: MetricsSnapshot, history: History) -> float | None:
     """When the job last started running at its current parallelism, as far as the history knows.

@@ -81,7 +81,7 @@ class CpuThresholdPolicy:
     @property
     def history_seconds(self) -> float:
         """The longest rule looks back this far (plus one sample)."""
-        return max(self.settings.scale_up_duration, self.settings.scale_down_duration) + 600.0
+        return max(self.settings.scale_up_duration, self.settings.scale_down_duration) + ev.HISTORY_SLACK_SECONDS
 
     def _sustained(self, snapshot: MetricsSnapshot, history: History, since: float, duration: float,
                    above: float | None = None, below: float | None = None) -> bool:

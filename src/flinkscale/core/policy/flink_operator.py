@@ -100,7 +100,7 @@ class FlinkOperatorSettings:
     stabilization_interval: float = 300.0
     utilization_target: float = 0.7
     utilization_upper: float = 1.0
-    utilization_lower: float = 0.4
+    utilization_lower: float = 0.7 - 0.3  # target - boundary as the operator derives it (0.39999999999999997)
     scale_down_interval: float = 3600.0
     vertex_min_parallelism: int = 1
     vertex_max_parallelism: int = 200
@@ -263,32 +263,28 @@ class _ScalingSummary:
     expected_processing_rate: float
 
 
+def _scaling_summary(decision: Decision, vertex_id: str) -> _ScalingSummary | None:
+    """The vertex's part in ``decision`` if it was an applied rescale of this policy that changed the vertex."""
+    if decision.policy != NAME or not decision.rescale:
+        return None
+    vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
+    if vertex is None or not vertex.changed:
+        return None
+    return _ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
+                           vertex.numbers.get("true_processing_rate", math.nan),
+                           vertex.numbers.get("expected_processing_rate", math.nan))
+
+
 def _scaling_summaries(history: History, vertex_id: str) -> list[_ScalingSummary]:
     """Every applied rescale of this policy that changed the vertex, oldest first, from its decisions."""
-    found: list[_ScalingSummary] = []
-    for decision in history.decisions:
-        if decision.policy != NAME or not decision.rescale:
-            continue
-        vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
-        if vertex is None or not vertex.changed:
-            continue
-        found.append(_ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
-                                     vertex.numbers.get("true_processing_rate", math.nan),
-                                     vertex.numbers.get("expected_processing_rate", math.nan)))
-    return found
+    return [summary for decision in history.decisions
+            if (summary := _scaling_summary(decision, vertex_id)) is not None]
 
 
 def _last_scaling_summary(history: History, vertex_id: str) -> _ScalingSummary | None:
     """The latest entry of ``_scaling_summaries`` (scanned from the end: the history grows all day)."""
-    for decision in reversed(history.decisions):
-        if decision.policy != NAME or not decision.rescale:
-            continue
-        vertex = next((v for v in decision.vertices if v.vertex_id == vertex_id), None)
-        if vertex is not None and vertex.changed:
-            return _ScalingSummary(vertex.current_parallelism, vertex.new_parallelism,
-                                   vertex.numbers.get("true_processing_rate", math.nan),
-                                   vertex.numbers.get("expected_processing_rate", math.nan))
-    return None
+    return next((summary for decision in reversed(history.decisions)
+                 if (summary := _scaling_summary(decision, vertex_id)) is not None), None)
 
 
 class FlinkOperatorPolicy:
@@ -304,7 +300,7 @@ class FlinkOperatorPolicy:
         """Snapshots and decisions the rules read: a scale-down interval of recommendations, the metrics
         window and the stabilization before it."""
         s = self.settings
-        return max(7200.0, s.scale_down_interval + s.metrics_window + s.stabilization_interval + 600.0)
+        return ev.scale_down_history_seconds(s.scale_down_interval, s.metrics_window, s.stabilization_interval)
 
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings

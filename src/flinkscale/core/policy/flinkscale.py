@@ -295,7 +295,7 @@ class FlinkscalePolicy:
     def history_seconds(self) -> float:
         """The peak over scale-down.interval and the metrics window before it."""
         s = self.settings
-        return max(7200.0, s.scale_down_interval + s.metrics_window + s.stabilization_interval + 600.0)
+        return ev.scale_down_history_seconds(s.scale_down_interval, s.metrics_window, s.stabilization_interval)
 
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
