@@ -28,7 +28,7 @@ from typing import Any
 
 from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
-from flinkscale.core.graph import topological_ids
+from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
 from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
@@ -168,12 +168,7 @@ class Pipeline:
 
     @cached_property
     def _edges_by_end(self) -> tuple[dict[str, tuple[PipelineEdge, ...]], dict[str, tuple[PipelineEdge, ...]]]:
-        inputs: dict[str, list[PipelineEdge]] = {}
-        outputs: dict[str, list[PipelineEdge]] = {}
-        for e in self.edges:
-            inputs.setdefault(e.target, []).append(e)
-            outputs.setdefault(e.source, []).append(e)
-        return ({k: tuple(v) for k, v in inputs.items()}, {k: tuple(v) for k, v in outputs.items()})
+        return edges_by_end(self.edges)
 
     def operator(self, operator_id: str) -> Operator:
         return self._by_id[operator_id]
