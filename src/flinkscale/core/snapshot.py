@@ -113,6 +113,8 @@ class Vertex:
 
 @dataclass(frozen=True)
 class Edge:
+    """A job-graph edge, of a snapshot and of a workload spec's pipeline (``core.workload.Pipeline``) alike."""
+
     source: str
     target: str
     ship_strategy: ShipStrategy = ShipStrategy.UNKNOWN
