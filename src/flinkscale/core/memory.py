@@ -103,6 +103,10 @@ def _fraction_text(value: float) -> str:
     return repr(float(value))
 
 
+#: The components Flink sizes from a fraction within a ``.min``/``.max`` range (not with one ``.size`` option).
+_RANGED_COMPONENTS = ("taskmanager.memory.network", "taskmanager.memory.jvm-overhead")
+
+
 @dataclass(frozen=True)
 class TaskManagerMemory:
     """Every component of a TaskManager's memory in bytes; the components sum to ``process_size``."""
@@ -130,7 +134,7 @@ class TaskManagerMemory:
         return self.framework_off_heap + self.task_off_heap + self.network
 
     def components(self) -> dict[str, int]:
-        """The nine parts whose sum is the process size, under Flink's own option names."""
+        """The eight parts whose sum is the process size, under Flink's own option names."""
         return {
             "taskmanager.memory.framework.heap.size": self.framework_heap,
             "taskmanager.memory.task.heap.size": self.task_heap,
@@ -143,21 +147,19 @@ class TaskManagerMemory:
         }
 
     def flink_options(self) -> dict[str, int]:
-        """The resolved sizes as Flink's calculator reports them (its ``-D`` dynamic options), in bytes."""
-        return {
+        """The resolved sizes as Flink's calculator reports them (its ``-D`` dynamic options), in bytes: the
+        process and Flink memory sizes, then the ``components``, each of the two ranged ones (network and JVM
+        overhead) as its ``.min`` and ``.max`` option, both set to the resolved size."""
+        options = {
             "taskmanager.memory.process.size": self.process_size,
             "taskmanager.memory.flink.size": self.total_flink_memory,
-            "taskmanager.memory.framework.heap.size": self.framework_heap,
-            "taskmanager.memory.task.heap.size": self.task_heap,
-            "taskmanager.memory.managed.size": self.managed,
-            "taskmanager.memory.framework.off-heap.size": self.framework_off_heap,
-            "taskmanager.memory.task.off-heap.size": self.task_off_heap,
-            "taskmanager.memory.network.min": self.network,
-            "taskmanager.memory.network.max": self.network,
-            "taskmanager.memory.jvm-metaspace.size": self.jvm_metaspace,
-            "taskmanager.memory.jvm-overhead.min": self.jvm_overhead,
-            "taskmanager.memory.jvm-overhead.max": self.jvm_overhead,
         }
+        for name, size in self.components().items():
+            if name in _RANGED_COMPONENTS:
+                options[f"{name}.min"] = options[f"{name}.max"] = size
+            else:
+                options[name] = size
+        return options
 
     def jvm_args(self) -> dict[str, int]:
         """The JVM flags Flink starts the TaskManager with, flag -> bytes."""

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from flinkscale.core.errors import InputError
-from flinkscale.core.graph import topological_ids
+from flinkscale.core.graph import edges_by_end, topological_ids
 
 SNAPSHOT_SCHEMA_VERSION = 1
 _T = TypeVar("_T")
@@ -113,6 +113,8 @@ class Vertex:
 
 @dataclass(frozen=True)
 class Edge:
+    """A job-graph edge, of a snapshot and of a workload spec's pipeline (``core.workload.Pipeline``) alike."""
+
     source: str
     target: str
     ship_strategy: ShipStrategy = ShipStrategy.UNKNOWN
@@ -342,14 +344,8 @@ class _GraphIndex:
     vertices a HASH edge feeds, and values derived from the graph (``MetricsSnapshot.graph_derived``)."""
 
     def __init__(self, edges: tuple[Edge, ...]) -> None:
-        inputs: dict[str, list[Edge]] = {}
-        outputs: dict[str, list[Edge]] = {}
-        for e in edges:
-            inputs.setdefault(e.target, []).append(e)
-            outputs.setdefault(e.source, []).append(e)
         self.edges = edges
-        self.inputs = {k: tuple(v) for k, v in inputs.items()}
-        self.outputs = {k: tuple(v) for k, v in outputs.items()}
+        self.inputs, self.outputs = edges_by_end(edges)
         self.keyed = frozenset(e.target for e in edges if e.ship_strategy.is_keyed)
         # graph_derived's values (kept with the vertex ids they were computed for) and layout_derived's (with the
         # layout_key): see _shared.

@@ -28,10 +28,10 @@ from typing import Any
 
 from flinkscale.core.deployment import Deployment, parse_deployment
 from flinkscale.core.errors import InputError
-from flinkscale.core.graph import topological_ids
+from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
-from flinkscale.core.snapshot import MetricsSnapshot, ShipStrategy
+from flinkscale.core.snapshot import Edge, MetricsSnapshot, ShipStrategy
 from flinkscale.core.units import MB, SECONDS_PER_DAY, Rate, parse_duration, parse_rate, parse_size
 
 # Magnitudes no real spec reaches; beyond them the capacity maths would overflow or lose all precision, so a
@@ -150,16 +150,9 @@ class Operator:
 
 
 @dataclass(frozen=True)
-class PipelineEdge:
-    source: str
-    target: str
-    ship_strategy: ShipStrategy = ShipStrategy.FORWARD
-
-
-@dataclass(frozen=True)
 class Pipeline:
     operators: tuple[Operator, ...]
-    edges: tuple[PipelineEdge, ...] = ()
+    edges: tuple[Edge, ...] = ()
 
     # Lookups by id go through indexes built once per pipeline, so planning a 10k-operator graph stays linear.
     @cached_property
@@ -167,21 +160,16 @@ class Pipeline:
         return {op.id: op for op in self.operators}
 
     @cached_property
-    def _edges_by_end(self) -> tuple[dict[str, tuple[PipelineEdge, ...]], dict[str, tuple[PipelineEdge, ...]]]:
-        inputs: dict[str, list[PipelineEdge]] = {}
-        outputs: dict[str, list[PipelineEdge]] = {}
-        for e in self.edges:
-            inputs.setdefault(e.target, []).append(e)
-            outputs.setdefault(e.source, []).append(e)
-        return ({k: tuple(v) for k, v in inputs.items()}, {k: tuple(v) for k, v in outputs.items()})
+    def _edges_by_end(self) -> tuple[dict[str, tuple[Edge, ...]], dict[str, tuple[Edge, ...]]]:
+        return edges_by_end(self.edges)
 
     def operator(self, operator_id: str) -> Operator:
         return self._by_id[operator_id]
 
-    def inputs_of(self, operator_id: str) -> tuple[PipelineEdge, ...]:
+    def inputs_of(self, operator_id: str) -> tuple[Edge, ...]:
         return self._edges_by_end[0].get(operator_id, ())
 
-    def outputs_of(self, operator_id: str) -> tuple[PipelineEdge, ...]:
+    def outputs_of(self, operator_id: str) -> tuple[Edge, ...]:
         return self._edges_by_end[1].get(operator_id, ())
 
     def sources(self) -> tuple[Operator, ...]:
@@ -489,7 +477,7 @@ def _parse_pipeline(data: Any) -> Pipeline:
     if not isinstance(raw_operators, list) or not raw_operators:
         raise InputError("must be a non-empty list", field="pipeline.operators")
     operators: list[Operator] = []
-    edges: list[PipelineEdge] = []
+    edges: list[Edge] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_operators):
         path = f"pipeline.operators[{index}]"
@@ -521,7 +509,7 @@ def _parse_pipeline(data: Any) -> Pipeline:
                                  field=f"{where}.from")
             strategy = _SHIP_STRATEGIES.get(edge.choice("ship", "forward", list(_SHIP_STRATEGIES)))
             assert strategy is not None
-            edges.append(PipelineEdge(upstream, op_id, strategy))
+            edges.append(Edge(upstream, op_id, strategy))
         connector = None
         if op.has("connector"):
             connector = _parse_connector(op.raw("connector"), f"{path}.connector")
@@ -625,7 +613,7 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
             share=source_records[vertex.id] / total_source_records if is_source else 1.0,
             connector=connector, cost_origin="measured", uid=None,
             job_vertex_id=vertex.id.lower() if _JOB_VERTEX_ID.fullmatch(vertex.id.lower()) else None))
-    edges = tuple(PipelineEdge(e.source, e.target, e.ship_strategy if e.ship_strategy is not ShipStrategy.UNKNOWN
+    edges = tuple(Edge(e.source, e.target, e.ship_strategy if e.ship_strategy is not ShipStrategy.UNKNOWN
                                else ShipStrategy.FORWARD) for e in snapshot.edges)
     notes.append(f"per-operator costs measured in job {snapshot.job_name!r} ({snapshot.job_id}) over "
                  f"{snapshot.window_seconds:g}s")

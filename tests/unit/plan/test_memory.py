@@ -34,6 +34,31 @@ def test_task_manager_components_sum_to_process_size(size: int, managed: float) 
     assert memory.task_heap >= 0
 
 
+def test_task_manager_flink_options_are_the_dynamic_options_flink_reports() -> None:
+    # The -D options of Flink's calculator (GET_TM_RESOURCE_PARAMS), in its order: network and JVM overhead are
+    # ranged options, pinned at the resolved size; every other component is its own .size option.
+    memory = task_manager_memory(TaskManagerMemoryOptions(process_size=4 * GiB))
+    prefix = "taskmanager.memory."
+    assert memory.flink_options() == {
+        prefix + "process.size": 4 * GiB,
+        prefix + "flink.size": memory.total_flink_memory,
+        prefix + "framework.heap.size": memory.framework_heap,
+        prefix + "task.heap.size": memory.task_heap,
+        prefix + "managed.size": memory.managed,
+        prefix + "framework.off-heap.size": memory.framework_off_heap,
+        prefix + "task.off-heap.size": memory.task_off_heap,
+        prefix + "network.min": memory.network,
+        prefix + "network.max": memory.network,
+        prefix + "jvm-metaspace.size": memory.jvm_metaspace,
+        prefix + "jvm-overhead.min": memory.jvm_overhead,
+        prefix + "jvm-overhead.max": memory.jvm_overhead,
+    }
+    assert list(memory.flink_options()) == [
+        prefix + name for name in ("process.size", "flink.size", "framework.heap.size", "task.heap.size",
+                                   "managed.size", "framework.off-heap.size", "task.off-heap.size", "network.min",
+                                   "network.max", "jvm-metaspace.size", "jvm-overhead.min", "jvm-overhead.max")]
+
+
 @given(size=st.integers(min_value=1 * GiB, max_value=64 * GiB))
 def test_job_manager_components_sum_to_process_size(size: int) -> None:
     memory = job_manager_memory(JobManagerMemoryOptions(process_size=size))

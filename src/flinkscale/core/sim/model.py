@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from flinkscale.core.errors import InputError
-from flinkscale.core.graph import topological_ids
+from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.sim.keyload import KeyDistribution
 from flinkscale.core.snapshot import ShipStrategy
 
@@ -149,9 +149,7 @@ class SimPipeline:
         sources = self.sources()
         for s in sources:
             factor[s.id] = 1.0 / len(sources)
-        outputs: dict[str, list[SimEdge]] = {}
-        for e in self.edges:  # each vertex's output edges in edge order: one pass, linear in the graph
-            outputs.setdefault(e.source, []).append(e)
+        outputs = edges_by_end(self.edges)[1]
         for v in self.topological_order():
             for e in outputs.get(v.id, ()):
                 fan_out = 1.0
