@@ -183,4 +183,6 @@ def test_zipf_keys_are_reported_skewed_and_uniform_keys_are_not(
         "busy_time_ms_per_second_max")}
     assert zipf["skewed"], {k: zipf[k] for k in ("observed_max_over_mean", "observed_basis", "records_in_max_over_mean",
                                                  "busy_time_max_over_mean", "busy_time_ms_per_second_max")}
-    assert zipf["observed_max_over_mean"] > uniform["observed_max_over_mean"]
+    # More uneven keys, more uneven records. (Not the observed ratios: a loaded machine once gave the uniform
+    # subtasks busy times 1.58x apart on records 1.0x apart, which the analysis rightly calls no skew.)
+    assert zipf["records_in_max_over_mean"] > uniform["records_in_max_over_mean"]
