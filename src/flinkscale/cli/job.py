@@ -22,6 +22,7 @@ from flinkscale.core.errors import InputError
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
 from flinkscale.pipelines.launch import (
+    COST_KINDS,
     ClickstreamOptions,
     KeyedClicksJavaOptions,
     submit_clickstream,
@@ -79,8 +80,9 @@ def submit(
         raise InputError(f"must be from 1 to 32768, got {parallelism}", field="--parallelism")
     if not 0 <= cost_us <= 1e9:  # also refuses nan and inf
         raise InputError(f"must be a number of microseconds from 0 to 1e9, got {cost_us}", field="--cost-us")
-    if cost_kind not in ("spin", "sleep"):
-        raise InputError(f"must be spin or sleep, got {cost_kind!r}", field="--cost-kind")
+    kind = next((k for k in COST_KINDS if k == cost_kind), None)
+    if kind is None:
+        raise InputError(f"must be {' or '.join(COST_KINDS)}, got {cost_kind!r}", field="--cost-kind")
     if not 1 <= window_seconds <= 86400 * 365:
         raise InputError(f"must be from 1 to {86400 * 365}, got {window_seconds}", field="--window-seconds")
     if max_parallelism is not None and not 1 <= max_parallelism <= 32768:
@@ -108,7 +110,7 @@ def submit(
                              field="--events-dir")
         java_options = KeyedClicksJavaOptions(
             bootstrap=resolve_bootstrap(bootstrap, state_dir), topic=topic, out=events_dir, cost_us=cost_us,
-            cost_kind="sleep" if cost_kind == "sleep" else "spin", shed_control_topic=shed_control_topic,
+            cost_kind=kind, shed_control_topic=shed_control_topic,
             shed_keep=shed_keep, kafka_jars=kafka_jars, **common)
         with console.status("flink run -c (Java DataStream job)"):
             submission = submit_keyed_clicks_java(cluster, java_options, parallelism=parallelism, savepoint=savepoint)

@@ -614,7 +614,7 @@ def pipeline_from_snapshot(snapshot: MetricsSnapshot) -> tuple[Pipeline, float, 
             connector=connector, cost_origin="measured", uid=None,
             job_vertex_id=vertex.id.lower() if _JOB_VERTEX_ID.fullmatch(vertex.id.lower()) else None))
     edges = tuple(Edge(e.source, e.target, e.ship_strategy if e.ship_strategy is not ShipStrategy.UNKNOWN
-                               else ShipStrategy.FORWARD) for e in snapshot.edges)
+                       else ShipStrategy.FORWARD) for e in snapshot.edges)
     notes.append(f"per-operator costs measured in job {snapshot.job_name!r} ({snapshot.job_id}) over "
                  f"{snapshot.window_seconds:g}s")
     return Pipeline(tuple(operators), edges), source_bytes / total_source_records, tuple(notes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from flinkscale.core.manifest import format_overrides
 from flinkscale.flink.cluster import LocalCluster
@@ -134,14 +134,19 @@ def submit_clickstream_sql(cluster: LocalCluster, options: SqlClickstreamOptions
                              vertex_parallelism=vertex_parallelism)
 
 
+# What the Java job's per-event cost is: spin, CPU; sleep, waiting (a remote lookup), busy time that takes no CPU
+# from other tasks.
+CostKind = Literal["spin", "sleep"]
+COST_KINDS: tuple[CostKind, ...] = get_args(CostKind)
+
+
 @dataclass(frozen=True)
 class KeyedClicksJavaOptions(_KeyedClicksOptions):
     """Arguments of the Java DataStream job ``dev.flinkscale.jobs.KeyedClicksJob`` (java/jobs)."""
 
     group: str = "flinkscale-keyed-java"
     name: str = "keyed-clicks-java"
-    # spin: the cost is CPU; sleep: waiting (a remote lookup), busy time that takes no CPU from other tasks.
-    cost_kind: Literal["spin", "sleep"] = "spin"
+    cost_kind: CostKind = "spin"
     checkpoint_interval_ms: int = 5000
     shed_control_topic: str = ""
     shed_keep: float = 1.0
