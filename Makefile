@@ -57,8 +57,8 @@ integration: $(STAMP) java
 
 # Two lanes on the 2 cores. The first runs the integration tests that measure rates, busy time or rescales (real
 # clusters; mostly waiting on Flink), the timing-sensitive ones last (tests/integration/conftest.py). The second
-# runs lint, typecheck, the integration modules that measure nothing timing-sensitive (first: their clusters and
-# Java jobs are done before the first lane reaches its timing-sensitive modules) and the unit tests; its output is
+# runs lint, typecheck, the integration modules that measure nothing timing-sensitive (first: in a CI run they ended
+# ~18 min in, as the first lane began its timing-sensitive modules) and the unit tests; its output is
 # printed once both lanes are done. Either lane failing fails `make test`. Property tests run
 # derandomized (tests/conftest.py): CI must not depend on a random draw.
 # The first lane's clusters live under a short temp dir (mktemp below), which keeps failure output readable; the

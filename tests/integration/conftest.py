@@ -37,7 +37,8 @@ _HERE = Path(__file__).parent
 
 # `make test` runs its second lane (lint, typecheck, the integration modules that measure nothing timing-sensitive,
 # then the unit tests) beside these tests. The modules whose assertions rest on measured rates, busy time or how
-# fast a rescale lands run last, when that lane's clusters are gone and only its niced unit tests are left; the
+# fast a rescale lands run last, when that lane is (nearly) down to its niced unit tests (in a CI run its last
+# cluster, a Java job that sleeps rather than spins, ended a few minutes into the first of these modules); the
 # others keep their order. (The three-job daemon test once saw its load generators reach a tenth of their rate
 # while that lane ran; a CI run whose second lane still ran its Java jobs then failed three measured checks.)
 _LAST = ("test_autoscale_all_jobs", "test_profile", "test_autoscale", "test_shedding", "test_demo")
