@@ -64,8 +64,14 @@ def test_a_rescale_waits_the_jobs_own_time_and_takes_flinks_duration(
     (history,) = [m for k, m in events if k == "rescale-history"]
     entries = rest.rescale_history(job_id)
     assert entries, "the cluster keeps a rescale history"
-    newest = next(e for e in entries if e.terminal_state == "COMPLETED" and e.trigger_cause == "UPDATE_REQUIREMENT")
-    assert newest.duration_seconds is not None
+    seen = [(e.trigger_cause, e.terminal_state, e.duration_seconds) for e in entries]
+    assert any(e.trigger_cause == "UPDATE_REQUIREMENT" for e in entries), f"our request is not in it: {seen}"
+    # The rescale that brought the job back to running: our request's, or, when the scheduler had to wait for the
+    # slot or a task failed on a loaded machine, the one Flink records as NEW_RESOURCE_AVAILABLE or
+    # RECOVERABLE_FAILOVER after it (a CI run saw that); the executor takes the newest completed one there is.
+    newest = max((e for e in entries if e.terminal_state == "COMPLETED" and e.trigger_cause != "INITIAL_SCHEDULE"),
+                 key=lambda e: e.end_ms or 0.0)
+    assert newest.duration_seconds is not None, seen
     assert record.duration_seconds == pytest.approx(newest.duration_seconds)
     assert f"{newest.duration_seconds:.1f}s" in history
     rest.cancel(job_id)

@@ -79,3 +79,32 @@ def test_no_cluster_and_no_rest_url_names_the_flag(tmp_path: Path, job_file: Pat
     with pytest.raises(InputError) as info:
         submit.submit_python_job(LocalCluster(tmp_path / "state"), job_file, [])
     assert info.value.field == "--rest"
+
+
+class _SlowClient:
+    """Stands in for ``subprocess.run`` as a client that outlives its timeout, having printed ``output``."""
+
+    def __init__(self, output: bytes | None) -> None:
+        self.output = output
+        self.timeouts: list[float] = []
+
+    def __call__(self, command: list[str], *, timeout: float, **_: Any) -> subprocess.CompletedProcess[str]:
+        self.timeouts.append(timeout)
+        raise subprocess.TimeoutExpired(command, timeout, output=self.output, stderr=None)
+
+
+@pytest.mark.parametrize(("printed", "says"), [
+    (b"Starting execution of program\nCaused by: java.net.ConnectException: refused\n",
+     "its last output: Caused by: java.net.ConnectException: refused"),
+    (None, "it printed nothing"),
+])
+def test_a_client_past_its_timeout_says_what_it_printed_and_a_jar_gets_the_sql_planning_allowance(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, printed: bytes | None, says: str) -> None:
+    jar = tmp_path / "job.jar"
+    jar.write_bytes(b"PK")
+    client = _SlowClient(printed)
+    monkeypatch.setattr(submit.subprocess, "run", client)
+    with pytest.raises(RuntimeFailure) as info:
+        submit.submit_jar_job(LocalCluster(tmp_path / "state"), jar, "dev.Job", [], rest_url="http://localhost:8081")
+    assert client.timeouts == [submit.SQL_SUBMIT_TIMEOUT_SECONDS]
+    assert str(info.value) == f"`flink run` did not finish within 480s; {says}"
