@@ -40,6 +40,10 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("FLINKSCALE_DEBUG"))
+    nul = _nul_argument(sys.argv[1:] if argv is None else argv)
+    if nul is not None:
+        _say(f"error: {nul}: contains a NUL byte, which no file name, URL or value may hold (see --help)")
+        return 2
     try:
         # Without standalone mode click returns a command's `typer.Exit(code)` instead of raising it.
         returned = app(args=argv, prog_name="flinkscale", standalone_mode=False)
@@ -84,8 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _nul_argument(argv: list[str]) -> str | None:
+    """The option (or the argument itself) whose value holds a NUL byte, if any: a process never gets one in
+    its argv, but an in-process call can pass one, and Typer would take it to ``os.stat`` (a ValueError)."""
+    for i, arg in enumerate(argv):
+        if "\0" not in arg:
+            continue
+        flag, equals, _ = arg.partition("=")
+        if flag.startswith("-") and equals and "\0" not in flag:
+            return flag  # --option=value
+        if i > 0 and argv[i - 1].startswith("-"):
+            return argv[i - 1]  # --option value
+        return f"argument {i + 1}"
+    return None
+
+
 def _click_errors() -> tuple[type[Exception], ...]:
-    """Usage errors come from the copy of click that Typer >= 0.29 vendors as ``typer._click``, or from click
+    """Usage errors come from the copy of click that Typer >= 0.26 vendors as ``typer._click``, or from click
     itself under an older Typer (importing click when Typer does not use it cost ~11 ms of every start)."""
     try:
         from typer._click.exceptions import ClickException as TyperClickException

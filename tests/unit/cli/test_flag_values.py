@@ -66,3 +66,17 @@ def test_a_bad_value_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], 
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and flag in err
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["plan", "spec.yaml", "--emit", "out\0dir"], "--emit"),
+    (["plan", "spec.yaml", "--emit=out\0dir"], "--emit"),
+    (["plan", "spe\0c.yaml"], "argument 2"),
+])
+def test_a_nul_byte_anywhere_is_one_line_naming_its_option_whatever_typer_does_with_it(
+        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Typer 0.28 hands such a path to os.stat (a ValueError); a process never gets one, an in-process call can.
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"flinkscale: error: {named}: contains a NUL byte, which no file name, URL or value may hold " \
+                  "(see --help)\n"
