@@ -70,8 +70,8 @@ def test_a_rescale_waits_the_jobs_own_time_and_takes_flinks_duration(
     # slot or a task failed on a loaded machine, the one Flink records as NEW_RESOURCE_AVAILABLE or
     # RECOVERABLE_FAILOVER after it (a CI run saw that); the executor takes the newest completed one there is.
     newest = max((e for e in entries if e.terminal_state == "COMPLETED" and e.trigger_cause != "INITIAL_SCHEDULE"),
-                 key=lambda e: e.end_ms or 0.0)
-    assert newest.duration_seconds is not None, seen
+                 key=lambda e: e.end_ms or 0.0, default=None)
+    assert newest is not None and newest.duration_seconds is not None, seen
     assert record.duration_seconds == pytest.approx(newest.duration_seconds)
     assert f"{newest.duration_seconds:.1f}s" in history
     rest.cancel(job_id)

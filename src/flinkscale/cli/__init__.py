@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _nul_argument(argv: list[str]) -> str | None:
-    """The option (or the argument itself) whose value holds a NUL byte, if any: a process never gets one in
-    its argv, but an in-process call can pass one, and Typer would take it to ``os.stat`` (a ValueError)."""
+    """The option whose value holds a NUL byte, or such an argument itself with the byte shown as ``\\0`` (as
+    ``cli._inputs.read_bytes`` names a path), if any: a process never gets one in its argv, but an in-process
+    call can pass one, and Typer 0.28 takes every path to ``os.stat`` (a ValueError) before a command's own
+    checks run."""
     for i, arg in enumerate(argv):
         if "\0" not in arg:
             continue
@@ -99,7 +101,7 @@ def _nul_argument(argv: list[str]) -> str | None:
             return flag  # --option=value
         if i > 0 and argv[i - 1].startswith("-"):
             return argv[i - 1]  # --option value
-        return f"argument {i + 1}"
+        return arg.replace("\0", "\\0")
     return None
 
 

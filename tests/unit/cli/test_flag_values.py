@@ -71,7 +71,7 @@ def test_a_bad_value_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], 
 @pytest.mark.parametrize(("argv", "named"), [
     (["plan", "spec.yaml", "--emit", "out\0dir"], "--emit"),
     (["plan", "spec.yaml", "--emit=out\0dir"], "--emit"),
-    (["plan", "spe\0c.yaml"], "argument 2"),
+    (["plan", "spe\0c.yaml"], "spe\\0c.yaml"),
 ])
 def test_a_nul_byte_anywhere_is_one_line_naming_its_option_whatever_typer_does_with_it(
         argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
