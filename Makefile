@@ -72,15 +72,20 @@ NICE ?= nice -n 10
 SECOND_LANE ?= $(addprefix tests/integration/,test_ports.py test_store_postgres.py test_memory_oracle.py \
 	test_load_cli.py test_vertex_ids.py test_rest_boundary.py test_dashboard_browser.py \
 	test_rocksdb_paths.py test_java_rebalance.py)
+# The first lane's timing-sensitive modules wait for the second lane's clusters to be gone (CLUSTERS_DONE, read by
+# tests/integration/conftest.py): two CI runs failed measured checks while both lanes ran Flink jobs.
+CLUSTERS_DONE := build/second-lane-clusters.done
 test: java
-	@mkdir -p build
+	@mkdir -p build; rm -f $(CLUSTERS_DONE)
 	@( { $(NICE) $(BIN)/ruff check src tests bench && $(NICE) $(BIN)/lint-imports && $(NICE) $(BIN)/mypy; } \
-	     > build/second-lane.log 2>&1 && \
-	   HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(SECOND_LANE) $(UNIT_TESTS) \
-	     >> build/second-lane.log 2>&1; echo $$? > build/second-lane.rc ) & \
+	     > build/second-lane.log 2>&1; checks=$$?; \
+	   if [ -n "$(strip $(SECOND_LANE))" ]; then HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider \
+	     --durations=10 $(SECOND_LANE) >> build/second-lane.log 2>&1 || checks=1; fi; touch $(CLUSTERS_DONE); \
+	   HYPOTHESIS_PROFILE=ci $(NICE) $(BIN)/pytest -q -p no:cacheprovider --durations=10 $(UNIT_TESTS) \
+	     >> build/second-lane.log 2>&1 || checks=1; echo $$checks > build/second-lane.rc ) & \
 	short=$$(mktemp -d /tmp/fs.XXXX); \
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 --basetemp=$$short \
-	  $(addprefix --ignore=,$(SECOND_LANE)) $(INTEGRATION_TESTS); \
+	FLINKSCALE_TEST_WAIT_FOR="$(abspath $(CLUSTERS_DONE))" HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25 \
+	  --basetemp=$$short $(addprefix --ignore=,$(SECOND_LANE)) $(INTEGRATION_TESTS); \
 	integration=$$?; rm -rf $$short; wait; \
 	echo "== the second lane: lint, typecheck, unit tests and $(words $(SECOND_LANE)) integration modules"; \
 	cat build/second-lane.log; checks=$$(cat build/second-lane.rc); \

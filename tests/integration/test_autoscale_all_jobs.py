@@ -26,8 +26,10 @@ for the scale-up (--max-task-managers 4: 2 slots per core at most; the Java job 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -215,6 +217,14 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
         return "\n".join(f"{d.timestamp:.0f}: {v.current_parallelism}->{v.new_parallelism} {v.reason}"
                          for d in decisions for v in d.vertices)
 
+    def reasons_since(since: float) -> str:
+        """How many decisions since ``since`` gave each reason (its words before the first number): what held."""
+        counted = collections.Counter(
+            re.split(r"[\d(;]", v.reason, maxsplit=1)[0].strip(" :")
+            + (" [backlog: no scale-down trigger]" if "no scale-down trigger" in v.reason else "")
+            for d in store_read(lambda s: s.decisions(stepped)) if d.timestamp >= since for v in d.vertices)
+        return "; ".join(f"{n} x {why}" for why, n in counted.most_common())
+
     def done_down() -> Intent | None:
         return next((i for i in store_read(lambda s: s.intents(stepped)) if _is_down(i)), None)
 
@@ -251,7 +261,8 @@ def test_three_jobs_one_daemon_a_step_rescales_that_job_only_and_sigkills_lose_n
         # On a loaded machine a burst or a slow sample can ask for p=2 again, which restarts the timer (the
         # operator's rule): the scale-down may then come later, at the timer in force.
         down = _wait_for(done_down, pending.due_at - time.time() + TIMER_RESETS_SECONDS, daemon)
-        assert down is not None, f"no scale-down after the restart (timer due {pending.due_at:.0f}): {recent_reasons()}"
+        assert down is not None, (f"no scale-down after the restart (timer due {pending.due_at:.0f}): "
+                                  f"{recent_reasons()}\nsince the timer: {reasons_since(pending.due_at)}")
         mark(f"the scale-down intent is recorded, {down.created_at - pending.due_at:+.1f}s from its timer")
         down_id = down.intent_id
         down = _wait_for(lambda: next((i for i in store_read(lambda s: s.intents(stepped))

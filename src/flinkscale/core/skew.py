@@ -15,8 +15,10 @@ For a keyed vertex the ratio has two causes, and they multiply:
   factors multiply) the layout explains.
 
 The observed ratio is the busy-time ratio (``busyTimeMsPerSecond``, what actually saturates) when the
-subtasks report it, otherwise the record-rate ratio. Flink's own REST skew number is reported alongside:
-``min(mean absolute deviation / mean x 100, 100)`` over the subtasks' records-in rates.
+subtasks report it, otherwise the record-rate ratio; the record-rate ratio also when the vertex is nearly idle
+(fixed per-subtask work dilutes busy time) or its busiest subtask is saturated (busy time is capped at 1,000 ms/s).
+Flink's own REST skew number is reported alongside: ``min(mean absolute deviation / mean x 100, 100)`` over the
+subtasks' records-in rates.
 
 Remedies, each with the Flink config keys or the code change and the expected max/mean after:
 align p to a divisor of maxP (upward as the operator autoscaler does, and downward when that keeps the
@@ -44,6 +46,10 @@ DEFAULT_MIN_BUSY_MS_PER_SECOND = 100.0
 #: Records in within this multiple of the mean are even: uniform keys hashed over the subtasks differ by chance by a
 #: few percent (2,000 keys over 2 subtasks: ~3%). Busy time uneven beside even records is not key skew.
 EVEN_RECORDS_MAX_OVER_MEAN = 1.05
+#: A subtask at least this busy (ms/s) is saturated. Busy time is capped at 1,000 ms/s, so a saturated subtask's
+#: excess demand does not show in it, while its records in still carry the split: the upstream waits on it and
+#: sends the others their share of the same stream (CI, loaded: busy 984 ms/s max, busy 1.20x, records 1.23x).
+SATURATED_BUSY_MS_PER_SECOND = 950.0
 #: Salts per subtask for salting: salted keys are placed by hash, so a hot key needs several per subtask.
 SALTS_PER_SUBTASK = 4
 #: Max parallelism values with many divisors (anchors.md section 4).
@@ -178,6 +184,12 @@ def analyze_vertex(snapshot: MetricsSnapshot, vertex: Vertex, *, threshold: floa
     else:
         observed, basis = None, "none"
         notes.append("no per-subtask records or busy time: skew unknown (collect with the per-subtask pass)")
+
+    if (basis == "busy_time" and observed is not None and records_ratio is not None and records_ratio > observed
+            and busy_max is not None and busy_max >= SATURATED_BUSY_MS_PER_SECOND):
+        notes.append(f"the busiest subtask is saturated ({busy_max:.0f} ms/s): busy time, capped at 1,000 ms/s, "
+                     f"understates the imbalance ({observed:.2f}x), so records in decide ({records_ratio:.2f}x)")
+        observed, basis = records_ratio, "records_in"
 
     layout, layout_basis = _layout(snapshot, vertex, keyed)
     if layout_basis:

@@ -202,3 +202,24 @@ def test_uneven_busy_time_beside_even_records_is_not_key_skew(records: tuple[flo
     assert vertex.skewed is skewed
     assert bool(vertex.recommendations) is skewed
     assert any("not a key skew" in note for note in vertex.notes) is not skewed
+
+
+@pytest.mark.parametrize(("busy", "basis"), [((984.0, 818.0, 652.0), "records_in"),
+                                             ((700.0, 582.0, 464.0), "busy_time")])
+def test_a_saturated_busiest_subtask_is_judged_by_its_records(busy: tuple[float, float, float], basis: str) -> None:
+    # Measured in CI on a loaded machine: 4 key groups over 3 subtasks (layout 1.5), the busiest at 984 ms/s, busy
+    # time 1.20x, records 1.23x. Busy time stops at 1,000 ms/s; the records still carry the split. Unsaturated, the
+    # same busy times are the measure.
+    records = (150.0, 75.0, 75.0)  # 1.5x the mean
+    subtasks = tuple(SubtaskMetrics(i, num_records_in_per_second=r, busy_time_ms_per_second=b)
+                     for i, (r, b) in enumerate(zip(records, busy, strict=True)))
+    keyed = Vertex("k", "KeyedProcess", 3, 4, metrics=VertexMetrics(busy_time_ms_per_second_max=max(busy),
+                                                                    subtasks=subtasks))
+    source = Vertex("s", "Source", 3, 4, is_source=True)
+    snapshot = MetricsSnapshot(0.0, "j", "j", (source, keyed), (Edge("s", "k", ShipStrategy.HASH),))
+    (vertex,) = [v for v in analyze_skew(snapshot).vertices if v.vertex_id == "k"]
+    assert vertex.observed_basis == basis
+    assert vertex.observed_max_over_mean == pytest.approx(1.5 if basis == "records_in" else 1.2, abs=0.01)
+    assert vertex.layout_imbalance == pytest.approx(1.5)
+    assert vertex.skewed is (basis == "records_in")
+    assert any("saturated" in note for note in vertex.notes) is (basis == "records_in")
