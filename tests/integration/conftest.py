@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,8 +67,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     done, deadline, told = Path(flag), time.monotonic() + WAIT_FOR_LIMIT_SECONDS, False
     while not done.exists() and time.monotonic() < deadline:
         if not told:
-            print(f"\nwaiting for the second lane's clusters to stop ({done}) before {Path(item.path).stem}",
-                  file=sys.__stderr__, flush=True)  # past pytest's capture
+            with item.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+                print(f"\nwaiting for the second lane's clusters to stop ({done}) before {Path(item.path).stem}",
+                      flush=True)
             told = True
         time.sleep(2)
 
