@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flinkscale.app.shedding import open_shed_channel
 from flinkscale.cli._common import (
     RestTarget,
     console,
@@ -55,9 +56,8 @@ from flinkscale.flink.executor import (
     ExecutorConfig,
     Resubmit,
 )
-from flinkscale.flink.shedder import ShedController, ShedSettings
+from flinkscale.flink.shedder import ShedSettings
 from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref
-from flinkscale.kafka.control import ArrivalRate, ControlChannel
 from flinkscale.report.logs import EventLog, configure_logging
 
 _AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
@@ -569,11 +569,10 @@ def _autoscale(log: EventLog, rest: RestTarget, job: list[str] | None, all_jobs:
 
         shedding = None
         if shed_control_topic:
-            channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), shed_control_topic)
-            stack.callback(channel.close)
-            arrivals = ArrivalRate(channel.bootstrap, shed_input_topic) if shed_input_topic else None
-            shedding = LoopShedding(ShedController.resuming(channel.publish, shed_settings, channel.latest_value()),
-                                    arrivals.sample if arrivals else None)
+            shed = open_shed_channel(resolve_bootstrap(bootstrap, state_dir), shed_control_topic, shed_settings,
+                                     shed_input_topic)
+            stack.callback(shed.close)
+            shedding = LoopShedding(shed.controller, shed.arrivals.sample if shed.arrivals else None)
         loop = AutoscaleLoop(chosen, make_sampler, job_id, executor=executor, config=config, on_tick=on_tick,
                              sleep=_interruptible_sleep(stop), should_stop=stop.is_set, shedding=shedding)
         if executor is not None:
