@@ -34,7 +34,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
-from flinkscale.cli._inputs import check_number, check_output_dir, check_port, parse_set_options
+from flinkscale.cli._inputs import check_choice, check_number, check_output_dir, check_port, parse_set_options
 from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
 from flinkscale.core.rebalance import plan_rebalance
@@ -293,8 +293,7 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
         pause.unlink(missing_ok=True)
         typer.echo("resumed")
         return
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     from rich.markup import escape
 
     from flinkscale.app.multijob import clock_time, job_statuses
@@ -603,8 +602,7 @@ def rebalance(
         = False,
     output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     window_seconds = _seconds(window, "--window")
     interval_seconds = _seconds(interval, "--interval")
     assert window_seconds is not None and interval_seconds is not None
