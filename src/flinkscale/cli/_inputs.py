@@ -143,3 +143,11 @@ def check_number(value: float, flag: str, *, above: float | None = None, minimum
     if maximum is not None and not value <= maximum:
         raise InputError(f"must be <= {maximum:g}, got {value:g}", field=flag)
     return value
+
+
+def check_choice(value: str, choices: tuple[str, ...], flag: str) -> str:
+    """``value`` if it is one of ``choices``, else an ``InputError`` naming ``flag``: "expected table or json"."""
+    if value not in choices:
+        listed = choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise InputError(f"expected {listed}, got {value!r}", field=flag)
+    return value

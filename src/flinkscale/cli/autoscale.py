@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flinkscale.app.shedding import open_shed_channel
 from flinkscale.cli._common import (
     RestTarget,
     console,
@@ -33,7 +34,7 @@ from flinkscale.cli._common import (
     state_dir_option,
     warn_if_metrics_stale,
 )
-from flinkscale.cli._inputs import check_number, check_output_dir, check_port, parse_set_options
+from flinkscale.cli._inputs import check_choice, check_number, check_output_dir, check_port, parse_set_options
 from flinkscale.core.errors import FlinkscaleError, InputError, RuntimeFailure
 from flinkscale.core.policy import POLICY_NAMES, make_policy
 from flinkscale.core.rebalance import plan_rebalance
@@ -55,9 +56,8 @@ from flinkscale.flink.executor import (
     ExecutorConfig,
     Resubmit,
 )
-from flinkscale.flink.shedder import ShedController, ShedSettings
+from flinkscale.flink.shedder import ShedSettings
 from flinkscale.k8s import FlinkDeploymentRealizer, FlinkDeployments, operator_rest_url, parse_deployment_ref
-from flinkscale.kafka.control import ArrivalRate, ControlChannel
 from flinkscale.report.logs import EventLog, configure_logging
 
 _AUTOSCALE_HELP = f"""Keep a running job right-sized: collect metrics, decide, rescale, repeat.
@@ -293,8 +293,7 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
         pause.unlink(missing_ok=True)
         typer.echo("resumed")
         return
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     from rich.markup import escape
 
     from flinkscale.app.multijob import clock_time, job_statuses
@@ -569,11 +568,10 @@ def _autoscale(log: EventLog, rest: RestTarget, job: list[str] | None, all_jobs:
 
         shedding = None
         if shed_control_topic:
-            channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), shed_control_topic)
-            stack.callback(channel.close)
-            arrivals = ArrivalRate(channel.bootstrap, shed_input_topic) if shed_input_topic else None
-            shedding = LoopShedding(ShedController.resuming(channel.publish, shed_settings, channel.latest_value()),
-                                    arrivals.sample if arrivals else None)
+            shed = open_shed_channel(resolve_bootstrap(bootstrap, state_dir), shed_control_topic, shed_settings,
+                                     shed_input_topic)
+            stack.callback(shed.close)
+            shedding = LoopShedding(shed.controller, shed.arrivals.sample if shed.arrivals else None)
         loop = AutoscaleLoop(chosen, make_sampler, job_id, executor=executor, config=config, on_tick=on_tick,
                              sleep=_interruptible_sleep(stop), should_stop=stop.is_set, shedding=shedding)
         if executor is not None:
@@ -604,8 +602,7 @@ def rebalance(
         = False,
     output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     window_seconds = _seconds(window, "--window")
     interval_seconds = _seconds(interval, "--interval")
     assert window_seconds is not None and interval_seconds is not None

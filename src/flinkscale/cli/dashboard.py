@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flinkscale.cli._common import state_dir_option
+from flinkscale.cli._inputs import check_choice
 from flinkscale.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,8 +61,7 @@ def dashboard(
 ) -> None:
     from flinkscale.report.dashboard import create_jobs_app, serve_dashboard
 
-    if output_format not in ("text", "json"):
-        raise InputError(f"expected text or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("text", "json"), "--format")
     if not 0 <= port <= 65535:
         raise InputError(f"must be between 0 and 65535, got {port}", field="--port")
     with contextlib.ExitStack() as stack:

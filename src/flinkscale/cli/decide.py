@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from flinkscale.cli._inputs import parse_set_options, read_json, read_text
+from flinkscale.cli._inputs import check_choice, parse_set_options, read_json, read_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import load_json, validate
 from flinkscale.core.policy import (
@@ -137,8 +137,7 @@ def decide(
     settings_help: Annotated[bool, typer.Option(
         "--settings-help", help="List the policy's settings with defaults and exit.")] = False,
 ) -> None:
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     settings = parse_set_options(set_ or [])
     chosen = make_policy(policy, settings)
     if settings_help:

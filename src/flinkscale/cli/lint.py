@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from flinkscale.cli._inputs import read_text
+from flinkscale.cli._inputs import check_choice, read_text
 from flinkscale.core.errors import InputError
 from flinkscale.core.lint import RULES, Finding, lint_source
 from flinkscale.core.lint_sql import SQL_RULES, lint_python_sql, lint_sql
@@ -55,8 +55,7 @@ def lint(
     parallelism: Annotated[int | None, typer.Option(
         "--parallelism", help="Planned parallelism of SQL jobs (default: their SET 'parallelism.default').")] = None,
 ) -> None:
-    if output_format not in ("text", "json"):
-        raise InputError(f"expected text or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("text", "json"), "--format")
     if partitions is not None and partitions < 1:
         raise InputError(f"must be >= 1, got {partitions}", field="--partitions")
     if parallelism is not None and parallelism < 1:

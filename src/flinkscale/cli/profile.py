@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flinkscale.cli._common import RestTarget, rest_options, warn_if_metrics_stale
-from flinkscale.cli._inputs import check_output_file, write_text
+from flinkscale.cli._inputs import check_choice, check_output_file, write_text
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile_document
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
@@ -188,8 +188,7 @@ def profile(
     output_format: Annotated[str, typer.Option("--format", help="table (people), json (scripts), html.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", help="Write to this file instead of stdout.")] = None,
 ) -> None:
-    if output_format not in ("table", "json", "html"):
-        raise InputError(f"expected table, json or html, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json", "html"), "--format")
     if output is not None:
         check_output_file(output, "--output")
     snapshots, collector = _sample(rest, state_dir, job, window, interval)
@@ -219,8 +218,7 @@ def skew(
         "--threshold", help="max/mean at or above which a vertex is skewed.")] = DEFAULT_SKEW_THRESHOLD,
     output_format: Annotated[str, typer.Option("--format", help="table (people) or json (scripts).")] = "table",
 ) -> None:
-    if output_format not in ("table", "json"):
-        raise InputError(f"expected table or json, got {output_format!r}", field="--format")
+    check_choice(output_format, ("table", "json"), "--format")
     if not 1.0 < threshold < math.inf:  # also refuses nan
         raise InputError(f"must be > 1 (a max/mean ratio), got {threshold}", field="--threshold")
     snapshots, collector = _sample(rest, state_dir, job, window, interval)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from flinkscale.app.shedding import open_shed_channel
 from flinkscale.cli._common import (
     RestTarget,
     console,
@@ -27,8 +28,8 @@ from flinkscale.cli._common import (
 from flinkscale.cli._inputs import check_number, parse_number_or_percentage
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
-from flinkscale.flink.shedder import ShedController, ShedLoop, ShedSettings
-from flinkscale.kafka.control import ArrivalRate, ControlChannel
+from flinkscale.flink.shedder import ShedLoop, ShedSettings
+from flinkscale.kafka.control import ControlChannel
 
 shed_app = typer.Typer(help="Load shedding with a stated accuracy bound, through the job's control topic.",
                        no_args_is_help=True)
@@ -152,11 +153,10 @@ def auto(
     with client.phase(client.deadline, "finding the job"):
         client.job(job)  # an unknown job or a bad endpoint fails here, before the control topic is touched
     warn_if_metrics_stale(client, interval)
-    channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), control_topic)
-    controller = ShedController.resuming(channel.publish, settings, channel.latest_value())
+    shed = open_shed_channel(resolve_bootstrap(bootstrap, state_dir), control_topic, settings, topic)
+    controller, arrivals = shed.controller, shed.arrivals
     loop = ShedLoop(controller, interval)
     collector = Collector(client, job)
-    arrivals = ArrivalRate(channel.bootstrap, topic) if topic else None
     collector.sample()
     if arrivals is not None:
         arrivals.sample()
@@ -186,7 +186,7 @@ def auto(
     except KeyboardInterrupt:
         err_console.print(f"stopped; keep_probability {controller.keep_probability:.4f} stays in force")
     finally:
-        channel.close()
+        shed.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -43,3 +43,10 @@ class RuntimeFailure(FlinkscaleError):
     """Something flinkscale started or drove did not behave: a process died, a wait timed out."""
 
     exit_code = 1
+
+
+def require_at_least(value: float, minimum: int, field: str) -> None:
+    """An ``InputError`` naming ``field`` when ``value`` (a count, a parallelism, a number of attempts) is below
+    ``minimum``."""
+    if value < minimum:
+        raise InputError(f"must be >= {minimum}", field=field)

@@ -46,7 +46,7 @@ import yaml
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.errors import InputError, RuntimeFailure, require_at_least
 from flinkscale.flink.home import flink_home, java_home
 from flinkscale.flink.models import TaskManagerInfo
 from flinkscale.host import (
@@ -472,9 +472,7 @@ class LocalCluster:
 
 
 def _check_spec(spec: ClusterSpec) -> None:
-    if spec.task_managers < 1:
-        raise InputError("must be >= 1", field="--task-managers")
-    if spec.slots_per_task_manager < 1:
-        raise InputError("must be >= 1", field="--slots")
+    require_at_least(spec.task_managers, 1, "--task-managers")
+    require_at_least(spec.slots_per_task_manager, 1, "--slots")
     if not 0 <= spec.rest_port < 65536:
         raise InputError("must be a port number (0 for any free port)", field="--rest-port")

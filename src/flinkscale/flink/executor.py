@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
+from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure, require_at_least
 from flinkscale.core.manifest import OVERRIDES_KEY, format_overrides
 from flinkscale.core.policy.base import Decision, RescaleRecord
 from flinkscale.core.rescale_wait import (
@@ -91,10 +91,8 @@ class ExecutorConfig:
     k8s_deployment_name: str = "flink-job"
 
     def __post_init__(self) -> None:
-        if self.max_task_managers < 1:
-            raise InputError("must be >= 1", field="--max-task-managers")
-        if self.savepoint_attempts < 1:
-            raise InputError("must be >= 1", field="savepoint_attempts")
+        require_at_least(self.max_task_managers, 1, "--max-task-managers")
+        require_at_least(self.savepoint_attempts, 1, "savepoint_attempts")
 
 
 @dataclass

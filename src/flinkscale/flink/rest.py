@@ -226,7 +226,7 @@ class _Answer:
         return self.body.decode("utf-8", errors="replace")
 
 
-class FlinkRestClient:
+class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
     """A client for one Flink cluster's REST endpoint, e.g. ``http://localhost:8081``."""
 
     def __init__(
@@ -259,9 +259,6 @@ class FlinkRestClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> FlinkRestClient:
-        return self
 
     def __exit__(self, *_: object) -> None:
         self.close()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from flinkscale.core.errors import InputError, RuntimeFailure
+from flinkscale.core.errors import InputError, RuntimeFailure, require_at_least
 from flinkscale.core.manifest import OVERRIDES_KEY, format_overrides
 from flinkscale.flink.cluster import LocalCluster
 
@@ -100,8 +100,7 @@ def submit_python_job(cluster: LocalCluster, script: Path, args: Sequence[str], 
     """
     if not script.is_file():
         raise InputError("no such job file", field=str(script))
-    if parallelism < 1:
-        raise InputError("must be >= 1", field="--parallelism")
+    require_at_least(parallelism, 1, "--parallelism")
     command = _flink_run(cluster, rest_url, parallelism)
     if vertex_parallelism:
         command.append(f"-D{OVERRIDES_KEY}={format_overrides(vertex_parallelism)}")
@@ -126,8 +125,7 @@ def submit_sql_script(cluster: LocalCluster, script: Path, jars: Sequence[Path],
     """Submit a SQL script (``SET``, DDL, ``INSERT`` / ``EXECUTE STATEMENT SET``) through the Table API."""
     if not script.is_file():
         raise InputError("no such SQL file", field=str(script))
-    if parallelism < 1:
-        raise InputError("must be >= 1", field="--parallelism")
+    require_at_least(parallelism, 1, "--parallelism")
     command = [sys.executable, str(SQL_RUNNER), str(script.resolve()), "--rest-url", _rest_url(cluster, rest_url),
                "--parallelism", str(parallelism), "--jars", ";".join(f"file://{j}" for j in jars)]
     if savepoint:

@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from flinkscale.core.errors import EndpointError, InputError
+from flinkscale.core.errors import EndpointError, InputError, require_at_least
 
 #: Default timeout of one Kafka operation (metadata, offsets, delivery), in seconds.
 KAFKA_TIMEOUT_SECONDS = 10.0
@@ -110,8 +110,7 @@ class TopicAdmin:
         return {name: len(t.partitions) for name, t in metadata.topics.items() if not name.startswith("__")}
 
     def create_topic(self, name: str, partitions: int, exist_ok: bool = True) -> None:
-        if partitions < 1:
-            raise InputError("must be >= 1", field="--partitions")
+        require_at_least(partitions, 1, "--partitions")
         existing = self.topics()
         if name in existing:
             if exist_ok and existing[name] == partitions:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from confluent_kafka import KafkaException, Producer
 
-from flinkscale.core.errors import EndpointError, InputError
+from flinkscale.core.errors import EndpointError, InputError, require_at_least
 
 TICK_SECONDS = 0.01
 # A second's shortfall is caught up when the producer was busy for less than CATCH_UP_MAX_BUSY of it (a stall,
@@ -94,8 +94,7 @@ class LoadGenerator:
     def __init__(self, bootstrap: str, topic: str, *, users: int = 10_000, zipf_s: float = 0.0, seed: int = 1,
                  first_id: int = 0, window_seconds: int = 10, mean_bytes: int = 400,
                  producer: ProducerLike | None = None) -> None:
-        if users < 1:
-            raise InputError("must be >= 1", field="--users")
+        require_at_least(users, 1, "--users")
         if zipf_s < 0:
             raise InputError("must be >= 0 (0 = uniform)", field="--zipf")
         self.topic = topic

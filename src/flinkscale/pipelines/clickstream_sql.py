@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, require_at_least
 from flinkscale.core.shedding import z_for_confidence
 from flinkscale.pipelines.shedding import SAMPLING_MODES, sql_weighted_window_columns
 
@@ -85,10 +85,8 @@ class SqlClickstreamOptions(ClickstreamSettings):
     startup: str = "earliest-offset"
 
     def __post_init__(self) -> None:
-        if self.cost_rounds < 0:
-            raise InputError("must be >= 0", field="--cost-rounds")
-        if self.window_seconds < 1:
-            raise InputError("must be >= 1", field="--window-seconds")
+        require_at_least(self.cost_rounds, 0, "--cost-rounds")
+        require_at_least(self.window_seconds, 1, "--window-seconds")
         if not 0.0 < self.shed_keep <= 1.0:
             raise InputError(f"must be in (0, 1], got {self.shed_keep}", field="--shed-keep")
         if self.shed_mode not in SAMPLING_MODES:

@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -698,7 +699,7 @@ def create_jobs_app(store: StateStore,
 
 
 @dataclass
-class DashboardServer:
+class DashboardServer(AbstractContextManager["DashboardServer"]):
     """A running dashboard; ``url`` is where to point a browser, ``stop()`` shuts it down (idempotent)."""
 
     url: str
@@ -716,9 +717,6 @@ class DashboardServer:
         """Block until the server stops (``flinkscale dashboard`` waits here for Ctrl-C)."""
         while self._thread.is_alive():
             self._thread.join(0.5)
-
-    def __enter__(self) -> DashboardServer:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -94,7 +94,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
-class StateStore:
+class StateStore(AbstractContextManager["StateStore"]):
     """Open with ``StateStore.open(url)``; the schema is created or upgraded on open."""
 
     def __init__(self, engine: Engine, url: URL, clock: Clock = time.time) -> None:
@@ -169,9 +169,6 @@ class StateStore:
 
     def close(self) -> None:
         self._engine.dispose()
-
-    def __enter__(self) -> StateStore:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy._frame import SettingsPolicy
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot
@@ -72,11 +73,9 @@ def job_utilization(snapshot: MetricsSnapshot, aggregate: str) -> float | None:
     return max(u for u, _ in weighted)
 
 
-class CpuThresholdPolicy:
+class CpuThresholdPolicy(SettingsPolicy[CpuThresholdSettings]):
     name = NAME
-
-    def __init__(self, settings: CpuThresholdSettings | None = None) -> None:
-        self.settings = settings or CpuThresholdSettings()
+    default_settings = CpuThresholdSettings
 
     @property
     def history_seconds(self) -> float:
@@ -103,8 +102,8 @@ class CpuThresholdPolicy:
 
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
-        if snapshot.job_state != "RUNNING":
-            return ev.hold_decision(snapshot, NAME, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
+        if (held := self.hold_unless_running(snapshot)) is not None:
+            return held
         utilization = job_utilization(snapshot, s.utilization_aggregate)
         numbers = {"utilization": utilization if utilization is not None else math.nan}
         since = ev.last_change_time(snapshot, history)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy._frame import WindowedPolicy
 from flinkscale.core.policy._settings import Setting, SettingKind, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot, Vertex
@@ -287,25 +288,17 @@ def _last_scaling_summary(history: History, vertex_id: str) -> _ScalingSummary |
                  if (summary := _scaling_summary(decision, vertex_id)) is not None), None)
 
 
-class FlinkOperatorPolicy:
+class FlinkOperatorPolicy(WindowedPolicy[FlinkOperatorSettings]):
     """The Flink Kubernetes Operator autoscaler's rules over a snapshot and its history."""
 
     name = NAME
-
-    def __init__(self, settings: FlinkOperatorSettings | None = None) -> None:
-        self.settings = settings or FlinkOperatorSettings()
-
-    @property
-    def history_seconds(self) -> float:
-        """Snapshots and decisions the rules read: a scale-down interval of recommendations, the metrics
-        window and the stabilization before it."""
-        s = self.settings
-        return ev.scale_down_history_seconds(s.scale_down_interval, s.metrics_window, s.stabilization_interval)
+    default_settings = FlinkOperatorSettings
+    stabilization_key = "job.autoscaler.stabilization.interval"
 
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
-        if snapshot.job_state != "RUNNING":
-            return ev.hold_decision(snapshot, NAME, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
+        if (held := self.hold_unless_running(snapshot)) is not None:
+            return held
         gc, heap = ev.gc_pressure(snapshot), ev.heap_usage(snapshot)
         if gc is not None and gc > s.gc_pressure_threshold:
             why = f"GC pressure {gc:.2f} > job.autoscaler.memory.gc-pressure.threshold {s.gc_pressure_threshold}"
@@ -315,11 +308,10 @@ class FlinkOperatorPolicy:
             return ev.hold_decision(snapshot, NAME, why, why)
 
         now = snapshot.timestamp
-        stable = ev.stable_window(snapshot, history, s.stabilization_interval, s.metrics_window)
+        stable = self.stable_window(snapshot, history)
+        if isinstance(stable, Decision):
+            return stable
         since, window = stable.since, stable.snapshots
-        if stable.stabilizing_seconds > 0:
-            why = f"stabilizing for {stable.stabilizing_seconds:.0f}s more (job.autoscaler.stabilization.interval)"
-            return ev.hold_decision(snapshot, NAME, why, why)
         if since is not None:
             coverage = ev.window_coverage_seconds(window)
             # Live samples drift (5.2 s apart, not 5 s), so the snapshot that straddles the window's start is left

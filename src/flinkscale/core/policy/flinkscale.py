@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
 from flinkscale.core.policy import _evaluate as ev
+from flinkscale.core.policy._frame import WindowedPolicy
 from flinkscale.core.policy._settings import Setting, parse_settings
 from flinkscale.core.policy.base import Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot, Vertex, frozen_instances
@@ -283,30 +284,22 @@ class _Plan(NamedTuple):
     reason: str
 
 
-class FlinkscalePolicy:
+class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
     """Whole-graph, skew-aware, ceiling-aware sizing with hysteresis; see the module docstring."""
 
     name = NAME
-
-    def __init__(self, settings: FlinkscaleSettings | None = None) -> None:
-        self.settings = settings or FlinkscaleSettings()
-
-    @property
-    def history_seconds(self) -> float:
-        """The peak over scale-down.interval and the metrics window before it."""
-        s = self.settings
-        return ev.scale_down_history_seconds(s.scale_down_interval, s.metrics_window, s.stabilization_interval)
+    default_settings = FlinkscaleSettings
+    stabilization_key = "stabilization.interval"
 
     def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
         now = snapshot.timestamp
-        if snapshot.job_state != "RUNNING":
-            return ev.hold_decision(snapshot, NAME, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
-        stable = ev.stable_window(snapshot, history, s.stabilization_interval, s.metrics_window)
+        if (held := self.hold_unless_running(snapshot)) is not None:
+            return held
+        stable = self.stable_window(snapshot, history)
+        if isinstance(stable, Decision):
+            return stable
         since, window = stable.since, stable.snapshots
-        if stable.stabilizing_seconds > 0:
-            why = f"stabilizing for {stable.stabilizing_seconds:.0f}s more (stabilization.interval)"
-            return ev.hold_decision(snapshot, NAME, why, why)
         metrics = ev.window_metrics(window)
         ratios = ev.output_ratios(snapshot, metrics)
         source_targets = ev.source_targets_at(window, len(window) - 1)

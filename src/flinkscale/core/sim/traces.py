@@ -55,45 +55,56 @@ class Noise:
         return noisy
 
 
+class _Trace:
+    """What every trace does with its shape: read it at each step's start time and apply the trace's noise."""
+
+    noise: Noise
+
+    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
+        return self.noise.apply(self._rates_at(_grid(duration_seconds, step_seconds)))
+
+    def _rates_at(self, t: FloatArray) -> FloatArray:
+        """The noiseless rate at each time of ``t`` (seconds)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ConstantTrace:
+class ConstantTrace(_Trace):
     rate: float
     noise: Noise = Noise()
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        return self.noise.apply(np.full(len(_grid(duration_seconds, step_seconds)), self.rate))
+    def _rates_at(self, t: FloatArray) -> FloatArray:
+        return np.full(len(t), self.rate)
 
     def describe(self) -> str:
         return f"constant {self.rate:,.0f} records/s"
 
 
 @dataclass(frozen=True)
-class StepTrace:
+class StepTrace(_Trace):
     before: float
     after: float
     at_seconds: float
     noise: Noise = Noise()
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        t = _grid(duration_seconds, step_seconds)
-        return self.noise.apply(np.where(t < self.at_seconds, self.before, self.after).astype(np.float64))
+    def _rates_at(self, t: FloatArray) -> FloatArray:
+        return np.where(t < self.at_seconds, self.before, self.after).astype(np.float64)
 
     def describe(self) -> str:
         return f"step {self.before:,.0f} -> {self.after:,.0f} records/s at {self.at_seconds:g}s"
 
 
 @dataclass(frozen=True)
-class RampTrace:
+class RampTrace(_Trace):
     start_rate: float
     end_rate: float
     start_seconds: float
     duration_seconds: float
     noise: Noise = Noise()
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        t = _grid(duration_seconds, step_seconds)
+    def _rates_at(self, t: FloatArray) -> FloatArray:
         progress = np.clip((t - self.start_seconds) / max(self.duration_seconds, 1e-9), 0, 1)
-        return self.noise.apply(self.start_rate + (self.end_rate - self.start_rate) * progress)
+        return self.start_rate + (self.end_rate - self.start_rate) * progress
 
     def describe(self) -> str:
         return (f"ramp {self.start_rate:,.0f} -> {self.end_rate:,.0f} records/s over {self.duration_seconds:g}s "
@@ -106,7 +117,7 @@ def diurnal_shape_mean(sharpness: float) -> float:
 
 
 @dataclass(frozen=True)
-class DiurnalTrace:
+class DiurnalTrace(_Trace):
     average: float
     peak_factor: float
     peak_at_seconds: float = 14 * 3600.0
@@ -137,12 +148,12 @@ class DiurnalTrace:
             sharpness += 1.0
         return sharpness
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        t = _grid(duration_seconds, step_seconds)
+    def _rates_at(self, t: FloatArray) -> FloatArray:
         sharpness = self.resolved_sharpness()
         base = self._base_fraction(sharpness)
         shape = ((1 + np.cos(2 * np.pi * (t - self.peak_at_seconds) / self.period_seconds)) / 2) ** sharpness
-        return self.noise.apply(self.average * (base + (self.peak_factor - base) * shape))
+        rates: FloatArray = self.average * (base + (self.peak_factor - base) * shape)
+        return rates
 
     def describe(self) -> str:
         return (f"diurnal: average {self.average:,.0f}/s, peak {self.peak_factor * self.average:,.0f}/s "
@@ -150,7 +161,7 @@ class DiurnalTrace:
 
 
 @dataclass(frozen=True)
-class SpikesTrace:
+class SpikesTrace(_Trace):
     base: float
     factor: float
     duration_seconds: float
@@ -162,11 +173,10 @@ class SpikesTrace:
         if not self.every_seconds > 0:
             raise InputError(f"must be > 0, got {self.every_seconds}", field="trace.every")
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        t = _grid(duration_seconds, step_seconds)
+    def _rates_at(self, t: FloatArray) -> FloatArray:
         since = t - self.start_seconds
         in_spike = (since >= 0) & (np.mod(since, self.every_seconds) < self.duration_seconds)
-        return self.noise.apply(np.where(in_spike, self.base * self.factor, self.base).astype(np.float64))
+        return np.where(in_spike, self.base * self.factor, self.base).astype(np.float64)
 
     def describe(self) -> str:
         return (f"spikes: {self.base:,.0f}/s, x{self.factor:g} for {self.duration_seconds:g}s "
@@ -174,7 +184,7 @@ class SpikesTrace:
 
 
 @dataclass(frozen=True)
-class ReplayTrace:
+class ReplayTrace(_Trace):
     times: tuple[float, ...]
     rates_per_second: tuple[float, ...]
     noise: Noise = Noise()
@@ -183,11 +193,10 @@ class ReplayTrace:
         if not self.times or len(self.times) != len(self.rates_per_second):
             raise InputError("needs at least one (time, rate) sample", field="trace.csv")
 
-    def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
-        t = _grid(duration_seconds, step_seconds)
+    def _rates_at(self, t: FloatArray) -> FloatArray:
         times = np.asarray(self.times)
         index = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 1)
-        return self.noise.apply(np.asarray(self.rates_per_second, dtype=np.float64)[index])
+        return np.asarray(self.rates_per_second, dtype=np.float64)[index]
 
     def describe(self) -> str:
         return f"replay of {len(self.times)} samples over {self.times[-1] - self.times[0]:g}s"
