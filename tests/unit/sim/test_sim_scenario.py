@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.sim.model import SimPipeline, SimVertex
 from flinkscale.core.sim.provisioning import peak_parallelism
 from flinkscale.core.sim.scenario import apply_overrides, parse_scenario, parse_trace
 from flinkscale.core.sim.traces import DiurnalTrace, ReplayTrace
@@ -159,3 +160,18 @@ def test_shedding_errors_name_the_field(shedding: dict[str, Any], field: str) ->
     with pytest.raises(InputError) as caught:
         parse_scenario({**MINIMAL, "shedding": shedding})
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("capacity", [2.2e-309, 5e-324])
+def test_a_capacity_too_small_for_any_parallelism_is_named(capacity: float) -> None:
+    # Found by the scenario fuzz test: a subnormal capacity made ceil(rate / budget) an OverflowError.
+    pipeline = SimPipeline((SimVertex(id="src", parallelism=1, capacity=capacity, is_source=True, partitions=4,
+                                      where="pipeline.vertices[0]"),), ())
+    for size in (lambda: peak_parallelism(pipeline, 2_000.0), lambda: pipeline.parallelism_for_rate(2_000.0)):
+        with pytest.raises(InputError) as info:
+            size()
+        assert info.value.field == "pipeline.vertices[0].capacity"
+        assert "cannot carry 2000 records/s" in str(info.value)
+    # A small capacity that still gives a finite count is valid: capped at max parallelism.
+    tiny = SimPipeline((SimVertex(id="src", parallelism=1, capacity=1e-300, is_source=True, max_parallelism=8),), ())
+    assert tiny.parallelism_for_rate(2_000.0) == {"src": 8}

@@ -44,6 +44,15 @@ class SimVertex:
     state_bytes: float = 0.0
     where: str = "vertex"
 
+    def subtasks_for(self, rate: float, utilization: float) -> int:
+        """The fewest evenly loaded subtasks that carry ``rate`` at ``utilization`` (at least 1, no upper cap):
+        ``ceil(rate / (capacity x utilization))``. A capacity so small that the ratio overflows names its field."""
+        needed = rate / (self.capacity * utilization)
+        if not math.isfinite(needed):
+            raise InputError(f"{self.capacity:g} records/s per subtask cannot carry {rate:g} records/s at any "
+                             "parallelism", field=f"{self.where}.capacity")
+        return max(1, math.ceil(needed))
+
     def __post_init__(self) -> None:
         if not self.id:
             raise InputError("must not be empty", field=f"{self.where}.id")
@@ -167,8 +176,7 @@ class SimPipeline:
         if not 0 < utilization <= 1:
             raise InputError(f"must be in (0, 1], got {utilization}", field="utilization")
         factors = self.vertex_rate_factors()
-        return {v.id: max(1, min(v.max_parallelism, math.ceil(rate * factors[v.id] / (v.capacity * utilization))))
-                for v in self.vertices}
+        return {v.id: min(v.max_parallelism, v.subtasks_for(rate * factors[v.id], utilization)) for v in self.vertices}
 
     def with_parallelism(self, parallelism: Mapping[str, int]) -> SimPipeline:
         vertices = tuple(

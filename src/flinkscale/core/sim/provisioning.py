@@ -63,7 +63,7 @@ def peak_parallelism(pipeline: SimPipeline, peak_rate: float, utilization: float
     for vertex in pipeline.vertices:
         budget = vertex.capacity * utilization
         rate = peak_rate * factors[vertex.id]
-        even = max(1, math.ceil(rate / budget))
+        even = vertex.subtasks_for(rate, utilization)
         if vertex.id in sources:
             upper = min(vertex.max_parallelism, vertex.partitions or vertex.max_parallelism)
             p = min(even, upper)
