@@ -54,13 +54,24 @@ def read_state_file(path: Path, model: type[_S], what: str) -> _S | None:
         raise InputError(f"not a {what} ({where}: {first['msg'][:120]}): {hint}", field=str(path)) from None
 
 
+#: How long an empty command line is read again before it counts: a process that is exiting has none for an instant
+#: (its memory is released before it becomes a zombie), and a CI run under load read a supervisor just then.
+EXITING_SETTLE_SECONDS = 1.0
+
+
 def process_identity(pid: int) -> tuple[float, list[str], dict[str, str]] | None:
-    """(create time, command line, environment) of a live process; None when it is gone (or a zombie)."""
+    """(create time, command line, environment) of a live process; None when it is gone (or a zombie, or it
+    exits within ``EXITING_SETTLE_SECONDS`` of showing an empty command line)."""
+    deadline = time.monotonic() + EXITING_SETTLE_SECONDS
     try:
         process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        create_time, cmdline = process.create_time(), process.cmdline()
+        while True:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            create_time, cmdline = process.create_time(), process.cmdline()
+            if cmdline or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.Error:
