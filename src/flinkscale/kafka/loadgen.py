@@ -29,7 +29,7 @@ from confluent_kafka import KafkaException, Producer
 from flinkscale.core.errors import EndpointError, InputError, require_at_least
 
 TICK_SECONDS = 0.01
-# A second's shortfall is caught up when the producer was busy for less than CATCH_UP_MAX_BUSY of it (a stall,
+# A second's shortfall is caught up when the producer spent less than CATCH_UP_MAX_BUSY of it on the CPU (a stall,
 # not slowness), or when it is at most CATCH_UP_TOLERANCE of the rate (the last tick's share).
 CATCH_UP_MAX_BUSY = 0.5
 CATCH_UP_TOLERANCE = 0.05
@@ -138,8 +138,12 @@ class LoadGenerator:
 
     def run(self, rates: Sequence[float], *, progress: Callable[[int, float, int], None] | None = None,
             stop: threading.Event | None = None, clock: Callable[[], float] = time.monotonic,
-            wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> LoadReport:
-        """Produce ``rates[i]`` records during second ``i``; returns what was achieved."""
+            wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+            cpu_clock: Callable[[], float] = time.thread_time) -> LoadReport:
+        """Produce ``rates[i]`` records during second ``i``; returns what was achieved.
+
+        ``cpu_clock`` is this thread's CPU time: what tells the producer's own slowness (CPU spent producing)
+        from a stall (the scheduler of a loaded machine, GC), which costs wall time but no CPU."""
         warnings: list[str] = []
         start = clock()
         produced_before = self.manifest.produced
@@ -150,19 +154,16 @@ class LoadGenerator:
             wall_second_start = wall_ms() / 1000
             begin = start + second
             sent_this_second = 0
-            # Seconds of this second not free to produce in: lost before it began (the previous one ran over),
-            # then spent producing.
-            busy = max(0.0, clock() - begin)
+            cpu_start = cpu_clock()
             while (now := clock()) < begin + 1.0:
                 due = int(rate * min(1.0, now - begin + TICK_SECONDS)) - sent_this_second
                 if due > 0:
                     self._batch(due, wall_ms())
                     sent_this_second += due
-                    busy += clock() - now
                 else:
                     self._producer.poll(0)
                 time.sleep(max(0.0, min(TICK_SECONDS, begin + 1.0 - clock())))
-            self._catch_up(int(rate) - sent_this_second, rate, busy, wall_ms)
+            self._catch_up(int(rate) - sent_this_second, rate, cpu_clock() - cpu_start, wall_ms)
             produced = self.manifest.produced - second_start
             self.manifest.seconds.append((wall_second_start, rate, produced))
             if rate > 0 and produced < 0.95 * rate:
@@ -177,16 +178,17 @@ class LoadGenerator:
         return LoadReport(self.manifest.produced - produced_before, clock() - start, float(sum(rates)),
                           tuple(warnings))
 
-    def _catch_up(self, missing: int, rate: float, busy_seconds: float, wall_ms: Callable[[], int]) -> None:
+    def _catch_up(self, missing: int, rate: float, cpu_seconds: float, wall_ms: Callable[[], int]) -> None:
         """Send what a second still owes when the shortfall is not the producer's own slowness.
 
         The last tick can end short of the second (0.99 + 0.01 < 1.0 in floating point) or a stall (GC, the
-        scheduler on a loaded machine) can swallow the last ticks: that shortfall is still due in this second.
-        A producer busy for most of the second cannot keep up; catching up beyond a last-tick share would only
-        push the debt into the following seconds, so that is reported instead (the caller's warning)."""
+        scheduler on a loaded machine) can swallow ticks: that shortfall is still due in this second. A producer
+        that spent most of the second on the CPU cannot keep up; catching up beyond a last-tick share would only
+        push the debt into the following seconds, so that is reported instead (the caller's warning). A stalled
+        run that catches up takes longer than its seconds, which the report's achieved rate shows."""
         if missing <= 0:
             return
-        if busy_seconds < CATCH_UP_MAX_BUSY or missing <= CATCH_UP_TOLERANCE * rate + 1:
+        if cpu_seconds < CATCH_UP_MAX_BUSY or missing <= CATCH_UP_TOLERANCE * rate + 1:
             self._batch(missing, wall_ms())
 
     def produce_count(self, count: int) -> None:
