@@ -4,7 +4,8 @@ One job (the reference pipeline with a 200 us enrichment and a shedding control 
 phases, with the load generator's manifest as the exact truth:
 
 1. measure: a moderate rate; the sustainable rate S = records read / busy time of the source vertex.
-2. overload at 2 S with shedding off (p = 1 on the control topic): lag grows.
+2. overload at 2 S with shedding off (p = 1 on the control topic): lag grows. When the job reads well above
+   S there (the shared machine got quieter), S is measured again from those reads and the phase repeated once.
 3. the same overload with the ShedController on: p drops to about S / 2S, lag stops growing.
 4. the load stops: the controller returns p to 1 (capacity is back); the job drains its lag and is
    stopped with drain=True so every window is flushed to the exactly-once filesystem sink.
@@ -93,6 +94,34 @@ def drain_stop(runtime: Runtime, job_id: str) -> None:
     runtime.rest.wait_job_state(job_id, ["FINISHED"])
 
 
+def overload_without_shedding(load: Load, collector: Collector, arrivals: ArrivalRate, overload: float,
+                              log: list[str]) -> tuple[list[float], list[float]]:
+    """35 s at `overload` with p = 1: the lag growth (records arriving on the topic - records read; exact, where
+    Flink's pendingRecords is refreshed only every few seconds in its REST metric store) and the read / busy
+    estimates of what the source can do, one per sample."""
+    load.start([overload] * 35)
+    collector.sample()
+    arrivals.sample()
+    growth: list[float] = []
+    estimates: list[float] = []
+    while load.running():
+        time.sleep(SAMPLE_SECONDS)
+        whole_interval_loaded = load.running()  # else the interval's end had no load: its arrivals read low
+        snapshot = collector.sample()
+        arrival = arrivals.sample()
+        if snapshot is None or arrival is None or not whole_interval_loaded:
+            continue
+        measured = source_load(snapshot)
+        growth.append(arrival - measured.consumed_rate)
+        estimate = measured.sustainable_rate(1.0, 300.0)
+        if estimate is not None:
+            estimates.append(estimate)
+        log.append(f"shedding off: arrived {arrival:.0f}/s, read {measured.consumed_rate:.0f}/s at busy "
+                   f"{measured.busy_time_ms_per_second_avg} ms/s, lag {measured.lag:.0f}")
+    load.wait()
+    return growth, estimates
+
+
 def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, tmp_path: Path) -> None:
     runtime = clean_jobs
     bootstrap = runtime.broker.bootstrap
@@ -141,25 +170,20 @@ def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, 
         overload = 2.0 * sustainable
         log.append(f"sustainable {sustainable:.0f}/s; overload {overload:.0f}/s")
 
-        # 2. 2x overload, shedding off: lag grows. Lag growth = records arriving on the topic - records read
-        # (exact; Flink's pendingRecords is refreshed only every few seconds in its REST metric store).
+        # 2. 2x overload, shedding off: lag grows. When the job reads well above the estimate (the machine got
+        # quieter since step 1: on CI the other lane's unit tests may just have ended), 2x that estimate is no
+        # overload: measure again from this phase's reads and try once more at 2x the new figure.
         arrivals = ArrivalRate(bootstrap, topic)
-        load.start([overload] * 30)
-        collector.sample()
-        arrivals.sample()
-        growth_off = []
-        lags_off = []
-        while load.running():
-            time.sleep(SAMPLE_SECONDS)
-            snapshot = collector.sample()
-            arrival = arrivals.sample()
-            if snapshot is not None and arrival is not None:
-                growth_off.append(arrival - source_load(snapshot).consumed_rate)
-                lags_off.append(source_load(snapshot).lag)
-        load.wait()
-        log.append(f"shedding off: lag growth {[round(x) for x in growth_off]}/s")
-        assert len(growth_off) >= 4
-        assert sum(growth_off) / len(growth_off) > 0.25 * sustainable, log
+        for attempt in (1, 2):
+            growth_off, estimates_off = overload_without_shedding(load, collector, arrivals, overload, log)
+            log.append(f"shedding off (attempt {attempt}): lag growth {[round(x) for x in growth_off]}/s")
+            assert len(growth_off) >= 4, log
+            if sum(growth_off) / len(growth_off) > 0.25 * sustainable:
+                break
+            remeasured = max(estimates_off, default=0.0)
+            assert attempt == 1 and remeasured > 1.2 * sustainable, log
+            sustainable, overload = remeasured, 2.0 * remeasured
+            log.append(f"re-measured: sustainable {sustainable:.0f}/s; overload {overload:.0f}/s")
 
         # 3. the same overload with the controller on: lag stops growing.
         published: list[tuple[float, int]] = []
