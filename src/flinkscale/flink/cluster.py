@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -432,9 +433,12 @@ class LocalCluster:
     def down(self, timeout: float = 30.0) -> list[int]:
         """Stop the supervisor, TaskManagers and JobManager; remove pid files and temp files. Returns stopped pids."""
         info = self.info()
-        # Every pid is checked before anything is signalled: one that is not ours stops `down` with nothing done.
-        supervisor = info.supervisor_pid if info and self._supervisor_is_ours(info) else None
-        daemons = {daemon: [p for p in self.pids(daemon) if self._daemon_is_ours(p)]
+        # Every pid is checked before anything is signalled. One that is not ours (a stale file's pid reused by
+        # another process, one we may not inspect) is never signalled, and the state files stay for the user to
+        # look at; what is ours is stopped all the same, so no JVM of ours is left behind.
+        refused: list[str] = []
+        supervisor = info.supervisor_pid if info and _ours(lambda: self._supervisor_is_ours(info), refused) else None
+        daemons = {daemon: [p for p in self.pids(daemon) if _ours(partial(self._daemon_is_ours, p), refused)]
                    for daemon in ("taskexecutor", "standalonesession")}
         stopped: list[int] = []
         if supervisor is not None:
@@ -444,6 +448,8 @@ class LocalCluster:
             terminate(pids, timeout=timeout)
             stopped += pids
         stopped += self._kill_strays()
+        if refused:
+            raise RuntimeFailure(f"stopped {len(stopped)} process(es) of this cluster; " + "; ".join(refused))
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink()
         for directory in (self.tmp_dir, self.rocksdb_dir):
@@ -469,6 +475,15 @@ class LocalCluster:
                 strays.append(int(entry.name))
         terminate(strays, timeout=10.0)
         return strays
+
+
+def _ours(check: Callable[[], bool], refused: list[str]) -> bool:
+    """``check()``, with a refusal (a live pid that is not the process flinkscale started) noted, not raised."""
+    try:
+        return check()
+    except RuntimeFailure as exc:
+        refused.append(str(exc))
+        return False
 
 
 def _check_spec(spec: ClusterSpec) -> None:

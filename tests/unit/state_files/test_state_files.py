@@ -239,6 +239,31 @@ def test_cluster_down_stops_a_daemon_whose_command_line_names_its_conf_dir(tmp_p
             proc.wait(10)
 
 
+def test_cluster_down_stops_its_daemons_when_the_supervisor_pid_is_another_process(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], stranger: subprocess.Popen[bytes]) -> None:
+    # The supervisor died and its pid went to something else: that pid is never signalled, but the JVMs the
+    # cluster's pid files name are still ours and must not be left running.
+    cluster = LocalCluster(tmp_path)
+    cluster.pid_dir.mkdir(parents=True)
+    cluster.info_file.write_text(json.dumps({**_CLUSTER, "state_dir": str(tmp_path), "started_at": time.time() - 60,
+                                             "supervisor_pid": stranger.pid}))
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--configDir",
+                               str(cluster.conf_dir)])
+    try:
+        (cluster.pid_dir / "flink-user-taskexecutor.pid").write_text(f"{daemon.pid}\n")
+        assert main(["cluster", "down", "--state-dir", str(tmp_path)]) == 1
+        line = _one_line(capsys)
+        assert "stopped 1 process(es)" in line and f"pid {stranger.pid}" in line and "not signalled" in line
+        daemon.wait(10)  # raises if the daemon were still sleeping
+        time.sleep(0.2)
+        assert stranger.poll() is None  # still running: never signalled
+        assert cluster.info_file.exists()  # the state stays for the user to look at
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+
+
 def test_terminate_kills_what_ignores_sigterm_and_passes_over_a_pid_already_gone() -> None:
     # The same stop for the cluster's daemons and the broker (host.terminate): SIGTERM, then SIGKILL.
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
@@ -287,14 +312,14 @@ def test_a_process_caught_exiting_is_gone_not_unreadable(monkeypatch: pytest.Mon
     # CI under load: `cluster down` read the supervisor's command line while it exited, found it empty, and refused
     # to go on ("its command line cannot be read"). An empty command line is read again until the process is gone.
     fake = _ExitingProcess(empty_reads, exits=True)
-    monkeypatch.setattr(host.psutil, "Process", lambda pid: fake)
+    monkeypatch.setattr(psutil, "Process", lambda pid: fake)
     assert process_identity(4242) is None
     assert fake.reads == empty_reads + 1
 
 
 def test_a_live_process_with_no_command_line_stays_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _ExitingProcess(0, exits=False)
-    monkeypatch.setattr(host.psutil, "Process", lambda pid: fake)
+    monkeypatch.setattr(psutil, "Process", lambda pid: fake)
     monkeypatch.setattr(host, "EXITING_SETTLE_SECONDS", 0.2)
     assert process_identity(4242) == (1.0, [], {})  # check_ours then refuses it: it cannot be shown to be ours
     assert fake.reads >= 2
