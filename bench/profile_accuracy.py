@@ -24,7 +24,7 @@ What runs (issue 5, acceptance: predicted / measured within 0.8-1.2), at source 
 
 ``--pipeline sql`` runs the same on the SQL reference pipeline (``clickstream-sql``, cost ``--cost-rounds``).
 Everything started here is stopped in ``finally``. Run: .venv/bin/python bench/profile_accuracy.py [--json]
-[--html docs/profile.html] [--pipeline sql] (about 6 minutes).
+[--html docs/profile.html] [--pipeline sql] [--linger-ms 100] (about 6 minutes).
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def wait_until(what: str, check: Any, timeout: float = 120.0) -> None:
 
 
 class Load:
-    def __init__(self, bootstrap: str, topic: str, schedule: list[float], seed: int) -> None:
-        self.generator = LoadGenerator(bootstrap, topic, users=1_000, zipf_s=0.0, seed=seed)
+    def __init__(self, bootstrap: str, topic: str, schedule: list[float], seed: int, linger_ms: float) -> None:
+        self.generator = LoadGenerator(bootstrap, topic, users=1_000, zipf_s=0.0, seed=seed, linger_ms=linger_ms)
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.generator.run, args=(schedule,), kwargs={"stop": self.stop},
@@ -106,7 +106,7 @@ def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parall
             wait_until("source rescaled", lambda: (j := rest.job(job_id)).all_running and next(
                 v for v in j.vertices if v.id == source).parallelism == parallelism, timeout=180)
         profile_rate = args.profile_rate * parallelism
-        load = Load(bootstrap, topic, [profile_rate] * 3600, seed=parallelism)
+        load = Load(bootstrap, topic, [profile_rate] * 3600, seed=parallelism, linger_ms=args.linger_ms)
         wait_until("pendingRecords registered", lambda: any(
             n.endswith(".pendingRecords") for n in rest.vertex_metric_names(job_id, source)), timeout=90)
         time.sleep(8)  # past the stale first reads and the first checkpoint
@@ -128,7 +128,7 @@ def run_one(cluster: LocalCluster, rest: FlinkRestClient, bootstrap: str, parall
               f"{predicted:,.0f} ev/s ({collector.calls_per_sample} REST calls per sample)", flush=True)
 
         schedule = [predicted * factor for factor in RAMP for _ in range(args.step)]
-        load = Load(bootstrap, topic, schedule, seed=10 + parallelism)
+        load = Load(bootstrap, topic, schedule, seed=10 + parallelism, linger_ms=args.linger_ms)
         steps = []
         measured = None
         for index, factor in enumerate(RAMP):
@@ -175,7 +175,7 @@ def drain_rate(rest: FlinkRestClient, job_id: str, source: str, bootstrap: str, 
                args: argparse.Namespace) -> float | None:
     """The sources' read rate while a backlog waits: the job's real maximum, measured when the generator (which
     shares the CPUs) cannot offer more than the job takes. The backlog is produced first, as fast as possible."""
-    generator = LoadGenerator(bootstrap, topic, users=1_000, zipf_s=0.0, seed=99)
+    generator = LoadGenerator(bootstrap, topic, users=1_000, zipf_s=0.0, seed=99, linger_ms=args.linger_ms)
     try:
         generator.produce_count(int(predicted * (args.drain + 20)))
     finally:
@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--cost-rounds", type=int, default=2000,
                         help="sql: SHA-256 rounds per event (the generator must be able to overload the job)")
     parser.add_argument("--html", help="write the p=1 profile HTML here")
+    parser.add_argument("--linger-ms", type=float, default=5.0,
+                        help="the load generator's producer linger.ms: larger gives larger batches on the topic")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     state_dir = Path(tempfile.mkdtemp(prefix="flinkscale-accuracy-"))

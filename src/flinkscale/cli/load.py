@@ -134,6 +134,9 @@ def load_command(
     first_id: Annotated[int, typer.Option("--first-id", help="event_id of the first event")] = 0,
     manifest: Annotated[Path | None, typer.Option(
         "--manifest", help="write the ids and per-(user, window) counts produced to this JSON file")] = None,
+    linger_ms: Annotated[float, typer.Option(
+        "--linger-ms", help="how long the producer fills a batch (librdkafka linger.ms): larger gives fewer, larger "
+        "batches on the topic, as high-volume producers send; a source's cost per record depends on it")] = 5.0,
     output_format: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
 ) -> None:
     if output_format not in FORMATS:
@@ -148,19 +151,22 @@ def load_command(
         raise InputError(f"must be from 0 to 2^63 - 1, got {seed}", field="--seed")
     if users > 10**9:
         raise InputError(f"must be at most 1e9, got {users}", field="--users")
+    from flinkscale.kafka.loadgen import LoadGenerator, check_linger_ms
+
+    check_linger_ms(linger_ms)  # before anything connects
     if manifest is not None:
         check_output_file(manifest, "--manifest")
     plan = plan_load(rate, profile, duration)
     servers = resolve_bootstrap(bootstrap, state_dir)
 
     from flinkscale.kafka.admin import TopicAdmin
-    from flinkscale.kafka.loadgen import LoadGenerator
 
     # One metadata request: the broker answers (else EndpointError, exit 2) and the topic exists.
     topics = TopicAdmin(servers, timeout=CONNECT_TIMEOUT_SECONDS).topics()
     if topic not in topics:
         raise InputError(f"no such topic on {servers} (create it: flinkscale kafka create {topic})", field="--topic")
-    generator = LoadGenerator(servers, topic, users=users, zipf_s=zipf, seed=seed, first_id=first_id)
+    generator = LoadGenerator(servers, topic, users=users, zipf_s=zipf, seed=seed, first_id=first_id,
+                              linger_ms=linger_ms)
     console = Console(stderr=True)
     try:
         report = _run(generator, plan, console, show_progress=output_format == "text")
@@ -177,7 +183,7 @@ def load_command(
         "target_records": round(plan.target_records), "produced": report.produced,
         "target_rate": round(target_rate, 1), "achieved_rate": round(report.achieved_rate, 1),
         "seconds_below_target": len(report.warnings), "warnings": list(report.warnings[:20]),
-        "first_id": generator.manifest.first_id, "next_id": generator.manifest.next_id,
+        "first_id": generator.manifest.first_id, "next_id": generator.manifest.next_id, "linger_ms": linger_ms,
         "manifest": str(manifest) if manifest else None,
     }
     if output_format == "json":

@@ -33,6 +33,11 @@ TICK_SECONDS = 0.01
 # not slowness), or when it is at most CATCH_UP_TOLERANCE of the rate (the last tick's share).
 CATCH_UP_MAX_BUSY = 0.5
 CATCH_UP_TOLERANCE = 0.05
+# How long the producer waits to fill a batch (librdkafka's linger.ms; its own maximum is 900,000). The batches on
+# the topic are what the job's source reads: a larger linger gives fewer, larger batches, as producers at terabytes
+# a day send, and a Flink source then spends less time per record (docs/sql-and-java.md).
+DEFAULT_LINGER_MS = 5.0
+MAX_LINGER_MS = 900_000.0
 _URLS = ("/", "/search?q=flink", "/products/{n}", "/cart", "/checkout", "/help/{n}", "/blog/{n}")
 
 
@@ -82,6 +87,11 @@ def zipf_weights(users: int, zipf_s: float) -> np.ndarray:  # type: ignore[type-
     return weights / weights.sum()  # type: ignore[no-any-return]
 
 
+def check_linger_ms(linger_ms: float) -> None:
+    if not 0 <= linger_ms <= MAX_LINGER_MS:  # also refuses nan
+        raise InputError(f"must be from 0 to {MAX_LINGER_MS:,.0f} ms, got {linger_ms}", field="--linger-ms")
+
+
 class ProducerLike(Protocol):
     """The part of confluent_kafka.Producer the generator uses (tests pass a recording fake)."""
 
@@ -93,10 +103,11 @@ class ProducerLike(Protocol):
 class LoadGenerator:
     def __init__(self, bootstrap: str, topic: str, *, users: int = 10_000, zipf_s: float = 0.0, seed: int = 1,
                  first_id: int = 0, window_seconds: int = 10, mean_bytes: int = 400,
-                 producer: ProducerLike | None = None) -> None:
+                 linger_ms: float = DEFAULT_LINGER_MS, producer: ProducerLike | None = None) -> None:
         require_at_least(users, 1, "--users")
         if zipf_s < 0:
             raise InputError("must be >= 0 (0 = uniform)", field="--zipf")
+        check_linger_ms(linger_ms)
         self.topic = topic
         self.bootstrap = bootstrap
         self._rng = np.random.default_rng(seed)
@@ -105,7 +116,7 @@ class LoadGenerator:
         self.manifest = Manifest(topic, first_id, first_id, window_seconds)
         self._errors: list[str] = []
         self._producer: ProducerLike = producer if producer is not None else Producer({
-            "bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10_000,
+            "bootstrap.servers": bootstrap, "linger.ms": linger_ms, "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000, "acks": "all", "enable.idempotence": False,
             "error_cb": lambda err: self._errors.append(str(err)), "log.connection.close": False,
             "log_level": 2,  # errors reach error_cb and are raised; librdkafka's own stderr lines are noise

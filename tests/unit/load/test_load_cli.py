@@ -86,6 +86,9 @@ def test_bad_trace_files_name_the_field(content: str, field: str, tmp_path: Path
     (["--rate", "1k/s", "--duration", "5s", "--users", "0"], "--users"),
     (["--rate", "1k/s", "--duration", "5s", "--zipf", "-1"], "--zipf"),
     (["--rate", "1k/s", "--duration", "5s", "--first-id", "-5"], "--first-id"),
+    (["--rate", "1k/s", "--duration", "5s", "--linger-ms", "-1"], "--linger-ms"),
+    (["--rate", "1k/s", "--duration", "5s", "--linger-ms", "nan"], "--linger-ms"),
+    (["--rate", "1k/s", "--duration", "5s", "--linger-ms", "1e6"], "--linger-ms"),
     (["--rate", "1k/s"], "--duration"),
 ])
 def test_bad_flags_are_one_line_and_exit_code_2(args: list[str], field: str, tmp_path: Path,

@@ -6,7 +6,12 @@ as the scheduler of a loaded machine or GC does) and the producer's CPU time is 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+from flinkscale.core.errors import InputError
+from flinkscale.kafka import loadgen
 from flinkscale.kafka.loadgen import LoadGenerator, LoadReport
 
 
@@ -99,3 +104,22 @@ def test_a_stall_longer_than_half_the_second_is_caught_up_too() -> None:
     generator, _, report = run([1000, 1000], step=0.01, stall_at=450, stall=0.6)
     assert report.produced == 2000 and not report.warnings
     assert [count for _, _, count in generator.manifest.seconds] == [1000, 1000]
+
+
+@pytest.mark.parametrize("linger_ms", [0.0, 5.0, 100.0])
+def test_the_producer_batches_for_the_linger_asked_for(monkeypatch: pytest.MonkeyPatch, linger_ms: float) -> None:
+    configs: list[dict[str, Any]] = []
+
+    def producer(config: dict[str, Any]) -> RecordingProducer:
+        configs.append(config)
+        return RecordingProducer(SteppingClock(0.01))
+
+    monkeypatch.setattr(loadgen, "Producer", producer)
+    LoadGenerator("unused:9092", "t", linger_ms=linger_ms)
+    assert configs[0]["linger.ms"] == linger_ms
+
+
+@pytest.mark.parametrize("linger_ms", [-1.0, float("nan"), float("inf"), 900_001.0])
+def test_a_linger_out_of_librdkafkas_range_names_the_flag(linger_ms: float) -> None:
+    with pytest.raises(InputError, match="--linger-ms"):
+        LoadGenerator("unused:9092", "t", linger_ms=linger_ms, producer=RecordingProducer(SteppingClock(0.01)))
