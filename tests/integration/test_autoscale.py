@@ -38,9 +38,10 @@ pytestmark = pytest.mark.integration
 
 # What one source subtask reads (C) measured 2,500-3,200 ev/s in a CI run and ~5,000 ev/s on a quiet machine.
 # The old rates (1,500 and 7,500 ev/s) failed that CI run: p=2 could not absorb 7,500 ev/s, its backlog drained
-# long after the drop, and no scale-down came in time. For C from 2,500 to 5,000 ev/s: the high rate is over 0.8 C
-# (p=1 is past utilization.max) and under 0.85 x 2 C (p=2 absorbs it); the low rate leaves p=1 under half the
-# scale-down threshold (0.5) even at C = 2,500, room for the rate's jitter.
+# long after the drop, and no scale-down came in time. A quiet CI run then read 4,200 ev/s at p=1 under the old
+# utilization.max of 0.75 (C above 5,600) and never scaled up. With utilization.max 0.6, for C from 2,500 to
+# 7,000 ev/s: the high rate is over 0.6 C (p=1 is past utilization.max) and under 0.85 x 2 C (p=2 absorbs it);
+# the low rate leaves p=1 under 0.3 utilization even at C = 2,500, below the 0.4 a scale-down sizes for.
 LOW, HIGH = 700, 4_200
 LOW_SECONDS, HIGH_SECONDS = 35, 80
 # The loop starts this long after the load: a fresh job's Python workers run slow for their first seconds (a first
@@ -54,7 +55,7 @@ WARM_UP_SECONDS = 12
 SCALE_DOWN_INTERVAL = 100.0
 BACK_SECONDS = {"flinkscale": 150, "flink-operator": 150}
 STEP_SETTINGS: dict[str, dict[str, str]] = {
-    "flinkscale": {"utilization.target": "0.6", "utilization.max": "0.75", "scale-down.margin": "0.1",
+    "flinkscale": {"utilization.target": "0.5", "utilization.max": "0.6", "scale-down.margin": "0.1",
                    "stabilization.interval": "15s", "metrics.window": "20s",
                    "scale-down.interval": f"{SCALE_DOWN_INTERVAL:g}s", "restart.time": "15s",
                    "prediction.horizon": "0", "catch-up.duration": "2m"},
