@@ -45,7 +45,7 @@ from flinkscale.flink.collector import Collector, collect_window, merge_window
 from flinkscale.flink.rest import FlinkRestClient
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import EmbeddedBroker
-from flinkscale.kafka.loadgen import LoadGenerator
+from flinkscale.kafka.loadgen import DEFAULT_LINGER_MS, LoadGenerator
 from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions
 from flinkscale.pipelines.launch import ClickstreamOptions, submit_clickstream, submit_clickstream_sql
 from flinkscale.report.profile import render_html
@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--cost-rounds", type=int, default=2000,
                         help="sql: SHA-256 rounds per event (the generator must be able to overload the job)")
     parser.add_argument("--html", help="write the p=1 profile HTML here")
-    parser.add_argument("--linger-ms", type=float, default=5.0,
+    parser.add_argument("--linger-ms", type=float, default=DEFAULT_LINGER_MS,
                         help="the load generator's producer linger.ms: larger gives larger batches on the topic")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -437,7 +437,7 @@ class LocalCluster:
         # another process, one we may not inspect) is never signalled, and the state files stay for the user to
         # look at; what is ours is stopped all the same, so no JVM of ours is left behind.
         refused: list[str] = []
-        supervisor = info.supervisor_pid if info and _ours(lambda: self._supervisor_is_ours(info), refused) else None
+        supervisor = info.supervisor_pid if info and _ours(partial(self._supervisor_is_ours, info), refused) else None
         daemons = {daemon: [p for p in self.pids(daemon) if _ours(partial(self._daemon_is_ours, p), refused)]
                    for daemon in ("taskexecutor", "standalonesession")}
         stopped: list[int] = []
