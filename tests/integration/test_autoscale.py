@@ -1,8 +1,8 @@
 """The autoscaling loop on real Flink: a 6x rate step is absorbed, a TaskManager death is ridden out.
 
 What a user leaving the loop on a production job relies on, checked on the embedded cluster with the
-reference pipeline (cost_us=100: one source subtask reads 2,500-5,000 ev/s on this machine, by its load):
-- a step from 700 to 4,200 ev/s (p=1 then runs above the test's utilization.max; p=2 has room) is met
+reference pipeline (cost_us=400: one source subtask reads 1,300-2,400 ev/s on this machine, by its load):
+- a step from 300 to 1,800 ev/s (p=1 then runs above the test's utilization.max; p=2 has room) is met
   with at most 2 scale-ups, after which the source is neither backpressured nor lagging further;
 - dropping the rate back scales down, but not before the scale-down interval since the scale-up;
 - a TaskManager killed mid-loop makes the loop hold (no decision on partial metrics); the supervisor
@@ -36,13 +36,15 @@ from tests.integration.test_runtime import _committed_event_ids, _wait_caught_up
 
 pytestmark = pytest.mark.integration
 
-# What one source subtask reads (C) measured 2,500-3,200 ev/s in a CI run and ~5,000 ev/s on a quiet machine.
-# The old rates (1,500 and 7,500 ev/s) failed that CI run: p=2 could not absorb 7,500 ev/s, its backlog drained
-# long after the drop, and no scale-down came in time. A quiet CI run then read 4,200 ev/s at p=1 under the old
-# utilization.max of 0.75 (C above 5,600) and never scaled up. With utilization.max 0.6, for C from 2,500 to
-# 7,000 ev/s: the high rate is over 0.6 C (p=1 is past utilization.max) and under 0.85 x 2 C (p=2 absorbs it);
-# the low rate leaves p=1 under 0.3 utilization even at C = 2,500, below the 0.4 a scale-down sizes for.
-LOW, HIGH = 700, 4_200
+# The enrichment burns STEP_COST_US of wall time per event, so what one source subtask reads (C) is bounded by it
+# and varies little with the machine's load: measured 2,400 ev/s quiet, 2,150 with one CPU burner, 1,300-1,500
+# with two (load average 4-5). At cost_us=100, C ran from ~9,000 quiet to 2,500 in CI: no fixed step was both
+# past utilization.max at p=1 on a quiet machine and absorbable at p=2 on a loaded one (a quiet CI run read the
+# old 4,200 ev/s step at under 0.6 busy and scaled up 70 s late). Now, for C from 1,300 to 2,400 ev/s: the high
+# rate is over 0.6 C (0.75 at the quiet 2,400: p=1 is past utilization.max) and under 0.7 x 2 C (p=2 absorbs it);
+# the low rate leaves p=1 under 0.3 busy (at 400 ev/s it read 0.20 quiet, 0.27 with one burner, 0.33-0.39 with two).
+STEP_COST_US = 400
+LOW, HIGH = 300, 1_800
 LOW_SECONDS, HIGH_SECONDS = 35, 80
 # The loop starts this long after the load: a fresh job's Python workers run slow for their first seconds (a first
 # tick once read 0.84 busy at 1,600 ev/s and scaled up before the step). The loop now also waits the policy's
@@ -93,7 +95,7 @@ def test_rate_step_is_absorbed_then_scaled_down_after_the_interval_without_loss(
     runtime = clean_jobs
     topic = runtime.topic(partitions=4)
     events = tmp_path / "events"
-    job_id, options = runtime.clickstream(topic, cost_us=100, events_dir=f"file://{events}",
+    job_id, options = runtime.clickstream(topic, cost_us=STEP_COST_US, events_dir=f"file://{events}",
                                           agg_dir=f"file://{tmp_path / 'agg'}")
     generator = LoadGenerator(runtime.broker.bootstrap, topic, seed=11)
     rates = [LOW] * LOW_SECONDS + [HIGH] * HIGH_SECONDS + [LOW] * BACK_SECONDS[policy_name]
