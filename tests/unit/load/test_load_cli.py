@@ -7,15 +7,17 @@ broker is in tests/integration/test_load_cli.py.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
 from flinkscale.cli import main
-from flinkscale.cli.load import plan_load, resolve_bootstrap
+from flinkscale.cli.load import load_command, plan_load, resolve_bootstrap
 from flinkscale.core.errors import InputError
 from flinkscale.kafka.broker import BrokerInfo, EmbeddedBroker
+from flinkscale.kafka.loadgen import DEFAULT_LINGER_MS
 
 
 @pytest.mark.parametrize(("rate", "duration", "expected"), [
@@ -113,3 +115,8 @@ def test_the_embedded_brokers_bootstrap_is_the_default(tmp_path: Path) -> None:
     broker.info_file.write_text(json.dumps(dataclasses.asdict(BrokerInfo("127.0.0.1:39092", 39092, 1, 0.0))))
     assert resolve_bootstrap(None, tmp_path) == "127.0.0.1:39092"
     assert resolve_bootstrap("kafka:9092", tmp_path) == "kafka:9092"
+
+
+def test_the_linger_flag_defaults_to_the_generators_own_linger() -> None:
+    # The CLI cannot import the generator (and its Kafka client) at startup, so it states the default itself.
+    assert inspect.signature(load_command).parameters["linger_ms"].default == DEFAULT_LINGER_MS
