@@ -8,7 +8,6 @@ and refuse in one line otherwise, leaving the process alone.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -223,45 +222,45 @@ def test_cluster_down_refuses_a_daemon_pid_file_naming_another_process(
     assert stranger.poll() is None and pid_alive(stranger.pid)
 
 
-def test_cluster_down_stops_a_daemon_whose_command_line_names_its_conf_dir(tmp_path: Path) -> None:
+@pytest.fixture
+def task_manager(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A stand-in TaskManager of the cluster in ``tmp_path``: a process whose command line names the cluster's
+    conf dir, named in the cluster's pid file as Flink's daemon scripts write it."""
     cluster = LocalCluster(tmp_path)
     cluster.pid_dir.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--configDir",
                              str(cluster.conf_dir)])
     try:
         (cluster.pid_dir / "flink-user-taskexecutor.pid").write_text(f"{proc.pid}\n")
-        assert proc.pid in cluster.down(timeout=5)
-        proc.wait(10)  # raises if the process were still sleeping
-        assert not pid_alive(proc.pid)
+        yield proc
     finally:
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait(10)
 
 
+def test_cluster_down_stops_a_daemon_whose_command_line_names_its_conf_dir(
+        tmp_path: Path, task_manager: subprocess.Popen[bytes]) -> None:
+    assert task_manager.pid in LocalCluster(tmp_path).down(timeout=5)
+    task_manager.wait(10)  # raises if the process were still sleeping
+    assert not pid_alive(task_manager.pid)
+
+
 def test_cluster_down_stops_its_daemons_when_the_supervisor_pid_is_another_process(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], stranger: subprocess.Popen[bytes]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], stranger: subprocess.Popen[bytes],
+        task_manager: subprocess.Popen[bytes]) -> None:
     # The supervisor died and its pid went to something else: that pid is never signalled, but the JVMs the
     # cluster's pid files name are still ours and must not be left running.
     cluster = LocalCluster(tmp_path)
-    cluster.pid_dir.mkdir(parents=True)
     cluster.info_file.write_text(json.dumps({**_CLUSTER, "state_dir": str(tmp_path), "started_at": time.time() - 60,
                                              "supervisor_pid": stranger.pid}))
-    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--configDir",
-                               str(cluster.conf_dir)])
-    try:
-        (cluster.pid_dir / "flink-user-taskexecutor.pid").write_text(f"{daemon.pid}\n")
-        assert main(["cluster", "down", "--state-dir", str(tmp_path)]) == 1
-        line = _one_line(capsys)
-        assert "stopped 1 process(es)" in line and f"pid {stranger.pid}" in line and "not signalled" in line
-        daemon.wait(10)  # raises if the daemon were still sleeping
-        time.sleep(0.2)
-        assert stranger.poll() is None  # still running: never signalled
-        assert cluster.info_file.exists()  # the state stays for the user to look at
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(10)
+    assert main(["cluster", "down", "--state-dir", str(tmp_path)]) == 1
+    line = _one_line(capsys)
+    assert "stopped 1 process(es)" in line and f"pid {stranger.pid}" in line and "not signalled" in line
+    task_manager.wait(10)  # raises if the TaskManager were still sleeping
+    time.sleep(0.2)
+    assert stranger.poll() is None  # still running: never signalled
+    assert cluster.info_file.exists()  # the state stays for the user to look at
 
 
 def test_terminate_kills_what_ignores_sigterm_and_passes_over_a_pid_already_gone() -> None:
