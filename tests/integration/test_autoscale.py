@@ -30,7 +30,7 @@ import pytest
 
 from flinkscale.core.control import partial_metrics
 from flinkscale.core.policy import make_policy
-from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig
+from flinkscale.flink.autoscaler import AutoscaleLoop, LoopConfig, LoopSummary
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.executor import Executor, ExecutorConfig
 from flinkscale.kafka.loadgen import LoadGenerator
@@ -90,6 +90,52 @@ def _finish_and_check_exactly_once(runtime: Runtime, job_id: str, topic: str, gr
     assert set(ids) == set(range(produced.first_id, produced.next_id))
 
 
+def _run_step_under_the_loop(
+        runtime: Runtime, job_id: str, generator: LoadGenerator, rates: list[int], policy_name: str,
+        duration_seconds: float, run_dir: Path) -> tuple[LoopSummary, float, Executor]:
+    """The load ``rates`` (one per second) in a thread, and the autoscaling loop on ``job_id`` with the step
+    settings from WARM_UP_SECONDS in, for ``duration_seconds``; returns the loop's summary, when the load started
+    and the executor (its job id is the job's after a resubmission)."""
+    load = threading.Thread(target=generator.run, args=(rates,))
+    executor = Executor(runtime.rest, job_id, cluster=runtime.cluster,
+                        config=ExecutorConfig(max_task_managers=2, ready_timeout_seconds=180))
+    loop = AutoscaleLoop(make_policy(policy_name, STEP_SETTINGS[policy_name]),
+                         lambda jid: Collector(runtime.rest, jid, max_task_managers=2), job_id, executor=executor,
+                         config=LoopConfig(interval_seconds=5, duration_seconds=duration_seconds, run_dir=run_dir))
+    executor.event = loop.event
+    started = time.time()
+    load.start()
+    try:
+        time.sleep(WARM_UP_SECONDS)
+        summary = loop.run_forever()
+    finally:
+        load.join()
+        generator.close()
+    return summary, started, executor
+
+
+def _is_scale_up(entry: dict[str, Any]) -> bool:
+    return sum(v["new_parallelism"] - v["current_parallelism"] for v in entry["decision"]["vertices"]) > 0
+
+
+def _assert_absorbed(snapshots: list[dict[str, Any]], end_at: float, high: int) -> None:
+    """Over the last 20 s at the high rate (up to ``end_at``), the source runs at p >= 2, is not backpressured and
+    its lag does not grow."""
+    settled = [s for s in snapshots if end_at - 20 <= s["timestamp"] <= end_at]
+    assert settled, "no snapshot in the settled high-rate phase"
+    source = next(v for v in settled[-1]["vertices"] if v["is_source"])
+    assert source["parallelism"] >= 2
+    for snap in settled:
+        src = next(v for v in snap["vertices"] if v["is_source"])["metrics"]
+        assert (src.get("back_pressured_time_ms_per_second_max") or 0) < 200
+    lags = [sum((v["metrics"].get("pending_records") or 0) for v in s["vertices"] if v["is_source"])
+            for s in settled]
+    # Flink refreshes pendingRecords every few seconds and a source reads in fetch batches, so one settled
+    # snapshot's lag swings by several seconds of data (CI saw 25k, 69k, 20k, 42k at 7,500 ev/s, draining each
+    # time). A lag that still grows ends above everything before it and above 5 s of the high rate.
+    assert lags[-1] <= max([*lags[:-1], high * 5]), f"lag still grows after the step: {lags}"
+
+
 def _policies() -> list[str]:
     return ["flinkscale", "flink-operator"] if os.environ.get("FLINKSCALE_COMPARE_POLICIES") else ["flinkscale"]
 
@@ -104,27 +150,12 @@ def test_rate_step_is_absorbed_then_scaled_down_after_the_interval_without_loss(
                                           agg_dir=f"file://{tmp_path / 'agg'}")
     generator = LoadGenerator(runtime.broker.bootstrap, topic, seed=11)
     rates = [LOW] * LOW_SECONDS + [HIGH] * HIGH_SECONDS + [LOW] * BACK_SECONDS[policy_name]
-    load = threading.Thread(target=generator.run, args=(rates,))
     run_dir = tmp_path / "run"
-    executor = Executor(runtime.rest, job_id, cluster=runtime.cluster,
-                        config=ExecutorConfig(max_task_managers=2, ready_timeout_seconds=180))
-    loop = AutoscaleLoop(make_policy(policy_name, STEP_SETTINGS[policy_name]),
-                         lambda jid: Collector(runtime.rest, jid, max_task_managers=2), job_id, executor=executor,
-                         config=LoopConfig(interval_seconds=5, duration_seconds=len(rates) + 5 - WARM_UP_SECONDS,
-                                           run_dir=run_dir))
-    executor.event = loop.event
-    started = time.time()
-    load.start()
-    try:
-        time.sleep(WARM_UP_SECONDS)
-        summary = loop.run_forever()
-    finally:
-        load.join()
-        generator.close()
+    summary, started, executor = _run_step_under_the_loop(runtime, job_id, generator, rates, policy_name,
+                                                          len(rates) + 5 - WARM_UP_SECONDS, run_dir)
     step_at, drop_at = started + LOW_SECONDS, started + LOW_SECONDS + HIGH_SECONDS
     applied = [e for e in _read_jsonl(run_dir / "decisions.jsonl") if e["applied"]]
-    ups = [e for e in applied if sum(v["new_parallelism"] - v["current_parallelism"]
-                                     for v in e["decision"]["vertices"]) > 0]
+    ups = [e for e in applied if _is_scale_up(e)]
     downs = [e for e in applied if e not in ups]
     print(f"\n{policy_name}: {len(applied)} rescales; step at +{LOW_SECONDS}s, drop at "
           f"+{LOW_SECONDS + HIGH_SECONDS}s")
@@ -137,21 +168,7 @@ def test_rate_step_is_absorbed_then_scaled_down_after_the_interval_without_loss(
     assert summary.errors == ()
     assert 1 <= len(ups) <= 2, f"the step took {len(ups)} scale-ups"
     assert all(e["timestamp"] >= step_at for e in ups)
-    # Absorbed: over the last 20 s at the high rate, the source is not backpressured and its lag does not grow.
-    snapshots = _read_jsonl(run_dir / "snapshots.jsonl")
-    settled = [s for s in snapshots if drop_at - 20 <= s["timestamp"] <= drop_at]
-    assert settled, "no snapshot in the settled high-rate phase"
-    source = next(v for v in settled[-1]["vertices"] if v["is_source"])
-    assert source["parallelism"] >= 2
-    for snap in settled:
-        src = next(v for v in snap["vertices"] if v["is_source"])["metrics"]
-        assert (src.get("back_pressured_time_ms_per_second_max") or 0) < 200
-    lags = [sum((v["metrics"].get("pending_records") or 0) for v in s["vertices"] if v["is_source"])
-            for s in settled]
-    # Flink refreshes pendingRecords every few seconds and a source reads in fetch batches, so one settled
-    # snapshot's lag swings by several seconds of data (CI saw 25k, 69k, 20k, 42k at 7,500 ev/s, draining each
-    # time). A lag that still grows ends above everything before it and above 5 s of the high rate.
-    assert lags[-1] <= max([*lags[:-1], HIGH * 5]), f"lag still grows after the step: {lags}"
+    _assert_absorbed(_read_jsonl(run_dir / "snapshots.jsonl"), drop_at, HIGH)
     # Scale-down only after the drop, and not before the scale-down interval since the last scale-up.
     last_up = max(e["timestamp"] for e in ups)
     assert all(e["timestamp"] >= drop_at and e["timestamp"] - last_up >= SCALE_DOWN_INTERVAL for e in downs)
@@ -242,47 +259,28 @@ def test_sql_rate_step_is_absorbed_in_at_most_two_rescales_exactly_once(clean_jo
     runtime.wait_running(job_id)
     generator = LoadGenerator(runtime.broker.bootstrap, topic, seed=17)
     rates = [SQL_LOW] * SQL_LOW_SECONDS + [SQL_HIGH] * SQL_HIGH_SECONDS
-    load = threading.Thread(target=generator.run, args=(rates,))
     run_dir = tmp_path / "run"
-    executor = Executor(runtime.rest, job_id, cluster=runtime.cluster,
-                        config=ExecutorConfig(max_task_managers=2, ready_timeout_seconds=180))
-    loop = AutoscaleLoop(make_policy("flinkscale", STEP_SETTINGS["flinkscale"]),
-                         lambda jid: Collector(runtime.rest, jid, max_task_managers=2), job_id, executor=executor,
-                         config=LoopConfig(interval_seconds=5, duration_seconds=len(rates) - WARM_UP_SECONDS,
-                                           run_dir=run_dir))
-    executor.event = loop.event
-    started = time.time()
-    load.start()
-    try:
-        time.sleep(WARM_UP_SECONDS)
-        summary = loop.run_forever()
-    finally:
-        load.join()
-        generator.close()
+    summary, started, executor = _run_step_under_the_loop(runtime, job_id, generator, rates, "flinkscale",
+                                                          len(rates) - WARM_UP_SECONDS, run_dir)
     step_at, end_at = started + SQL_LOW_SECONDS, started + SQL_LOW_SECONDS + SQL_HIGH_SECONDS
     applied = [e for e in _read_jsonl(run_dir / "decisions.jsonl") if e["applied"]]
     snapshots = _read_jsonl(run_dir / "snapshots.jsonl")
-    sources = [(s["timestamp"], next(v for v in s["vertices"] if v["is_source"])) for s in snapshots]
     print(f"\nSQL step {SQL_LOW} -> {SQL_HIGH} ev/s at +{SQL_LOW_SECONDS}s: {len(applied)} rescales")
     for e in applied:
         change = {v["vertex_name"][:24]: (v["current_parallelism"], v["new_parallelism"])
                   for v in e["decision"]["vertices"]}
         print(f"  +{e['timestamp'] - started:5.1f}s {change} took {e['rescale_seconds']:.1f}s")
-    for at, src in sources:
+    for snap in snapshots:
+        src = next(v for v in snap["vertices"] if v["is_source"])
         m = src["metrics"]
-        print(f"  +{at - started:5.1f}s p={src['parallelism']} read {m.get('num_records_out_per_second') or 0:.0f}/s "
+        print(f"  +{snap['timestamp'] - started:5.1f}s p={src['parallelism']} "
+              f"read {m.get('num_records_out_per_second') or 0:.0f}/s "
               f"busy {m.get('busy_time_ms_per_second_max') or 0:.0f} ms/s lag {m.get('pending_records')}")
     print(f"  holds {summary.holds}, errors {summary.errors}")
 
     assert summary.errors == ()
-    assert applied and all(sum(v["new_parallelism"] - v["current_parallelism"] for v in e["decision"]["vertices"]) > 0
-                           for e in applied), "no scale-up, or a scale-down during the step"
+    assert applied and all(_is_scale_up(e) for e in applied), "no scale-up, or a scale-down during the step"
     assert len(applied) <= 2, f"the step took {len(applied)} scale-ups"
     assert all(e["timestamp"] >= step_at for e in applied), "a scale-up before the step"
-    settled = [src for at, src in sources if end_at - 20 <= at <= end_at]
-    assert settled, "no snapshot in the settled high-rate phase"
-    assert settled[-1]["parallelism"] >= 2
-    assert all((src["metrics"].get("back_pressured_time_ms_per_second_max") or 0) < 200 for src in settled)
-    lags = [src["metrics"].get("pending_records") or 0 for src in settled]
-    assert lags[-1] <= max([*lags[:-1], SQL_HIGH * 5]), f"lag still grows after the step: {lags}"
+    _assert_absorbed(snapshots, end_at, SQL_HIGH)
     _finish_and_check_exactly_once(runtime, executor.job_id, topic, options.group, events, generator)
