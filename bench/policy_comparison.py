@@ -28,6 +28,7 @@ every 60 s as in the scenarios. Per scenario it prints core-hours, the ratio to 
 oracle, seconds over the latency target, rescales and peak lag, then whether each goal of the issue is met.
 
 Run: .venv/bin/python bench/policy_comparison.py [--split test|train] [--step 5] [--only NAME] [--days N]
+[--set flinkscale.KEY=VALUE ...]
 (the last measured tables, at ``--step 30 --days 1``, are in docs/simulate.md).
 """
 
@@ -130,9 +131,11 @@ def cases(split: str) -> list[Case]:
     return found
 
 
-def run_case(case: Case, step: float) -> Comparison:
+def run_case(case: Case, step: float, overrides: dict[str, dict[str, str]] | None = None) -> Comparison:
     scenario = with_step(case.scenario, step)
-    policies = {name: make_policy(name, dict(scenario.policy_settings.get(name, {}))) for name in POLICIES}
+    given = overrides or {}
+    policies = {name: make_policy(name, {**scenario.policy_settings.get(name, {}), **given.get(name, {})})
+                for name in POLICIES}
     return compare(scenario, policies, oracle=OracleSettings())
 
 
@@ -224,7 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=5.0, help="simulation step in seconds (default 5)")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--days", type=int, help="cut the real and synthetic weeks to their first N days")
+    parser.add_argument("--set", action="append", default=[], metavar="POLICY.KEY=VALUE",
+                        help="a policy setting, e.g. flinkscale.forecast.quantile=0.7 (for tuning on --split train)")
     args = parser.parse_args(argv)
+    overrides: dict[str, dict[str, str]] = {}
+    for item in args.set:
+        name, _, rest = item.partition(".")
+        key, eq, value = rest.partition("=")
+        if name not in POLICIES or not key or not eq:
+            print(f"--set {item!r}: expected POLICY.KEY=VALUE with POLICY one of {', '.join(POLICIES)}",
+                  file=sys.stderr)
+            return 2
+        overrides.setdefault(name, {})[key] = value
     selected = [c for c in cases(args.split) if not args.only or args.only in c.name]
     if args.days:
         selected = [replace(c, scenario=replace(c.scenario, config=replace(
@@ -236,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     days_of: dict[str, float] = {}
     print(f"split {args.split}: {len(selected)} scenario(s); every run at {args.step:g}s steps, "
-          f"policies {', '.join(POLICIES)} and the oracle (<= 4 size changes a day)", flush=True)
+          f"policies {', '.join(POLICIES)} and the oracle (<= 4 size changes a day)"
+          + (f"; settings {overrides}" if overrides else ""), flush=True)
     for case in selected:
         began = time.perf_counter()
-        comparison = run_case(case, args.step)
+        comparison = run_case(case, args.step, overrides)
         duration = comparison.scenario.config.duration_seconds
         days = duration / DAY
         label = f"{case.name} ({days:g} d)" if days >= 1 else f"{case.name} ({duration / 60:g} min)"

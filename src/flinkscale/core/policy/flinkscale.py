@@ -12,7 +12,10 @@ with each block's size carrying the forecast's UPPER band at ``plan.headroom``. 
 in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
 names the next planned change. It leaves planning to the reactive rules (and says so in the reason) when the
 load is above the band by more than ``forecast.miss-tolerance``, a backlog is not draining within
-``catch-up.duration``, a reactive trigger fires, or the plan's share of the day's budget is spent. After a
+``catch-up.duration``, a reactive trigger other than a busy subtask under saturation fires (the plan sized
+the job for the band at ``plan.headroom``, so a subtask above ``utilization.max`` that still keeps up is the
+plan's business: it is made again every block from the costs measured then), or the plan's share of the
+day's budget is spent. After a
 miss the reactive rules size for the current target (no trend), scale down only to a size that also carries
 the band for the rest of the day, and not at all while the load is above the band. A backlog whose lag
 shrinks fast enough is being drained at full speed: no trigger. Every rescale, planned or reactive, counts
@@ -24,11 +27,15 @@ Model. A vertex's cost is measured per subtask: ``c = λ / (p x busy_avg)`` reco
 subtask (records over busy seconds, so the average, not the max). Where the records land is modelled
 separately: over ``K`` key groups (or a source's partitions) the busiest of ``p`` subtasks owns
 ``ceil(K/p)`` groups, ``layout(p) = ceil(K/p) / (K/p)`` times its fair share, and whatever imbalance
-the measured ``busy_max / busy_avg`` shows beyond that layout is hot keys, ``residual`` (kept as
-measured for any new ``p``). The busiest subtask at ``p'`` then runs at
-``utilization(p') = load x layout(p') x residual / (p' x c)``. Sizing solves this for the fewest
-subtasks directly (``smallest_parallelism_for_load``), so a keyed vertex lands on a parallelism that
-spreads its key groups as evenly as any larger one: skew-aware, and aligned by construction.
+the measured ``busy_max / busy_avg`` shows beyond that layout is hot keys, ``residual`` measured at
+``p``. A hot key stays on one subtask however many there are, so at ``p' > p`` the residual grows as one
+key's would: ``1 + h (p' - 1)`` with ``h = (residual - 1) / (p - 1)``; at ``p' < p`` it is kept as measured
+(a scale-down does not count on it evening out). The busiest subtask at ``p'`` then runs at
+``utilization(p') = load x layout(p') x residual(p') / (p' x c)``. Sizing solves this for the fewest
+subtasks (``smallest_parallelism_for_load``), so a keyed vertex lands on a parallelism that
+spreads its key groups as evenly as any larger one: skew-aware, and aligned by construction. A vertex
+above ``utilization.max`` that is already at the most subtasks it may have triggers nothing: a restart
+would not relieve it.
 
 Rules:
 1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
@@ -88,6 +95,8 @@ if TYPE_CHECKING:
 # `decide` on one snapshot (no load history, no forecast) starts without them (bench/cli_startup.py).
 
 NAME = "flinkscale"
+#: How a trigger by the busiest subtask's utilization begins (the plan tells it from saturation by the number).
+_BUSY_TRIGGER = "busiest subtask at"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("scaling.enabled", "bool", "true", "apply decisions; false = recommend only"),
@@ -221,26 +230,48 @@ class FlinkscaleSettings:
 
 @dataclass(frozen=True)
 class VertexCost:
-    """What one subtask of a vertex can process, and how unevenly records land on its subtasks."""
+    """What one subtask of a vertex can process, and how unevenly records land on its subtasks.
+
+    The skew beyond the key-group layout is measured at one parallelism (``measured_at``). Spread over more
+    subtasks it grows as if one hot key caused it: a key with share ``h`` of the records stays on one subtask,
+    which then carries ``h + (1 - h) / p``, so the busiest / mean is ``1 + h (p - 1)`` with ``h = (s - 1) /
+    (p0 - 1)`` from the measured ``s`` at ``p0``. Over fewer subtasks it is taken as measured (never less):
+    a scale-down does not count on the skew evening out."""
 
     records_per_subtask_second: float  # c: records/s of one fully busy subtask (inf = never busy)
-    residual_skew: float  # imbalance beyond the key-group layout (hot keys), >= 1
+    residual_skew: float  # imbalance beyond the key-group layout (hot keys) at measured_at, >= 1
     groups: int | None
+    measured_at: int = 1  # the parallelism residual_skew was measured at
+
+    def skew_at(self, parallelism: int) -> float:
+        if parallelism <= self.measured_at or self.measured_at <= 1 or self.residual_skew <= 1.0:
+            return self.residual_skew
+        hot_share = (self.residual_skew - 1.0) / (self.measured_at - 1)
+        return 1.0 + hot_share * (parallelism - 1)
 
     def busiest_utilization(self, load: float, parallelism: int) -> float:
         if math.isinf(self.records_per_subtask_second) or load <= 0:
             return 0.0
-        return (load * ev.layout_factor(parallelism, self.groups) * self.residual_skew
+        return (load * ev.layout_factor(parallelism, self.groups) * self.skew_at(parallelism)
                 / (parallelism * self.records_per_subtask_second))
 
     def full_speed_capacity(self, parallelism: int) -> float:
         """Records/s the vertex takes when its busiest subtask is fully busy."""
         return (parallelism * self.records_per_subtask_second
-                / (ev.layout_factor(parallelism, self.groups) * self.residual_skew))
+                / (ev.layout_factor(parallelism, self.groups) * self.skew_at(parallelism)))
 
     def parallelism_for(self, full_speed_load: float, lower: int, upper: int) -> int:
-        return ev.smallest_parallelism_for_load(full_speed_load, self.records_per_subtask_second / self.residual_skew,
-                                                self.groups, lower, upper)
+        """The fewest subtasks within [lower, upper] whose busiest one carries ``full_speed_load`` at full
+        speed (``upper`` when none does). The skew grows with p, so the answer at the skew of a guess is a
+        lower bound: raise the guess until it holds."""
+        c = self.records_per_subtask_second
+        p = ev.smallest_parallelism_for_load(full_speed_load, c / self.residual_skew, self.groups, lower, upper)
+        while p < upper:
+            found = ev.smallest_parallelism_for_load(full_speed_load, c / self.skew_at(p), self.groups, lower, upper)
+            if found <= p:
+                break
+            p = found
+        return p
 
 
 def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None) -> VertexCost | None:
@@ -254,7 +285,7 @@ def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None)
     if busy_avg is not None and busy_avg > 0:
         imbalance = (busy_max / busy_avg) if busy_max else 1.0
         return VertexCost(rates.per_subtask_capacity(rate, busy_avg, parallelism), max(1.0, imbalance / layout_now),
-                          groups)
+                          groups, parallelism)
     if busy_max is not None and busy_max > 0:
         # Without the mean, the busiest subtask's share is assumed to be the layout's alone.
         return VertexCost(rates.per_subtask_capacity(rate, busy_max, parallelism) * layout_now, 1.0, groups)
@@ -338,13 +369,18 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                                    learned is not None, drains_in_time, changes)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
+        # A plan sized the job for the forecast's band at plan.headroom: while the forecast holds, a subtask busy
+        # above utilization.max but not saturated still keeps up, and the plan (made again every block, from the
+        # costs measured now) says whether it needs a change. Only saturation, lag or a ceiling overrule it.
+        urgent = [f"{p.vertex.name}: {p.trigger}" for p in plans
+                  if p.trigger and not (p.trigger.startswith(_BUSY_TRIGGER) and p.numbers["utilization"] < 1.0)]
         used_today = rescales_today(history, now)
 
         fallback = None
         if s.forecast_horizon > 0:
             forecast = self._forecast(history, now)
             planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
-                                    used_today, triggers, backlog, draining)
+                                    used_today, urgent, backlog, draining)
             if isinstance(planned, Decision):
                 return planned
             fallback = planned
@@ -443,11 +479,16 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         drain_load = target + lag / s.catch_up_duration if s.catch_up_duration > 0 else target
         trigger = over_ceiling
         if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
-            trigger = trigger or f"busiest subtask at {utilization:.2f} > utilization.max {s.utilization_max}"
+            trigger = trigger or f"{_BUSY_TRIGGER} {utilization:.2f} > utilization.max {s.utilization_max}"
         elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
         reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
                   f"{need_load:.1f}/s at full speed -> p {need}")
+        if trigger is not None and trigger is not over_ceiling and need <= p:
+            # More subtasks would not relieve it (a hot key at max parallelism, a source at one reader per
+            # partition): a restart of the whole graph for it would only add lag.
+            reason += f"; {trigger}, but p {p} is the most it may have ({upper}): no rescale for it"
+            trigger = over_ceiling
         if need > p:
             outcome = None
             if s.effectiveness_threshold > 0:
