@@ -476,3 +476,20 @@ def test_a_hot_vertex_at_its_most_subtasks_triggers_no_rescale() -> None:
     assert numbers(decision, "win")["utilization"] > 0.95
     assert not decision.rescale
     assert "the most it may have" in reason(decision, "win")
+
+
+@pytest.mark.parametrize(("idle_seconds", "rescales"), [(1800.0, False), (4500.0, True)])
+def test_a_job_with_nothing_to_read_for_the_interval_goes_down_to_its_fewest_subtasks(idle_seconds: float,
+                                                                                        rescales: bool) -> None:
+    # No records arrive (a closed shop at night): no vertex has a cost to size from. Past scale-down.interval
+    # (1 h) with nothing arriving, every vertex goes down to vertex.min-parallelism; the first records measure
+    # the costs again. Before the interval, the job keeps its size.
+    def at(t: float) -> MetricsSnapshot:
+        return clickstream(t, arrival=0.0, p_src=2, p_win=3, p_sink=2)
+
+    history = steady_history(at, 0.0, idle_seconds - 60)
+    decision = decide(at(idle_seconds), history, **{"forecast.horizon": "0"})
+    assert decision.rescale is rescales
+    if rescales:
+        assert decision.parallelism() == {"src": 1, "win": 1, "sink": 1}
+        assert "no records over scale-down.interval" in reason(decision, "win")

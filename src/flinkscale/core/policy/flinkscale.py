@@ -55,7 +55,9 @@ Rules:
    ``utilization.target - scale-down.margin`` at the lower parallelism (hysteresis: a scale-down never
    lands where the next rate bump triggers a scale-up), and only when it saves at least
    ``max(scale-down.min-saving, 2 x restart / scale-down.interval)`` of the job's subtasks or slots: the
-   restart must pay for itself twice over in the time the new size holds.
+   restart must pay for itself twice over in the time the new size holds. A job that has had nothing to read
+   for the whole interval (an idle night: no cost can be measured, none is needed) goes down to
+   ``vertex.min-parallelism``; its first records measure the costs again.
 4. Restart cost is the mean duration of the rescales in the history (``restart.time`` until the first).
 5. Ceilings: never above a vertex's max parallelism, ``vertex.max-parallelism``, a source's partition
    count or the slots the job may use. When a vertex cannot reach its need, the whole graph is sized
@@ -461,6 +463,11 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         over_ceiling = f"parallelism {p} above the {upper} allowed (slots, partitions or max parallelism)" \
             if p > upper else None
         if cost is None:
+            if peak_load == 0.0 and min(p, upper) > lower:
+                # Nothing arrived over scale-down.interval (nor is forecast for the rest of the day): no cost
+                # to size from, and none needed. Down to the fewest subtasks; the first records measure it again.
+                reason = f"no records over scale-down.interval: down to p {lower}"
+                return _Plan(vertex, None, numbers, lower, lower, over_ceiling, reason)
             reason = "no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept"
             return _Plan(vertex, None, numbers, min(p, upper), None, over_ceiling, reason)
         c = cost.records_per_subtask_second
@@ -722,7 +729,8 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
             p = plan.vertex.parallelism
             lower, upper = bounds[plan.vertex.id]
             if plan.cost is None:
-                new[plan.vertex.id] = min(p, upper)
+                idle = plan.floor is not None and plan.floor < p  # nothing arrived: down to its floor
+                new[plan.vertex.id] = plan.floor if idle and plan.floor is not None else min(p, upper)
                 continue
             need = plan.need
             if fraction < 1.0 and need > p:
