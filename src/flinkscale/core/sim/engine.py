@@ -221,6 +221,13 @@ class JobModel:
         self.hop_up = pairs // n_vertices
         self.hop_down = pairs % n_vertices
         self.hop_coef = np.bincount(inverse.reshape(-1), coefs, minlength=len(pairs))
+        # Exactly one hop into every non-source vertex (a chain, a tree): (upstream, coefficient) per non-source
+        # vertex in vertex order, for a step that is a gather instead of a sum per vertex; else None.
+        by_down = np.argsort(self.hop_down, kind="stable")
+        n_sources = len(self.source_ids)
+        self.hop_direct: tuple[IntArray, FloatArray] | None = None
+        if np.array_equal(self.hop_down[by_down], np.arange(n_sources, n_vertices)):
+            self.hop_direct = (self.hop_up[by_down], np.asarray(self.hop_coef[by_down], dtype=np.float64))
         # Vertex levels (longest path from a source): a level's flows follow from the levels before it, for all
         # the steps of a span at once; a shallow graph is propagated level by level, a deep one step by step.
         level = np.zeros(n_vertices, dtype=np.int64)
@@ -232,6 +239,13 @@ class JobModel:
         self.span_ch_up = self.ch_up[real]
         self.span_ch_target = self.ch_target[real]
         self.span_ch_coef = self.ch_coef[real]
+        # When every non-source subtask has exactly one channel in (no forward edge, no subtask fed twice or
+        # never), a span's arrivals are one gather of upstream columns in subtask order: (upstream vertex,
+        # coefficient) per non-source subtask. Else None: arrivals are summed per subtask (np.bincount).
+        by_target = np.argsort(self.span_ch_target, kind="stable")
+        self.span_direct: tuple[IntArray, FloatArray] | None = None
+        if np.array_equal(self.span_ch_target[by_target], np.arange(self.n_source_subtasks, n_subtasks)):
+            self.span_direct = (self.span_ch_up[by_target], self.span_ch_coef[by_target])
         depth = np.zeros(n_subtasks, dtype=np.int64)
         order = np.argsort(self.fw_src, kind="stable")  # upstream subtasks precede downstream ones (topological)
         for k in order.tolist():
@@ -243,6 +257,7 @@ class JobModel:
             chosen = src_depth == level
             self.fw_levels.append((self.fw_src[chosen], self.fw_dst[chosen], self.fw_coef[chosen]))
         self._span_index: dict[int, IntArray] = {}
+        self._span_buffers: dict[int, FloatArray] = {}
 
     def rescale(self, parallelism: Mapping[str, int], restore_from_checkpoint: bool = False) -> None:
         """New parallelism. From a savepoint (default) nothing is lost or repeated: buffered records move to the
@@ -350,9 +365,10 @@ class JobModel:
         n = len(admitted)
         if n == 0:
             return np.zeros(0)
-        ns, n_sub, n_v = self.n_source_subtasks, self.n_subtasks, len(self.vertices)
+        ns, n_v = self.n_source_subtasks, len(self.vertices)
         n_src_v = len(self.source_ids)
-        processed = np.empty((n + 1, n_sub))  # row k < n: processed in step k; row n: the queue after the span
+        # Row k < n: processed in step k; row n: the queue after the span. Every element is written below.
+        processed = self._span_buffer(n)
         source_queue, pending = self._advance_sources(admitted, processed)
         out = np.zeros((n + 1, n_v))  # records processed per vertex in each step (row n: the queue after)
         out[:n, :n_src_v] = np.add.reduceat(processed[:n, :ns], self.seg_start[:n_src_v], axis=1)
@@ -361,25 +377,22 @@ class JobModel:
             by_vertex = out[1:].T  # a view: rows are vertices (np.add.at adds a vertex's inputs up)
             for up, down, coef in self.hop_levels:
                 np.add.at(by_vertex, down, (out[:-1, up] * coef).T)
+        elif self.hop_direct is not None:  # one hop into each vertex: its value alone (0.0 + x is x)
+            direct_up, direct_coef = self.hop_direct
+            for k in range(n):
+                np.multiply(out[k, direct_up], direct_coef, out=out[k + 1, n_src_v:])
         else:
             hop_up, hop_down, hop_coef = self.hop_up, self.hop_down, self.hop_coef
             for k in range(n):
                 out[k + 1, n_src_v:] = np.bincount(hop_down, out[k, hop_up] * hop_coef, minlength=n_v)[n_src_v:]
         # Per subtask: row k + 1 holds what arrives in step k (a non-source subtask processes it in step k + 1).
-        index = self._span_index.get(n)
-        if index is None:
-            index = (np.arange(n)[:, None] * n_sub + self.span_ch_target[None, :]).reshape(-1)
-            self._span_index[n] = index
-        arrivals = np.bincount(index, (out[:n, self.span_ch_up] * self.span_ch_coef).reshape(-1),
-                               minlength=n * n_sub).reshape(n, n_sub)
         processed[0, ns:] = self.queue[ns:]
-        processed[1:, ns:] = arrivals[:, ns:]
+        self._span_arrivals(out[:n], processed[1:, ns:])
         by_subtask = processed[1:].T  # a view: rows are subtasks (np.add.at adds repeated targets up)
         for src, dst, coef in self.fw_levels:
             np.add.at(by_subtask, dst, (processed[:-1, src] * coef).T)
         held = processed[:, ns:]
-        if not (bool(np.all(held[:n] <= self.capacity_dt[ns:]))
-                and bool(np.all(held[1:] <= self.queue_max[ns:] - held[:n]))):
+        if not self._flows_freely(held):
             return None
         self.queue[:ns] = source_queue
         self.queue[ns:] = held[n]
@@ -396,6 +409,53 @@ class JobModel:
         self.ring_index = (self.ring_index + n) % window
         self.ring_filled = min(self.ring_filled + n, window)
         return pending
+
+    def _span_buffer(self, n: int) -> FloatArray:
+        """An (n + 1, subtasks) array for ``advance``'s per-subtask flows, kept for the next span of ``n`` steps
+        (the spans between decisions have a few lengths): a fresh one of a 1,000-vertex job is megabytes whose
+        pages the kernel has to zero at every span. Its contents are copied out, never referenced."""
+        buffer = self._span_buffers.get(n)
+        if buffer is None:
+            buffer = np.empty((n + 1, self.n_subtasks))
+            self._span_buffers[n] = buffer
+        return buffer
+
+    def _span_arrivals(self, out: FloatArray, arrivals: FloatArray) -> None:
+        """Into ``arrivals`` (steps, non-source subtasks): what each non-source subtask receives in each step of a
+        span over the channels, from ``out`` (steps, vertices), what each vertex processed.
+
+        Summed per subtask in channel order (np.bincount); a subtask with one channel in receives that channel's
+        value alone (``0.0 + x`` is ``x`` for the non-negative records here), so when each has exactly one
+        (``span_direct``) the gather is written straight into place. ``np.take`` gathers columns several times
+        faster than fancy indexing on axis 1."""
+        if self.span_direct is not None:
+            up, coef = self.span_direct
+            np.multiply(np.take(out, up, axis=1), coef, out=arrivals)
+            return
+        n, n_sub = len(out), self.n_subtasks
+        index = self._span_index.get(n)
+        if index is None:
+            index = (np.arange(n)[:, None] * n_sub + self.span_ch_target[None, :]).reshape(-1)
+            self._span_index[n] = index
+        summed = np.bincount(index, (np.take(out, self.span_ch_up, axis=1) * self.span_ch_coef).reshape(-1),
+                             minlength=n * n_sub).reshape(n, n_sub)
+        arrivals[:] = summed[:, self.n_source_subtasks:]
+
+    def _flows_freely(self, held: FloatArray) -> bool:
+        """``step``'s two conditions over a span, ``held[k]`` what the non-source subtasks hold at step k (row n:
+        after the span): each processes all it holds (``held[k] <= capacity x dt``, k < n) and what arrives fits
+        in its free buffer (``held[k + 1] <= queue_max - held[k]``).
+
+        Tested on each subtask's largest value (a max is exact). When even the last row is within ``capacity x
+        dt`` the second condition holds without testing it: ``queue_max`` is ``capacity x buffer_seconds`` with
+        ``buffer_seconds >= 2 dt``, so ``queue_max >= 2 x capacity x dt`` in doubles too, and rounding is
+        monotone, so ``queue_max - held[k] >= capacity x dt >= held[k + 1]``."""
+        ns, n = self.n_source_subtasks, len(held) - 1
+        cap = self.capacity_dt[ns:]
+        if bool(np.all(held.max(axis=0) <= cap)):
+            return True
+        return (bool(np.all(held[:n].max(axis=0) <= cap))
+                and bool(np.all(held[1:] <= self.queue_max[ns:] - held[:n])))
 
     def _advance_sources(self, admitted: FloatArray, processed: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The source readers over a span without backpressure, with ``step``'s own operations: pending +=
