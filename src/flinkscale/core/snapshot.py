@@ -271,8 +271,15 @@ class MetricsSnapshot:
 
     @cached_property
     def parallelisms(self) -> tuple[int, ...]:
-        """Each vertex's parallelism, in vertex order (``vertex_ids``)."""
-        return tuple([v.parallelism for v in self.vertices])
+        """Each vertex's parallelism, in vertex order (``vertex_ids``). Equal to the one built before it (a run's
+        snapshots between two rescales), it is that very tuple: comparing the two is one identity test
+        (``same_tuple``)."""
+        global _last_parallelisms
+        built = tuple([v.parallelism for v in self.vertices])
+        if built == _last_parallelisms:
+            return _last_parallelisms
+        _last_parallelisms = built
+        return built
 
     @cached_property
     def parallelism_by_id(self) -> dict[str, int]:
@@ -356,6 +363,16 @@ class _GraphIndex:
 # The vertex ids and edges tuple of the last snapshot checked in ``MetricsSnapshot.__post_init__`` (valid).
 _last_checked: tuple[tuple[str, ...], tuple[Edge, ...]] | None = None
 
+# The last ``MetricsSnapshot.parallelisms`` built, shared by the snapshots after it that have the same.
+_last_parallelisms: tuple[int, ...] = ()
+
+
+def same_tuple(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """``a == b`` for two snapshots' ``vertex_ids`` or ``parallelisms``: one identity test when they are shared
+    (a tuple's ``==`` compares item by item even with itself)."""
+    return a is b or a == b
+
+
 # The last edges tuple indexed. A producer that hands every snapshot of a job the same edges tuple (the
 # simulator does, for as long as the graph is unchanged) has it indexed once, not once per snapshot.
 _last_graph: _GraphIndex | None = None
@@ -376,7 +393,7 @@ def _shared(store: dict[str, tuple[Any, Any]], key: str, token: Any, compute: Ca
     """``store[key]``'s value while it was computed for ``token`` (what the value depends on), else
     ``compute(snapshot)``, kept in ``store`` for the next snapshot with that token (one value per key)."""
     found = store.get(key)
-    if found is not None and found[0] == token:
+    if found is not None and (found[0] is token or found[0] == token):
         value: _T = found[1]
         return value
     computed = compute(snapshot)

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 from flinkscale.core.keygroups import layout_imbalance
 from flinkscale.core.policy.base import DEFAULT_HISTORY_SECONDS, Decision, History, VertexDecision
 from flinkscale.core.rates import busy_ratio, true_processing_rate, window_mean
-from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex, frozen_instances
+from flinkscale.core.snapshot import Edge, MetricsSnapshot, Vertex, frozen_instances, same_tuple
 
 # Guards float noise in ceil(): 7.000000000001 subtasks are 7 subtasks.
 _EPSILON = 1e-9
@@ -75,8 +75,8 @@ def parallelism_of(snapshot: MetricsSnapshot) -> dict[str, int]:
 def same_parallelism(a: MetricsSnapshot, b: MetricsSnapshot) -> bool:
     """``parallelism_of(a) == parallelism_of(b)``; for two snapshots of the same vertex ids in the same order (one
     identity test for the simulator's, which share their ids tuple) a comparison of their parallelism tuples."""
-    if a.vertex_ids == b.vertex_ids:
-        return a.parallelisms == b.parallelisms
+    if same_tuple(a.vertex_ids, b.vertex_ids):
+        return same_tuple(a.parallelisms, b.parallelisms)
     return parallelism_of(a) == parallelism_of(b)
 
 
@@ -106,7 +106,7 @@ def window_metrics(window: Sequence[MetricsSnapshot]) -> dict[str, WindowMetrics
     averaged for all vertices at once, column by column in ``window_mean``'s order of additions
     (``_window_metrics_columns``): the same numbers, without a Python loop per vertex and snapshot."""
     latest = window[-1]
-    if len(window) > 1 and all(s.vertex_ids == latest.vertex_ids for s in window):
+    if len(window) > 1 and all(same_tuple(s.vertex_ids, latest.vertex_ids) for s in window):
         return _window_metrics_columns(window)
     result: dict[str, WindowMetrics] = {}
     for vertex in latest.vertices:
@@ -492,9 +492,10 @@ def parallelism_changes(snapshot: MetricsSnapshot, history: History) -> Parallel
     """``ParallelismChanges`` for ``last_scale_up_outcome``; None when the snapshots differ in their vertices."""
     ids = snapshot.vertex_ids
     ordered = (*[s for s in history.snapshots if s.timestamp < snapshot.timestamp], snapshot)
-    if any(s.vertex_ids != ids for s in ordered):
+    if not all(same_tuple(s.vertex_ids, ids) for s in ordered):
         return None
-    changes = tuple(i for i in range(1, len(ordered)) if ordered[i].parallelisms != ordered[i - 1].parallelisms)
+    changes = tuple(i for i in range(1, len(ordered))
+                    if not same_tuple(ordered[i].parallelisms, ordered[i - 1].parallelisms))
     return ParallelismChanges(ordered, changes, {vertex_id: i for i, vertex_id in enumerate(ids)})
 
 
