@@ -247,6 +247,13 @@ def _propagation_order(snapshot: MetricsSnapshot) -> tuple[tuple[str, tuple[tupl
                  for v in snapshot.topological_order())
 
 
+def _propagation_places(snapshot: MetricsSnapshot) -> tuple[tuple[int, ...], ...]:
+    """For every vertex of ``_propagation_order``, the places (in that order) of its input edges' upstream vertices."""
+    order = snapshot.graph_derived("evaluate.propagation_order", _propagation_order)
+    place = {vertex_id: j for j, (vertex_id, _) in enumerate(order)}
+    return tuple(tuple(place[key[0]] for key in inputs) for _, inputs in order)
+
+
 def propagate_rates(snapshot: MetricsSnapshot, source_rates: Mapping[str, float],
                     ratios: Mapping[tuple[str, str], float]) -> dict[str, float]:
     """A rate given at every graph source carried downstream: each vertex gets the sum over its input
@@ -272,27 +279,25 @@ def propagate_rate_rows(snapshot: MetricsSnapshot, source_rows: Mapping[str, Any
     import numpy as np
 
     order = snapshot.graph_derived("evaluate.propagation_order", _propagation_order)
+    places = snapshot.graph_derived("evaluate.propagation_places", _propagation_places)
     samples = len(next(iter(source_rows.values()))) if source_rows else 0
-    columns: dict[str, Any] = {}
+    # Row j of ``by_vertex`` is the j-th vertex's rates over the samples (contiguous: one operation per vertex).
+    by_vertex = np.empty((len(order), samples))
     zero = np.zeros(samples)
-    for vertex_id, inputs in order:
+    for j, (vertex_id, inputs) in enumerate(order):
         if not inputs:
             rate = source_rows.get(vertex_id, zero)
-            columns[vertex_id] = np.where(rate > 0.0, rate, 0.0)
+            by_vertex[j] = np.where(rate > 0.0, rate, 0.0)
         elif len(inputs) == 1:
-            # 0.0 + x, as the scalar sum does, is added once for all columns below (it only turns -0.0 into 0.0).
-            columns[vertex_id] = columns[inputs[0][0]] * ratios[inputs[0]]
+            # 0.0 + x, as the scalar sum does, is added once for all rows below (it only turns -0.0 into 0.0).
+            np.multiply(by_vertex[places[j][0]], ratios[inputs[0]], out=by_vertex[j])
         else:
             total = np.zeros(samples)
-            for key in inputs:
-                total = total + (columns[key[0]] + 0.0) * ratios[key]
-            columns[vertex_id] = total
-    ids = tuple(vertex_id for vertex_id, _ in order)
-    table = np.empty((samples, len(ids)))
-    for j, vertex_id in enumerate(ids):
-        table[:, j] = columns[vertex_id]
-    table += 0.0
-    return ids, table
+            for place, key in zip(places[j], inputs, strict=True):
+                total = total + (by_vertex[place] + 0.0) * ratios[key]
+            by_vertex[j] = total
+    by_vertex += 0.0
+    return tuple(vertex_id for vertex_id, _ in order), np.ascontiguousarray(by_vertex.T)
 
 
 def output_ratios(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics]) -> dict[tuple[str, str], float]:

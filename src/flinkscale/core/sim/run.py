@@ -277,8 +277,7 @@ def _build(model: JobModel, window: WindowMetrics | None, layout: _Layout, *, ti
         rate_sum = _segment_sums(rate_in, starts, counts)
         rate_mean = rate_sum / counts
         deviation = _segment_sums(np.abs(rate_in - np.repeat(rate_mean, counts)), starts, counts) / counts
-        skew = [None if mean <= 0 else min(dev / mean * 100, 100.0)
-                for dev, mean in zip(deviation.tolist(), rate_mean.tolist(), strict=True)]
+        skew = _records_in_skew(deviation, rate_mean)
         records_out = (rate_sum * model.out_factor).tolist()
         busy_max = np.maximum.reduceat(busy, starts).tolist()
         busy_avg = (_segment_sums(busy, starts, counts) / counts).tolist()
@@ -320,6 +319,15 @@ def _build(model: JobModel, window: WindowMetrics | None, layout: _Layout, *, ti
     return _Built(_snapshot(per_vertex, layout, model, window, timestamp=timestamp, job_name=job_name,
                             job_state=job_state, checkpoints=checkpoints, edges=edges),
                   nothing, nothing, nothing, nothing)
+
+
+def _records_in_skew(deviation: FloatArray, mean: FloatArray) -> list[float | None]:
+    """Flink's ``agg=skew`` per vertex, ``min(deviation / mean x 100, 100)``; None where nothing flowed (mean 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew: list[float | None] = np.minimum(deviation / mean * 100, 100.0).tolist()
+    for i in np.nonzero(mean <= 0)[0].tolist():
+        skew[i] = None
+    return skew
 
 
 #: A vertex's metrics without a window, but pending records (sources only): every other field at its default.
