@@ -189,8 +189,10 @@ def _window_metrics_columns(window: Sequence[MetricsSnapshot]) -> dict[str, Wind
     count = known.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = np.where(total > 0, weighted / total, plain / np.maximum(count, 1))
-    columns = [[None if n == 0 else m for m, n in zip(mean_row, count_row, strict=True)]
-               for mean_row, count_row in zip(means.tolist(), count.tolist(), strict=True)]
+    # A mean of nothing reported is None (a few entries: patched in place of the 0.0 computed there).
+    columns: list[list[float | None]] = means.tolist()
+    for row, index in zip(*np.nonzero(count == 0), strict=True):
+        columns[row][index] = None
     input_rate, output_rate, busy_max, busy_avg, back_pressured = columns
     # Lag: the latest; its growth from the first and last snapshots that report it (sources, mostly).
     growth_of: dict[int, float] = {}
@@ -200,17 +202,13 @@ def _window_metrics_columns(window: Sequence[MetricsSnapshot]) -> dict[str, Wind
         if len(points) >= 2 and points[-1][0] > points[0][0]:
             (t0, lag0), (t1, lag1) = points[0], points[-1]
             growth_of[index] = ((lag1 or 0.0) - (lag0 or 0.0)) / (t1 - t0)
-    lags: list[float | None] = []
-    growths: list[float] = []
-    for i, vertex in enumerate(latest.vertices):
-        metrics = vertex.metrics
-        lags.append(metrics.pending_records)
-        growth = growth_of.get(i)
-        if growth is None:
-            growth = metrics.pending_records_per_second
-            if growth is None:
-                growth = 0.0
-        growths.append(growth)
+    latest_metrics = [vertex.metrics for vertex in latest.vertices]
+    lags = [metrics.pending_records for metrics in latest_metrics]
+    # Else the snapshot's own growth, else none.
+    growths = [0.0 if metrics.pending_records_per_second is None else metrics.pending_records_per_second
+               for metrics in latest_metrics]
+    for i, growth in growth_of.items():
+        growths[i] = growth
     built = frozen_instances(WindowMetrics, {
         "input_rate": input_rate, "output_rate": output_rate, "busy_time_ms_per_second_max": busy_max,
         "busy_time_ms_per_second_avg": busy_avg, "back_pressured_time_ms_per_second": back_pressured,
