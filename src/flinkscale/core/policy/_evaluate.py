@@ -225,13 +225,14 @@ def edge_output_ratio(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMet
     upstream has several outputs or side outputs); otherwise the upstream's output rate stands in.
     An upstream that takes nothing in gives no ratio to measure; 1.0 (pass-through) is assumed.
     """
-    upstream = metrics[edge.source]
+    return _output_ratio(metrics[edge.source], metrics[edge.target], len(snapshot.inputs_of(edge.target)) == 1)
+
+
+def _output_ratio(upstream: WindowMetrics, downstream: WindowMetrics, single_input: bool) -> float:
+    """``edge_output_ratio`` of an edge from ``upstream`` to ``downstream``, the edge's target's only input or not."""
     if not upstream.input_rate:
         return 1.0
-    if len(snapshot.inputs_of(edge.target)) == 1 and metrics[edge.target].input_rate is not None:
-        arriving = metrics[edge.target].input_rate
-    else:
-        arriving = upstream.output_rate
+    arriving = downstream.input_rate if single_input and downstream.input_rate is not None else upstream.output_rate
     return 1.0 if arriving is None else arriving / upstream.input_rate
 
 
@@ -299,7 +300,14 @@ def propagate_rate_rows(snapshot: MetricsSnapshot, source_rows: Mapping[str, Any
 
 
 def output_ratios(snapshot: MetricsSnapshot, metrics: Mapping[str, WindowMetrics]) -> dict[tuple[str, str], float]:
-    return {(e.source, e.target): edge_output_ratio(snapshot, metrics, e) for e in snapshot.edges}
+    """``edge_output_ratio`` of every edge (the edges and whether each is its target's only input known per graph)."""
+    return {(source, target): _output_ratio(metrics[source], metrics[target], single)
+            for source, target, single in snapshot.graph_derived("evaluate.edge_ends", _edge_ends)}
+
+
+def _edge_ends(snapshot: MetricsSnapshot) -> tuple[tuple[str, str, bool], ...]:
+    """Every edge's source and target, and whether it is the target's only input."""
+    return tuple((e.source, e.target, len(snapshot.inputs_of(e.target)) == 1) for e in snapshot.edges)
 
 
 def source_target_rate(metrics: WindowMetrics) -> float:
