@@ -134,9 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rescales.reserve", "non_negative", "1",
             "of rescales.max-per-day, this many are kept for reactive rescales (a spike, a forecast miss); "
             "plans keep at least one"),
-    Setting("plan.lateness-price", "non_negative", "3",
+    Setting("plan.lateness-price", "non_negative", "6",
             "a second of lag over latency.target costs this many seconds of the largest size (the oracle's is 1)"),
-    Setting("plan.min-change", "fraction", "0.05",
+    Setting("plan.min-change", "fraction", "0.2",
             "a planned change of less than this share of the job's slots (of the larger size) is not made"),
 )
 
@@ -170,9 +170,9 @@ class FlinkscaleSettings:
     latency_target: float = 60.0
     plan_headroom: float = 0.95
     plan_block: float = 900.0
-    plan_lateness_price: float = 3.0
+    plan_lateness_price: float = 6.0
     rescales_reserve: int = 1
-    plan_min_change: float = 0.05
+    plan_min_change: float = 0.2
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
