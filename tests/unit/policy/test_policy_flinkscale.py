@@ -475,7 +475,7 @@ def test_a_hot_vertex_at_its_most_subtasks_triggers_no_rescale() -> None:
     decision = decide(snapshot, **{"forecast.horizon": "0"})
     assert numbers(decision, "win")["utilization"] > 0.95
     assert not decision.rescale
-    assert "the most it may have" in reason(decision, "win")
+    assert "no parallelism up to 4 carries more than p 4" in reason(decision, "win")
 
 
 @pytest.mark.parametrize(("idle_seconds", "rescales"), [(1800.0, False), (4500.0, True)])

@@ -34,8 +34,8 @@ key's would: ``1 + h (p' - 1)`` with ``h = (residual - 1) / (p - 1)``; at ``p' <
 ``utilization(p') = load x layout(p') x residual(p') / (p' x c)``. Sizing solves this for the fewest
 subtasks (``smallest_parallelism_for_load``), so a keyed vertex lands on a parallelism that
 spreads its key groups as evenly as any larger one: skew-aware, and aligned by construction. A vertex
-above ``utilization.max`` that is already at the most subtasks it may have triggers nothing: a restart
-would not relieve it.
+above ``utilization.max`` that no allowed parallelism would relieve (at its most subtasks, or one key group
+per subtask already) triggers nothing: a restart would only add lag.
 
 Rules:
 1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
@@ -492,9 +492,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
                   f"{need_load:.1f}/s at full speed -> p {need}")
         if trigger is not None and trigger is not over_ceiling and need <= p:
-            # More subtasks would not relieve it (a hot key at max parallelism, a source at one reader per
-            # partition): a restart of the whole graph for it would only add lag.
-            reason += f"; {trigger}, but p {p} is the most it may have ({upper}): no rescale for it"
+            # More subtasks would not relieve it (at its most subtasks, or one key group or partition per
+            # subtask already): a restart of the whole graph for it would only add lag.
+            reason += f"; {trigger}, but no parallelism up to {upper} carries more than p {p}: no rescale for it"
             trigger = over_ceiling
         if need > p:
             outcome = None
@@ -728,12 +728,8 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         for plan in plans:
             p = plan.vertex.parallelism
             lower, upper = bounds[plan.vertex.id]
-            if plan.cost is None:
-                idle = plan.floor is not None and plan.floor < p  # nothing arrived: down to its floor
-                new[plan.vertex.id] = plan.floor if idle and plan.floor is not None else min(p, upper)
-                continue
-            need = plan.need
-            if fraction < 1.0 and need > p:
+            need = plan.need  # without a cost: p (or upper), or its floor when nothing arrived
+            if fraction < 1.0 and need > p and plan.cost is not None:
                 scaled = self._need_load(targets[plan.vertex.id], lags[plan.vertex.id], restart) * fraction
                 need = max(p if p <= upper else upper, plan.cost.parallelism_for(scaled, lower, upper))
             if need > p:
