@@ -368,7 +368,7 @@ _last_parallelisms: tuple[int, ...] = ()
 
 
 def same_tuple(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """``a == b`` for two snapshots' ``vertex_ids`` or ``parallelisms``: one identity test when they are shared
+    """``a == b`` for two snapshots' ``vertex_ids``, ``parallelisms`` or layout keys: one identity test when shared
     (a tuple's ``==`` compares item by item even with itself)."""
     return a is b or a == b
 
@@ -388,12 +388,12 @@ def _graph_index(edges: tuple[Edge, ...]) -> _GraphIndex:
     return index
 
 
-def _shared(store: dict[str, tuple[Any, Any]], key: str, token: Any, compute: Callable[[MetricsSnapshot], _T],
-            snapshot: MetricsSnapshot) -> _T:
+def _shared(store: dict[str, tuple[Any, Any]], key: str, token: tuple[Any, ...],
+            compute: Callable[[MetricsSnapshot], _T], snapshot: MetricsSnapshot) -> _T:
     """``store[key]``'s value while it was computed for ``token`` (what the value depends on), else
     ``compute(snapshot)``, kept in ``store`` for the next snapshot with that token (one value per key)."""
     found = store.get(key)
-    if found is not None and (found[0] is token or found[0] == token):
+    if found is not None and same_tuple(found[0], token):
         value: _T = found[1]
         return value
     computed = compute(snapshot)
