@@ -96,6 +96,9 @@ class SubtaskCounters:
     idle_ms: float | None
     # IO counters Flink marked incomplete in this read (their fields above are None).
     incomplete: tuple[str, ...] = ()
+    # Which run of the subtask this is: (attempt, start-time ms). A failover redeploys it: its counters restart
+    # from 0 and, catching up from the last checkpoint, can pass the old run's before the next read.
+    run: tuple[int, int] = (0, -1)
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ def _subtask_counters(data: SubtaskDetail) -> SubtaskCounters:
         data.index, io_counter(m, "read-records"), io_counter(m, "write-records"),
         io_counter(m, "read-bytes"), io_counter(m, "write-bytes"),
         metric_value(m.get("accumulated-busy-time")), metric_value(m.get("accumulated-backpressured-time")),
-        metric_value(m.get("accumulated-idle-time")), incomplete_io_counters(m))
+        metric_value(m.get("accumulated-idle-time")), incomplete_io_counters(m), (data.attempt, data.start_time_ms))
 
 
 def _tasks_running(job: JobDetails) -> tuple[int, int] | None:
@@ -290,9 +293,19 @@ def _straddles(old: RawSample, new: RawSample) -> str | None:
         if not tasks_settled:
             continue
         for a, b in zip(before.subtasks, vertex.subtasks, strict=True):
+            if _redeployed(a, b):
+                return (f"vertex {vid} restarted during the sample (subtask {b.index} was redeployed); "
+                        "sample discarded")
             if a.read_records is not None and b.read_records is not None and b.read_records < a.read_records:
                 return f"vertex {vid} restarted during the sample (counters went back); sample discarded"
     return None
+
+
+def _redeployed(old: SubtaskCounters, new: SubtaskCounters) -> bool:
+    """A new run of the subtask between two reads: another attempt, or (the adaptive scheduler starts a new
+    execution graph at attempt 0) another start-time. A read without a start-time (-1) proves nothing."""
+    (old_attempt, old_start), (new_attempt, new_start) = old.run, new.run
+    return new_attempt != old_attempt or (old_start > 0 and new_start > 0 and new_start != old_start)
 
 
 def _per_second(values: Sequence[float | None], seconds: float) -> list[float] | None:

@@ -236,6 +236,8 @@ class JobDetailsWire(_Wire):
 
 class SubtaskWire(_Wire):
     subtask: Annotated[int, Field(ge=0, le=MAX_PARALLELISM)]
+    attempt: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    start_time: Millis = Field(-1, alias="start-time")
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -520,10 +522,13 @@ def aggregated_from_wire(wire: AggregatedMetricsWire) -> dict[str, AggregatedMet
 
 @dataclass(frozen=True)
 class SubtaskDetail:
-    """One subtask of ``GET /jobs/:jid/vertices/:vid``: its index and raw cumulative counters."""
+    """One subtask of ``GET /jobs/:jid/vertices/:vid``: its index, which run of it this is (``attempt`` and
+    ``start-time``, -1 when Flink has none) and its raw cumulative counters."""
 
     index: int
     metrics: Mapping[str, Any]
+    attempt: int = 0
+    start_time_ms: int = -1
 
 
 @dataclass(frozen=True)

@@ -448,7 +448,7 @@ class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
         """``GET /jobs/:jid/vertices/:vid``: per-subtask cumulative counters (read-records, accumulated-busy-time)."""
         wire = self._fetch(VertexDetailWire, "GET", f"{self._job_path(job_id)}/vertices/{vertex_id}",
                            what=f"vertex {vertex_id} of job {job_id}")
-        return tuple(SubtaskDetail(s.subtask, s.metrics) for s in wire.subtasks)
+        return tuple(SubtaskDetail(s.subtask, s.metrics, s.attempt, s.start_time) for s in wire.subtasks)
 
     def vertex_metrics(self, job_id: str, vertex_id: str, names: Iterable[str],
                        aggregations: str = "min,max,avg,sum,skew") -> dict[str, AggregatedMetric]:

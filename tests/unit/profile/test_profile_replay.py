@@ -112,3 +112,18 @@ def test_every_read_starts_the_metric_stores_refresh_then_waits_before_the_count
     assert waits == [(0.5, 1)]  # after the request that starts the refresh, before any counter is read
     assert all(r.startswith(f"GET /jobs/{JOB_ID}/vertices/") for r in transport.requests[1:2])
     assert len(transport.requests) == collector.calls_per_sample
+
+
+def test_a_redeployed_subtask_skips_the_sample_even_when_its_counters_pass_the_old_ones(
+        exchanges: list[dict[str, Any]], clock: VirtualClock) -> None:
+    # A failover redeploys the subtask: its counters restart from 0, and catching up from the last checkpoint they
+    # can pass the old run's before the next read. Only its start-time (or attempt) tells: the interval that spans
+    # it mixes two runs and must not be read as one.
+    baseline, _ = _profile(json.loads(json.dumps(exchanges)), clock)
+    details = vertex_details(exchanges)
+    for exchange in details[4:]:
+        exchange["body"]["subtasks"][0]["start-time"] += 30_000
+    document, _ = _profile(exchanges, VirtualClock())
+    redeployed = [s for s in document["skipped"] if "subtask 0 was redeployed" in s]
+    assert len(redeployed) == 1
+    assert len(document["skipped"]) == len(baseline["skipped"]) + 1
