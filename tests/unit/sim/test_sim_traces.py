@@ -56,7 +56,7 @@ def test_step_ramp_spikes() -> None:
 
 
 def test_noise_is_repeatable_and_relative() -> None:
-    trace = ConstantTrace(1000.0, Noise(relative_stddev=0.1, seed=3))
+    trace = ConstantTrace(1000.0, noise=Noise(relative_stddev=0.1, seed=3))
     first, second = trace.rates(20000, 1.0), trace.rates(20000, 1.0)
     assert np.array_equal(first, second)
     assert first.std() / first.mean() == pytest.approx(0.1, rel=0.05)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,10 +55,13 @@ class Noise:
         return noisy
 
 
+@dataclass(frozen=True)
 class _Trace:
-    """What every trace does with its shape: read it at each step's start time and apply the trace's noise."""
+    """What every trace does with its shape: read it at each step's start time and apply the trace's noise.
 
-    noise: Noise
+    The noise is keyword-only, so each trace's own fields come first in its constructor."""
+
+    noise: Noise = field(default=Noise(), kw_only=True)
 
     def rates(self, duration_seconds: float, step_seconds: float) -> FloatArray:
         return self.noise.apply(self._rates_at(_grid(duration_seconds, step_seconds)))
@@ -71,7 +74,6 @@ class _Trace:
 @dataclass(frozen=True)
 class ConstantTrace(_Trace):
     rate: float
-    noise: Noise = Noise()
 
     def _rates_at(self, t: FloatArray) -> FloatArray:
         return np.full(len(t), self.rate)
@@ -85,7 +87,6 @@ class StepTrace(_Trace):
     before: float
     after: float
     at_seconds: float
-    noise: Noise = Noise()
 
     def _rates_at(self, t: FloatArray) -> FloatArray:
         return np.where(t < self.at_seconds, self.before, self.after).astype(np.float64)
@@ -100,7 +101,6 @@ class RampTrace(_Trace):
     end_rate: float
     start_seconds: float
     duration_seconds: float
-    noise: Noise = Noise()
 
     def _rates_at(self, t: FloatArray) -> FloatArray:
         progress = np.clip((t - self.start_seconds) / max(self.duration_seconds, 1e-9), 0, 1)
@@ -123,7 +123,6 @@ class DiurnalTrace(_Trace):
     peak_at_seconds: float = 14 * 3600.0
     period_seconds: float = 86400.0
     sharpness: float | None = None
-    noise: Noise = Noise()
 
     def __post_init__(self) -> None:
         if self.peak_factor < 1:
@@ -167,7 +166,6 @@ class SpikesTrace(_Trace):
     duration_seconds: float
     every_seconds: float
     start_seconds: float = 0.0
-    noise: Noise = Noise()
 
     def __post_init__(self) -> None:
         if not self.every_seconds > 0:
@@ -187,7 +185,6 @@ class SpikesTrace(_Trace):
 class ReplayTrace(_Trace):
     times: tuple[float, ...]
     rates_per_second: tuple[float, ...]
-    noise: Noise = Noise()
 
     def __post_init__(self) -> None:
         if not self.times or len(self.times) != len(self.rates_per_second):
