@@ -7,9 +7,9 @@ from policy_snapshots import clickstream, history_of, job, vertex
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.policy import History, make_policy, required_history_seconds
-from flinkscale.core.policy.cpu_threshold import CpuThresholdSettings
-from flinkscale.core.policy.flink_operator import FlinkOperatorSettings
-from flinkscale.core.policy.flinkscale import FlinkscaleSettings
+from flinkscale.core.policy.cpu_threshold import CpuThresholdPolicy, CpuThresholdSettings
+from flinkscale.core.policy.flink_operator import FlinkOperatorPolicy, FlinkOperatorSettings
+from flinkscale.core.policy.flinkscale import FlinkscalePolicy, FlinkscaleSettings
 from flinkscale.core.snapshot import MetricsSnapshot
 
 
@@ -93,9 +93,11 @@ def test_unknown_policy_is_an_input_error() -> None:
     assert info.value.field == "policy"
 
 
-@pytest.mark.parametrize("settings", [CpuThresholdSettings, FlinkOperatorSettings, FlinkscaleSettings])
-def test_the_settings_dataclass_defaults_are_the_parsed_defaults(
+@pytest.mark.parametrize(("policy", "settings"), [(CpuThresholdPolicy, CpuThresholdSettings),
+                                                  (FlinkOperatorPolicy, FlinkOperatorSettings),
+                                                  (FlinkscalePolicy, FlinkscaleSettings)])
+def test_a_policy_given_no_settings_takes_the_parsed_defaults(
+        policy: type[CpuThresholdPolicy | FlinkOperatorPolicy | FlinkscalePolicy],
         settings: type[CpuThresholdSettings | FlinkOperatorSettings | FlinkscaleSettings]) -> None:
-    # Each default is written twice (the SETTINGS row make_policy parses, the dataclass field a bare policy
-    # starts from): they must agree to the last bit.
-    assert settings.from_mapping({}) == settings()
+    # Each default is written once, in the SETTINGS row make_policy parses; a bare policy starts from the same.
+    assert policy().settings == settings.from_mapping({})

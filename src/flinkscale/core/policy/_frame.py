@@ -34,13 +34,16 @@ _W = TypeVar("_W", bound=WindowSettings)
 
 
 class SettingsPolicy(Generic[_S]):
-    """A policy with settings; ``name`` and ``default_settings`` (the settings class) are set by each policy."""
+    """A policy with settings; ``name`` and ``default_settings`` (the settings class) are set by each policy.
+
+    A policy given no settings takes ``default_settings.from_mapping(None)``: the defaults of its SETTINGS rows,
+    the one place they are written."""
 
     name: str
     default_settings: ClassVar[type[Any]]
 
     def __init__(self, settings: _S | None = None) -> None:
-        self.settings: _S = settings if settings is not None else self.default_settings()
+        self.settings: _S = settings if settings is not None else self.default_settings.from_mapping(None)
 
     def hold_unless_running(self, snapshot: MetricsSnapshot) -> Decision | None:
         """A hold naming the job's state when it is not RUNNING; None when the rules may read it."""

@@ -41,13 +41,15 @@ SETTINGS: tuple[Setting, ...] = (
 
 @dataclass(frozen=True)
 class CpuThresholdSettings:
-    scale_up_threshold: float = 0.75
-    scale_up_duration: float = 900.0
-    scale_down_threshold: float = 0.10
-    scale_down_duration: float = 21600.0
-    utilization_aggregate: str = "max"
-    parallelism_min: int = 1
-    parallelism_max: int = 200
+    """The rule's thresholds; durations in seconds; built by ``from_mapping``."""
+
+    scale_up_threshold: float
+    scale_up_duration: float
+    scale_down_threshold: float
+    scale_down_duration: float
+    utilization_aggregate: str
+    parallelism_min: int
+    parallelism_max: int
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> CpuThresholdSettings:

@@ -94,37 +94,38 @@ SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text
 
 @dataclass(frozen=True)
 class FlinkOperatorSettings:
-    """The operator's options; durations in seconds. Defaults are the operator's."""
+    """The operator's options; durations in seconds. ``from_mapping`` builds them; its defaults (the SETTINGS
+    rows) are the operator's."""
 
-    scaling_enabled: bool = True
-    metrics_window: float = 900.0
-    stabilization_interval: float = 300.0
-    utilization_target: float = 0.7
-    utilization_upper: float = 1.0
-    utilization_lower: float = 0.7 - 0.3  # target - boundary as the operator derives it (0.39999999999999997)
-    scale_down_interval: float = 3600.0
-    vertex_min_parallelism: int = 1
-    vertex_max_parallelism: int = 200
-    scale_down_max_factor: float = 0.6
-    scale_up_max_factor: float = 100000.0
-    catch_up_duration: float = 1800.0
-    restart_time: float = 300.0
-    restart_time_tracking: bool = False
-    restart_time_tracking_limit: float = 900.0
-    backlog_lag_threshold: float = 300.0
-    observed_lag_threshold: float = 30.0
-    observed_switch_threshold: float = 0.15
-    observed_min_observations: int = 2
-    effectiveness_detection: bool = False
-    effectiveness_threshold: float = 0.1
-    gc_pressure_threshold: float = 1.0
-    heap_usage_threshold: float = 1.0
+    scaling_enabled: bool
+    metrics_window: float
+    stabilization_interval: float
+    utilization_target: float
+    utilization_upper: float
+    utilization_lower: float  # unless set, target - boundary as the operator derives it (0.7 - 0.3 = 0.3999...)
+    scale_down_interval: float
+    vertex_min_parallelism: int
+    vertex_max_parallelism: int
+    scale_down_max_factor: float
+    scale_up_max_factor: float
+    catch_up_duration: float
+    restart_time: float
+    restart_time_tracking: bool
+    restart_time_tracking_limit: float
+    backlog_lag_threshold: float
+    observed_lag_threshold: float
+    observed_switch_threshold: float
+    observed_min_observations: int
+    effectiveness_detection: bool
+    effectiveness_threshold: float
+    gc_pressure_threshold: float
+    heap_usage_threshold: float
     # The resolved alignment: BALANCED, EVENLY_SPREAD, OFF (the new key) or LEGACY_EVENLY_SPREAD,
     # LEGACY_MAXIMIZE_UTILISATION (the deprecated key, with its blocking fallback).
-    alignment_mode: str = "BALANCED"
-    observed_scalability: bool = False
-    observed_scalability_min_observations: int = 3
-    observed_scalability_coefficient_min: float = 0.5
+    alignment_mode: str
+    observed_scalability: bool
+    observed_scalability_min_observations: int
+    observed_scalability_coefficient_min: float
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkOperatorSettings:

@@ -143,36 +143,37 @@ SETTINGS: tuple[Setting, ...] = (
 
 @dataclass(frozen=True)
 class FlinkscaleSettings:
-    """Our policy's settings; durations in seconds."""
+    """Our policy's settings; durations in seconds. ``from_mapping`` builds them, with the SETTINGS rows'
+    defaults for what is not given."""
 
-    scaling_enabled: bool = True
-    utilization_target: float = 0.8
-    utilization_max: float = 0.95
-    scale_down_margin: float = 0.1
-    scale_down_interval: float = 3600.0
-    scale_down_min_saving: float = 0.1
-    stabilization_interval: float = 120.0
-    metrics_window: float = 300.0
-    catch_up_duration: float = 1800.0
-    restart_time: float = 300.0
-    backlog_lag_threshold: float = 60.0
-    vertex_min_parallelism: int = 1
-    vertex_max_parallelism: int = 200
-    effectiveness_threshold: float = 0.3
-    prediction_horizon: float = 7200.0
-    prediction_window: float = 1800.0
-    gc_pressure_threshold: float = 0.3
-    heap_usage_threshold: float = 0.9
-    forecast_horizon: float = 86400.0
-    forecast_quantile: float = 0.8
-    forecast_miss_tolerance: float = 0.1
-    max_rescales_per_day: int = 4
-    latency_target: float = 60.0
-    plan_headroom: float = 0.95
-    plan_block: float = 900.0
-    plan_lateness_price: float = 6.0
-    rescales_reserve: int = 1
-    plan_min_change: float = 0.2
+    scaling_enabled: bool
+    utilization_target: float
+    utilization_max: float
+    scale_down_margin: float
+    scale_down_interval: float
+    scale_down_min_saving: float
+    stabilization_interval: float
+    metrics_window: float
+    catch_up_duration: float
+    restart_time: float
+    backlog_lag_threshold: float
+    vertex_min_parallelism: int
+    vertex_max_parallelism: int
+    effectiveness_threshold: float
+    prediction_horizon: float
+    prediction_window: float
+    gc_pressure_threshold: float
+    heap_usage_threshold: float
+    forecast_horizon: float
+    forecast_quantile: float
+    forecast_miss_tolerance: float
+    max_rescales_per_day: int
+    latency_target: float
+    plan_headroom: float
+    plan_block: float
+    plan_lateness_price: float
+    rescales_reserve: int
+    plan_min_change: float
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
