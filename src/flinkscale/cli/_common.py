@@ -236,5 +236,14 @@ def warn_if_metrics_stale(client: FlinkRestClient, interval_seconds: float,
             typer.echo(f"warning: {warning}", err=True)
 
 
+def check_job(client: FlinkRestClient, job_id: str, interval_seconds: float,
+              warn: Callable[[str], None] | None = None) -> None:
+    """Before a command samples a job every ``interval_seconds``: an unknown job or a bad endpoint fails here
+    (the lookup is one phase with the deadline of one call), then ``warn_if_metrics_stale``."""
+    with client.phase(client.deadline, "finding the job"):
+        client.job(job_id)
+    warn_if_metrics_stale(client, interval_seconds, warn)
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))

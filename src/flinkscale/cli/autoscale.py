@@ -26,6 +26,7 @@ import typer
 from flinkscale.app.shedding import open_shed_channel
 from flinkscale.cli._common import (
     RestTarget,
+    check_job,
     console,
     parse_fraction,
     print_json,
@@ -515,9 +516,7 @@ def _autoscale(log: EventLog, rest: RestTarget, job: list[str] | None, all_jobs:
         raise InputError("needs --run-dir (the dashboard reads it)", field="--dashboard")
     rest_url = rest.resolve(state_dir)
     client = rest.access.client(rest_url)
-    with client.phase(client.deadline, "finding the job"):
-        client.job(job_id)  # an unknown job id fails here, before the loop starts
-    warn_if_metrics_stale(client, interval_seconds, _warn(log))
+    check_job(client, job_id, interval_seconds, _warn(log))  # before the loop starts
     cluster = _local_cluster(state_dir, rest_url)
     executor: Executor | FlinkDeploymentRealizer | None = None if dry_run else Executor(
         client, job_id, cluster=cluster, config=executor_config,
@@ -612,9 +611,7 @@ def rebalance(
     executor_config = ExecutorConfig(max_task_managers=max_task_managers)
     rest_url = rest.resolve(state_dir)
     client = rest.access.client(rest_url)
-    with client.phase(client.deadline, "finding the job"):
-        client.job(job)
-    warn_if_metrics_stale(client, interval_seconds)
+    check_job(client, job, interval_seconds)
     snapshots = collect_window(Collector(client, job), window_seconds, interval_seconds)
     if not snapshots:
         raise RuntimeFailure(f"no complete sample of job {job} in {window}; is it RUNNING?")

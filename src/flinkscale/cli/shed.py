@@ -16,6 +16,7 @@ import typer
 from flinkscale.app.shedding import open_shed_channel
 from flinkscale.cli._common import (
     RestTarget,
+    check_job,
     console,
     err_console,
     parse_fraction,
@@ -23,7 +24,6 @@ from flinkscale.cli._common import (
     resolve_bootstrap,
     rest_options,
     state_dir_option,
-    warn_if_metrics_stale,
 )
 from flinkscale.cli._inputs import check_number, parse_number_or_percentage
 from flinkscale.core.errors import InputError
@@ -150,9 +150,7 @@ def auto(
     if interval <= 0:
         raise InputError("must be > 0", field="--interval")
     client = rest.client(state_dir)
-    with client.phase(client.deadline, "finding the job"):
-        client.job(job)  # an unknown job or a bad endpoint fails here, before the control topic is touched
-    warn_if_metrics_stale(client, interval)
+    check_job(client, job, interval)  # before the control topic is touched
     shed = open_shed_channel(resolve_bootstrap(bootstrap, state_dir), control_topic, settings, topic)
     controller, arrivals = shed.controller, shed.arrivals
     loop = ShedLoop(controller, interval)
