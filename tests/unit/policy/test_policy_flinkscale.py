@@ -13,7 +13,7 @@ from policy_snapshots import clickstream, history_of, job, vertex
 
 from flinkscale.core import control
 from flinkscale.core.errors import InputError
-from flinkscale.core.policy import History, RescaleRecord, make_policy
+from flinkscale.core.policy import History, RescaleRecord, make_policy, required_history_seconds
 from flinkscale.core.policy.base import Decision
 from flinkscale.core.policy.flinkscale import VertexCost, rate_trend
 from flinkscale.core.snapshot import JvmPressure, MetricsSnapshot
@@ -493,3 +493,73 @@ def test_a_job_with_nothing_to_read_for_the_interval_goes_down_to_its_fewest_sub
     if rescales:
         assert decision.parallelism() == {"src": 1, "win": 1, "sink": 1}
         assert "no records over scale-down.interval" in reason(decision, "win")
+
+
+def test_an_idle_vertex_keeps_the_cost_measured_before_and_passes_it_on() -> None:
+    # An hour at 4,000/s measures each vertex's cost; then nothing arrives for 3 hours, longer than the history
+    # reaches. Every idle decision repeats the cost last measured (and says so), so that the plan can still size
+    # a scale-up before the records come back; the measured numbers are the ones the busy hour gave.
+    policy = make_policy("flinkscale", {"forecast.horizon": "0"})
+    keep = required_history_seconds(policy)
+    history, t = History(), 0.0
+    busy: Decision | None = None
+    for arrival, hours in ((4000.0, 1.0), (0.0, 3.0)):
+        end = t + hours * 3600
+        while t < end:
+            snapshot = clickstream(t, arrival=arrival)  # one subtask a vertex: nothing to scale down
+            decision = policy.decide(snapshot, history)
+            assert not decision.rescale
+            history = history.append(snapshot=snapshot, decision=decision, keep_seconds=keep)
+            busy = decision if arrival > 0 else busy
+            t += 60.0
+    assert busy is not None and history.decisions[0].timestamp > 3600.0  # the busy hour is out of the history
+    idle = history.decisions[-1]
+    for vertex_id in ("src", "win", "sink"):
+        measured, kept = numbers(busy, vertex_id), numbers(idle, vertex_id)
+        assert kept["cost_remembered"] == 1.0 and "cost_remembered" not in measured
+        for key in ("records_per_subtask_second", "residual_skew", "cost_parallelism", "load_factor"):
+            assert kept[key] == measured[key], (vertex_id, key)
+        assert "sized from the cost measured before" in reason(idle, vertex_id)
+    # The window reads 60 records per record out: the sink's load per source record is 1/60.
+    assert numbers(idle, "sink")["load_factor"] == pytest.approx(1 / 60)
+
+
+@pytest.mark.parametrize(("idle_seconds", "rescales"), [(1800.0, False), (4500.0, True)])
+def test_a_day_with_nothing_to_read_is_not_held_at_the_size_forecast_for_it(idle_seconds: float,
+                                                                           rescales: bool) -> None:
+    # The forecast says 8000/s from 08:00 (a business day), but nothing arrives (a holiday, an outage upstream)
+    # at p_win = 3. Within scale-down.interval (1 h) it may be a late start: the job keeps its size. After a whole
+    # interval with nothing to read the forecast is what is wrong: the reactive rules alone decide, and the idle
+    # job goes down to its fewest subtasks (before, the forecast's band for the rest of the day held it at 3).
+    now = 2 * DAY + 10 * 3600
+
+    def at(t: float) -> MetricsSnapshot:
+        return clickstream(t, arrival=0.0, p_src=2, p_win=3, p_sink=2)
+
+    snapshots = steady_history(at, now - idle_seconds, now - 60)
+    history = History(snapshots=snapshots.snapshots, load=load_history(business_hours).load)
+    decision = decide(at(now), history)
+    assert decision.rescale is rescales
+    if rescales:
+        assert decision.parallelism() == {"src": 1, "win": 1, "sink": 1}
+        assert "nothing to read for scale-down.interval, although the daily forecast expects" in reason(decision,
+                                                                                                       "win")
+
+
+@pytest.mark.parametrize("lag", [0.0, 2_000_000.0])
+def test_no_planned_scale_down_while_a_backlog_drains(lag: float) -> None:
+    # 21:00, the trough the forecast plans a scale-down for (2000/s until 08:00). With 2 M records behind,
+    # draining at full speed (11,333/s: gone within catch-up.duration, so the plan decides), the plan must not
+    # size for the forecast load alone: it holds until the backlog is gone. Without a backlog it scales down.
+    now = 2 * DAY + 21 * 3600
+
+    def at(t: float) -> MetricsSnapshot:
+        behind = max(0.0, lag - 11_333.0 * (t - now)) if lag else 0.0
+        return clickstream(t, arrival=2000.0, lag=behind, p_src=2, p_win=3, p_sink=1)
+
+    snapshots = steady_history(at, now - 240, now - 60)
+    history = History(snapshots=snapshots.snapshots, load=load_history(business_hours).load)
+    decision = decide(at(now), history)
+    assert decision.rescale is (lag == 0.0)
+    if lag:
+        assert "no planned scale-down while a backlog" in reason(decision, "win")

@@ -11,13 +11,16 @@ over ``latency.target`` its catch-up causes (each at ``plan.lateness-price`` sec
 with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes size
 in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
 names the next planned change. It leaves planning to the reactive rules (and says so in the reason) when the
-load is above the band by more than ``forecast.miss-tolerance``, a backlog is not draining within
+load is above the band by more than ``forecast.miss-tolerance`` (or nothing was read for a whole
+``scale-down.interval`` while the forecast expects load), a backlog is not draining within
 ``catch-up.duration``, a reactive trigger other than a busy subtask under saturation fires (the plan sized
 the job for the band at ``plan.headroom``, so a subtask above ``utilization.max`` that still keeps up is the
 plan's business: it is made again every block from the costs measured then), or the plan's share of the
 day's budget is spent. After a
-miss the reactive rules size for the current target (no trend), scale down only to a size that also carries
-the band for the rest of the day, and not at all while the load is above the band. A backlog whose lag
+miss above the band the reactive rules size for the current target (no trend), scale down only to a size
+that also carries the band for the rest of the day, and not at all while the load is above the band; with
+nothing to read they decide without the forecast (a holiday is not held at the size forecast for it).
+A backlog whose lag
 shrinks fast enough is being drained at full speed: no trigger. Every rescale, planned or reactive, counts
 against ``rescales.max-per-day`` (calendar days of the history's clock).
 
@@ -35,7 +38,10 @@ key's would: ``1 + h (p' - 1)`` with ``h = (residual - 1) / (p - 1)``; at ``p' <
 subtasks (``smallest_parallelism_for_load``), so a keyed vertex lands on a parallelism that
 spreads its key groups as evenly as any larger one: skew-aware, and aligned by construction. A vertex
 above ``utilization.max`` that no allowed parallelism would relieve (at its most subtasks, or one key group
-per subtask already) triggers nothing: a restart would only add lag.
+per subtask already) triggers nothing: a restart would only add lag. With nothing flowing (a job closed at
+night) nothing can be measured: the cost last measured, and the vertex's records per source record, are
+carried on in each decision's numbers (``remembered_costs``), so the plan can still size the morning's
+scale-up before the first records arrive.
 
 Rules:
 1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
@@ -77,7 +83,7 @@ user's operator configuration carries over for the keys that mean the same thing
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -316,6 +322,9 @@ class _Plan(NamedTuple):
     floor: int | None  # lowest parallelism a scale-down may go to (None = no scale-down)
     trigger: str | None  # why this vertex forces a rescale
     reason: str
+    # With nothing flowing, the cost is the one measured before (``remembered_costs``); then also the vertex's
+    # records per source record, which the idle graph's ratios (1 on every edge) cannot say.
+    load_factor: float | None = None
 
 
 class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
@@ -367,9 +376,12 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         groups = ev.layout_groups_by_id(snapshot)
         bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
         changes = ev.parallelism_changes(snapshot, history) if s.effectiveness_threshold > 0 else None
+        idle_vertices = {v.id for v in snapshot.vertices if metrics[v.id].input_rate == 0.0}
+        memory = remembered_costs(history, idle_vertices) if idle_vertices else {}
+        source_total = sum(source_targets.values())
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
                                    restart, groups[v.id], bounds[v.id], peak_loads.get(v.id), down_block,
-                                   learned is not None, drains_in_time, changes)
+                                   learned is not None, drains_in_time, changes, memory.get(v.id), source_total)
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
         # A plan sized the job for the forecast's band at plan.headroom: while the forecast holds, a subtask busy
@@ -379,15 +391,20 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                   if p.trigger and not (p.trigger.startswith(_BUSY_TRIGGER) and p.numbers["utilization"] < 1.0)]
         used_today = rescales_today(history, now)
 
+        idle = down_block is None and bool(peak_loads) and not any(peak_loads.values())
         fallback = None
         if s.forecast_horizon > 0:
             forecast = self._forecast(history, now)
             planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
-                                    used_today, urgent, backlog, draining)
+                                    used_today, urgent, backlog, draining, idle)
             if isinstance(planned, Decision):
                 return planned
             fallback = planned
-            if forecast is not None:
+            # Nothing to read for a whole interval while the forecast expects load (a holiday, an outage
+            # upstream): the forecast is what is wrong, and the reactive rules alone decide, so that a day with
+            # nothing to read is not held at the size forecast for it.
+            if forecast is not None and not (idle and forecast.at(now)[2] > 0
+                                             and self._expected_all_interval(history, now)):
                 # The forecast knows the day's shape. A miss (a spike, a break) is sized for the rate it brings,
                 # not for its slope extrapolated over prediction.horizon (a spike's slope is steep); a reactive
                 # scale-down must also carry the forecast's upper band for the rest of the day (the budget may
@@ -402,7 +419,8 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                     down_block = _DownBlock("the load is above its forecast's band")
                 plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
                                            lags[v.id], restart, groups[v.id], bounds[v.id], peak_loads.get(v.id),
-                                           down_block, learned is not None, drains_in_time, changes)
+                                           down_block, learned is not None, drains_in_time, changes,
+                                           memory.get(v.id), source_total)
                          for v in snapshot.vertices]
         # The reactive rules' reasons, after why they decide (the plan's fallback) when there is one.
         reasons = [f"{fallback}; {p.reason}" for p in plans] if fallback else [p.reason for p in plans]
@@ -450,9 +468,11 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                      target: float, sized_for: float, lag: float, restart: float, groups: int | None,
                      bounds: tuple[int, int], peak_load: float | None, down_block: _DownBlock | None,
                      restart_learned: bool, drains_in_time: bool = False,
-                     changes: ev.ParallelismChanges | None = None) -> _Plan:
+                     changes: ev.ParallelismChanges | None = None, remembered: Mapping[str, float] | None = None,
+                     source_total: float = 0.0) -> _Plan:
         """``groups``: ``ev.layout_groups`` of the vertex; ``bounds``: its ``ev.parallelism_bounds``; ``changes``:
-        ``ev.parallelism_changes(snapshot, history)`` (or None)."""
+        ``ev.parallelism_changes(snapshot, history)`` (or None); ``remembered``: the vertex's cost numbers from
+        ``remembered_costs`` (nothing flows now); ``source_total``: the graph's sources' target rate."""
         s = self.settings
         p = vertex.parallelism
         lower, upper = bounds
@@ -464,21 +484,31 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         over_ceiling = f"parallelism {p} above the {upper} allowed (slots, partitions or max parallelism)" \
             if p > upper else None
         if cost is None:
+            # Nothing flows (a closed shop at night): the cost measured before, if any, still sizes the plan
+            # (a scale-up before the morning needs it); the first records measure it again.
+            kept, load_factor = _recalled(remembered, groups)
+            memo = ""
+            if kept is not None and remembered is not None:
+                numbers.update({key: remembered[key] for key in _COST_KEYS}, cost_remembered=1.0)
+                memo = (f" (sized from the cost measured before: {kept.records_per_subtask_second:,.1f}/s a "
+                        f"subtask at p {kept.measured_at})")
             if peak_load == 0.0 and min(p, upper) > lower:
-                # Nothing arrived over scale-down.interval (nor is forecast for the rest of the day): no cost
-                # to size from, and none needed. Down to the fewest subtasks; the first records measure it again.
-                reason = f"no records over scale-down.interval: down to p {lower}"
-                return _Plan(vertex, None, numbers, lower, lower, over_ceiling, reason)
-            reason = "no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept"
-            return _Plan(vertex, None, numbers, min(p, upper), None, over_ceiling, reason)
+                # Nothing arrived over scale-down.interval (nor is forecast for the rest of the day): none is
+                # needed. Down to the fewest subtasks.
+                reason = f"no records over scale-down.interval: down to p {lower}{memo}"
+                return _Plan(vertex, kept, numbers, lower, lower, over_ceiling, reason, load_factor)
+            reason = f"no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept{memo}"
+            return _Plan(vertex, kept, numbers, min(p, upper), None, over_ceiling, reason, load_factor)
         c = cost.records_per_subtask_second
         utilization = cost.busiest_utilization(target, p)
         numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
-                       layout_factor=ev.layout_factor(p, groups),
+                       cost_parallelism=float(cost.measured_at), layout_factor=ev.layout_factor(p, groups),
                        true_processing_rate=cost.full_speed_capacity(p),
                        utilization=utilization)
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
+        if source_total > 0:
+            numbers["load_factor"] = target / source_total
         if sized_for != target:
             numbers["predicted_target_rate"] = sized_for
         need_load = self._need_load(sized_for, lag, restart)
@@ -554,11 +584,19 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         return seasonal_forecast(times, values, now, s.forecast_horizon, bin_seconds=s.plan_block,
                                  quantile=s.forecast_quantile)
 
+    def _expected_all_interval(self, history: History, now: float) -> bool:
+        """Whether the forecast made at the start of the last scale-down.interval expected load then (with the
+        forecast expecting load now: all through the interval, not from a few minutes ago, an opening)."""
+        since = now - self.settings.scale_down_interval
+        past = self._forecast(history, since)
+        return past is not None and past.at(since)[2] > 0
+
     def _planned(self, snapshot: MetricsSnapshot, forecast: Forecast | None, history: History, plans: Sequence[_Plan],
                  ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
                  ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
-                 draining: float | None) -> Decision | str | None:
-        """A decision from the rescale plan on the forecast, or why the reactive rules decide instead."""
+                 draining: float | None, idle: bool) -> Decision | str | None:
+        """A decision from the rescale plan on the forecast, or why the reactive rules decide instead; ``idle``:
+        nothing was read over scale-down.interval."""
         s = self.settings
         now = snapshot.timestamp
         load_now = sum(source_targets.values())
@@ -572,6 +610,10 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         if load_now > upper * (1 + s.forecast_miss_tolerance):
             return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
                     f"[{lower:,.0f}, {upper:,.0f}]/s by more than forecast.miss-tolerance: reactive rules")
+        if idle and upper > 0 and self._expected_all_interval(history, now):
+            return (f"forecast missed: nothing to read for scale-down.interval, although the {forecast.season_name} "
+                    f"forecast expects {median:,.0f}/s now (band {lower:,.0f}-{upper:,.0f}): reactive rules, "
+                    "without the forecast")
         if backlog > s.backlog_lag_threshold and not (draining is not None and draining <= s.catch_up_duration):
             return f"a backlog of {backlog:.0f}s of input is not draining in time: reactive rules"
         if any(p.cost is None for p in plans if (p.numbers.get("target_rate") or 0.0) > 0):
@@ -616,6 +658,12 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
             if shift < s.plan_min_change:
                 small = (f" (the planned change to {levels[change].capacity:,.0f}/s moves only {shift:.1%} of the "
                          f"slots, < plan.min-change {s.plan_min_change:.0%})")
+                change = None
+            elif levels[change].capacity < levels[start].capacity and backlog > s.backlog_lag_threshold:
+                # The plan sizes for the forecast load, not for records already waiting: no scale-down while a
+                # backlog drains (the reactive rules' backlog-processing.lag-threshold).
+                small = (f" (no planned scale-down while a backlog of {backlog:.0f}s of input drains: "
+                         "backlog-processing.lag-threshold)")
                 change = None
         numbers = {"forecast_median": median, "forecast_upper": upper, "forecast_lower": lower,
                    "forecast_level": forecast.level, "load": load_now, "rescales_today": float(used_today),
@@ -667,6 +715,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         shares = ({k: v / total for k, v in source_targets.items()} if total > 0 else
                   {k: 1.0 / len(source_targets) for k in source_targets})
         factor = ev.propagate_rates(snapshot, shares, ratios)
+        factor.update({p.vertex.id: p.load_factor for p in plans if p.load_factor is not None})
         bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
 
         def carried(parallelism: Mapping[str, int]) -> float:
@@ -684,6 +733,11 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         low = max(float(np.min(forecast.lower)) * 0.8, high * 0.02)
         rate = low
         seen = {tuple(sorted(current.items()))}
+        if all(p.cost is not None for p in plans):
+            # Every vertex at its fewest subtasks: the size for a night with nothing (or next to nothing) to read.
+            fewest = {p.vertex.id: bounds[p.vertex.id][0] for p in plans}
+            seen.add(tuple(sorted(fewest.items())))
+            levels.append(Level(fewest, float(sum(fewest.values())), carried(fewest)))
         while rate <= high:
             parallelism = {}
             for p in plans:
@@ -811,6 +865,36 @@ def _held(plans: Sequence[_Plan], reasons: Sequence[str]) -> tuple[VertexDecisio
 
 
 _NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"
+
+
+#: The numbers of a decision that say a vertex's measured cost (``VertexCost``) and its records per source record.
+_COST_KEYS = ("records_per_subtask_second", "residual_skew", "cost_parallelism", "load_factor")
+
+
+def remembered_costs(history: History, vertex_ids: Set[str]) -> dict[str, Mapping[str, float]]:
+    """For each of ``vertex_ids``, the cost numbers (``_COST_KEYS``) of the latest decision of this policy that
+    has them: measured while records flowed, or carried on since by an idle decision (which repeats them, so
+    the memory outlasts the history's reach). Holds without numbers (a rescale's stabilization) are skipped."""
+    found: dict[str, Mapping[str, float]] = {}
+    for decision in reversed(history.decisions):
+        if decision.policy != NAME:
+            continue
+        for vertex in decision.vertices:
+            n = vertex.numbers
+            if vertex.vertex_id in vertex_ids and vertex.vertex_id not in found and all(k in n for k in _COST_KEYS):
+                found[vertex.vertex_id] = n
+        if len(found) == len(vertex_ids):
+            break
+    return found
+
+
+def _recalled(numbers: Mapping[str, float] | None, groups: int | None) -> tuple[VertexCost | None, float | None]:
+    """The ``VertexCost`` and load factor that ``remembered_costs`` numbers say (None, None without them)."""
+    if numbers is None or not numbers["records_per_subtask_second"] > 0:
+        return None, None
+    cost = VertexCost(numbers["records_per_subtask_second"], max(1.0, numbers["residual_skew"]), groups,
+                      max(1, int(numbers["cost_parallelism"])))
+    return cost, numbers["load_factor"]
 
 
 def rescales_today(history: History, now: float) -> int:
