@@ -10,9 +10,6 @@ weekly one (weekends differ). The model is small on purpose, so that a person ca
 3. Level: the load of the last ``level_seconds`` divided by what the profile says for those same bins, a
    ratio that carries a trend break (traffic up 30% since last week) into the forecast. Clamped to
    [0.5, 2]: a bigger jump is not a level but a forecast miss, which the caller handles (reactive rules).
-   Only whole bins count: the bin under way holds the minutes seen so far, not the bin's mean (a step at
-   the bin's start, a shop opening at 07:00, is seen first by a sample that still measured the minute
-   before it), and set against the bin's whole profile it would read as a level of 0.5 or 2.
 4. Band: the ratios ``actual / profile`` of the past bins (in sample), whose ``quantile`` and
    ``1 - quantile`` give the upper and lower band as factors on the median forecast; with fewer than three
    seasons of history (where the profile is nearly the history itself) at least ``+-min_band`` (10%).
@@ -113,7 +110,7 @@ def seasonal_forecast(times: FloatArray, values: FloatArray, start: float, horiz
     profile = np.where(np.isnan(profile), fallback, profile)
 
     fitted = profile[phase]
-    recent = (starts >= start - level_seconds) & (starts + bin_seconds <= start) & ~np.isnan(means)
+    recent = (starts >= start - level_seconds) & ~np.isnan(means)
     level = 1.0
     if np.any(recent) and float(fitted[recent].sum()) > 0:
         level = float(means[recent].sum() / fitted[recent].sum())

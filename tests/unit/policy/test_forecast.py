@@ -55,23 +55,6 @@ def test_level_carries_a_trend_break() -> None:
     assert forecast.level == pytest.approx(1.3, rel=0.02)
 
 
-@pytest.mark.parametrize("minutes_in", [1, 2, 5, 14])
-def test_the_bin_under_way_does_not_set_the_level(minutes_in: int) -> None:
-    # Closed at night, open from 07:00 at the same rate every day; each sample is the rate of the minute before
-    # its time, so the one at 07:00 still reads 0. Minutes into today's 07:00 bin, that bin's mean so far is
-    # below the bin's profile, but nothing has changed: the level stays 1 and the forecast for the bin is the
-    # usual rate (the old level, from the partial bin, went down to its 0.5 clamp).
-    def rate(t: np.ndarray) -> np.ndarray:
-        return np.where((t - 60.0) % DAY >= 7 * 3600, 10_000.0, 0.0)
-
-    now = 3 * DAY + 7 * 3600 + minutes_in * 60.0
-    t = np.arange(0.0, now, 60.0)
-    forecast = seasonal_forecast(t, rate(t), now, 3600.0)
-    assert forecast is not None
-    assert forecast.level == 1.0
-    assert forecast.at(now)[1] == pytest.approx(10_000.0 * (1 - 1 / 15), rel=1e-9)
-
-
 def test_a_one_off_spike_does_not_enter_the_profile() -> None:
     t = np.arange(0.0, 4 * DAY, 60.0)
     values = daily_shape(t)
