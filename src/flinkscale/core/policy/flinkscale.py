@@ -395,16 +395,17 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         fallback = None
         if s.forecast_horizon > 0:
             forecast = self._forecast(history, now)
+            # Nothing to read for a whole interval while the forecast expected load all through it (a holiday, an
+            # outage upstream): the forecast is what is wrong, and the reactive rules alone decide, so that a day
+            # with nothing to read is not held at the size forecast for it.
+            unread = (idle and forecast is not None and forecast.at(now)[2] > 0
+                      and self._expected_all_interval(history, now))
             planned = self._planned(snapshot, forecast, history, plans, ratios, source_targets, restart, ceiling,
-                                    used_today, urgent, backlog, draining, idle)
+                                    used_today, urgent, backlog, draining, unread)
             if isinstance(planned, Decision):
                 return planned
             fallback = planned
-            # Nothing to read for a whole interval while the forecast expects load (a holiday, an outage
-            # upstream): the forecast is what is wrong, and the reactive rules alone decide, so that a day with
-            # nothing to read is not held at the size forecast for it.
-            if forecast is not None and not (idle and forecast.at(now)[2] > 0
-                                             and self._expected_all_interval(history, now)):
+            if forecast is not None and not unread:
                 # The forecast knows the day's shape. A miss (a spike, a break) is sized for the rate it brings,
                 # not for its slope extrapolated over prediction.horizon (a spike's slope is steep); a reactive
                 # scale-down must also carry the forecast's upper band for the rest of the day (the budget may
@@ -594,9 +595,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
     def _planned(self, snapshot: MetricsSnapshot, forecast: Forecast | None, history: History, plans: Sequence[_Plan],
                  ratios: Mapping[tuple[str, str], float], source_targets: Mapping[str, float], restart: float,
                  ceiling: int | None, used_today: int, triggers: Sequence[str], backlog: float,
-                 draining: float | None, idle: bool) -> Decision | str | None:
-        """A decision from the rescale plan on the forecast, or why the reactive rules decide instead; ``idle``:
-        nothing was read over scale-down.interval."""
+                 draining: float | None, unread: bool) -> Decision | str | None:
+        """A decision from the rescale plan on the forecast, or why the reactive rules decide instead; ``unread``:
+        nothing was read over scale-down.interval while the forecast expected load all through it."""
         s = self.settings
         now = snapshot.timestamp
         load_now = sum(source_targets.values())
@@ -610,7 +611,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         if load_now > upper * (1 + s.forecast_miss_tolerance):
             return (f"forecast missed: load {load_now:,.0f}/s is above the {forecast.season_name} forecast's band "
                     f"[{lower:,.0f}, {upper:,.0f}]/s by more than forecast.miss-tolerance: reactive rules")
-        if idle and upper > 0 and self._expected_all_interval(history, now):
+        if unread:
             return (f"forecast missed: nothing to read for scale-down.interval, although the {forecast.season_name} "
                     f"forecast expects {median:,.0f}/s now (band {lower:,.0f}-{upper:,.0f}): reactive rules, "
                     "without the forecast")
@@ -733,9 +734,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         low = max(float(np.min(forecast.lower)) * 0.8, high * 0.02)
         rate = low
         seen = {tuple(sorted(current.items()))}
-        if all(p.cost is not None for p in plans):
+        fewest = {p.vertex.id: bounds[p.vertex.id][0] for p in plans}
+        if all(p.cost is not None for p in plans) and tuple(sorted(fewest.items())) not in seen:
             # Every vertex at its fewest subtasks: the size for a night with nothing (or next to nothing) to read.
-            fewest = {p.vertex.id: bounds[p.vertex.id][0] for p in plans}
             seen.add(tuple(sorted(fewest.items())))
             levels.append(Level(fewest, float(sum(fewest.values())), carried(fewest)))
         while rate <= high:
