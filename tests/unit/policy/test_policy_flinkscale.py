@@ -563,3 +563,45 @@ def test_no_planned_scale_down_while_a_backlog_drains(lag: float) -> None:
     assert decision.rescale is (lag == 0.0)
     if lag:
         assert "no planned scale-down while a backlog" in reason(decision, "win")
+
+
+def test_a_window_that_drained_a_backlog_keeps_the_skew_measured_before() -> None:
+    # Steady at 4,000/s, the window vertex's busiest subtask carries 1.2x the mean at p 2. Then the source is
+    # rescaled (1 -> 2) and drains the backlog of the restart (it reads 6,667/s, lag shrinking 2,667/s) while the
+    # busiest window subtask reads 1.5x the mean: uneven by what each had to catch up on, not by the load. That
+    # window's skew is not the load's: the one measured before stays (and passes on). Once a window holds no
+    # drain, the skew is measured again (1.3x here).
+    policy = make_policy("flinkscale", {"forecast.horizon": "0"})
+    history, t = History(), 0.0
+
+    def run(minutes: int, **load: float) -> Decision:
+        nonlocal history, t
+        decision: Decision | None = None
+        for _ in range(minutes):
+            lag = load.get("lag0", 0.0) - load.get("shrink", 0.0) * (t - load.get("since", t))
+            snapshot = clickstream(t, arrival=4000.0, p_src=int(load.get("p_src", 2)), p_win=2, win_skew=load["skew"],
+                                   lag=max(0.0, lag))
+            decision = policy.decide(snapshot, history)
+            assert not decision.rescale
+            history = history.append(snapshot=snapshot, decision=decision)
+            t += 60.0
+        assert decision is not None
+        return decision
+
+    before = run(10, skew=1.2, p_src=1)
+    assert numbers(before, "win")["residual_skew"] == pytest.approx(1.2)
+    drained = run(8, skew=1.5, lag0=1_500_000.0, shrink=2_000_000.0 / 750, since=t)
+    assert numbers(drained, "win")["residual_skew"] == pytest.approx(1.2)
+    assert numbers(drained, "win")["skew_carried"] == 1.0
+    assert "as measured at p 2 before the backlog" in reason(drained, "win")
+    after = run(7, skew=1.3)
+    assert numbers(after, "win")["residual_skew"] == pytest.approx(1.3)
+    assert "skew_carried" not in numbers(after, "win")
+
+
+def test_with_nothing_measured_before_a_drained_window_s_skew_is_the_one_measured() -> None:
+    snapshots = [clickstream(60.0 * i, arrival=4000.0, p_win=2, win_skew=1.5, lag=1_200_000.0 - 160_000.0 * i)
+                 for i in range(7)]
+    decision = decide(snapshots[-1], history_of(*snapshots[:-1]))
+    assert numbers(decision, "win")["residual_skew"] == pytest.approx(1.5)
+    assert "skew_carried" not in numbers(decision, "win")

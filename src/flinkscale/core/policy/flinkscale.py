@@ -41,7 +41,9 @@ above ``utilization.max`` that no allowed parallelism would relieve (at its most
 per subtask already) triggers nothing: a restart would only add lag. With nothing flowing (a job closed at
 night) nothing can be measured: the cost last measured, and the vertex's records per source record, are
 carried on in each decision's numbers (``remembered_costs``), so the plan can still size the morning's
-scale-up before the first records arrive.
+scale-up before the first records arrive. Nor is the skew measured in a window in which the sources drained a
+backlog (after a restart): the subtasks are then busy unevenly by what each had to catch up on, not by the
+load, and the skew measured before is kept (``_drained_in_window``); the cost per record still counts.
 
 Rules:
 1. Whole-graph sizing in one step: the target rate ``λ + d(lag)/dt`` at each source, from the latest
@@ -377,11 +379,16 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
         changes = ev.parallelism_changes(snapshot, history) if s.effectiveness_threshold > 0 else None
         idle_vertices = {v.id for v in snapshot.vertices if metrics[v.id].input_rate == 0.0}
+        # A window in which the sources drained a backlog shows each vertex's subtasks uneven by what they had to
+        # catch up on, not by their load: the skew is the one measured before (the cost per record still counts).
         memory = remembered_costs(history, idle_vertices) if idle_vertices else {}
+        skews = (remembered_costs(history, set(ev.parallelism_of(snapshot)) - idle_vertices)
+                 if _drained_in_window(metrics, graph_sources, source_targets) else {})
         source_total = sum(source_targets.values())
         plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], sized_for[v.id], lags[v.id],
                                    restart, groups[v.id], bounds[v.id], peak_loads.get(v.id), down_block,
-                                   learned is not None, drains_in_time, changes, memory.get(v.id), source_total)
+                                   learned is not None, drains_in_time, changes, memory.get(v.id), source_total,
+                                   skews.get(v.id))
                  for v in snapshot.vertices]
         triggers = [f"{p.vertex.name}: {p.trigger}" for p in plans if p.trigger]
         # A plan sized the job for the forecast's band at plan.headroom: while the forecast holds, a subtask busy
@@ -421,7 +428,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                 plans = [self._plan_vertex(snapshot, history, v, metrics[v.id], targets[v.id], targets[v.id],
                                            lags[v.id], restart, groups[v.id], bounds[v.id], peak_loads.get(v.id),
                                            down_block, learned is not None, drains_in_time, changes,
-                                           memory.get(v.id), source_total)
+                                           memory.get(v.id), source_total, skews.get(v.id))
                          for v in snapshot.vertices]
         # The reactive rules' reasons, after why they decide (the plan's fallback) when there is one.
         reasons = [f"{fallback}; {p.reason}" for p in plans] if fallback else [p.reason for p in plans]
@@ -470,10 +477,12 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                      bounds: tuple[int, int], peak_load: float | None, down_block: _DownBlock | None,
                      restart_learned: bool, drains_in_time: bool = False,
                      changes: ev.ParallelismChanges | None = None, remembered: Mapping[str, float] | None = None,
-                     source_total: float = 0.0) -> _Plan:
+                     source_total: float = 0.0, skew_before: Mapping[str, float] | None = None) -> _Plan:
         """``groups``: ``ev.layout_groups`` of the vertex; ``bounds``: its ``ev.parallelism_bounds``; ``changes``:
         ``ev.parallelism_changes(snapshot, history)`` (or None); ``remembered``: the vertex's cost numbers from
-        ``remembered_costs`` (nothing flows now); ``source_total``: the graph's sources' target rate."""
+        ``remembered_costs`` (nothing flows now); ``source_total``: the graph's sources' target rate;
+        ``skew_before``: when the window's sources drained a backlog (``_drained_in_window``), the vertex's cost
+        numbers from ``remembered_costs``, whose skew is taken instead of the one measured now."""
         s = self.settings
         p = vertex.parallelism
         lower, upper = bounds
@@ -500,6 +509,13 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                 return _Plan(vertex, kept, numbers, lower, lower, over_ceiling, reason, load_factor)
             reason = f"no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept{memo}"
             return _Plan(vertex, kept, numbers, min(p, upper), None, over_ceiling, reason, load_factor)
+        skew_note = ""
+        if skew_before is not None and cost.records_per_subtask_second < math.inf:
+            cost = VertexCost(cost.records_per_subtask_second, max(1.0, skew_before["residual_skew"]), groups,
+                              max(1, int(skew_before["cost_parallelism"])))
+            numbers["skew_carried"] = 1.0
+            skew_note = (f"; skew {cost.residual_skew:.3f} as measured at p {cost.measured_at} before the backlog "
+                         "(subtasks draining one are uneven by what they catch up on)")
         c = cost.records_per_subtask_second
         utilization = cost.busiest_utilization(target, p)
         numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
@@ -522,7 +538,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
         reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
-                  f"{need_load:.1f}/s at full speed -> p {need}")
+                  f"{need_load:.1f}/s at full speed -> p {need}{skew_note}")
         if trigger is not None and trigger is not over_ceiling and need <= p:
             # More subtasks would not relieve it (at its most subtasks, or one key group or partition per
             # subtask already): a restart of the whole graph for it would only add lag.
@@ -902,6 +918,20 @@ def rescales_today(history: History, now: float) -> int:
     """Rescales requested in the calendar day (of the history's clock) that holds ``now``."""
     day = math.floor(now / DAY)
     return sum(1 for r in history.rescales if math.floor(r.requested_at / DAY) == day)
+
+
+#: The sources read this share more than arrived over the window (their lag shrank): a backlog was drained in it.
+_DRAINED_SHARE = 0.02
+
+
+def _drained_in_window(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence[Vertex],
+                       source_targets: Mapping[str, float]) -> bool:
+    """Whether the sources' lag shrank over the window by more than ``_DRAINED_SHARE`` of what arrived: some
+    of what they read was a backlog, so their subtasks (and those downstream) were busy unevenly, by how much
+    each had to catch up on."""
+    shrink = sum(max(0.0, -metrics[v.id].lag_growth_rate) for v in sources)
+    arrived = sum(source_targets.get(v.id, 0.0) for v in sources)
+    return shrink > _DRAINED_SHARE * arrived if arrived > 0 else False
 
 
 def _draining_seconds(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence[Vertex]) -> float | None:
