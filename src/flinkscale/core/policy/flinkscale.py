@@ -10,7 +10,9 @@ oracle's planner) picks the cheapest size per block with at most ``rescales.max-
 over ``latency.target`` its catch-up causes (each at ``plan.lateness-price`` seconds of the largest size),
 with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes size
 in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
-names the next planned change. It leaves planning to the reactive rules (and says so in the reason) when the
+names the next planned change. A planned scale-down is planned again with ``forecast.miss-tolerance`` to spare
+(the band at ``plan.headroom / (1 + forecast.miss-tolerance)``): a size that carries the band with nothing to
+spare is reversed by the next upward revision of the forecast, a restart each way. It leaves planning to the reactive rules (and says so in the reason) when the
 load is above the band by more than ``forecast.miss-tolerance`` (or nothing was read for a whole
 ``scale-down.interval`` while the forecast expects load), a backlog is not draining within
 ``catch-up.duration``, a reactive trigger other than a busy subtask under saturation fires (the plan sized
@@ -86,7 +88,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
@@ -666,6 +668,13 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                               lateness_weight=s.plan_lateness_price * max(level.slots for level in levels))
         plan = solve(problem)
         change = plan.change_now()
+        if change is not None and levels[change].capacity < levels[start].capacity:
+            # A scale-down sized to the forecast's band at plan.headroom exactly is reversed by the next revision
+            # of the forecast (a restart each way): it is planned with forecast.miss-tolerance to spare.
+            plan = solve(replace(problem, headroom=s.plan_headroom / (1 + s.forecast_miss_tolerance)))
+            change = plan.change_now()
+            if change is not None and levels[change].capacity >= levels[start].capacity:
+                change = None
         small = ""
         if change is not None:
             # A change of a few slots is the measured costs moving, not the forecast: not worth a restart.
