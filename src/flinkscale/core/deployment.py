@@ -142,8 +142,8 @@ def _choice(data: Mapping[str, Any], key: str, path: str, choices: type[StrEnum]
 
 _DEPLOYMENT_KEYS = ("target", "flink_version", "image", "namespace", "service_account", "autoscaler",
                     "upgrade_mode", "jar_uri", "ha_dir", "name")
-_LEGACY_STORAGE_KEYS = {"image": "image", "flink_version": "flink_version", "service_account": "service_account",
-                        "jar_uri": "jar_uri"}
+#: The deployment keys an older spec states under ``storage`` (``storage.kubernetes_ha`` is the fifth one).
+LEGACY_STORAGE_KEYS = ("image", "flink_version", "jar_uri", "service_account")
 
 
 def parse_deployment(data: Any, storage: Any = None) -> Deployment:
@@ -157,12 +157,12 @@ def parse_deployment(data: Any, storage: Any = None) -> Deployment:
         raise InputError(f"unknown field(s) {unknown}; known: {sorted(_DEPLOYMENT_KEYS)}", field="deployment")
     raw_storage: Mapping[str, Any] = storage if isinstance(storage, Mapping) else {}
     merged: dict[str, Any] = dict(data)
-    for key, new_key in _LEGACY_STORAGE_KEYS.items():
+    for key in LEGACY_STORAGE_KEYS:
         if raw_storage.get(key) is None:
             continue
-        if data.get(new_key) is not None:
-            raise InputError(f"stated twice: use deployment.{new_key} only", field=f"storage.{key}")
-        merged[new_key] = raw_storage[key]
+        if data.get(key) is not None:
+            raise InputError(f"stated twice: use deployment.{key} only", field=f"storage.{key}")
+        merged[key] = raw_storage[key]
     path = "deployment"
     target: Target = _choice(merged, "target", path, Target, Target.STANDALONE)
 

@@ -104,7 +104,31 @@ def _fraction_text(value: float) -> str:
 
 
 #: The components Flink sizes from a fraction within a ``.min``/``.max`` range (not with one ``.size`` option).
-_RANGED_COMPONENTS = ("taskmanager.memory.network", "taskmanager.memory.jvm-overhead")
+_RANGED_COMPONENTS = ("network", "jvm-overhead")
+
+
+def _calculator_options(prefix: str, process_size: int, flink_size: int,
+                        components: dict[str, int]) -> dict[str, int]:
+    """The resolved sizes as Flink's calculator reports them (its ``-D`` dynamic options), in bytes: the process
+    and Flink memory sizes under ``prefix``, then the ``components``, each of the ranged ones (network and JVM
+    overhead) as its ``.min`` and ``.max`` option, both set to the resolved size."""
+    options = {f"{prefix}.process.size": process_size, f"{prefix}.flink.size": flink_size}
+    for name, size in components.items():
+        if name.removeprefix(f"{prefix}.") in _RANGED_COMPONENTS:
+            options[f"{name}.min"] = options[f"{name}.max"] = size
+        else:
+            options[name] = size
+    return options
+
+
+def _jvm_args(heap: int, metaspace: int, direct: int | None = None) -> dict[str, int]:
+    """The JVM flags Flink starts a process with, flag -> bytes (``ProcessMemoryUtils``): the heap both ways,
+    the direct memory limit where the process has one, and the metaspace."""
+    args = {"-Xmx": heap, "-Xms": heap}
+    if direct is not None:
+        args["-XX:MaxDirectMemorySize"] = direct
+    args["-XX:MaxMetaspaceSize"] = metaspace
+    return args
 
 
 @dataclass(frozen=True)
@@ -147,28 +171,13 @@ class TaskManagerMemory:
         }
 
     def flink_options(self) -> dict[str, int]:
-        """The resolved sizes as Flink's calculator reports them (its ``-D`` dynamic options), in bytes: the
-        process and Flink memory sizes, then the ``components``, each of the two ranged ones (network and JVM
-        overhead) as its ``.min`` and ``.max`` option, both set to the resolved size."""
-        options = {
-            "taskmanager.memory.process.size": self.process_size,
-            "taskmanager.memory.flink.size": self.total_flink_memory,
-        }
-        for name, size in self.components().items():
-            if name in _RANGED_COMPONENTS:
-                options[f"{name}.min"] = options[f"{name}.max"] = size
-            else:
-                options[name] = size
-        return options
+        """The resolved sizes as Flink's calculator reports them (``_calculator_options``)."""
+        return _calculator_options("taskmanager.memory", self.process_size, self.total_flink_memory,
+                                   self.components())
 
     def jvm_args(self) -> dict[str, int]:
         """The JVM flags Flink starts the TaskManager with, flag -> bytes."""
-        return {
-            "-Xmx": self.jvm_heap,
-            "-Xms": self.jvm_heap,
-            "-XX:MaxDirectMemorySize": self.jvm_direct,
-            "-XX:MaxMetaspaceSize": self.jvm_metaspace,
-        }
+        return _jvm_args(self.jvm_heap, self.jvm_metaspace, direct=self.jvm_direct)
 
 
 def _overhead_and_flink_memory(process_size: int, fraction: float, low: int, high: int, metaspace: int,
@@ -245,18 +254,17 @@ class JobManagerMemory:
         return self.heap + self.off_heap
 
     def flink_options(self) -> dict[str, int]:
-        return {
-            "jobmanager.memory.process.size": self.process_size,
-            "jobmanager.memory.flink.size": self.total_flink_memory,
+        """The resolved sizes as Flink's calculator reports them (``_calculator_options``)."""
+        return _calculator_options("jobmanager.memory", self.process_size, self.total_flink_memory, {
             "jobmanager.memory.heap.size": self.heap,
             "jobmanager.memory.off-heap.size": self.off_heap,
             "jobmanager.memory.jvm-metaspace.size": self.jvm_metaspace,
-            "jobmanager.memory.jvm-overhead.min": self.jvm_overhead,
-            "jobmanager.memory.jvm-overhead.max": self.jvm_overhead,
-        }
+            "jobmanager.memory.jvm-overhead": self.jvm_overhead,
+        })
 
     def jvm_args(self) -> dict[str, int]:
-        return {"-Xmx": self.heap, "-Xms": self.heap, "-XX:MaxMetaspaceSize": self.jvm_metaspace}
+        """The JVM flags Flink starts the JobManager with, flag -> bytes (no direct memory limit by default)."""
+        return _jvm_args(self.heap, self.jvm_metaspace)
 
 
 def job_manager_memory(options: JobManagerMemoryOptions) -> JobManagerMemory:

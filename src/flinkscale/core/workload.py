@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from flinkscale.core.deployment import Deployment, parse_deployment
+from flinkscale.core.deployment import LEGACY_STORAGE_KEYS, Deployment, parse_deployment
 from flinkscale.core.errors import InputError
 from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.inputs import load_yaml
@@ -202,11 +202,6 @@ class ClusterShape:
 class Storage:
     checkpoint_dir: str = "file:///tmp/flinkscale/checkpoints"
     savepoint_dir: str = "file:///tmp/flinkscale/savepoints"
-    image: str = "flink:2.1"
-    flink_version: str = "v2_1"
-    jar_uri: str = "local:///opt/flink/usrlib/job.jar"
-    service_account: str = "flink"
-    kubernetes_ha: bool = True
 
 
 @dataclass(frozen=True)
@@ -452,17 +447,15 @@ def _parse_cluster(data: Any) -> ClusterShape:
 
 
 def _parse_storage(data: Any) -> Storage:
-    section = _Section(data, "storage", ["checkpoint_dir", "savepoint_dir", "image", "flink_version", "jar_uri",
-                                         "service_account", "kubernetes_ha"])
+    """The section; its older deployment keys are only checked here (``parse_deployment`` reads them)."""
+    section = _Section(data, "storage", ["checkpoint_dir", "savepoint_dir", *LEGACY_STORAGE_KEYS, "kubernetes_ha"])
     defaults = Storage()
-    return Storage(
-        checkpoint_dir=section.text("checkpoint_dir", defaults.checkpoint_dir),
-        savepoint_dir=section.text("savepoint_dir", defaults.savepoint_dir),
-        image=section.text("image", defaults.image), flink_version=section.text("flink_version",
-                                                                                defaults.flink_version),
-        jar_uri=section.text("jar_uri", defaults.jar_uri),
-        service_account=section.text("service_account", defaults.service_account),
-        kubernetes_ha=section.flag("kubernetes_ha", defaults.kubernetes_ha))
+    storage = Storage(checkpoint_dir=section.text("checkpoint_dir", defaults.checkpoint_dir),
+                      savepoint_dir=section.text("savepoint_dir", defaults.savepoint_dir))
+    for key in LEGACY_STORAGE_KEYS:
+        section.text(key, "")
+    section.flag("kubernetes_ha", True)
+    return storage
 
 
 _JOB_VERTEX_ID = re.compile(r"[0-9a-f]{32}")
