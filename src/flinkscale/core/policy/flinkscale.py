@@ -12,9 +12,10 @@ with each block's size carrying the forecast's UPPER band at ``plan.headroom``. 
 in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
 names the next planned change. A planned scale-down is planned again with ``forecast.miss-tolerance`` to spare
 (the band at ``plan.headroom / (1 + forecast.miss-tolerance)``): a size that carries the band with nothing to
-spare is reversed by the next upward revision of the forecast, a restart each way. It leaves planning to the reactive rules (and says so in the reason) when the
-load is above the band by more than ``forecast.miss-tolerance`` (or nothing was read for a whole
-``scale-down.interval`` while the forecast expects load), a backlog is not draining within
+spare is reversed by the next upward revision of the forecast, a restart each way. It leaves planning to the
+reactive rules (and says so in the reason) when the load is above the band by more than
+``forecast.miss-tolerance`` (or nothing was read for a whole ``scale-down.interval`` while the forecast
+expects load), a backlog is not draining within
 ``catch-up.duration``, a reactive trigger other than a busy subtask under saturation fires (the plan sized
 the job for the band at ``plan.headroom``, so a subtask above ``utilization.max`` that still keeps up is the
 plan's business: it is made again every block from the costs measured then), or the plan's share of the
