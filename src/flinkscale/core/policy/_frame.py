@@ -1,7 +1,8 @@
 """The frame the configurable policies share: the settings they are built with and the holds their rules start with.
 
 ``SettingsPolicy`` keeps a policy's settings (its defaults when none are given) and holds a job that is not
-RUNNING: no rule of any policy reads a job that is restarting, failing or finished. ``WindowedPolicy`` adds
+RUNNING before any rule runs (its ``decide``; each policy writes ``decide_running``): no rule of any policy
+reads a job that is restarting, failing or finished. ``WindowedPolicy`` adds
 what the policies with a stabilization interval, a metrics window and a scale-down interval (``flinkscale``,
 ``flink-operator``) share: the history those three spans need, and the hold while the job is still inside
 its stabilization interval after a (re)start or rescale.
@@ -9,6 +10,7 @@ its stabilization interval after a (re)start or rescale.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from flinkscale.core.policy import _evaluate as ev
@@ -33,7 +35,7 @@ _S = TypeVar("_S")
 _W = TypeVar("_W", bound=WindowSettings)
 
 
-class SettingsPolicy(Generic[_S]):
+class SettingsPolicy(ABC, Generic[_S]):
     """A policy with settings; ``name`` and ``default_settings`` (the settings class) are set by each policy.
 
     A policy given no settings takes ``default_settings.from_mapping(None)``: the defaults of its SETTINGS rows,
@@ -45,11 +47,16 @@ class SettingsPolicy(Generic[_S]):
     def __init__(self, settings: _S | None = None) -> None:
         self.settings: _S = settings if settings is not None else self.default_settings.from_mapping(None)
 
-    def hold_unless_running(self, snapshot: MetricsSnapshot) -> Decision | None:
-        """A hold naming the job's state when it is not RUNNING; None when the rules may read it."""
+    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+        """A hold naming the job's state when it is not RUNNING; else the policy's rules (``decide_running``).
+        Written once here, so that no policy can forget it."""
         if snapshot.job_state != "RUNNING":
             return ev.hold_decision(snapshot, self.name, f"job is {snapshot.job_state}", f"job is {snapshot.job_state}")
-        return None
+        return self.decide_running(snapshot, history)
+
+    @abstractmethod
+    def decide_running(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+        """The policy's rules on a RUNNING job."""
 
 
 class WindowedPolicy(SettingsPolicy[_W]):

@@ -102,10 +102,8 @@ class CpuThresholdPolicy(SettingsPolicy[CpuThresholdSettings]):
                 return False
         return True
 
-    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+    def decide_running(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
-        if (held := self.hold_unless_running(snapshot)) is not None:
-            return held
         utilization = job_utilization(snapshot, s.utilization_aggregate)
         numbers = {"utilization": utilization if utilization is not None else math.nan}
         since = ev.last_change_time(snapshot, history)

@@ -296,10 +296,8 @@ class FlinkOperatorPolicy(WindowedPolicy[FlinkOperatorSettings]):
     default_settings = FlinkOperatorSettings
     stabilization_key = "job.autoscaler.stabilization.interval"
 
-    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+    def decide_running(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
-        if (held := self.hold_unless_running(snapshot)) is not None:
-            return held
         gc, heap = ev.gc_pressure(snapshot), ev.heap_usage(snapshot)
         if gc is not None and gc > s.gc_pressure_threshold:
             why = f"GC pressure {gc:.2f} > job.autoscaler.memory.gc-pressure.threshold {s.gc_pressure_threshold}"

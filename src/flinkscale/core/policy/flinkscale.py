@@ -339,11 +339,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
     default_settings = FlinkscaleSettings
     stabilization_key = "stabilization.interval"
 
-    def decide(self, snapshot: MetricsSnapshot, history: History) -> Decision:
+    def decide_running(self, snapshot: MetricsSnapshot, history: History) -> Decision:
         s = self.settings
         now = snapshot.timestamp
-        if (held := self.hold_unless_running(snapshot)) is not None:
-            return held
         stable = self.stable_window(snapshot, history)
         if isinstance(stable, Decision):
             return stable
