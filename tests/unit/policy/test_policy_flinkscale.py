@@ -611,7 +611,8 @@ def test_with_nothing_measured_before_a_drained_window_s_skew_is_the_one_measure
 def test_a_planned_scale_down_keeps_forecast_miss_tolerance_to_spare(tolerance: str, win_after: int) -> None:
     # Nights at 4,100/s: one window subtask (5,000/s at full speed) carries the band (4,100 x 1.1) at plan.headroom
     # 0.95 (4,747/s), but not with forecast.miss-tolerance 0.1 to spare (5,222/s): the next upward revision of the
-    # forecast would reverse that scale-down, a restart each way. With the tolerance the plan takes two.
+    # forecast would reverse that scale-down, a restart each way. With the tolerance the scale-down takes the
+    # fewest subtasks that carry it: two.
     history = load_history(lambda t: 8000.0 if 8 <= (t % DAY) / 3600 < 20 else 4100.0)
     night = decide(clickstream(2 * DAY + 21 * 3600, arrival=4100.0, p_src=2, p_win=4, p_sink=1), history,
                    **{"forecast.miss-tolerance": tolerance})

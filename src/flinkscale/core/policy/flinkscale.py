@@ -10,9 +10,10 @@ oracle's planner) picks the cheapest size per block with at most ``rescales.max-
 over ``latency.target`` its catch-up causes (each at ``plan.lateness-price`` seconds of the largest size),
 with each block's size carrying the forecast's UPPER band at ``plan.headroom``. When that plan changes size
 in the current block by at least ``plan.min-change`` of the slots, the policy rescales now; else it holds and
-names the next planned change. A planned scale-down is planned again with ``forecast.miss-tolerance`` to spare
-(the band at ``plan.headroom / (1 + forecast.miss-tolerance)``): a size that carries the band with nothing to
-spare is reversed by the next upward revision of the forecast, a restart each way. It leaves planning to the
+names the next planned change. A planned scale-down takes the fewest slots that carry the band until the
+plan's next change with ``forecast.miss-tolerance`` to spare (anything short of a forecast miss), or none: a
+size that carries the band with nothing to spare is reversed by the next upward revision of the forecast, a
+restart each way. It leaves planning to the
 reactive rules (and says so in the reason) when the load is above the band by more than
 ``forecast.miss-tolerance`` (or nothing was read for a whole ``scale-down.interval`` while the forecast
 expects load), a backlog is not draining within
@@ -89,7 +90,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
@@ -102,7 +103,7 @@ from flinkscale.core.units import SECONDS_PER_DAY as DAY
 
 if TYPE_CHECKING:
     from flinkscale.core.forecast import Forecast
-    from flinkscale.core.policy._schedule import Level
+    from flinkscale.core.policy._schedule import Level, Plan
 
 # numpy, the forecaster and the schedule solver load on the first planned decision, not with the policy: a
 # `decide` on one snapshot (no load history, no forecast) starts without them (bench/cli_startup.py).
@@ -668,12 +669,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         plan = solve(problem)
         change = plan.change_now()
         if change is not None and levels[change].capacity < levels[start].capacity:
-            # A scale-down sized to the forecast's band at plan.headroom exactly is reversed by the next revision
-            # of the forecast (a restart each way): it is planned with forecast.miss-tolerance to spare.
-            plan = solve(replace(problem, headroom=s.plan_headroom / (1 + s.forecast_miss_tolerance)))
-            change = plan.change_now()
-            if change is not None and levels[change].capacity >= levels[start].capacity:
-                change = None
+            change = self._spared(levels, start, plan, forecast)
         small = ""
         if change is not None:
             # A change of a few slots is the measured costs moving, not the forecast: not worth a restart.
@@ -724,6 +720,18 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                            {**p.numbers, **numbers,
                             "new_parallelism": float(target.parallelism.get(p.vertex.id, p.vertex.parallelism))})
             for p in plans))
+
+    def _spared(self, levels: Sequence[Level], start: int, plan: Plan, forecast: Forecast) -> int | None:
+        """The size a planned scale-down takes: the fewest slots that carry the forecast's band until the plan's
+        next change at plan.headroom with forecast.miss-tolerance to spare (None: none below the current size).
+        A size that carries the band with nothing to spare is reversed by the next upward revision of the
+        forecast, a restart each way."""
+        s = self.settings
+        later = [t for t, _ in plan.changes if t > 0]
+        blocks = forecast.upper[: max(1, int(later[0] // forecast.bin_seconds))] if later else forecast.upper
+        needed = float(blocks.max()) * (1 + s.forecast_miss_tolerance) / s.plan_headroom
+        fitting = [i for i, level in enumerate(levels) if needed <= level.capacity < levels[start].capacity]
+        return min(fitting, key=lambda i: levels[i].slots) if fitting else None
 
     def _levels(self, snapshot: MetricsSnapshot, plans: Sequence[_Plan], ratios: Mapping[tuple[str, str], float],
                 source_targets: Mapping[str, float], forecast: Forecast, ceiling: int | None
