@@ -706,8 +706,10 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         peak_until = float(np.max(forecast.upper[: int(hold_until[0] // forecast.bin_seconds)]
                                   if hold_until else forecast.upper))
         direction = "up" if target.capacity > levels[start].capacity else "down"
+        spare = (f" with forecast.miss-tolerance {s.forecast_miss_tolerance:.0%} to spare"
+                 if direction == "down" else "")
         why = (f"plan: scale {direction} to carry {target.capacity:,.0f}/s at full speed, sized for the forecast "
-               f"peak {peak_until:,.0f}/s until {until} ({next_change}); {basis}")
+               f"peak {peak_until:,.0f}/s until {until}{spare} ({next_change}); {basis}")
         if not s.scaling_enabled:
             blocked = "scaling.enabled=false (recommendation only)"
             return Decision(now, NAME, tuple(
