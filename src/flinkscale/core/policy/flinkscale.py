@@ -381,9 +381,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         bounds = ev.parallelism_bounds_by_id(snapshot, s.vertex_min_parallelism, s.vertex_max_parallelism, ceiling)
         changes = ev.parallelism_changes(snapshot, history) if s.effectiveness_threshold > 0 else None
         idle_vertices = {v.id for v in snapshot.vertices if metrics[v.id].input_rate == 0.0}
+        memory = remembered_costs(history, idle_vertices) if idle_vertices else {}
         # A window in which the sources drained a backlog shows each vertex's subtasks uneven by what they had to
         # catch up on, not by their load: the skew is the one measured before (the cost per record still counts).
-        memory = remembered_costs(history, idle_vertices) if idle_vertices else {}
         skews = (remembered_costs(history, set(ev.parallelism_of(snapshot)) - idle_vertices)
                  if _drained_in_window(metrics, graph_sources, source_targets) else {})
         source_total = sum(source_targets.values())
@@ -512,9 +512,9 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
             reason = f"no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept{memo}"
             return _Plan(vertex, kept, numbers, min(p, upper), None, over_ceiling, reason, load_factor)
         skew_note = ""
-        if skew_before is not None and cost.records_per_subtask_second < math.inf:
-            cost = VertexCost(cost.records_per_subtask_second, max(1.0, skew_before["residual_skew"]), groups,
-                              max(1, int(skew_before["cost_parallelism"])))
+        before, _ = _recalled(skew_before, groups)
+        if before is not None and cost.records_per_subtask_second < math.inf:
+            cost = VertexCost(cost.records_per_subtask_second, before.residual_skew, groups, before.measured_at)
             numbers["skew_carried"] = 1.0
             skew_note = (f"; skew {cost.residual_skew:.3f} as measured at p {cost.measured_at} before the backlog "
                          "(subtasks draining one are uneven by what they catch up on)")
@@ -621,8 +621,6 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         load_now = sum(source_targets.values())
         if forecast is None:
             return _NO_FORECAST
-        import numpy as np
-
         from flinkscale.core.policy._schedule import PlanProblem, solve
 
         lower, median, upper = forecast.at(now)
@@ -701,10 +699,8 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                                why, {**p.numbers, **numbers, "new_parallelism": float(p.vertex.parallelism)})
                 for p in plans))
         target = levels[change]
-        hold_until = [t for t, _ in plan.changes if t > 0]
-        until = _clock(forecast.start + hold_until[0]) if hold_until else "the end of the horizon"
-        peak_until = float(np.max(forecast.upper[: int(hold_until[0] // forecast.bin_seconds)]
-                                  if hold_until else forecast.upper))
+        until = _clock(forecast.start + later[0][0]) if later else "the end of the horizon"
+        peak_until = _peak_until_next_change(plan, forecast)
         direction = "up" if target.capacity > levels[start].capacity else "down"
         spare = (f" with forecast.miss-tolerance {s.forecast_miss_tolerance:.0%} to spare"
                  if direction == "down" else "")
@@ -729,9 +725,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         A size that carries the band with nothing to spare is reversed by the next upward revision of the
         forecast, a restart each way."""
         s = self.settings
-        later = [t for t, _ in plan.changes if t > 0]
-        blocks = forecast.upper[: max(1, int(later[0] // forecast.bin_seconds))] if later else forecast.upper
-        needed = float(blocks.max()) * (1 + s.forecast_miss_tolerance) / s.plan_headroom
+        needed = _peak_until_next_change(plan, forecast) * (1 + s.forecast_miss_tolerance) / s.plan_headroom
         fitting = [i for i, level in enumerate(levels) if needed <= level.capacity < levels[start].capacity]
         return min(fitting, key=lambda i: levels[i].slots) if fitting else None
 
@@ -964,6 +958,14 @@ def _draining_seconds(metrics: Mapping[str, ev.WindowMetrics], sources: Sequence
             return None
         longest = max(longest or 0.0, lag / -growth)
     return longest
+
+
+def _peak_until_next_change(plan: Plan, forecast: Forecast) -> float:
+    """The forecast's upper band at its highest from now until the plan's next change (the whole horizon
+    without one): what the size the plan takes now must carry."""
+    later = [t for t, _ in plan.changes if t > 0]
+    blocks = forecast.upper[: max(1, int(later[0] // forecast.bin_seconds))] if later else forecast.upper
+    return float(blocks.max())
 
 
 def _spread(total: float, source_targets: Mapping[str, float]) -> dict[str, float]:
