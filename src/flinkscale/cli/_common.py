@@ -91,10 +91,12 @@ def parse_rest_headers(items: list[str]) -> dict[str, str]:
         name = name.strip()
         if not sep or not name or not value.strip():
             raise InputError("expected 'Name: value'", field="--rest-header")
-        if not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
+        if not name.isascii() or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
             raise InputError(f"not a valid header name: {name[:60]!r}", field="--rest-header")
         if any(c in value for c in "\r\n\0"):
             raise InputError(f"the value of {name} holds a line break", field="--rest-header")
+        if not value.isascii():  # HTTP sends header values as ASCII
+            raise InputError(f"the value of {name} is not ASCII text", field="--rest-header")
         headers[name] = value.strip()
     return headers
 
@@ -107,6 +109,8 @@ def rest_access(headers: list[str] | None, ca: Path | None, insecure: bool, time
         register_secret(token)
         if any(c in token for c in "\r\n\0 "):
             raise InputError("holds whitespace or a line break", field=REST_TOKEN_ENV)
+        if not token.isascii():
+            raise InputError("is not ASCII text (HTTP sends it in a header)", field=REST_TOKEN_ENV)
         if not any(name.lower() == "authorization" for name in parsed):
             parsed["Authorization"] = f"Bearer {token}"
     if ca is not None and insecure:

@@ -8,13 +8,19 @@ before any long-running work starts.
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import MAX_INPUT_BYTES, decode_text, load_json, load_yaml, one_line
+
+#: How long a read from a named pipe waits for its next bytes before giving up.
+PIPE_WAIT_SECONDS = 5.0
 
 __all__ = ["check_output_dir", "check_output_file", "read_json", "read_text", "read_yaml", "write_text"]
 
@@ -31,13 +37,43 @@ def read_bytes(path: Path, what: str = "file") -> bytes:
     try:
         if path.is_dir():
             raise InputError(f"is a directory, not a {what}", field=name)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+        if path.is_fifo():
+            data = _read_pipe(path, what)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read the {what}: {_reason(exc)}", field=name) from None
     if len(data) > MAX_INPUT_BYTES:
         raise InputError(f"the {what} is larger than {MAX_INPUT_BYTES // 2**20} MiB", field=name)
     return data
+
+
+def _read_pipe(path: Path, what: str) -> bytes:
+    """A named pipe's bytes (``<(...)`` process substitution is one), without waiting for ever: opened without
+    blocking (a pipe with no writer then reads as empty), and read until it closes, within
+    ``PIPE_WAIT_SECONDS`` in all."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    deadline = time.monotonic() + PIPE_WAIT_SECONDS
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_INPUT_BYTES:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise InputError(f"the pipe did not close within {PIPE_WAIT_SECONDS:g}s of opening it",
+                                 field=str(path))
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -88,6 +124,18 @@ def check_output_file(path: Path, flag: str) -> None:
     check_output_dir(path.parent, flag)
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"cannot write {path} (permission denied)", field=flag)
+    if path.is_fifo():
+        _check_pipe_has_reader(path, flag)
+
+
+def _check_pipe_has_reader(path: Path, flag: str) -> None:
+    """A named pipe as output (``>(...)`` is one) is fine while something reads it; with no reader, writing
+    would wait for ever. Opening it for writing without blocking tells which (ENXIO: no reader)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        reason = "nothing reads that named pipe" if exc.errno == errno.ENXIO else _reason(exc)
+        raise InputError(f"cannot write {path}: {reason}", field=flag) from None
 
 
 def write_text(path: Path, text: str, flag: str) -> None:

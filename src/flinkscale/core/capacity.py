@@ -306,6 +306,9 @@ def _propagate(spec: WorkloadSpec, provisioned: float) -> _Sizing:
         sizing.inputs[op.id] = records
         sizing.in_bytes[op.id] = in_bytes
         sizing.outputs[op.id] = records * op.selectivity
+        if not math.isfinite(sizing.outputs[op.id]):
+            raise InputError(f"the rate out of {op.id} is too large to compute: the selectivities along its path "
+                             "multiply beyond what a float holds", field=f"pipeline.operators.{op.id}.selectivity")
         sizing.out_bytes[op.id] = op.output_event_bytes if op.output_event_bytes is not None else in_bytes
     return sizing
 

@@ -50,3 +50,12 @@ def require_at_least(value: float, minimum: int, field: str) -> None:
     ``minimum``."""
     if value < minimum:
         raise InputError(f"must be >= {minimum}", field=field)
+
+
+def float_of(value: float | str, field: str | None) -> float:
+    """``float(value)``, where an integer too large for a float (YAML reads ``1`` followed by 400 digits as one)
+    is an ``InputError`` naming ``field`` instead of an ``OverflowError``."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError("must be a finite number (it is too large)", field=field) from None

@@ -25,7 +25,7 @@ import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from flinkscale.core.errors import InputError
 
@@ -84,6 +84,17 @@ class _BoundedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ig
         if node is not None:
             _check_node_graph(node)
         return node
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise plain Python errors for some scalars (``2024-13-45`` as a date,
+        ``!!int abc``, an integer of more than 4,300 digits): each becomes a refusal that names the node."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            shown = one_line(node.value, 40) if isinstance(node, ScalarNode) else "this value"
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            why = f" ({one_line(exc, 80)})" if isinstance(exc, ValueError | OverflowError) else ""
+            raise _Refused(f"{shown!r} is not a valid {kind}{why}", node) from None
 
 
 def _check_node_graph(root: Node) -> None:
@@ -159,6 +170,8 @@ def load_yaml(text: str, source: str) -> Any:
                          field=source) from None
     except yaml.YAMLError as exc:
         raise InputError(one_line(f"not valid YAML: {exc}"), field=source) from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # a constructor's, outside a node
+        raise InputError(one_line(f"not valid YAML: {exc}", 160), field=source) from None
     except RecursionError:
         raise InputError(f"not valid YAML: nested too deeply (more than {MAX_DEPTH} levels)", field=source) from None
 

@@ -42,11 +42,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flinkscale.core.errors import InputError
+from flinkscale.core.inputs import load_yaml
 from flinkscale.core.memory import TaskManagerMemoryOptions, task_manager_memory
 from flinkscale.core.policy.registry import POLICY_NAMES, make_policy, policy_settings
 from flinkscale.core.units import parse_flink_duration, parse_size
@@ -289,12 +289,7 @@ def _pydantic_message(error: Mapping[str, Any]) -> tuple[str, str]:
 
 def parse_config_text(text: str, path: str) -> AutoscaleConfig:
     """The config file's text (``path`` names it in errors and in each setting's source)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}: not valid YAML{where}") from None
+    data = load_yaml(text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TypeVar
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, float_of
 
 _N = TypeVar("_N", int, float)
 
@@ -68,7 +68,7 @@ def _quote(text: object) -> str:
 def parse_size(value: str | int | float, field: str | None = None) -> int:
     """Bytes in a size such as ``512mb`` (decimal), ``1TiB`` (binary) or ``1600m`` (Flink, binary)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _non_negative(int(_non_negative(float(value), field)), field)
+        return _non_negative(int(_non_negative(float_of(value, field), field)), field)
     _check_type(value, field)
     number, unit = _split(str(value), field, "a size (e.g. 512mb, 4GiB, 1600m)")
     if unit not in _SIZE_UNITS:
@@ -79,7 +79,7 @@ def parse_size(value: str | int | float, field: str | None = None) -> int:
 def parse_duration(value: str | int | float, field: str | None = None) -> float:
     """Seconds in a duration such as ``250ms``, ``5m`` or ``2h``; a bare number is seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _non_negative(float(value), field)
+        return _non_negative(float_of(value, field), field)
     _check_type(value, field)
     number, unit = _split(str(value), field, "a duration (e.g. 250ms, 30s, 5m, 2h)")
     if unit not in _DURATION_UNITS:
@@ -123,7 +123,7 @@ class Rate:
 def parse_rate(value: str | int | float, field: str | None = None) -> Rate:
     """A rate such as ``40k/s`` (records), ``3.5e9/day`` (records) or ``1TB/day`` (bytes)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Rate(_non_negative(float(value), field), is_bytes=False)
+        return Rate(_non_negative(float_of(value, field), field), is_bytes=False)
     _check_type(value, field)
     text = str(value).strip()
     amount_text, _, period_text = text.partition("/")

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any
 
 from flinkscale.core.deployment import LEGACY_STORAGE_KEYS, Deployment, parse_deployment
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, float_of
 from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
@@ -249,7 +249,7 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise InputError("must be a number", field=self.at(key))
         try:
-            number = float(value)
+            number = float_of(value, self.at(key))
         except ValueError:
             raise InputError(f"must be a number, got {value!r}", field=self.at(key)) from None
         if math.isnan(number) or math.isinf(number):

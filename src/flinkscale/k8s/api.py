@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
@@ -42,6 +43,9 @@ def default_api_client() -> Any:
     config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
         k8s_config.load_kube_config(config_file=config_file, client_configuration=configuration)
+    except (TypeError, ValueError, AttributeError, KeyError, yaml.YAMLError) as exc:
+        # A kubeconfig that is there but malformed (a list, a wrong type): the client raises plain errors.
+        raise InputError(f"not a valid kubeconfig ({type(exc).__name__})", field=config_file) from None
     except (ConfigException, OSError):
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)

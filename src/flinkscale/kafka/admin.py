@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flinkscale.core.errors import EndpointError, InputError, require_at_least
+from flinkscale.core.redaction import register_secret
 
 #: Default timeout of one Kafka operation (metadata, offsets, delivery), in seconds.
 KAFKA_TIMEOUT_SECONDS = 10.0
@@ -37,9 +38,14 @@ def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
         for prefix in ("PLAINTEXT://", "SSL://", "SASL_PLAINTEXT://", "SASL_SSL://"):
             if text.upper().startswith(prefix):
                 text = text[len(prefix):]
+        if "@" in text:  # user:password@host:port is not a bootstrap address; never echo what may be a password
+            register_secret(text.rpartition("@")[0])
+            raise InputError("holds credentials (user:password@host): a Kafka bootstrap address takes none",
+                             field="--bootstrap")
         host, sep, port = text.rpartition(":")
         host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+        if (not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536
+                or any(c.isspace() for c in host)):
             raise InputError(f"expected host:port (comma-separated for several), got {item.strip()[:80]!r}",
                              field="--bootstrap")
         addresses.append((host, int(port)))

@@ -60,6 +60,11 @@ YAML_BAD_FILES: list[tuple[str, bytes]] = [
     ("deep-mapping", b"{a: " * 5000 + b"1" + b"}" * 5000),
     ("null-byte", b"name: a\x00b\n"),
     ("unknown-alias", b"name: *nope\n"),
+    # PyYAML's constructors raise plain Python errors for these (not YAMLError).
+    ("bad-date", b"name: 2024-13-45\n"),
+    ("int-tag-not-int", b"name: !!int abc\n"),
+    ("timestamp-tag-not-time", b"name: !!timestamp x\n"),
+    ("int-beyond-4300-digits", b"name: " + b"9" * 5000 + b"\n"),
 ]
 
 JSON_BAD_FILES: list[tuple[str, bytes]] = [
@@ -211,6 +216,9 @@ SPEC_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("partitions-huge", ("pipeline", "operators", 0, "connector", "partitions"), 10**30,
      "pipeline.operators[0].connector.partitions"),
     ("connector-string", ("pipeline", "operators", 0, "connector"), "kafka", "pipeline.operators[0].connector"),
+    ("bytes-per-day-int-beyond-float", ("volume", "bytes_per_day"), 10**400, "volume.bytes_per_day"),
+    ("cost-int-beyond-float", ("pipeline", "operators", 1, "cost_us_per_record"), 10**400,
+     "pipeline.operators[1].cost_us_per_record"),
     ("volume-list", ("volume",), [1, 2], "volume"),
     ("name-object", ("name",), {"a": 1}, "name"),
 ]
@@ -352,7 +360,22 @@ def _file_inputs(tmp: Path) -> list[tuple[str, str, Callable[[Path], tuple[str, 
                                             "--bootstrap", NO_BROKER), False),
         ("cluster-config", "yaml", lambda p: ("cluster", "up", "--config", str(p), "--state-dir", str(state),
                                               "--rest-port", "0"), False),
+        ("autoscale-config", "yaml", lambda p: ("autoscale", "--all-jobs", "--config", str(p), "--rest",
+                                                "http://127.0.0.1:9", "--state", f"sqlite:///{tmp}/store.db"), False),
     ]
+
+
+# (file input, bad-file label) pairs that are valid for that input.
+_VALID_AS = {("history", "empty"), ("autoscale-config", "empty"), ("autoscale-config", "comment-only")}
+
+
+def _selectivity_chain(operators: int, selectivity: float) -> dict[str, Any]:
+    """A spec whose operators each multiply the rate by ``selectivity``: each is in range, together they
+    overflow a float."""
+    ops: list[dict[str, Any]] = [{"id": "o0", "role": "source", "cost_us_per_record": 1}]
+    ops += [{"id": f"o{i}", "inputs": [f"o{i - 1}"], "cost_us_per_record": 1, "selectivity": selectivity}
+            for i in range(1, operators)]
+    return {"name": "chain", "volume": {"bytes_per_day": "1TB", "event_size": "1kB"}, "pipeline": {"operators": ops}}
 
 
 def build_corpus(tmp: Path) -> list[Case]:
@@ -363,8 +386,8 @@ def build_corpus(tmp: Path) -> list[Case]:
     for kind, ext, argv_for, is_json in _file_inputs(tmp):
         bad = JSON_BAD_FILES if is_json else YAML_BAD_FILES
         for label, content in bad:
-            if kind == "history" and label == "empty":
-                continue  # an empty history is a valid one: no earlier snapshots
+            if (kind, label) in _VALID_AS:
+                continue  # e.g. an empty history is a valid one: no earlier snapshots
             path = _write(files / kind / f"{label}.{ext}", content)
             cases.append(Case(f"{kind}:{label}", argv_for(path), (str(path),), kind=f"file/{label}"))
         missing = files / kind / f"missing.{ext}"
@@ -378,6 +401,13 @@ def build_corpus(tmp: Path) -> list[Case]:
     for label, path_keys, value, field_name in SPEC_MUTATIONS:
         spec_file = _write(files / "spec-fields" / f"{label}.yaml", _yaml(_set(base_spec, path_keys, value)))
         cases.append(Case(f"spec-field:{label}", ("plan", str(spec_file)), (field_name,), kind="spec-field"))
+
+    chain = _write(files / "spec-fields" / "selectivity-product-overflow.yaml", _yaml(_selectivity_chain(60, 1e6)))
+    cases.append(Case("spec-field:selectivity-product-overflow", ("plan", str(chain)), ("selectivity",),
+                      kind="spec-field"))
+    cases.append(Case("simulate-workload:selectivity-product-overflow", ("simulate", "--workload", str(chain),
+                                                                        "--no-progress"), ("selectivity",),
+                      kind="spec-field"))
 
     # 3. Snapshot fields, through decide --snapshot, plan --from-profile and decide --history.
     base_snapshot = _snapshot_data()
@@ -555,6 +585,18 @@ def _flag_cases(tmp: Path) -> list[Case]:
         "--window-seconds")
     add("kafka-create-partitions-0", ("kafka", "create", "t", "--partitions", "0", "--bootstrap", NO_BROKER),
         "--partitions")
+    for bootstrap in ("127.0.0.1:\u00b2", "127.0.0.1:\u0669", "u:pw@127.0.0.1:9"):  # superscript 2, Arabic 9
+        add(f"bootstrap-{bootstrap}", ("kafka", "topics", "--bootstrap", bootstrap), "--bootstrap")
+        add(f"shed-bootstrap-{bootstrap}", ("shed", "show", "--topic", "c", "--bootstrap", bootstrap), "--bootstrap")
+    for header in ("X-Key: caf\u2603", "K\u00e9y: v"):
+        add(f"rest-header-{header}", ("job", "list", "--rest", "http://127.0.0.1:9", "--rest-header", header),
+            "--rest-header")
+    snapshot_only = ("decide", "--snapshot", snapshot, "--set")
+    for setting, value in (("plan.block", "1e-9s"), ("forecast.horizon", "1e9d"),
+                           ("vertex.max-parallelism", "999999999999")):
+        add(f"decide-set-{setting}-{value}", (*snapshot_only, f"{setting}={value}"), setting)
+    add("decide-set-min-above-max", (*snapshot_only, "vertex.min-parallelism=5", "--set",
+                                     "vertex.max-parallelism=3"), "vertex.min-parallelism")
     return cases
 
 

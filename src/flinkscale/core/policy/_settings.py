@@ -30,6 +30,9 @@ class Setting:
     default: str
     help: str
     choices: tuple[str, ...] = ()
+    # Bounds beyond the kind's (durations in seconds): a value outside them is refused, naming them.
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ class ParsedSettings:
 
 
 def _convert(spec: Setting, raw: str, field: str) -> Value:
+    value = _convert_kind(spec, raw, field)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            raise InputError(f"must be >= {spec.minimum:g}{_seconds(spec)}, got {value:g}", field=field)
+        if spec.maximum is not None and value > spec.maximum:
+            raise InputError(f"must be <= {spec.maximum:g}{_seconds(spec)}, got {value:g}", field=field)
+    return value
+
+
+def _seconds(spec: Setting) -> str:
+    return " s" if spec.kind == "duration" else ""
+
+
+def _convert_kind(spec: Setting, raw: str, field: str) -> Value:
     text = raw.strip()
     if spec.kind == "duration":
         return parse_duration(text, field=field)
@@ -99,7 +116,7 @@ def _convert(spec: Setting, raw: str, field: str) -> Value:
 
 
 def parse_settings(policy: str, specs: Sequence[Setting], given: Mapping[str, str] | None,
-                   aliases: Sequence[str] = ()) -> ParsedSettings:
+                   aliases: Sequence[str] = (), ordered: Sequence[tuple[str, str]] = ()) -> ParsedSettings:
     """Defaults overlaid with ``given``; ``aliases`` are prefixes that may stand before a canonical key.
 
     An alias prefix is stripped and the rest tried again, so with aliases ``("kubernetes.operator.",)``
@@ -123,6 +140,11 @@ def parse_settings(policy: str, specs: Sequence[Setting], given: Mapping[str, st
             raise InputError(f"given twice (also as {seen[canonical]!r})", field=key)
         seen[canonical] = key
         values[canonical] = _convert(spec, str(raw), key)
+    for low, high in ordered:  # pairs of canonical keys whose values must not cross (a min and its max)
+        low_value, high_value = values[low], values[high]
+        if isinstance(low_value, (int, float)) and isinstance(high_value, (int, float)) and low_value > high_value:
+            raise InputError(f"must be <= {high} ({high_value:g}), got {low_value:g}",
+                             field=seen.get(low) or seen.get(high) or low)
     return ParsedSettings(values)
 
 

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flinkscale.core import rates
+from flinkscale.core.keygroups import UPPER_BOUND_MAX_PARALLELISM
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy._frame import WindowedPolicy
 from flinkscale.core.policy._settings import Setting, SettingKind, parse_settings
@@ -88,7 +89,9 @@ _OPTIONS: tuple[tuple[str, SettingKind, str, str], ...] = (
 )
 _CHOICES = {"scaling.parallelism-alignment.mode": ("BALANCED", "EVENLY_SPREAD", "OFF"),
             "scaling.key-group.partitions.adjust.mode": ("EVENLY_SPREAD", "MAXIMIZE_UTILISATION")}
-SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text, _CHOICES.get(key, ()))
+_MAXIMA = {"vertex.max-parallelism": float(UPPER_BOUND_MAX_PARALLELISM)}
+SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text, _CHOICES.get(key, ()),
+                                              maximum=_MAXIMA.get(key))
                                       for key, kind, default, text in _OPTIONS)
 
 
@@ -129,7 +132,8 @@ class FlinkOperatorSettings:
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkOperatorSettings:
-        values = parse_settings(NAME, SETTINGS, given, aliases=("kubernetes.operator.",))
+        values = parse_settings(NAME, SETTINGS, given, aliases=("kubernetes.operator.",),
+                                ordered=((_PREFIX + "vertex.min-parallelism", _PREFIX + "vertex.max-parallelism"),))
 
         def key(name: str) -> str:
             return _PREFIX + name

@@ -94,10 +94,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from flinkscale.core import rates
+from flinkscale.core.keygroups import UPPER_BOUND_MAX_PARALLELISM
 from flinkscale.core.policy import _evaluate as ev
 from flinkscale.core.policy._frame import WindowedPolicy
 from flinkscale.core.policy._settings import Setting, parse_settings
-from flinkscale.core.policy.base import Decision, History, VertexDecision
+from flinkscale.core.policy.base import LOAD_SAMPLE_SECONDS, Decision, History, VertexDecision
 from flinkscale.core.snapshot import MetricsSnapshot, Vertex, frozen_instances
 from flinkscale.core.units import SECONDS_PER_DAY as DAY
 
@@ -126,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("restart.time", "duration", "5m", "restart cost until the history has a rescale"),
     Setting("backlog-processing.lag-threshold", "duration", "1m", "lag (seconds of input) that blocks scale-down"),
     Setting("vertex.min-parallelism", "int", "1", "lowest parallelism set"),
-    Setting("vertex.max-parallelism", "int", "200", "highest parallelism set"),
+    Setting("vertex.max-parallelism", "int", "200", "highest parallelism set", maximum=UPPER_BOUND_MAX_PARALLELISM),
     Setting("scaling.effectiveness.threshold", "fraction", "0.3",
             "a scale-up realising less of its expected TPR gain blocks further scale-ups (0 = off)"),
     Setting("prediction.horizon", "duration", "2h", "size a rescale for the rising trend this far ahead (0 = off)"),
@@ -134,7 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory.gc-pressure.threshold", "fraction", "0.3", "GC time ratio that blocks scale-ups"),
     Setting("memory.heap-usage.threshold", "fraction", "0.9", "heap usage ratio that blocks scale-downs"),
     Setting("forecast.horizon", "duration", "24h",
-            "plan rescales on the seasonal load forecast this far ahead (0 = reactive rules only)"),
+            "plan rescales on the seasonal load forecast this far ahead (0 = reactive rules only)",
+            maximum=7 * DAY),
     Setting("forecast.quantile", "fraction", "0.8", "the forecast's upper band is this quantile of past ratios"),
     Setting("forecast.miss-tolerance", "fraction", "0.1",
             "load above the upper band by more than this is a forecast miss: reactive rules take over"),
@@ -142,7 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("latency.target", "duration", "60s", "lag (seconds of input) a rescale's catch-up is priced against"),
     Setting("plan.headroom", "fraction", "0.95",
             "a planned size carries the forecast's upper band at this share of its full-speed capacity"),
-    Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length"),
+    Setting("plan.block", "duration", "15m", "the plan holds one size per block of this length",
+            minimum=LOAD_SAMPLE_SECONDS, maximum=DAY),
     Setting("rescales.reserve", "non_negative", "1",
             "of rescales.max-per-day, this many are kept for reactive rescales (a spike, a forecast miss); "
             "plans keep at least one"),
@@ -189,7 +192,8 @@ class FlinkscaleSettings:
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> FlinkscaleSettings:
-        v = parse_settings(NAME, SETTINGS, given, aliases=("kubernetes.operator.", "job.autoscaler."))
+        v = parse_settings(NAME, SETTINGS, given, aliases=("kubernetes.operator.", "job.autoscaler."),
+                           ordered=(("vertex.min-parallelism", "vertex.max-parallelism"),))
         return cls(
             scaling_enabled=v.flag("scaling.enabled"),
             utilization_target=v.number("utilization.target"),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, float_of
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.keygroups import default_max_parallelism
 from flinkscale.core.policy.base import LOAD_SAMPLE_SECONDS, History
@@ -147,7 +147,7 @@ class _Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"must be a number, got {_short(value)}", field=self.path(key))
-        number = float(value)
+        number = float_of(value, self.path(key))
         if not math.isfinite(number):
             raise InputError(f"must be a finite number, got {number}", field=self.path(key))
         self._in_range(key, number, above, minimum, maximum)
@@ -204,7 +204,7 @@ class _Fields:
                 raise InputError(f"not a percentage: {value!r}", field=self.path(key)) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"must be a number or a percentage, got {value!r}", field=self.path(key))
-        return float(value)
+        return float_of(value, self.path(key))
 
     def text(self, key: str, default: str = "") -> str:
         value = self.raw(key, default)
