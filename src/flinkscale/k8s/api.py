@@ -21,6 +21,8 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from flinkscale.core.errors import EndpointError, InputError, NotFoundError
+from flinkscale.core.inputs import one_line
+from flinkscale.core.redaction import redact
 
 GROUP = "flink.apache.org"
 VERSION = "v1beta1"
@@ -46,7 +48,9 @@ def default_api_client() -> Any:
     except (TypeError, ValueError, AttributeError, KeyError, yaml.YAMLError) as exc:
         # A kubeconfig that is there but malformed (a list, a wrong type): the client raises plain errors.
         raise InputError(f"not a valid kubeconfig ({type(exc).__name__})", field=config_file) from None
-    except (ConfigException, OSError):
+    except (ConfigException, OSError) as exc:
+        if isinstance(exc, ConfigException) and os.path.isfile(config_file):  # there, but not usable
+            raise InputError(f"not a valid kubeconfig: {one_line(redact(str(exc)), 160)}", field=config_file) from None
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
         except ConfigException:

@@ -95,6 +95,13 @@ def test_the_token_must_be_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome.exit_code == 2 and "FLINKSCALE_REST_TOKEN" in outcome.stderr and "def" not in outcome.stderr
 
 
+def test_a_token_that_is_not_ascii_is_one_line_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLINKSCALE_REST_TOKEN", "t\u00f6k\u2603")
+    outcome = run_case_in_process(["job", "list", "--rest", "http://127.0.0.1:9"])
+    assert outcome.exit_code == 2 and outcome.stderr.count("\n") == 1
+    assert "FLINKSCALE_REST_TOKEN" in outcome.stderr and "\u2603" not in outcome.stderr
+
+
 def test_the_deadline_ends_a_trickle_that_per_read_timeouts_never_would() -> None:
     # One byte every 0.5 s: every read succeeds well within the 10 s read timeout, forever.
     with FakeFlink("trickle", trickle_seconds=0.5) as fake:

@@ -306,6 +306,17 @@ def test_no_credentials_is_an_input_error(monkeypatch: pytest.MonkeyPatch, tmp_p
         FlinkDeployments()
 
 
+@pytest.mark.parametrize("content", ["- a\n", "apiVersion: v1\nclusters: 5\n", "contexts: [[1]]\n"])
+def test_a_malformed_kubeconfig_is_an_input_error_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           content: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    with pytest.raises(InputError) as refused:
+        FlinkDeployments()
+    assert refused.value.field == str(path)
+
+
 @pytest.mark.parametrize("text", ["clickstream", "streaming/", "/x", "Streaming/x", "a/b/c"])
 def test_deployment_refs_are_checked(text: str) -> None:
     with pytest.raises(InputError):
