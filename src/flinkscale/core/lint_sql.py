@@ -487,12 +487,23 @@ def _low_cardinality(script: _Script, key: exp.Expr, tables: list[exp.Table]) ->
     return bool(LOW_CARDINALITY_NAMES.match(column))
 
 
-def _resolve(script: _Script, name: str, depth: int = 0) -> list[TableInfo]:
-    if name in script.tables:
-        return [script.tables[name]]
-    if depth > 20 or name not in script.views:
-        return []
-    return [t for source in script.views[name] for t in _resolve(script, source, depth + 1)]
+def _resolve(script: _Script, name: str) -> list[TableInfo]:
+    """The declared tables behind table or view ``name``, each once. Every view is followed once, however many
+    paths lead to it (views reading views in a diamond cost one visit each, not one per path) and a cycle ends;
+    a name neither declared nor a view (a catalog table) adds nothing."""
+    found: dict[str, TableInfo] = {}
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in script.tables:
+            found[current] = script.tables[current]
+        else:
+            pending.extend(script.views.get(current, ()))
+    return list(found.values())
 
 
 def _check_window(script: _Script, window: WindowUse) -> None:
