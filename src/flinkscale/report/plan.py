@@ -4,7 +4,8 @@ Rendering only: every number comes from ``flinkscale.core.plan`` and keeps its f
 HTML reports print the formula and inputs beside each figure; the table is the short form for people, and
 its "why" cells are brief: a list that names every operator (the slots' inputs, an operator's forward-chain
 peers) is cut to its first names (or, for inputs, the largest) and how many more there are, so the table grows
-linearly with the operators (rich folds a cell in time that grows with the square of its length).
+linearly with the operators (rich folds a cell in time that grows with the square of its length). Text from
+the spec and the plan (ids, names, formulas with their ``[inputs]``) is escaped before rich reads its markup.
 ``flink_config_yaml`` writes flat Flink 2.x keys (Flink's standard YAML parser accepts flat keys), and
 ``flink_deployment`` is the ``flink.apache.org/v1beta1`` FlinkDeployment of ``flinkscale.core.manifest``
 (specs with ``deployment.target: kubernetes``), rendered here as YAML with a header saying how to drive it.
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 
 from flinkscale.core import manifest
@@ -131,25 +133,25 @@ _OPERATOR_HEADERS = ("operator", "role", "in (peak)", "us/record", "p (cpu)", "p
 
 def render_table(plan: Plan, width: int = 160) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, force_terminal=False, color_system=None)
-    summary = Table(title=f"flinkscale plan: {plan.spec.name}", show_lines=False)
+    summary = Table(title=f"flinkscale plan: {escape(plan.spec.name)}", show_lines=False)
     for header in ("figure", "value", "why"):
         summary.add_column(header, overflow="fold")
     for row in summary_rows(plan, brief=True):
-        summary.add_row(*row)
+        summary.add_row(*map(escape, row))
     operators = Table(title="operators")
     for header in _OPERATOR_HEADERS:
         operators.add_column(header, overflow="fold")
     for op_row in operator_rows(plan, brief=True):
-        operators.add_row(*op_row)
+        operators.add_row(*map(escape, op_row))
     parts: list[Any] = [summary, operators]
     constraints = plan.capacity.constraints
     verdict = ("[bold]fits[/]: no stated limit binds" if not constraints else
                f"[bold]does not fit[/]: carries {plan.capacity.carried_fraction.value:.0%} of the provisioned peak")
     parts.append(verdict)
     for constraint in constraints:
-        parts.append(f"  binding: {constraint.name}: {constraint.message}")
+        parts.append(escape(f"  binding: {constraint.name}: {constraint.message}"))
     for note in plan.capacity.notes:
-        parts.append(f"  note: {note}")
+        parts.append(escape(f"  note: {note}"))
     console.print(Group(*parts))
     return console.export_text()
 
