@@ -25,7 +25,8 @@ not know three Flink forms, handled here with offsets kept (replaced by spaces o
 TVFs ``TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))`` (read as table ``t``; the window is recorded), the
 ``WATERMARK FOR`` clause and the ``CREATE TABLE ... WITH (...)`` options (DDL is read by a small parser here),
 and the statement forms ``SET``, ``EXECUTE STATEMENT SET``, ``CREATE FUNCTION``. Lint leans towards silence: a
-table or view it cannot resolve (defined in a catalog) is assumed fine.
+table or view it cannot resolve (defined in a catalog) is assumed fine. sqlglot parses by recursion: a statement
+nested deeper than Python's stack allows (about 40 levels of parentheses) is refused as bad input, naming the file.
 """
 
 from __future__ import annotations
@@ -166,8 +167,7 @@ class ScriptModel:
 def read_script(text: str, filename: str) -> ScriptModel:
     """Parse a SQL script into its model (InputError when it does not parse)."""
     script = _Script(filename, text, None, None)
-    for statement in split_statements(text):
-        _lint_statement(script, statement)
+    _read_statements(script)
     return ScriptModel(dict(script.tables), dict(script.views), frozenset(script.keyed_views),
                        tuple(script.inserts), tuple(script.findings))
 
@@ -181,11 +181,26 @@ def lint_sql(text: str, filename: str, *, partitions: Mapping[str, int] | int | 
     if parallelism is not None and parallelism < 1:
         raise InputError(f"must be >= 1, got {parallelism}", field="parallelism")
     script = _Script(filename, text, partitions, parallelism)
-    for statement in split_statements(text):
-        _lint_statement(script, statement)
+    _read_statements(script)
     _check_sources(script)
     unique = {(f.line, f.column, f.rule_id, f.message): f for f in script.findings}
     return tuple(sorted(unique.values(), key=lambda f: (f.line, f.column, f.rule_id)))
+
+
+def _read_statements(script: _Script) -> None:
+    """Read and check every statement of the script (for ``lint`` and ``plan --sql`` alike).
+
+    sqlglot parses (and its generator prints) an expression by recursion, about twenty frames per level of
+    parentheses or nested calls, so about 40 levels exhaust Python's stack (subqueries go deeper). No real job
+    nests so deep: such a statement is bad input, named by its file, line and column, not a failure of
+    flinkscale. One place for both commands, and for the checks that walk the tree after the parse."""
+    for statement in split_statements(script.text):
+        try:
+            _lint_statement(script, statement)
+        except RecursionError:
+            where = f"{script.filename}:{statement.line}:{statement.column}"
+            raise InputError("SQL nests too deeply to parse (the parser's limit is about 40 levels of parentheses "
+                             "or nested calls)", field=where) from None
 
 
 def _lint_statement(script: _Script, statement: Statement) -> None:
@@ -472,12 +487,23 @@ def _low_cardinality(script: _Script, key: exp.Expr, tables: list[exp.Table]) ->
     return bool(LOW_CARDINALITY_NAMES.match(column))
 
 
-def _resolve(script: _Script, name: str, depth: int = 0) -> list[TableInfo]:
-    if name in script.tables:
-        return [script.tables[name]]
-    if depth > 20 or name not in script.views:
-        return []
-    return [t for source in script.views[name] for t in _resolve(script, source, depth + 1)]
+def _resolve(script: _Script, name: str) -> list[TableInfo]:
+    """The declared tables behind table or view ``name``, each once. Every view is followed once, however many
+    paths lead to it (views reading views in a diamond cost one visit each, not one per path) and a cycle ends;
+    a name neither declared nor a view (a catalog table) adds nothing."""
+    found: dict[str, TableInfo] = {}
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in script.tables:
+            found[current] = script.tables[current]
+        else:
+            pending.extend(script.views.get(current, ()))
+    return list(found.values())
 
 
 def _check_window(script: _Script, window: WindowUse) -> None:

@@ -5,6 +5,11 @@ a source vertex with its stateless filters and projections chained in (FORWARD);
 a window aggregation, DISTINCT or a regular join) starts a new vertex behind a HASH edge and holds keyed state;
 each sink table is a sink chained to the vertex that feeds it. Views are followed to the tables they read.
 
+A view is resolved once (its vertices, each once, are remembered): views that each read several views of the
+level below (a diamond, a UNION ALL of UNION ALLs) would otherwise be re-expanded along every path, twice as
+much work per level. The work is the script's reads times the distinct vertices a view resolves to; the
+vertices' order (first read first) and so the graph are what a full expansion gives.
+
 Costs are not in SQL: they come from the spec's ``pipeline.operators`` entries whose ids match the generated
 ones (``<source table>``, ``<view>`` or ``<sink>_agg`` for a keyed stage, ``<sink table>``), or default to
 the spec model's defaults. A spec entry naming an id the SQL does not produce is an error that lists the ids
@@ -25,16 +30,17 @@ _GENERATED = frozenset({"id", "role", "inputs"})
 def sql_operators(model: ScriptModel) -> list[dict[str, Any]]:
     """Operators (spec form, in topological order) for the script's INSERTs."""
     operators: dict[str, dict[str, Any]] = {}
+    produced_by: dict[str, list[str]] = {}  # view -> node(view), computed once
 
     def node(name: str, depth: int = 0) -> list[str]:
-        """The vertices that produce the rows of table/view ``name``."""
+        """The vertices that produce the rows of table/view ``name``, each once, in first-read order."""
         if depth > 50:
             raise InputError(f"views nest too deep at {name!r}", field="sql")
         if name in model.views:
-            upstream = [v for source in model.views[name] for v in node(source, depth + 1)]
-            if name in model.keyed_views:
-                return [keyed(name, upstream)]
-            return upstream
+            if name not in produced_by:
+                upstream = list(dict.fromkeys(v for source in model.views[name] for v in node(source, depth + 1)))
+                produced_by[name] = [keyed(name, upstream)] if name in model.keyed_views else upstream
+            return produced_by[name]
         if name not in operators:
             table = model.tables.get(name)
             operator: dict[str, Any] = {"id": name, "role": "source"}
@@ -87,15 +93,26 @@ def pipeline_from_sql(text: str, filename: str, spec_operators: Any = None) -> d
         where = f"pipeline.operators[{index}]"
         if not isinstance(raw, Mapping) or "id" not in raw:
             raise InputError("needs an id", field=where)
-        if raw["id"] not in by_id:
-            raise InputError(f"the SQL has no operator {raw['id']!r} (it has: {', '.join(by_id)})", field=f"{where}.id")
+        spec_id = _spec_id(raw["id"], f"{where}.id")
+        if spec_id not in by_id:
+            raise InputError(f"the SQL has no operator {spec_id!r} (it has: {', '.join(by_id)})", field=f"{where}.id")
         extra = sorted(set(raw) & (_GENERATED - {"id"}))
         if extra:
             raise InputError(f"{', '.join(extra)} come from the SQL; give costs only", field=f"{where}.{extra[0]}")
-        target = by_id[raw["id"]]
+        target = by_id[spec_id]
         for key, value in raw.items():
             if key == "connector" and isinstance(value, Mapping) and isinstance(target.get("connector"), Mapping):
                 target["connector"] = {**target["connector"], **value}
             elif key != "id":
                 target[key] = value
     return {"operators": operators}
+
+
+def _spec_id(value: Any, field: str) -> str:
+    """A spec entry's id as the text it names, read as ``workload.parse_workload`` reads an operator id (a string,
+    or a number taken as its text); a list, mapping, boolean or null is no id."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        kind = ("a list" if isinstance(value, list) else "a mapping" if isinstance(value, Mapping) else
+                "empty" if value is None else repr(value))
+        raise InputError(f"must be an operator id the SQL produces (a string), not {kind}", field=field)
+    return str(value)
