@@ -14,7 +14,7 @@ import select
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.inputs import MAX_INPUT_BYTES, decode_text, load_json, load_yaml, one_line
@@ -22,7 +22,8 @@ from flinkscale.core.inputs import MAX_INPUT_BYTES, decode_text, load_json, load
 #: How long a read from a named pipe waits for its next bytes before giving up.
 PIPE_WAIT_SECONDS = 5.0
 
-__all__ = ["check_output_dir", "check_output_file", "read_json", "read_text", "read_yaml", "write_text"]
+__all__ = ["check_output_dir", "check_output_file", "open_output", "read_json", "read_text", "read_yaml",
+           "write_text"]
 
 
 def _reason(exc: OSError) -> str:
@@ -124,15 +125,21 @@ def check_output_file(path: Path, flag: str) -> None:
     check_output_dir(path.parent, flag)
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"cannot write {path} (permission denied)", field=flag)
-    if path.is_fifo():
-        _check_pipe_has_reader(path, flag)
 
 
-def _check_pipe_has_reader(path: Path, flag: str) -> None:
-    """A named pipe as output (``>(...)`` is one) is fine while something reads it; with no reader, writing
-    would wait for ever. Opening it for writing without blocking tells which (ENXIO: no reader)."""
+def open_output(path: Path, flag: str) -> TextIO:
+    """``path`` opened to write text (parent directories created); a failure is one line naming ``flag``.
+
+    A named pipe (``>(...)`` is one) must have a reader when it is opened: it is opened without blocking, which
+    fails at once when nothing reads it (ENXIO) instead of waiting for ever, and then written as usual. It is
+    not probed earlier: opening and closing it would end a reader that is there with an early end of file."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        if path.is_fifo():
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "w", encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("w", encoding="utf-8")
     except OSError as exc:
         reason = "nothing reads that named pipe" if exc.errno == errno.ENXIO else _reason(exc)
         raise InputError(f"cannot write {path}: {reason}", field=flag) from None
@@ -141,9 +148,10 @@ def _check_pipe_has_reader(path: Path, flag: str) -> None:
 def write_text(path: Path, text: str, flag: str) -> None:
     """Write ``text`` to ``path`` (parent directories created); a failure is one line naming ``flag``."""
     check_output_file(path, flag)
+    handle = open_output(path, flag)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        with handle:
+            handle.write(text)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {_reason(exc)}", field=flag) from None
 

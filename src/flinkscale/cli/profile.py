@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flinkscale.cli._common import RestTarget, rest_options, warn_if_metrics_stale
-from flinkscale.cli._inputs import check_choice, check_output_file, write_text
+from flinkscale.cli._inputs import check_choice, check_output_file, open_output, write_text
 from flinkscale.core.errors import InputError, RuntimeFailure
 from flinkscale.core.profile import analyze_profile, looks_like_sql_job, profile_document
 from flinkscale.core.skew import DEFAULT_SKEW_THRESHOLD, analyze_skew
@@ -201,7 +201,7 @@ def profile(
     elif output_format == "html":
         _write(render_html(document, analysis), output)
     else:
-        console = Console(file=output.open("w", encoding="utf-8") if output else sys.stdout, width=200)
+        console = Console(file=open_output(output, "--output") if output else sys.stdout, width=200)
         console.print(render_table(analysis, collector.skipped))
         if output:
             console.file.close()

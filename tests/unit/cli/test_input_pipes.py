@@ -55,18 +55,22 @@ def test_a_pipe_nobody_writes_to_is_one_input_error(fifo: Path, short_wait: None
     assert time.monotonic() - started < 5
 
 
-def test_a_pipe_nobody_reads_is_refused_as_output_before_any_work(fifo: Path) -> None:
+def test_a_pipe_nobody_reads_is_one_input_error_at_once(fifo: Path) -> None:
+    started = time.monotonic()
     with pytest.raises(InputError, match="nothing reads that named pipe") as refused:
-        _inputs.check_output_file(fifo, "--html")
+        _inputs.write_text(fifo, "report", "--html")
     assert refused.value.field == "--html"
+    assert time.monotonic() - started < 5
 
 
-def test_a_pipe_with_a_reader_is_written(fifo: Path) -> None:
+def test_a_pipe_with_a_reader_is_written_once_whole(fifo: Path) -> None:
+    """The reader (``cat fifo``, say) must see the whole text: no probe before it that would end its read."""
     received: list[str] = []
     reader = _in_thread(lambda: received.append(fifo.read_text()))
     deadline = time.monotonic() + 5
-    while True:  # the reader opens the pipe when its thread runs
+    while True:  # the reader opens the pipe when its thread runs; until then, nothing reads it
         try:
+            _inputs.check_output_file(fifo, "--html")
             _inputs.write_text(fifo, "report", "--html")
             break
         except InputError:
