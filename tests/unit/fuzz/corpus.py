@@ -597,6 +597,8 @@ def _flag_cases(tmp: Path) -> list[Case]:
         add(f"decide-set-{setting}-{value}", (*snapshot_only, f"{setting}={value}"), setting)
     add("decide-set-min-above-max", (*snapshot_only, "vertex.min-parallelism=5", "--set",
                                      "vertex.max-parallelism=3"), "vertex.min-parallelism")
+    add("decide-set-max-400-digits", (*snapshot_only, "vertex.max-parallelism=" + "9" * 400), "vertex.max-parallelism")
+    add("decide-set-min-400-digits", (*snapshot_only, "vertex.min-parallelism=" + "9" * 400), "vertex.min-parallelism")
     return cases
 
 

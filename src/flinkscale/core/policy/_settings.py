@@ -67,10 +67,16 @@ def _convert(spec: Setting, raw: str, field: str) -> Value:
     value = _convert_kind(spec, raw, field)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
-            raise InputError(f"must be >= {spec.minimum:g}{_seconds(spec)}, got {value:g}", field=field)
+            raise InputError(f"must be >= {spec.minimum:g}{_seconds(spec)}, got {_shown(value)}", field=field)
         if spec.maximum is not None and value > spec.maximum:
-            raise InputError(f"must be <= {spec.maximum:g}{_seconds(spec)}, got {value:g}", field=field)
+            raise InputError(f"must be <= {spec.maximum:g}{_seconds(spec)}, got {_shown(value)}", field=field)
     return value
+
+
+def _shown(value: float) -> str:
+    """A number for a message: an integer of hundreds of digits does not fit ``:g`` (a float)."""
+    text = str(value) if isinstance(value, int) else f"{value:g}"
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _seconds(spec: Setting) -> str:
@@ -143,7 +149,7 @@ def parse_settings(policy: str, specs: Sequence[Setting], given: Mapping[str, st
     for low, high in ordered:  # pairs of canonical keys whose values must not cross (a min and its max)
         low_value, high_value = values[low], values[high]
         if isinstance(low_value, (int, float)) and isinstance(high_value, (int, float)) and low_value > high_value:
-            raise InputError(f"must be <= {high} ({high_value:g}), got {low_value:g}",
+            raise InputError(f"must be <= {high} ({_shown(high_value)}), got {_shown(low_value)}",
                              field=seen.get(low) or seen.get(high) or low)
     return ParsedSettings(values)
 
