@@ -85,10 +85,15 @@ def deployment_from_json(data: Any, source: str) -> PlannedDeployment:
     if max_parallelism > _MAX_PARALLELISM:
         raise InputError(f"must be at most {_MAX_PARALLELISM}, got {max_parallelism}",
                          field=f"{source}: max_parallelism.value")
+    slots = plan.cluster.task_managers.value * plan.cluster.slots_per_task_manager
     seen: set[str] = set()
     for i, vertex in enumerate(plan.vertices):
         if vertex.parallelism > max_parallelism:
             raise InputError(f"must be at most max_parallelism {max_parallelism}, got {vertex.parallelism}",
+                             field=f"{source}: vertices[{i}].parallelism")
+        if vertex.parallelism > slots:  # one slot sharing group: the job needs its highest parallelism in slots
+            raise InputError(f"must be at most the plan's {slots} slots (cluster.task_managers x "
+                             f"slots_per_task_manager), got {vertex.parallelism}",
                              field=f"{source}: vertices[{i}].parallelism")
         if vertex.head not in vertex.operators:
             raise InputError(f"the head {vertex.head!r} is not one of the vertex's operators",

@@ -174,6 +174,9 @@ def _edited(plan: Plan, edit: Any) -> dict[str, Any]:
     (lambda d: d["vertices"][0].update(parallelism="2"), "plan.json: vertices[0].parallelism"),
     (lambda d: d["vertices"][1].update(parallelism=0), "plan.json: vertices[1].parallelism"),
     (lambda d: d["vertices"][1].update(parallelism=121), "plan.json: vertices[1].parallelism"),
+    # More subtasks than the plan's slots (its simulation would also take minutes: one column per subtask).
+    (lambda d: d["vertices"][1].update(parallelism=d["max_parallelism"]["value"]),
+     "plan.json: vertices[1].parallelism"),
     (lambda d: d["cluster"]["task_managers"].update(value=2.5), "plan.json: cluster.task_managers.value"),
     (lambda d: d["checkpoints"]["interval_seconds"].update(value=-1), "plan.json: checkpoints.interval_seconds"),
     (lambda d: d.update(vertices=[]), "plan.json: vertices"),
