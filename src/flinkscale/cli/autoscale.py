@@ -196,9 +196,11 @@ def _interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
 
 def _live_table(status: LoopStatus) -> Any:
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{status.policy} on job {status.job_id}  (rescales: {status.rescales})")
+    # Names, reasons and events come from the job and Flink (SQL vertex names hold [...]): escaped for rich.
+    table = Table(title=escape(f"{status.policy} on job {status.job_id}  (rescales: {status.rescales})"))
     for column in ("vertex", "p", "recommended", "busy max", "backpressured", "records in/s", "lag"):
         table.add_column(column)
     snapshot = status.last_snapshot
@@ -206,7 +208,7 @@ def _live_table(status: LoopStatus) -> Any:
     if snapshot is not None:
         for v in snapshot.vertices:
             m = v.metrics
-            table.add_row(v.name[:48], str(v.parallelism), str(recommended.get(v.id, "-")),
+            table.add_row(escape(v.name[:48]), str(v.parallelism), str(recommended.get(v.id, "-")),
                           f"{(m.busy_ratio_max or 0) * 100:.0f}%",
                           f"{(m.back_pressured_time_ms_per_second_max or 0) / 10:.0f}%",
                           f"{m.num_records_in_per_second or m.num_records_out_per_second or 0:,.0f}",
@@ -217,11 +219,11 @@ def _live_table(status: LoopStatus) -> Any:
         d = entry.decision
         text = ("rescale " + str(d.parallelism()) + (" applied" if entry.applied else "")
                 if d.rescale else f"hold ({d.blocked_reason})" if d.blocked_reason else "no change")
-        log.add_row(text + (f" error: {entry.error}" if entry.error else ""))
+        log.add_row(escape(text + (f" error: {entry.error}" if entry.error else "")))
     for event in list(status.events)[-3:]:
-        log.add_row(f"[dim]{event.kind}: {event.message}[/dim]")
+        log.add_row(f"[dim]{escape(f'{event.kind}: {event.message}')}[/dim]")
     if status.holding:
-        log.add_row(f"[yellow]holding: {status.holding}[/yellow]")
+        log.add_row(f"[yellow]holding: {escape(status.holding)}[/yellow]")
     return Group(table, log)
 
 
@@ -616,21 +618,23 @@ def rebalance(
     if not snapshots:
         raise RuntimeFailure(f"no complete sample of job {job} in {window}; is it RUNNING?")
     plan = plan_rebalance(analyze_skew(merge_window(snapshots), sql_job=sql_job))
+    from rich.markup import escape  # the plan's lines name vertices, whose SQL names hold [...]
+
     if output_format == "json":
         print_json(plan.to_dict())
     else:
-        console.print(f"[bold]rebalance plan for {job}[/bold]")
+        console.print(f"[bold]rebalance plan for {escape(job)}[/bold]")
         for line in plan.reasons or ("nothing to change: no skewed vertex with a remedy this command applies",):
-            console.print(f"  {line}")
+            console.print(f"  {escape(line)}")
         for line in plan.not_applied:
-            console.print(f"  [dim]not applied: {line}[/dim]")
+            console.print(f"  [dim]not applied: {escape(line)}[/dim]")
     if not apply or not plan.changes_anything:
         return
     assert resubmit_command is not None
     cluster = _local_cluster(state_dir, rest_url)
     executor = Executor(client, job, cluster=cluster, config=executor_config,
                         resubmit=command_resubmit(resubmit_command, cluster, plan.job_config),
-                        event=lambda kind, message: console.print(f"[dim]{kind}: {message}[/dim]"))
+                        event=lambda kind, message: console.print(f"[dim]{escape(f'{kind}: {message}')}[/dim]"))
     current = {v.id: v.parallelism for v in client.job(job).vertices}
     record = executor.restart_with_savepoint({**current, **plan.parallelism}, reason="rebalance")
     console.print(f"rebalanced: job {executor.job_id} runs at {dict(record.new_parallelism)} "

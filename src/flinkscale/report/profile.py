@@ -18,6 +18,7 @@ from typing import Any
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -88,11 +89,12 @@ def _summary_lines(analysis: ProfileAnalysis) -> list[str]:
 def render_table(analysis: ProfileAnalysis, skipped: Sequence[str] = ()) -> Group:
     title = (f"{analysis.job_name} ({analysis.job_id}) over {format_duration(analysis.window_seconds)}; "
              f"* bottleneck, ! backpressure root")
-    table = Table(title=title, title_justify="left", caption=DEFINITIONS, caption_justify="left")
+    # Job and vertex names come from Flink (SQL names hold [...]): escaped, rich reads markup in table text.
+    table = Table(title=escape(title), title_justify="left", caption=DEFINITIONS, caption_justify="left")
     for column in VERTEX_COLUMNS:
         table.add_column(column, justify="left" if column == "vertex" else "right", no_wrap=column == "vertex")
     for row in vertex_rows(analysis):
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     parts: list[Any] = [table]
     parts.extend(Text(line) for line in _summary_lines(analysis))
     parts.append(Text("Findings:", style="bold"))
@@ -103,14 +105,15 @@ def render_table(analysis: ProfileAnalysis, skipped: Sequence[str] = ()) -> Grou
 
 
 def render_skew_table(report: SkewReport) -> Group:
-    table = Table(title=f"skew of {report.job_name} ({report.job_id}); threshold {report.threshold:g}x",
+    table = Table(title=escape(f"skew of {report.job_name} ({report.job_id}); threshold {report.threshold:g}x"),
                   title_justify="left", caption="max/mean = busiest subtask / mean (busy time, else records); "
                   "layout = key-group layout share, ceil(maxP/p) x p / maxP; hot = max/mean / layout",
                   caption_justify="left")
     for column in ("vertex", "p", "maxP", "keyed", "max/mean", "basis", "layout", "hot", "flink skew", "skewed"):
         table.add_column(column, justify="left" if column in ("vertex", "basis") else "right")
     for v in report.vertices:
-        table.add_row(short_name(v.vertex_name), str(v.parallelism), str(v.max_parallelism), "yes" if v.keyed else "",
+        table.add_row(escape(short_name(v.vertex_name)), str(v.parallelism), str(v.max_parallelism),
+                      "yes" if v.keyed else "",
                       _f(v.observed_max_over_mean, "x"), v.observed_basis, _f(v.layout_imbalance, "x"),
                       _f(v.hot_key_imbalance, "x"), _f(v.flink_skew), "SKEWED" if v.skewed else "")
     parts: list[Any] = [table]

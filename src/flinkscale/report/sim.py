@@ -18,6 +18,7 @@ import numpy as np
 # plotly ships no type information; mypy treats these as Any.
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
+from rich.markup import escape
 from rich.table import Table
 
 from flinkscale.core.sim.compare import Comparison
@@ -84,11 +85,13 @@ DEFINITIONS = (
 
 
 def render_table(comparison: Comparison) -> Table:
-    table = Table(title=_caption(comparison), title_justify="left", caption=DEFINITIONS, caption_justify="left")
+    # The scenario's name and description are the user's text: escaped, rich reads markup in table text.
+    table = Table(title=escape(_caption(comparison)), title_justify="left", caption=DEFINITIONS,
+                  caption_justify="left")
     for key, title in COLUMNS:
         table.add_column(title, justify="left" if key == "policy" else "right", no_wrap=key == "policy")
     for row in comparison_rows(comparison):
-        table.add_row(*[_cell(key, row[key]) for key, _ in COLUMNS])
+        table.add_row(*[escape(_cell(key, row[key])) for key, _ in COLUMNS])
     return table
 
 
