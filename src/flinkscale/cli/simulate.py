@@ -136,8 +136,11 @@ def simulate_command(
             raise InputError(str(exc), field="trace.csv") from None
 
     scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_csv)
-    names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies else (
+    names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies is not None else (
         scenario.policies or (*POLICY_NAMES, ORACLE))
+    if not names:
+        raise InputError("names no policy; give one or more of " + ", ".join((*POLICY_NAMES, ORACLE)),
+                         field="--policies")
     built: dict[str, Policy] = {}
     oracle: OracleSettings | None = None
     for name in names:

@@ -140,6 +140,8 @@ def _choice(data: Mapping[str, Any], key: str, path: str, choices: type[StrEnum]
     return choices(value)
 
 
+#: A container image reference, loosely: registry[:port]/repository[:tag][@digest], no spaces or line breaks.
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
 _DEPLOYMENT_KEYS = ("target", "flink_version", "image", "namespace", "service_account", "autoscaler",
                     "upgrade_mode", "jar_uri", "ha_dir", "name")
 #: The deployment keys an older spec states under ``storage`` (``storage.kubernetes_ha`` is the fifth one).
@@ -181,6 +183,9 @@ def parse_deployment(data: Any, storage: Any = None) -> Deployment:
 
     image = _text(merged, "image", path) or f"flink:{flink_version}"
     image_field = f"{path}.image" if data.get("image") is not None else "storage.image"
+    if not _IMAGE.fullmatch(image):  # written into the manifest: no spaces, line breaks or quotes
+        raise InputError(f"must be a container image reference such as flink:2.3, got {image[:60]!r}",
+                         field=image_field)
     tagged = image_version(image)
     if tagged is not None and tagged != flink_version:
         raise InputError(f"image {image!r} is Flink {tagged} but flink_version is {flink_version}",

@@ -514,13 +514,17 @@ def _parse_pipeline(data: Any) -> Pipeline:
         output_size = op.size("output_event_size")
         if output_size is not None and output_size <= 0:
             raise InputError("must be > 0", field=f"{path}.output_event_size")
+        uid = op.text("uid", op_id)
+        if any(other.uid == uid for other in operators):  # Flink refuses a job whose operators share a uid
+            raise InputError(f"uid {uid!r} is already an earlier operator's (an operator's uid is its id unless "
+                             "given)", field=f"{path}.uid")
         operators.append(Operator(
             id=op_id, name=op.text("name", op_id), role=role,
             cost_us_per_record=op.number("cost_us_per_record", 10.0, minimum=0, maximum=MAX_COST_US_PER_RECORD),
             selectivity=op.number("selectivity", 1.0, above=0, minimum=MIN_SELECTIVITY, maximum=MAX_SELECTIVITY),
             output_event_bytes=float(output_size) if output_size is not None else None,
             keyed_state=op.flag("keyed_state", False), share=op.number("share", 1.0, above=0, maximum=1),
-            connector=connector, uid=op.text("uid", op_id), job_vertex_id=vertex_id))
+            connector=connector, uid=uid, job_vertex_id=vertex_id))
     sources = [op for op in operators if op.role is Role.SOURCE]
     if not sources:
         raise InputError("needs at least one operator with role: source", field="pipeline.operators")

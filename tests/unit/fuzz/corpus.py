@@ -219,6 +219,9 @@ SPEC_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("bytes-per-day-int-beyond-float", ("volume", "bytes_per_day"), 10**400, "volume.bytes_per_day"),
     ("cost-int-beyond-float", ("pipeline", "operators", 1, "cost_us_per_record"), 10**400,
      "pipeline.operators[1].cost_us_per_record"),
+    ("uid-of-an-earlier-operator", ("pipeline", "operators", 1, "uid"), "clicks", "pipeline.operators[1].uid"),
+    ("image-with-a-line-break", ("deployment",), {"image": "flink:2.3\nkind: Secret"}, "deployment.image"),
+    ("image-with-a-space", ("deployment",), {"image": "flink 2.3"}, "deployment.image"),
     ("volume-list", ("volume",), [1, 2], "volume"),
     ("name-object", ("name",), {"a": 1}, "name"),
 ]
@@ -597,6 +600,9 @@ def _flag_cases(tmp: Path) -> list[Case]:
         add(f"decide-set-{setting}-{value}", (*snapshot_only, f"{setting}={value}"), setting)
     add("decide-set-min-above-max", (*snapshot_only, "vertex.min-parallelism=5", "--set",
                                      "vertex.max-parallelism=3"), "vertex.min-parallelism")
+    for policies in (",", " , ", ""):
+        add(f"simulate-policies-{policies!r}", ("simulate", scenario, "--no-progress", "--policies", policies),
+            "--policies")
     add("decide-set-max-400-digits", (*snapshot_only, "vertex.max-parallelism=" + "9" * 400), "vertex.max-parallelism")
     add("decide-set-min-400-digits", (*snapshot_only, "vertex.min-parallelism=" + "9" * 400), "vertex.min-parallelism")
     return cases
