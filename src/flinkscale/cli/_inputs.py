@@ -39,7 +39,7 @@ def read_bytes(path: Path, what: str = "file") -> bytes:
         if path.is_dir():
             raise InputError(f"is a directory, not a {what}", field=name)
         if path.is_fifo():
-            data = _read_pipe(path, what)
+            data = _read_pipe(path)
         else:
             with path.open("rb") as handle:
                 data = handle.read(MAX_INPUT_BYTES + 1)
@@ -50,7 +50,7 @@ def read_bytes(path: Path, what: str = "file") -> bytes:
     return data
 
 
-def _read_pipe(path: Path, what: str) -> bytes:
+def _read_pipe(path: Path) -> bytes:
     """A named pipe's bytes (``<(...)`` process substitution is one), without waiting for ever: opened without
     blocking (a pipe with no writer then reads as empty), and read until it closes, within
     ``PIPE_WAIT_SECONDS`` in all."""

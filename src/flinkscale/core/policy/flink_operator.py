@@ -89,7 +89,7 @@ _OPTIONS: tuple[tuple[str, SettingKind, str, str], ...] = (
 )
 _CHOICES = {"scaling.parallelism-alignment.mode": ("BALANCED", "EVENLY_SPREAD", "OFF"),
             "scaling.key-group.partitions.adjust.mode": ("EVENLY_SPREAD", "MAXIMIZE_UTILISATION")}
-_MAXIMA = {"vertex.max-parallelism": float(UPPER_BOUND_MAX_PARALLELISM)}
+_MAXIMA: dict[str, float] = {"vertex.max-parallelism": UPPER_BOUND_MAX_PARALLELISM}
 SETTINGS: tuple[Setting, ...] = tuple(Setting(_PREFIX + key, kind, default, text, _CHOICES.get(key, ()),
                                               maximum=_MAXIMA.get(key))
                                       for key, kind, default, text in _OPTIONS)
