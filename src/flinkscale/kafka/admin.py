@@ -1,7 +1,8 @@
 """Topic administration over the Kafka protocol (confluent-kafka): create, describe, offsets, lag.
 
-Also what every Kafka client of flinkscale shares: ``check_bootstrap`` (a bootstrap that is malformed or where
-nothing listens is one line within ``CONNECT_TIMEOUT_SECONDS``, before librdkafka starts its own retries) and
+Also what every Kafka client of flinkscale shares: ``check_bootstrap`` (a bootstrap that is malformed, where
+nothing listens, or where something listens that does not answer a Kafka request is one line within
+``CONNECT_TIMEOUT_SECONDS`` plus ``PROBE_TIMEOUT_SECONDS``, before librdkafka starts its own retries) and
 ``CLIENT_LOGGING`` (librdkafka's log lines go to the Python logger ``flinkscale.kafka.client``, which prints
 nothing unless someone configures it: an unreachable broker is one error line, not 200 client log lines).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,15 @@ from flinkscale.core.redaction import register_secret
 KAFKA_TIMEOUT_SECONDS = 10.0
 #: How long ``check_bootstrap`` waits for a TCP connection to a bootstrap address.
 CONNECT_TIMEOUT_SECONDS = 3.0
+#: How long ``check_bootstrap`` waits for the answer to a Kafka ApiVersions request on that connection. A broker
+#: answers in milliseconds; a port that accepts and never answers would otherwise cost librdkafka's whole
+#: KAFKA_TIMEOUT_SECONDS per operation.
+PROBE_TIMEOUT_SECONDS = 3.0
+_PROBE_CORRELATION_ID = 0x464C4B53  # "FLKS"
+#: ApiVersions (key 18) v0 with client id "flinkscale", framed by its int32 size: the one request every Kafka
+#: broker answers before any other, whatever its version.
+_PROBE_BODY = struct.pack(">hhih", 18, 0, _PROBE_CORRELATION_ID, 10) + b"flinkscale"
+_PROBE = struct.pack(">i", len(_PROBE_BODY)) + _PROBE_BODY
 
 _CLIENT_LOG = logging.getLogger("flinkscale.kafka.client")
 _CLIENT_LOG.addHandler(logging.NullHandler())
@@ -65,13 +76,39 @@ def check_bootstrap(bootstrap: str, timeout: float | None = None) -> None:
     reasons = []
     for host, port in bootstrap_addresses(bootstrap):
         try:
-            with socket.create_connection((host, port), timeout=wait):
-                return
+            with socket.create_connection((host, port), timeout=wait) as conn:
+                problem = _probe(conn)
         except TimeoutError:
-            reasons.append(f"{host}:{port} did not answer within {wait:g}s")
+            problem = f"did not answer within {wait:g}s"
         except OSError as exc:
-            reasons.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
+            problem = exc.strerror or type(exc).__name__
+        if problem is None:
+            return
+        reasons.append(f"{host}:{port}: {problem}")
     raise EndpointError(f"no Kafka broker listens there ({'; '.join(reasons)})", endpoint=f"kafka://{bootstrap}")
+
+
+def _probe(conn: socket.socket) -> str | None:
+    """Send an ApiVersions request on a fresh connection: None when a Kafka broker answers it, else why not."""
+    closed = "closed the connection on a Kafka request (not a Kafka broker, or one that wants TLS?)"
+    conn.settimeout(PROBE_TIMEOUT_SECONDS)
+    try:
+        conn.sendall(_PROBE)
+        answer = b""
+        while len(answer) < 8:
+            chunk = conn.recv(8 - len(answer))
+            if not chunk:
+                return closed
+            answer += chunk
+    except TimeoutError:
+        return f"accepted a connection but sent no answer to a Kafka request within {PROBE_TIMEOUT_SECONDS:g}s"
+    except ConnectionError:
+        return closed
+    except OSError as exc:
+        return f"{exc.strerror or type(exc).__name__} on a Kafka request"
+    if struct.unpack(">i", answer[4:8])[0] != _PROBE_CORRELATION_ID:
+        return "answered a Kafka request with something else (not a Kafka broker?)"
+    return None
 
 
 @dataclass(frozen=True)
