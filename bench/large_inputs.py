@@ -1,5 +1,5 @@
-"""Large inputs stay linear: `plan` with 10k operators, `decide` with 5k vertices, `simulate` with 1k vertices over
-24 h, `lint` on a 200k-line file.
+"""Large inputs stay linear: `plan` with 10k operators, `decide` with 5k vertices, `decide --history` with a week of
+1-minute snapshots, `simulate` with 1k vertices over 24 h, `lint` on a 200k-line file.
 
 Each input is generated at size N/2 and N (same shape, only more of it) and run through the CLI in this process
 (``flinkscale.cli.main``); the table prints both times and their ratio. Linear work doubles (ratio ~2); quadratic
@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -64,6 +65,19 @@ def snapshot(vertices: int) -> str:
                        "window_seconds": 60.0, "vertices": vs, "edges": edges,
                        "cluster": {"task_managers": 100, "slots_total": 10000, "slots_available": 5000,
                                    "slots_per_task_manager": 100}})
+
+
+def history(snapshots: int) -> tuple[str, str]:
+    """``snapshots`` snapshots of a 5-vertex chain one minute apart under a daily wave (JSONL), and one more
+    (the snapshot to decide)."""
+    base = json.loads(snapshot(5))
+    lines = []
+    for i in range(snapshots + 1):
+        rate = 5000.0 * (1.4 + math.sin(2 * math.pi * i / 1440))
+        for vertex in base["vertices"]:
+            vertex["metrics"]["num_records_in_per_second"] = vertex["metrics"]["num_records_out_per_second"] = rate
+        lines.append(json.dumps({**base, "timestamp": 1.7e9 + 60.0 * i}))
+    return "\n".join(lines[:-1]) + "\n", lines[-1]
 
 
 def scenario(vertices: int, hours: float = 24.0) -> str:
@@ -132,6 +146,13 @@ def main_bench() -> int:
         path.write_text(snapshot(n))
         return ["decide", "--snapshot", str(path), "--format", "json"]
 
+    def history_case(n: int) -> list[str]:
+        earlier, last = history(n)
+        (tmp / f"history-{n}.jsonl").write_text(earlier)
+        (tmp / f"last-{n}.json").write_text(last)
+        return ["decide", "--snapshot", str(tmp / f"last-{n}.json"), "--history", str(tmp / f"history-{n}.jsonl"),
+                "--format", "json"]
+
     def simulate_case(n: int) -> list[str]:
         path = tmp / f"scenario-{n}.yaml"
         path.write_text(scenario(n, args.sim_hours))
@@ -145,6 +166,7 @@ def main_bench() -> int:
     cases: list[tuple[str, int, Callable[[int], list[str]]]] = [
         ("plan (operators)", 10_000 // scale, plan_case),
         ("decide (vertices)", 5_000 // scale, decide_case),
+        ("decide --history (1-minute snapshots)", 10_080 // scale, history_case),
         (f"simulate {args.sim_hours:g}h, {args.sim_policy} policy (vertices)", args.sim_vertices // scale,
          simulate_case),
         ("lint (lines)", 200_000 // scale, lint_case),
