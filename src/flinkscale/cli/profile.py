@@ -168,6 +168,8 @@ def _write(text: str, output: Path | None) -> None:
 
 _JobOption = Annotated[str | None, typer.Option("--job", help="Job id (32 hex); optional when one job runs.")]
 _StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Local cluster state dir.")]
+_WindowOption = Annotated[str, typer.Option("--window", help="How long to sample: 2m, 90s, ...")]
+_IntervalOption = Annotated[str, typer.Option("--interval", help="Time between samples.")]
 
 
 def _sample(rest: RestTarget, state_dir: Path, job: str | None, window: str,
@@ -183,8 +185,8 @@ def profile(
     rest: RestTarget,
     job: _JobOption = None,
     state_dir: _StateDirOption = DEFAULT_STATE_DIR,
-    window: Annotated[str, typer.Option("--window", help="How long to sample: 2m, 90s, ...")] = "2m",
-    interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
+    window: _WindowOption = "2m",
+    interval: _IntervalOption = "10s",
     output_format: Annotated[str, typer.Option("--format", help="table (people), json (scripts), html.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", help="Write to this file instead of stdout.")] = None,
 ) -> None:
@@ -212,8 +214,8 @@ def skew(
     rest: RestTarget,
     job: _JobOption = None,
     state_dir: _StateDirOption = DEFAULT_STATE_DIR,
-    window: Annotated[str, typer.Option("--window", help="How long to sample.")] = "30s",
-    interval: Annotated[str, typer.Option("--interval", help="Time between samples.")] = "10s",
+    window: _WindowOption = "30s",
+    interval: _IntervalOption = "10s",
     threshold: Annotated[float, typer.Option(
         "--threshold", help="max/mean at or above which a vertex is skewed.")] = DEFAULT_SKEW_THRESHOLD,
     output_format: Annotated[str, typer.Option("--format", help="table (people) or json (scripts).")] = "table",
