@@ -41,7 +41,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from flinkscale.core.errors import InputError
 from flinkscale.core.lint import Finding, Rule
-from flinkscale.core.sql_script import Statement, position, split_statements, strip_comments
+from flinkscale.core.sql_script import Statement, position, split_statements, strip_comments, unclosed
 
 SQL_RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("FSQL001", "unbounded-state",
@@ -194,6 +194,11 @@ def _read_statements(script: _Script) -> None:
     parentheses or nested calls, so about 40 levels exhaust Python's stack (subqueries go deeper). No real job
     nests so deep: such a statement is bad input, named by its file, line and column, not a failure of
     flinkscale. One place for both commands, and for the checks that walk the tree after the parse."""
+    opened = unclosed(script.text)
+    if opened is not None:
+        line, column = position(script.text, opened[0])
+        raise InputError(f"{opened[1]} (the SQL client refuses such a script)",
+                         field=f"{script.filename}:{line}:{column}")
     for statement in split_statements(script.text):
         try:
             _lint_statement(script, statement)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 _BEGIN = re.compile(r"\bBEGIN\s*$", re.IGNORECASE)
 _END = re.compile(r"(^|\s)END\s*$", re.IGNORECASE)
+_SET_BEGIN = re.compile(r"^\s*(EXECUTE\s+)?STATEMENT\s+SET\s+BEGIN\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,35 @@ def _comment_spans(text: str) -> list[tuple[int, int]]:
         else:
             i += 1
     return spans
+
+
+def unclosed(text: str) -> tuple[int, str] | None:
+    """Where the script opens what it never closes, and what (a ``/*`` comment, a quote, a statement set), or
+    None. The SQL client refuses such a script; split as it is, the rest of the file would vanish into it."""
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'`\"":
+            end = _skip_quoted(text, i)
+            if text[end - 1] != ch or end == i + 1:
+                return i, f"a {ch} that is never closed"
+            i = end
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                return i, "a /* comment that is never closed (*/)"
+            i = end + 2
+        else:
+            i += 1
+    statements = split_statements(text)
+    last = statements[-1] if statements else None
+    if last is not None and _SET_BEGIN.match(strip_comments(last.text)) and not _END.search(
+            strip_comments(last.text).rstrip().rstrip(";")):
+        return last.offset, "a statement set (EXECUTE STATEMENT SET BEGIN) without END"
+    return None
 
 
 def _skip_quoted(text: str, start: int) -> int:

@@ -66,3 +66,32 @@ def test_sql_nested_within_the_parsers_reach_still_reads(tmp_path: Path, command
     argv = ["lint", str(path)] if command == "lint" else ["plan", "--sql", str(path), str(spec)]
     outcome = run_cli(argv)
     assert outcome.exit_code in (0, 1) and "nests too deeply" not in outcome.stderr, outcome.stderr
+
+
+@pytest.mark.parametrize(("name", "tail", "line", "says"), [
+    ("comment", "/* the rest of the file, forever\nINSERT INTO o SELECT u, 1 FROM clicks;\n", 4, "/* comment"),
+    ("quote", "INSERT INTO o SELECT u, 1 FROM clicks WHERE u = 'x;\n", 4, "a ' that"),
+    ("backquote", "INSERT INTO `o SELECT u, 1 FROM clicks;\n", 4, "a ` that"),
+    ("statement-set", "EXECUTE STATEMENT SET BEGIN\nINSERT INTO o SELECT u, 1 FROM clicks;\n", 4, "without END"),
+])
+@pytest.mark.parametrize("command", ["lint", "plan"])
+def test_a_script_that_never_closes_what_it_opens_is_refused_where_it_opens(
+        tmp_path: Path, name: str, tail: str, line: int, says: str, command: str) -> None:
+    # Split as it was, the rest of the file vanished into the comment, quote or set, and the script passed.
+    path, spec = tmp_path / f"unclosed-{name}.sql", tmp_path / "spec.yaml"
+    path.write_text(JOB_SQL + tail)
+    spec.write_text(VOLUME)
+    argv = ("lint", str(path)) if command == "lint" else ("plan", "--sql", str(path), str(spec))
+    outcome = check(Case(f"sql-unclosed-{name}-{command}", argv, (f"{path}:{line}:",)))
+    assert says in outcome.stderr
+
+
+@pytest.mark.parametrize("closed", [
+    "SELECT 'it''s';", "SELECT '';", "SELECT `a``b`;", "SELECT 1; /* done */", "SELECT 'x' -- it's\n;",
+    "EXECUTE STATEMENT SET BEGIN INSERT INTO o SELECT * FROM c; END;",
+    "EXECUTE STATEMENT SET BEGIN INSERT INTO o SELECT * FROM c; END", "", "-- only a comment",
+])
+def test_what_is_closed_is_not_called_unclosed(closed: str) -> None:
+    from flinkscale.core.sql_script import unclosed
+
+    assert unclosed(closed) is None
