@@ -19,6 +19,7 @@ from flinkscale.cli._common import (
     state_dir_option,
 )
 from flinkscale.core.errors import InputError
+from flinkscale.core.keygroups import UPPER_BOUND_MAX_PARALLELISM
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.pipelines.clickstream_sql import SqlClickstreamOptions, render_sql
 from flinkscale.pipelines.launch import (
@@ -173,12 +174,16 @@ def rescale(job_id: str, rest: RestTarget,
     """
     client = rest.client(state_dir)
     bounds = client.resource_requirements(job_id)
+    max_parallelism = {v.id: v.max_parallelism for v in client.job(job_id).vertices}
     for item in vertex:
         vid, _, value = item.partition("=")
         if vid not in bounds:
             raise InputError(f"job {job_id} has no vertex {vid!r} (vertices: {', '.join(bounds)})", field="--vertex")
-        if not value.isdigit() or int(value) < 1:
-            raise InputError(f"parallelism must be a positive integer, got {value!r}", field="--vertex")
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            raise InputError(f"parallelism must be a positive integer, got {value[:40]!r}", field="--vertex")
+        if int(value) > (most := max_parallelism.get(vid, UPPER_BOUND_MAX_PARALLELISM)):
+            raise InputError(f"parallelism {value[:40]} is above the vertex's max parallelism {most} (it has "
+                             f"{most} key groups; Flink runs no more subtasks than that)", field="--vertex")
         bounds[vid] = (1, int(value))
     started = time.monotonic()
     client.set_resource_requirements(job_id, bounds)

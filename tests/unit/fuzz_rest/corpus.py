@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[list[str], set[str]]] = {
                   {"job", "config"}),
     "job-stop": (["job", "stop", JOB_ID], {"job", "stop", "savepoint-status"}),
     "job-rescale": (["job", "rescale", JOB_ID, "--vertex", f"{VERTEX_ID}=2", "--no-wait"],
-                    {"resource-requirements"}),
+                    {"resource-requirements", "job"}),
     "shed-auto": (["shed", "auto", "--job", JOB_ID, "--control-topic", "shed-control", "--bootstrap",
                    "127.0.0.1:9", "--interval", "1"], {"job"}),
 }

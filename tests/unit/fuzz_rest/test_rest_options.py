@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.fakeflink import FakeFlink
+from tests.fakeflink import JOB_ID, VERTEX_ID, FakeFlink
 
 from flinkscale.core.errors import EndpointError
 from flinkscale.flink.rest import FlinkRestClient
@@ -135,3 +135,19 @@ def test_a_redirect_is_reported_not_followed() -> None:
         with pytest.raises(EndpointError, match=r"redirect \(HTTP 302\) to https://login.example/sso"):
             FlinkRestClient(fake.url).jobs()
         assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("99999999", "above the vertex's max parallelism"),
+    ("0", "positive integer"),
+    ("\u00b2", "positive integer"),  # a digit to str.isdigit, not to int()
+    ("two", "positive integer"),
+])
+def test_job_rescale_refuses_a_parallelism_flink_cannot_run_before_sending_it(value: str, says: str) -> None:
+    with FakeFlink("flink") as fake:
+        outcome = run_case_in_process(["job", "rescale", JOB_ID, "--vertex", f"{VERTEX_ID}={value}", "--no-wait",
+                                       "--rest", fake.url])
+        puts = [r for r in fake.requests if r.method == "PUT"]
+    assert outcome.exit_code == 2 and outcome.stderr.count("\n") == 1, outcome.stderr
+    assert outcome.stderr.startswith("flinkscale: error: --vertex: ") and says in outcome.stderr
+    assert puts == []
