@@ -136,6 +136,10 @@ def simulate_command(
             raise InputError(str(exc), field="trace.csv") from None
 
     scenario = parse_scenario(apply_overrides(data, overrides), read_text=read_csv)
+    unknown = [name for name in scenario.peak_provisioned if name not in POLICY_NAMES]
+    if unknown:
+        raise InputError(f"{unknown[0][:80]!r} is not a policy (one of {', '.join(POLICY_NAMES)})",
+                         field="peak_provisioning.policies")
     names = tuple(p.strip() for p in policies.split(",") if p.strip()) if policies is not None else (
         scenario.policies or (*POLICY_NAMES, ORACLE))
     if not names:

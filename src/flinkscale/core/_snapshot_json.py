@@ -145,6 +145,9 @@ def snapshot_from_dict(data: Mapping[str, Any]) -> MetricsSnapshot:
         raise InputError(f"unsupported schema_version {version!r:.40} (expected {SNAPSHOT_SCHEMA_VERSION})",
                          field="schema_version")
     raw = validate(_SnapshotIn, data)
+    if raw.cluster is not None and raw.cluster.slots_available > raw.cluster.slots_total:
+        raise InputError(f"{raw.cluster.slots_available} slots available of {raw.cluster.slots_total} in all: "
+                         "need slots_available <= slots_total", field="cluster.slots_available")
     vertices = []
     for i, v in enumerate(raw.vertices):
         if v.max_parallelism < v.parallelism:

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any
 
 from flinkscale.core.deployment import LEGACY_STORAGE_KEYS, Deployment, parse_deployment
-from flinkscale.core.errors import InputError, float_of
+from flinkscale.core.errors import InputError, float_of, text_of
 from flinkscale.core.graph import edges_by_end, topological_ids
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.rates import cost_us_per_record
@@ -287,10 +287,7 @@ class _Section:
         return seconds
 
     def text(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise InputError("must be a string", field=self.at(key))
-        return str(value)
+        return text_of(self.data.get(key, default), self.at(key))
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
@@ -472,6 +469,8 @@ def _parse_pipeline(data: Any) -> Pipeline:
     operators: list[Operator] = []
     edges: list[Edge] = []
     seen: set[str] = set()
+    uids: dict[str, str] = {}  # uid -> the operator that has it
+    vertex_ids: dict[str, str] = {}  # JobVertexID -> the operator that has it
     for index, raw in enumerate(raw_operators):
         path = f"pipeline.operators[{index}]"
         op = _Section(raw, path, ["id", "name", "role", "inputs", "cost_us_per_record", "selectivity",
@@ -511,13 +510,19 @@ def _parse_pipeline(data: Any) -> Pipeline:
         vertex_id = op.text("vertex_id", "").lower() or None
         if vertex_id is not None and not _JOB_VERTEX_ID.fullmatch(vertex_id):
             raise InputError("must be a JobVertexID of 32 hex digits", field=f"{path}.vertex_id")
+        if vertex_id is not None and vertex_id in vertex_ids:
+            raise InputError(f"already given to operator {vertex_ids[vertex_id]!r} (each operator is a job vertex)",
+                             field=f"{path}.vertex_id")
         output_size = op.size("output_event_size")
         if output_size is not None and output_size <= 0:
             raise InputError("must be > 0", field=f"{path}.output_event_size")
         uid = op.text("uid", op_id)
-        if any(other.uid == uid for other in operators):  # Flink refuses a job whose operators share a uid
+        if uid in uids:  # Flink refuses a job whose operators share a uid
             raise InputError(f"uid {uid!r} is already an earlier operator's (an operator's uid is its id unless "
                              "given)", field=f"{path}.uid")
+        uids[uid] = op_id
+        if vertex_id is not None:
+            vertex_ids[vertex_id] = op_id
         operators.append(Operator(
             id=op_id, name=op.text("name", op_id), role=role,
             cost_us_per_record=op.number("cost_us_per_record", 10.0, minimum=0, maximum=MAX_COST_US_PER_RECORD),

@@ -114,6 +114,8 @@ SNAPSHOT_MUTATIONS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("job-id-object", lambda d: _set(d, ("job_id",), {"a": 1}), "job_id"),
     ("window-string", lambda d: _set(d, ("window_seconds",), "60s"), "window_seconds"),
     ("window-negative", lambda d: _set(d, ("window_seconds",), -5), "window_seconds"),
+    ("slots-available-above-total", lambda d: _set(d, ("cluster", "slots_available"), 10**6),
+     "cluster.slots_available"),
     ("window-zero", lambda d: _set(d, ("window_seconds",), 0), "window_seconds"),
     ("parallelism-string", lambda d: _set(d, ("vertices", 0, "parallelism"), "2"), "vertices[0].parallelism"),
     ("parallelism-float", lambda d: _set(d, ("vertices", 0, "parallelism"), 1.5), "vertices[0].parallelism"),
@@ -301,6 +303,8 @@ SCENARIO_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("policies-number", ("policies",), 5, "policies"),
     ("peak-utilization-nan", ("peak_provisioning",), {"utilization": float("nan")}, "peak_provisioning.utilization"),
     ("name-object", ("name",), {"a": 1}, "name"),
+    ("peak-policy-unknown", ("peak_provisioning",), {"policies": ["nobody"]}, "peak_provisioning.policies"),
+    ("peak-policy-mapping", ("peak_provisioning",), {"policies": [{"static": 1}]}, "peak_provisioning.policies"),
 ]
 
 CSV_BAD: list[tuple[str, bytes, str]] = [
@@ -410,6 +414,12 @@ def build_corpus(tmp: Path) -> list[Case]:
                       kind="spec-field"))
     cases.append(Case("simulate-workload:selectivity-product-overflow", ("simulate", "--workload", str(chain),
                                                                         "--no-progress"), ("selectivity",),
+                      kind="spec-field"))
+
+    twice = _set(_set(base_spec, ("pipeline", "operators", 1, "vertex_id"), "a" * 32),
+                 ("pipeline", "operators", 2, "vertex_id"), "A" * 32)
+    spec_file = _write(files / "spec-fields" / "vertex-id-twice.yaml", _yaml(twice))
+    cases.append(Case("spec-field:vertex-id-twice", ("plan", str(spec_file)), ("pipeline.operators[2].vertex_id",),
                       kind="spec-field"))
 
     # 3. Snapshot fields, through decide --snapshot, plan --from-profile and decide --history.
@@ -551,6 +561,9 @@ def _flag_cases(tmp: Path) -> list[Case]:
                                   "job.autoscaler.metrics.window=1e400s"), "job.autoscaler.metrics.window")
     add("decide-set-no-equals", ("decide", "--snapshot", snapshot, "--set", "oops"), "--set")
     add("decide-set-unknown", ("decide", "--snapshot", snapshot, "--set", "nope=1"), "nope")
+    add("decide-cpu-threshold-min-above-max", ("decide", "--snapshot", snapshot, "--policy", "cpu-threshold",
+                                               "--set", "parallelism.min=8", "--set", "parallelism.max=2"),
+        "parallelism.min")
     add("decide-policy-unknown", ("decide", "--snapshot", snapshot, "--policy", "nobody"), "--policy", "nobody")
     add("decide-format", ("decide", "--snapshot", snapshot, "--format", "xml"), "--format")
     add("plan-format", ("plan", spec, "--format", "xml"), "--format")

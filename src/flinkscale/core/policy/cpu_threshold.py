@@ -53,7 +53,7 @@ class CpuThresholdSettings:
 
     @classmethod
     def from_mapping(cls, given: Mapping[str, str] | None) -> CpuThresholdSettings:
-        v = parse_settings(NAME, SETTINGS, given)
+        v = parse_settings(NAME, SETTINGS, given, ordered=(("parallelism.min", "parallelism.max"),))
         return cls(v.number("scale-up.threshold"), v.number("scale-up.duration"), v.number("scale-down.threshold"),
                    v.number("scale-down.duration"), v.text("utilization.aggregate"), v.integer("parallelism.min"),
                    v.integer("parallelism.max"))
