@@ -7,6 +7,8 @@ that failed, and anything else that went wrong at run time is a ``RuntimeFailure
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FlinkscaleError(Exception):
     """Base of every error flinkscale raises on purpose."""
@@ -59,3 +61,13 @@ def float_of(value: float | str, field: str | None) -> float:
         return float(value)
     except OverflowError:
         raise InputError("must be a finite number (it is too large)", field=field) from None
+
+
+def text_of(value: Any, field: str | None) -> str:
+    """A text value of a YAML input as the text it names: a string, or a number taken as its text (``id: 42``);
+    a list, a mapping, a boolean or null is an ``InputError`` naming ``field`` and what it got."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        kind = ("a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else
+                "empty" if value is None else repr(value)[:40])
+        raise InputError(f"must be a string, not {kind}", field=field)
+    return str(value)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flinkscale.core.errors import InputError
+from flinkscale.core.errors import InputError, text_of
 from flinkscale.core.lint_sql import ScriptModel, read_script
 
 _GENERATED = frozenset({"id", "role", "inputs"})
@@ -93,7 +93,7 @@ def pipeline_from_sql(text: str, filename: str, spec_operators: Any = None) -> d
         where = f"pipeline.operators[{index}]"
         if not isinstance(raw, Mapping) or "id" not in raw:
             raise InputError("needs an id", field=where)
-        spec_id = _spec_id(raw["id"], f"{where}.id")
+        spec_id = text_of(raw["id"], f"{where}.id")  # as the spec parser reads an operator id
         if spec_id not in by_id:
             raise InputError(f"the SQL has no operator {spec_id!r} (it has: {', '.join(by_id)})", field=f"{where}.id")
         extra = sorted(set(raw) & (_GENERATED - {"id"}))
@@ -106,13 +106,3 @@ def pipeline_from_sql(text: str, filename: str, spec_operators: Any = None) -> d
             elif key != "id":
                 target[key] = value
     return {"operators": operators}
-
-
-def _spec_id(value: Any, field: str) -> str:
-    """A spec entry's id as the text it names, read as ``workload.parse_workload`` reads an operator id (a string,
-    or a number taken as its text); a list, mapping, boolean or null is no id."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        kind = ("a list" if isinstance(value, list) else "a mapping" if isinstance(value, Mapping) else
-                "empty" if value is None else repr(value))
-        raise InputError(f"must be an operator id the SQL produces (a string), not {kind}", field=field)
-    return str(value)
