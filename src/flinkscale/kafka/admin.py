@@ -28,7 +28,7 @@ CONNECT_TIMEOUT_SECONDS = 3.0
 #: How long ``check_bootstrap`` waits for the answer to a Kafka ApiVersions request on that connection. A broker
 #: answers in milliseconds; a port that accepts and never answers would otherwise cost librdkafka's whole
 #: KAFKA_TIMEOUT_SECONDS per operation.
-PROBE_TIMEOUT_SECONDS = 3.0
+PROBE_TIMEOUT_SECONDS = 5.0
 _PROBE_CORRELATION_ID = 0x464C4B53  # "FLKS"
 #: ApiVersions (key 18) v0 with client id "flinkscale", framed by its int32 size: the one request every Kafka
 #: broker answers before any other, whatever its version.
