@@ -305,6 +305,7 @@ SCENARIO_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("name-object", ("name",), {"a": 1}, "name"),
     ("peak-policy-unknown", ("peak_provisioning",), {"policies": ["nobody"]}, "peak_provisioning.policies"),
     ("peak-policy-mapping", ("peak_provisioning",), {"policies": [{"static": 1}]}, "peak_provisioning.policies"),
+    ("source-declared-false", ("pipeline", "vertices", 0, "source"), False, "pipeline.vertices[0].source"),
 ]
 
 CSV_BAD: list[tuple[str, bytes, str]] = [

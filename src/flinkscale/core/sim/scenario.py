@@ -274,10 +274,13 @@ def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
     if not isinstance(raw_vertices, list) or not raw_vertices:
         raise InputError("must be a non-empty list", field="pipeline.vertices")
     vertices = []
+    not_sources: dict[str, str] = {}  # vertices declared `source: false` -> where
     for i, raw in enumerate(raw_vertices):
         where = f"pipeline.vertices[{i}]"
         v = _Fields(raw, where)
         vid = v.text("id")
+        if v.has("source") and v.boolean("source", False) is False:
+            not_sources[vid] = where
         parallelism = _v(v.integer("parallelism", 1, minimum=1, maximum=32768))
         max_p = v.integer("max_parallelism", default_max_p, minimum=1, maximum=32768)
         if max_p is None:
@@ -311,6 +314,11 @@ def _pipeline(data: Any, event_bytes: float | None, name: str) -> SimPipeline:
                              key_distribution=keys, where=where))
         e.done()
     fields.done()
+    fed = {edge.target for edge in edges}
+    for vid, where in not_sources.items():
+        if vid not in fed:  # the simulator feeds the trace to every vertex without inputs, as Flink reads sources
+            raise InputError("has no input edge, so records enter the job here: a vertex without inputs is a source "
+                             "(drop 'source: false', or give it an edge in)", field=f"{where}.source")
     return SimPipeline(tuple(vertices), tuple(edges), name=name)
 
 
