@@ -31,7 +31,13 @@ from flinkscale.core.redaction import redact, register_secret
 from flinkscale.core.units import parse_duration
 from flinkscale.flink.cluster import LocalCluster
 from flinkscale.flink.collector import fetch_interval_warning
-from flinkscale.flink.rest import DEFAULT_DEADLINE_SECONDS, FlinkRestClient, RestAccess, ssl_context
+from flinkscale.flink.rest import (
+    DEFAULT_DEADLINE_SECONDS,
+    FIRST_CONTACT_SECONDS,
+    FlinkRestClient,
+    RestAccess,
+    ssl_context,
+)
 from flinkscale.host import DEFAULT_STATE_DIR
 from flinkscale.kafka.broker import EmbeddedBroker
 
@@ -101,7 +107,7 @@ def parse_rest_headers(items: list[str]) -> dict[str, str]:
     return headers
 
 
-def rest_access(headers: list[str] | None, ca: Path | None, insecure: bool, timeout: str) -> RestAccess:
+def rest_access(headers: list[str] | None, ca: Path | None, insecure: bool, timeout: str | None) -> RestAccess:
     """The --rest-* options (and ``FLINKSCALE_REST_TOKEN``) as a ``RestAccess``; bad ones name their flag."""
     parsed = parse_rest_headers(headers or [])
     token = os.environ.get(REST_TOKEN_ENV, "").strip()
@@ -123,10 +129,12 @@ def rest_access(headers: list[str] | None, ca: Path | None, insecure: bool, time
         ssl_context(verify)  # a file that is not a CA bundle fails here, naming the flag
     elif insecure:
         verify = False
+    if timeout is None:  # the defaults: the deadline, and a shorter one until the endpoint first answers
+        return RestAccess(headers=parsed, verify=verify)
     seconds = parse_duration(timeout, field="--rest-timeout")
     if not math.isfinite(seconds) or not 0 < seconds <= 86400:
         raise InputError(f"must be between 0 and 1 day, got {timeout!r}", field="--rest-timeout")
-    return RestAccess(headers=parsed, verify=verify, deadline_seconds=seconds)
+    return RestAccess(headers=parsed, verify=verify, deadline_seconds=seconds, first_contact_seconds=None)
 
 
 @dataclass(frozen=True)
@@ -183,9 +191,12 @@ def rest_options(func: _F) -> _F:
                                       "certificate.")]),
         inspect.Parameter("rest_insecure", keyword, default=False, annotation=Annotated[
             bool, typer.Option("--rest-insecure", help="Do not verify the REST endpoint's TLS certificate.")]),
-        inspect.Parameter("rest_timeout", keyword, default=f"{DEFAULT_DEADLINE_SECONDS:g}s", annotation=Annotated[
-            str, typer.Option("--rest-timeout", help="Overall deadline of one REST call, retries included "
-                              f"(bearer token: env {REST_TOKEN_ENV}).")]),
+        inspect.Parameter("rest_timeout", keyword, default=None, annotation=Annotated[
+            str | None, typer.Option("--rest-timeout", help=(
+                f"Overall deadline of one REST call, retries included (default {DEFAULT_DEADLINE_SECONDS:g}s, and "
+                f"{FIRST_CONTACT_SECONDS:g}s until the endpoint first answers; bearer token: env "
+                f"{REST_TOKEN_ENV}).")),
+        ]),
     ]
 
     @functools.wraps(func)

@@ -11,7 +11,9 @@ Behaviour users rely on:
 - One overall deadline per call (``deadline``, default 30 s), retries included, and optionally per *phase* of a
   command (``with client.phase(60, "sampling")``): per-read timeouts alone never end a server that trickles one
   byte every few seconds. The deadline is enforced on every socket operation (connect, TLS handshake, each
-  read and write), so a silent port or a trickle fails at the deadline, not after it.
+  read and write), so a silent port or a trickle fails at the deadline, not after it. Until the endpoint has
+  answered once, a GET's deadline is ``first_contact`` (8 s) when that is shorter: a port that accepts and never
+  answers is told in seconds, not after the whole deadline.
 - Idempotent requests (GET) are retried with exponential backoff on connection errors, timeouts and 5xx
   answers, within the deadline; a PUT/POST/PATCH is sent once. A redirect is not followed: it is reported with
   where it points, so a wrong --rest URL is fixed rather than silently replaced.
@@ -86,6 +88,10 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 TERMINAL_JOB_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
 #: The overall deadline of one REST call, retries included, unless the caller gives another.
 DEFAULT_DEADLINE_SECONDS = 30.0
+#: Until the endpoint has answered once, a GET ends within this (or the deadline, if shorter) unless the caller set
+#: the deadline itself (``--rest-timeout``): Flink answers a first GET in milliseconds, and a port that accepts a
+#: connection and never answers would otherwise hold every command for the whole deadline.
+FIRST_CONTACT_SECONDS = 8.0
 #: Answers are read up to this size (the largest real one here, a vertex's metric names, is ~25 kB).
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
@@ -103,10 +109,11 @@ class RestAccess:
     headers: Mapping[str, str] = field(default_factory=dict)
     verify: bool | str = True
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    first_contact_seconds: float | None = FIRST_CONTACT_SECONDS  # None: the deadline from the first call on
 
     def client(self, base_url: str, **kwargs: Any) -> FlinkRestClient:
         return FlinkRestClient(base_url, headers=self.headers, verify=self.verify, deadline=self.deadline_seconds,
-                               **kwargs)
+                               first_contact=self.first_contact_seconds, **kwargs)
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -241,12 +248,15 @@ class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float = DEFAULT_DEADLINE_SECONDS,
+        first_contact: float | None = FIRST_CONTACT_SECONDS,
     ) -> None:
         self.base_url, auth = split_credentials(base_url)
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self.timeout = timeout
         self.deadline = deadline
+        self.first_contact = first_contact
+        self._answered = False  # whether the endpoint has answered a call (with any status) yet
         self._sleep = sleep
         self.calls = 0  # requests sent, for "REST calls per sample" accounting
         self._phase: tuple[float, float, str] | None = None
@@ -296,7 +306,7 @@ class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
     def _exchange(self, method: str, path: str, what: str, **kwargs: Any) -> _Answer:
         attempts = self.retries + 1 if method == "GET" else 1
         endpoint = f"{method} {self.base_url}{path}"
-        budget, deadline, limit = self._budget(endpoint)
+        budget, deadline, limit = self._budget(endpoint, first=method == "GET" and not self._answered)
         last_error = ""
         tried = 0
         for attempt in range(attempts):
@@ -333,6 +343,7 @@ class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
                 where = redact(answer.headers.get("location", "?"))[:200]
                 raise EndpointError(f"answered with a redirect (HTTP {answer.status}) to {where}; give that URL "
                                     "with --rest", endpoint=endpoint, status=answer.status)
+            self._answered = True
             if answer.status >= 500 and "errors" not in answer.text[:20]:
                 last_error = f"answered HTTP {answer.status}"
                 continue
@@ -343,10 +354,14 @@ class FlinkRestClient(contextlib.AbstractContextManager["FlinkRestClient"]):
         hint = "; is Flink running there?" if last_error.startswith("cannot connect") else ""
         raise EndpointError(f"{last_error} after {tried} attempt(s){hint}", endpoint=endpoint)
 
-    def _budget(self, endpoint: str) -> tuple[float, float, str]:
-        """(seconds, monotonic deadline, what limits it) for the next call: the call's own or the phase's."""
+    def _budget(self, endpoint: str, first: bool = False) -> tuple[float, float, str]:
+        """(seconds, monotonic deadline, what limits it) for the next call: the call's own, the first contact's
+        (``first``: a GET before the endpoint has answered) or the phase's, whichever ends first."""
         now = time.monotonic()
         budget, deadline, limit = self.deadline, now + self.deadline, "the deadline per REST call"
+        if first and self.first_contact is not None and self.first_contact < budget:
+            budget, deadline = self.first_contact, now + self.first_contact
+            limit = "no answer from this endpoint yet; --rest-timeout sets a longer wait"
         if self._phase is not None:
             phase_end, phase_seconds, what = self._phase
             if phase_end <= now:

@@ -10,6 +10,7 @@ import pytest
 from tests.fakeflink import JOB_ID, VERTEX_ID, FakeFlink
 
 from flinkscale.core.errors import EndpointError
+from flinkscale.flink import rest as rest_module
 from flinkscale.flink.rest import FlinkRestClient
 
 from .corpus import run_case_in_process
@@ -151,3 +152,31 @@ def test_job_rescale_refuses_a_parallelism_flink_cannot_run_before_sending_it(va
     assert outcome.exit_code == 2 and outcome.stderr.count("\n") == 1, outcome.stderr
     assert outcome.stderr.startswith("flinkscale: error: --vertex: ") and says in outcome.stderr
     assert puts == []
+
+
+def test_a_silent_port_ends_at_the_first_contact_deadline_not_the_call_deadline() -> None:
+    # A port that accepts and never answers took the whole 30 s deadline (retries included) with the defaults.
+    with FakeFlink("silent") as fake:
+        started = time.monotonic()
+        outcome = run_case_in_process(["job", "list", "--rest", fake.url])
+        seconds = time.monotonic() - started
+    assert outcome.exit_code in (1, 2) and outcome.stderr.count("\n") == 1, outcome.stderr
+    assert f"within {rest_module.FIRST_CONTACT_SECONDS:g}s (no answer from this endpoint yet" in outcome.stderr
+    assert rest_module.FIRST_CONTACT_SECONDS <= seconds < rest_module.DEFAULT_DEADLINE_SECONDS / 2
+
+
+def test_after_a_first_answer_a_call_has_the_whole_deadline() -> None:
+    with FakeFlink("flink") as fake, FlinkRestClient(fake.url, first_contact=1.0) as client:
+        assert client._budget("GET x", first=True)[0] == 1.0
+        client.jobs()
+        budget, _, limit = client._budget("GET x", first=not client._answered)
+    assert budget == rest_module.DEFAULT_DEADLINE_SECONDS and limit == "the deadline per REST call"
+
+
+def test_an_explicit_rest_timeout_is_the_wait_from_the_first_call_on() -> None:
+    with FakeFlink("silent") as fake:
+        started = time.monotonic()
+        outcome = run_case_in_process(["job", "list", "--rest", fake.url, "--rest-timeout", "2s"])
+        seconds = time.monotonic() - started
+    assert outcome.exit_code in (1, 2) and "within 2s" in outcome.stderr, outcome.stderr
+    assert seconds >= 2.0  # not cut to the first contact's wait: the user asked for this one
