@@ -284,9 +284,11 @@ class VertexCost:
         speed (``upper`` when none does). The skew grows with p, so the answer at the skew of a guess is a
         lower bound: raise the guess until it holds."""
         c = self.records_per_subtask_second
-        p = ev.smallest_parallelism_for_load(full_speed_load, c / self.residual_skew, self.groups, lower, upper)
-        while p < upper:
-            found = ev.smallest_parallelism_for_load(full_speed_load, c / self.skew_at(p), self.groups, lower, upper)
+        skew = self.residual_skew
+        p = ev.smallest_parallelism_for_load(full_speed_load, c / skew, self.groups, lower, upper)
+        while p < upper and self.skew_at(p) != skew:  # at the same skew the answer is the same p
+            skew = self.skew_at(p)
+            found = ev.smallest_parallelism_for_load(full_speed_load, c / skew, self.groups, lower, upper)
             if found <= p:
                 break
             p = found
