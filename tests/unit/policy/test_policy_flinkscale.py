@@ -618,3 +618,22 @@ def test_a_planned_scale_down_keeps_forecast_miss_tolerance_to_spare(tolerance: 
                    **{"forecast.miss-tolerance": tolerance})
     assert night.rescale and reason(night, "win").startswith("plan: scale down")
     assert night.parallelism()["win"] == win_after
+
+
+@pytest.mark.parametrize("name", ["flinkscale", "flink-operator", "cpu-threshold", "static"])
+@pytest.mark.parametrize("stalled", ["src", "win"])
+def test_a_vertex_busy_while_nothing_flows_is_kept_not_a_division_by_zero(name: str, stalled: str) -> None:
+    # A source stalled on its reads (or a vertex firing timers) is busy with no record in: no cost per record.
+    # The flinkscale policy once made it 0 records per busy second and divided by it.
+    rates = {"src": 5000.0, "win": 5000.0, "sink": 83.3} | {stalled: 0.0}
+    snapshot = job(1000.0,
+                   vertex("src", 1, rate_in=rates["src"], busy_max=750.0, lag=180_000.0, lag_rate=1000.0,
+                          partitions=8, source=True),
+                   vertex("win", 1, rate_in=rates["win"], rate_out=83.3, busy_max=600.0),
+                   vertex("sink", 1, rate_in=rates["sink"], busy_max=20.0),
+                   edges=(("src", "win", "HASH"), ("win", "sink", "REBALANCE")))
+    decision = make_policy(name).decide(snapshot, History())
+    held = next(v for v in decision.vertices if v.vertex_id == stalled)
+    assert held.new_parallelism >= 1
+    if name == "flinkscale":
+        assert held.new_parallelism == 1 and "no usable busyTimeMsPerSecond" in held.reason

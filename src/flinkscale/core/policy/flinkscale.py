@@ -297,10 +297,11 @@ class VertexCost:
 
 def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None) -> VertexCost | None:
     """Per-subtask cost from window means; ``None`` when the metrics cannot say (nothing flowed, or
-    busy time missing)."""
+    busy time missing). A vertex busy while no record flows (a source stalled on its reads, timers firing) says
+    nothing about the cost of a record either: a cost from it would be 0 records per busy second."""
     rate = metrics.input_rate
     busy_avg, busy_max = metrics.busy_time_ms_per_second_avg, metrics.busy_time_ms_per_second_max
-    if rate is None or (busy_avg is None and busy_max is None):
+    if rate is None or rate <= 0 or (busy_avg is None and busy_max is None):
         return None
     layout_now = ev.layout_factor(parallelism, groups)
     if busy_avg is not None and busy_avg > 0:
@@ -310,9 +311,7 @@ def vertex_cost(metrics: ev.WindowMetrics, parallelism: int, groups: int | None)
     if busy_max is not None and busy_max > 0:
         # Without the mean, the busiest subtask's share is assumed to be the layout's alone.
         return VertexCost(rates.per_subtask_capacity(rate, busy_max, parallelism) * layout_now, 1.0, groups)
-    if rate > 0:
-        return VertexCost(math.inf, 1.0, groups)
-    return None
+    return VertexCost(math.inf, 1.0, groups)
 
 
 @dataclass(frozen=True)
