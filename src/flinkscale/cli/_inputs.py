@@ -97,34 +97,55 @@ def _nearest_existing(path: Path) -> Path:
     return current
 
 
+def _make_dirs(path: Path) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)`` without recursion: pathlib creates the missing parents by
+    recursing once per level, and a path a thousand directories deep ended in RecursionError."""
+    missing = []
+    current = path
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+
+
 def check_output_dir(path: Path, flag: str) -> None:
     """``path`` is a writable directory (created if missing, as the command would anyway); else one
     ``InputError`` naming ``flag`` and the path. Writability is probed with a real temporary file, because
     permission bits do not tell the whole story (root, read-only mounts, /proc)."""
     if "\x00" in str(path):
         raise InputError("not a valid path (contains a NUL byte)", field=flag)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path} is a file, not a directory", field=flag)
-    existing = _nearest_existing(path)
-    if not existing.is_dir():
-        raise InputError(f"{path} lies below {existing}, which is a file", field=flag)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path} is a file, not a directory", field=flag)
+        existing = _nearest_existing(path)
+        if not existing.is_dir():
+            raise InputError(f"{path} lies below {existing}, which is a file", field=flag)
+        _make_dirs(path)
         with tempfile.TemporaryFile(dir=path):
             pass
-    except OSError as exc:
-        raise InputError(f"cannot write to {path}: {_reason(exc)}", field=flag) from None
+    except OSError as exc:  # also a path longer than the system allows, found by its first stat
+        raise InputError(f"cannot write to {_shown_path(path)}: {_reason(exc)}", field=flag) from None
 
 
 def check_output_file(path: Path, flag: str) -> None:
     """``path`` can be written as a file: not a directory, not below a file, in a writable directory."""
     if "\x00" in str(path):
         raise InputError("not a valid path (contains a NUL byte)", field=flag)
-    if path.is_dir():
-        raise InputError(f"{path} is a directory, not a file", field=flag)
-    check_output_dir(path.parent, flag)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"cannot write {path} (permission denied)", field=flag)
+    try:
+        if path.is_dir():
+            raise InputError(f"{path} is a directory, not a file", field=flag)
+        check_output_dir(path.parent, flag)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InputError(f"cannot write {path} (permission denied)", field=flag)
+    except OSError as exc:
+        raise InputError(f"cannot write {_shown_path(path)}: {_reason(exc)}", field=flag) from None
+
+
+def _shown_path(path: Path) -> str:
+    """The path for a message: a very long one by its two ends."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-60:]}"
 
 
 def open_output(path: Path, flag: str) -> TextIO:
@@ -138,7 +159,7 @@ def open_output(path: Path, flag: str) -> TextIO:
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
             os.set_blocking(fd, True)
             return os.fdopen(fd, "w", encoding="utf-8")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         return path.open("w", encoding="utf-8")
     except OSError as exc:
         reason = "nothing reads that named pipe" if exc.errno == errno.ENXIO else _reason(exc)
