@@ -66,6 +66,12 @@ def check_rest_url(rest: str) -> str:
         raise InputError(f"not a valid URL: {shown!r}", field="--rest") from None
     if not host:
         raise InputError(f"names no host: {shown!r}", field="--rest")
+    if not host.isascii() or ".." in host or any(len(label) > 63 for label in host.split(".")):
+        try:  # what the HTTP client does with the name, where a label over 63 characters is a UnicodeError
+            host.encode("idna")
+        except UnicodeError:
+            raise InputError(f"not a valid host name (a part is empty or longer than 63 characters): {shown!r}",
+                             field="--rest") from None
     if port is not None and not 0 < port < 65536:
         raise InputError(f"port out of range: {shown!r}", field="--rest")
     if url.query or url.fragment:

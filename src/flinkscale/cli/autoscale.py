@@ -300,12 +300,16 @@ def _autoscale_action(action: str, state: str | None, state_dir: Path, output_fo
     from rich.markup import escape
 
     from flinkscale.app.multijob import clock_time, job_statuses
-    from flinkscale.store import StateStore
+    from flinkscale.store import StateStore, parse_store_url, sqlite_path
 
     url = _store_url(state, state_dir)
     if state is None and not (state_dir / "autoscale.db").exists():
         raise InputError(f"no state store at {state_dir / 'autoscale.db'}; has `autoscale --all-jobs` run with "
                          "this --state-dir? (or give --state URL)", field="--state")
+    database = sqlite_path(parse_store_url(url))
+    if database is not None and not database.exists():  # status reads a store: a typo must not make a new one
+        raise InputError(f"no state store at {database}; has `autoscale --all-jobs` run with this --state?",
+                         field="--state")
     with StateStore.open(url) as store:
         statuses = job_statuses(store)
         paused = (state_dir / PAUSE_FILE).exists()

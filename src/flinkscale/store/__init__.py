@@ -7,7 +7,7 @@ design (transactions, the writer's lease, intents and reconciliation, retention)
 
 from flinkscale.store._migrate import head_revision, known_revisions
 from flinkscale.store._store import CycleEntry, LeaseHeld, LeaseLost, StateStore, open_store
-from flinkscale.store._url import parse_store_url, redacted
+from flinkscale.store._url import parse_store_url, redacted, sqlite_path
 from flinkscale.store.records import (
     Intent,
     JobRecord,
@@ -39,4 +39,5 @@ __all__ = [
     "open_store",
     "parse_store_url",
     "redacted",
+    "sqlite_path",
 ]

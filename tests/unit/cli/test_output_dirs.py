@@ -3,6 +3,8 @@ level, and ``plan --emit`` into a path 1,500 directories deep ended in Recursion
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,30 @@ from flinkscale.cli import _inputs
 from flinkscale.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def _remove_tree(top: Path) -> None:
+    """``shutil.rmtree`` without recursion (it recurses per level too, and so would pytest's own clean-up of
+    old temporary directories: the trees these tests make are removed here, level by level)."""
+    found, pending = [], [top]
+    while pending:
+        directory = pending.pop()
+        found.append(directory)
+        for entry in os.scandir(directory):
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            else:
+                os.unlink(entry.path)
+    for directory in reversed(found):
+        os.rmdir(directory)
+
+
+@pytest.fixture()
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """The built-in ``tmp_path``, its deep trees removed without recursion after the test."""
+    yield tmp_path
+    for child in tmp_path.iterdir():
+        _remove_tree(child)
 
 
 def test_a_directory_deeper_than_the_recursion_limit_is_created(tmp_path: Path) -> None:

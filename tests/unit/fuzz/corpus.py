@@ -306,6 +306,8 @@ SCENARIO_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("peak-policy-unknown", ("peak_provisioning",), {"policies": ["nobody"]}, "peak_provisioning.policies"),
     ("peak-policy-mapping", ("peak_provisioning",), {"policies": [{"static": 1}]}, "peak_provisioning.policies"),
     ("source-declared-false", ("pipeline", "vertices", 0, "source"), False, "pipeline.vertices[0].source"),
+    ("history-200d", ("history",), "200d", "history"),
+    ("metrics-window-longer-than-run", ("metrics_window",), "30d", "metrics_window"),
 ]
 
 CSV_BAD: list[tuple[str, bytes, str]] = [

@@ -83,7 +83,8 @@ def test_bad_rest_options_are_one_line_naming_the_flag(args: list[str], field: s
 
 @pytest.mark.parametrize("url", ["ftp://flink:8081", "flink:8081", "localhost", "http://", "http://:8081",
                                  "http://flink:0", "http://flink:99999", "http://fl ink:8081", "https://[::1",
-                                 "http://flink:8081/#x", "", "   "])
+                                 "http://flink:8081/#x", "", "   ", "http://" + "a" * 300 + ":8081",
+                                 "http://a..b:8081"])
 def test_a_rest_url_that_is_not_http_is_one_line(url: str) -> None:
     outcome = run_case_in_process(["job", "list", "--rest", url])
     assert outcome.exit_code == 2

@@ -37,6 +37,15 @@ def test_an_unreadable_store_is_one_line_naming_it(tmp_path: Path, capsys: pytes
     assert str(bad) in one_line_error(capsys)
 
 
+def test_status_of_a_store_that_is_not_there_is_refused_not_created(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    code = main(["autoscale", "status", "--state", f"sqlite:///{missing}"])
+    assert code == 2
+    assert "--state: no state store at" in one_line_error(capsys)
+    assert not missing.exists()
+
+
 def test_a_newer_or_foreign_store_is_refused_for_the_daemon_too(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "state.db"

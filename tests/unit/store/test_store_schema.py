@@ -146,7 +146,13 @@ def test_an_unreadable_location_is_an_input_error(tmp_path: Path) -> None:
     assert str(blocker) in str(caught.value)
 
 
-@pytest.mark.parametrize("text", ["mysql://u:p@h/db", "redis://localhost", "postgresql://u:p@host:notaport/db", "://x"])
+@pytest.mark.parametrize("text", [
+    "mysql://u:p@h/db", "redis://localhost", "postgresql://u:p@host:notaport/db", "://x",
+    # a driver that is not installed (or not one) was an internal error when the engine was made
+    "postgresql+psycopg2://u:p@127.0.0.1:9/db", "postgresql+asyncpg://u:p@h/db", "sqlite+nope:///x.db",
+    # one slash: not a path either (it made a SQLite file named after the URL, password and all)
+    "postgresql:/u:p@db.example/flinkscale", "~nouser-flinkscale/x.db", "", "  ",
+])
 def test_an_unsupported_or_malformed_url_names_the_flag(text: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_store_url(text)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from flinkscale.core.errors import InputError, float_of
 from flinkscale.core.inputs import load_yaml
 from flinkscale.core.keygroups import default_max_parallelism
-from flinkscale.core.policy.base import LOAD_SAMPLE_SECONDS, History
+from flinkscale.core.policy.base import LOAD_KEEP_SECONDS, LOAD_SAMPLE_SECONDS, History
 from flinkscale.core.shedding import ShedSettings
 from flinkscale.core.sim.keyload import FloatArray, KeyDistribution
 from flinkscale.core.sim.model import CheckpointSpec, ClusterSpec, RescaleSpec, SimEdge, SimPipeline, SimVertex
@@ -260,6 +260,12 @@ def parse_scenario(source: str | Mapping[str, Any], read_text: ReadText | None =
     history_seconds = _v(top.duration("history", 0.0))
     if history_seconds < 0:
         raise InputError(f"must be >= 0, got {history_seconds}", field="history")
+    if history_seconds > LOAD_KEEP_SECONDS:  # the trace is evaluated over the history too, step by step
+        raise InputError(f"must be at most {LOAD_KEEP_SECONDS / 86400:g} days (the load a policy keeps), got "
+                         f"{history_seconds / 86400:g} days", field="history")
+    if config.metrics_window_seconds > duration:  # the engine keeps a window of per-subtask samples that long
+        raise InputError(f"{config.metrics_window_seconds:g}s is longer than the run ({duration:g}s)",
+                         field="metrics_window")
     top.done()
     return Scenario(name=name, description=description.strip(), pipeline=pipeline, trace=trace, config=config,
                     event_bytes=event_bytes, policies=policies, policy_settings=settings,
