@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from flinkscale.cli._common import RestTarget, console, print_json, rest_options, state_dir_option
-from flinkscale.cli._inputs import check_port, parse_set_options, read_yaml
+from flinkscale.cli._inputs import check_choice, check_port, parse_set_options, read_yaml
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.core.units import parse_size
 from flinkscale.flink.cluster import ClusterSpec, LocalCluster, config_options
@@ -47,6 +47,7 @@ def up(
 
     Example: flinkscale cluster up --task-managers 2 --slots 1 --rest-port 0
     """
+    check_choice(output, ("text", "json"), "--format")  # before a cluster is started
     check_port(rest_port, "--rest-port")
     if not 1 <= task_managers <= 1000:
         raise InputError(f"must be from 1 to 1000, got {task_managers}", field="--task-managers")
@@ -97,6 +98,7 @@ def down(state_dir: Path = state_dir_option()) -> None:
 def status(rest: RestTarget, state_dir: Path = state_dir_option(),
            output: str = typer.Option("text", "--format")) -> None:
     """TaskManagers, slots and jobs of the embedded cluster (or, with --rest, of any Flink cluster)."""
+    check_choice(output, ("text", "json"), "--format")
     if rest.url is None:
         cluster = LocalCluster(state_dir)
         info = cluster.info()

@@ -64,6 +64,9 @@ def dashboard(
     check_choice(output_format, ("text", "json"), "--format")
     if not 0 <= port <= 65535:
         raise InputError(f"must be between 0 and 65535, got {port}", field="--port")
+    if not host.strip() or any(c.isspace() for c in host):  # '' binds every interface, and without saying so
+        raise InputError(f"must be an address to bind (127.0.0.1, or 0.0.0.0 for every interface), got {host!r}",
+                         field="--host")
     with contextlib.ExitStack() as stack:
         if run_dir is not None:
             if state is not None:

@@ -13,6 +13,7 @@ import typer
 
 from flinkscale.app.demo import run_demo
 from flinkscale.cli._common import console, state_dir_option
+from flinkscale.cli._inputs import check_choice
 
 
 def demo(
@@ -28,6 +29,7 @@ def demo(
 
     Example: flinkscale demo --quick --output /tmp/demo
     """
+    check_choice(output_format, ("text", "json"), "--format")  # before anything is started
     stop, interrupted = threading.Event(), threading.Event()
 
     def on_ctrl_c(*_: object) -> None:

@@ -18,6 +18,7 @@ from flinkscale.cli._common import (
     rest_options,
     state_dir_option,
 )
+from flinkscale.cli._inputs import check_choice
 from flinkscale.core.errors import InputError
 from flinkscale.core.keygroups import UPPER_BOUND_MAX_PARALLELISM
 from flinkscale.flink.cluster import LocalCluster
@@ -75,6 +76,7 @@ def submit(
       flinkscale job submit clickstream-sql --topic clicks --agg-dir file:///tmp/agg --shed-control-topic shed
       flinkscale job submit clickstream-sql --print-sql > job.sql
     """
+    check_choice(output, ("text", "json"), "--format")
     if pipeline not in PIPELINES:
         raise InputError(f"unknown pipeline {pipeline!r} (one of {', '.join(PIPELINES)})", field="PIPELINE")
     if not 1 <= parallelism <= 32768:
@@ -134,6 +136,7 @@ def submit(
 def list_jobs(rest: RestTarget, state_dir: Path = state_dir_option(),
               output: str = typer.Option("text", "--format")) -> None:
     """Jobs with their state."""
+    check_choice(output, ("text", "json"), "--format")
     jobs = rest.client(state_dir).jobs()
     if output == "json":
         print_json([j.__dict__ for j in jobs])

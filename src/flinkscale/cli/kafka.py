@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from flinkscale.cli._common import console, print_json, resolve_bootstrap, state_dir_option
-from flinkscale.cli._inputs import check_port
+from flinkscale.cli._inputs import check_choice, check_port
 from flinkscale.core.errors import InputError
 from flinkscale.kafka.admin import TopicAdmin
 from flinkscale.kafka.broker import DEFAULT_BROKER_PORT, EmbeddedBroker
@@ -53,6 +53,7 @@ def topics(topic: str | None = typer.Argument(None, help="Describe one topic: of
 
     Example: flinkscale kafka topics clicks --group flinkscale-clickstream
     """
+    check_choice(output, ("text", "json"), "--format")
     admin = TopicAdmin(resolve_bootstrap(bootstrap, state_dir))
     if topic is None:
         names = admin.topics()

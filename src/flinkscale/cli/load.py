@@ -107,6 +107,8 @@ def _read_trace(path: Path) -> Trace:
 
         if data.get("event_bytes") is not None:
             event_bytes = float(parse_size(data["event_bytes"], field="event_bytes"))
+            if not event_bytes > 0:  # as the scenario parser says: a byte rate divides by it
+                raise InputError("must be > 0", field="event_bytes")
         data = data["trace"]
 
     def read_csv(relative: str) -> str:

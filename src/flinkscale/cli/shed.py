@@ -25,7 +25,7 @@ from flinkscale.cli._common import (
     rest_options,
     state_dir_option,
 )
-from flinkscale.cli._inputs import check_number, parse_number_or_percentage
+from flinkscale.cli._inputs import check_choice, check_number, parse_number_or_percentage
 from flinkscale.core.errors import InputError
 from flinkscale.flink.collector import Collector
 from flinkscale.flink.shedder import ShedLoop, ShedSettings
@@ -56,6 +56,7 @@ def set_keep(
       flinkscale shed set --topic shed-control --keep 0.5
       flinkscale shed set --topic shed-control --keep 1      # stop shedding
     """
+    check_choice(output, ("table", "json"), "--format")  # before anything is published
     p = parse_keep(keep)
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), topic)
     try:
@@ -81,6 +82,7 @@ def show(
 
     Example: flinkscale shed show --topic shed-control --format json
     """
+    check_choice(output, ("table", "json"), "--format")
     channel = ControlChannel(resolve_bootstrap(bootstrap, state_dir), topic, create=False)
     try:
         latest = channel.latest()
@@ -149,6 +151,7 @@ def auto(
                             value_cv=value_cv)
     if interval <= 0:
         raise InputError("must be > 0", field="--interval")
+    check_choice(output, ("table", "json"), "--format")
     client = rest.client(state_dir)
     check_job(client, job, interval)  # before the control topic is touched
     shed = open_shed_channel(resolve_bootstrap(bootstrap, state_dir), control_topic, settings, topic)

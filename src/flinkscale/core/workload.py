@@ -449,6 +449,11 @@ def _parse_storage(data: Any) -> Storage:
     defaults = Storage()
     storage = Storage(checkpoint_dir=section.text("checkpoint_dir", defaults.checkpoint_dir),
                       savepoint_dir=section.text("savepoint_dir", defaults.savepoint_dir))
+    for key in ("checkpoint_dir", "savepoint_dir"):  # written into the Flink config as given
+        value = getattr(storage, key)
+        if not value.strip() or any(c in value for c in "\r\n\0"):
+            raise InputError(f"must be a directory URI such as s3://bucket/flink/{key.split('_')[0]}s, got "
+                             f"{value[:80]!r}", field=f"storage.{key}")
     for key in LEGACY_STORAGE_KEYS:
         section.text(key, "")
     section.flag("kubernetes_ha", True)

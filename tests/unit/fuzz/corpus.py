@@ -226,6 +226,9 @@ SPEC_MUTATIONS: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("image-with-a-space", ("deployment",), {"image": "flink 2.3"}, "deployment.image"),
     ("volume-list", ("volume",), [1, 2], "volume"),
     ("name-object", ("name",), {"a": 1}, "name"),
+    ("checkpoint-dir-empty", ("storage",), {"checkpoint_dir": ""}, "storage.checkpoint_dir"),
+    ("savepoint-dir-newline", ("storage",), {"savepoint_dir": "s3://b/x\nstate.backend: nope"},
+     "storage.savepoint_dir"),
 ]
 
 
@@ -466,6 +469,12 @@ def build_corpus(tmp: Path) -> list[Case]:
                                                             "-d", "10s", "--bootstrap", NO_BROKER),
                               (field_name,), kind="load-trace-field"))
 
+    zero = _write(files / "load-trace-fields" / "event-bytes-0.yaml",
+                  _yaml({"event_bytes": 0, "trace": {"type": "constant", "rate": "1TB/day"}}))
+    cases.append(Case("load-trace-field:event-bytes-0", ("load", "--topic", "t", "--profile", str(zero), "-d", "10s",
+                                                         "--bootstrap", NO_BROKER), ("event_bytes",),
+                      kind="load-trace-field"))
+
     # 5. Replay CSV, through simulate and load --profile.
     for label, content, field_name in CSV_BAD:
         csv_file = _write(files / "csv" / f"{label}.csv", content)
@@ -523,6 +532,16 @@ def _flag_cases(tmp: Path) -> list[Case]:
     add("load-seed-huge", (*load, "--rate", "1k/s", "-d", "10s", "--seed", str(2**80)), "--seed")
     add("load-first-id-huge", (*load, "--rate", "1k/s", "-d", "10s", "--first-id", str(2**70)), "--first-id")
     add("load-format", (*load, "--rate", "1k/s", "-d", "10s", "--format", "xml"), "--format")
+    add("dashboard-host-empty", ("dashboard", str(tmp), "--port", "0", "--host", ""), "--host")
+    # --format is checked before anything is published, listed or sent (shed set once published, then ignored it)
+    kafka, rest = ("--bootstrap", NO_BROKER, "--state-dir", state), ("--rest", "http://127.0.0.1:9")
+    for label, argv in (("shed-set", ("shed", "set", "--topic", "c", "--keep", "0.5", *kafka)),
+                        ("shed-show", ("shed", "show", "--topic", "c", *kafka)),
+                        ("kafka-topics", ("kafka", "topics", *kafka)),
+                        ("job-list", ("job", "list", *rest)),
+                        ("cluster-status", ("cluster", "status", *rest)),
+                        ("shed-auto", ("shed", "auto", "--job", "a" * 32, "--control-topic", "c", *kafka, *rest))):
+        add(f"{label}-format", (*argv, "--format", "xml"), "--format")
     for window in ("1e400s", "inf", "nan", "0s", "-1s", "100000d", "abc"):
         add(f"profile-window-{window}", ("profile", "--window", window, "--state-dir", state), "--window")
     for interval in ("1e400s", "nan", "0s"):
