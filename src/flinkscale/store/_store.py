@@ -85,7 +85,38 @@ def _dumps(value: Any) -> str:
 
 
 def _parallelism(text: str) -> dict[str, int]:
-    return {str(k): int(v) for k, v in json.loads(text).items()}
+    """A stored ``{vertex id: parallelism}``; ValueError/TypeError/AttributeError when the row is not one."""
+    parallelism = {str(k): int(v) for k, v in json.loads(text).items()}
+    if any(not 1 <= p <= 32768 for p in parallelism.values()):
+        raise ValueError(f"a parallelism out of range in {text[:80]!r}")
+    return parallelism
+
+
+#: Stored times are UNIX seconds; anything outside [0, this] (the year 5138) is a damaged row.
+_LATEST_TIME = 1e11
+
+
+def _time(value: Any, name: str) -> float:
+    """A stored time, checked (SQLite keeps whatever a hand edit put in a REAL column)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= _LATEST_TIME:
+        raise ValueError(f"{name} {str(value)[:40]!r} is not a time")
+    return float(value)
+
+
+def _optional_time(value: Any, name: str) -> float | None:
+    return None if value is None else _time(value, name)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} {str(value)[:40]!r} is not a count")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} {str(value)[:40]!r} is not text")
+    return value
 
 
 def _first_line(exc: BaseException) -> str:
@@ -150,12 +181,17 @@ class StateStore(AbstractContextManager["StateStore"]):
     def _decoded(self, table: str, job_id: str, payload: str, parse: Callable[[Any], _T]) -> _T:
         """A stored JSON row as its record; a damaged row (edited by hand, written by a foreign tool) is a
         clear error naming the store, the table and the job, never a crash mid-read."""
+        return self._read_row(table, job_id, lambda text: parse(json.loads(text)), payload)
+
+    def _read_row(self, table: str, job_id: str, build: Callable[[Any], _T], row: Any) -> _T:
+        """``build(row)``, a record from one stored row; a row that does not read is ``InputError`` naming the
+        store, the table and the job (every read of a row goes through here)."""
         try:
-            return parse(json.loads(payload))
-        except (InputError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            return build(row)
+        except (InputError, ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
             detail = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-            raise InputError(f"{self.url}: the state store is damaged (a row of {table} for job {job_id} does not "
-                             f"read: {detail}); restore it from a backup, or move it away to "
+            raise InputError(f"{self.url}: the state store is damaged (a row of {table} for job {str(job_id)[:64]} "
+                             f"does not read: {detail[:200]}); restore it from a backup, or move it away to "
                              "start with an empty one") from None
 
     @property
@@ -317,8 +353,7 @@ class StateStore(AbstractContextManager["StateStore"]):
     def jobs(self) -> tuple[JobRecord, ...]:
         with self._read() as connection:
             rows = connection.execute(select(_schema.jobs).order_by(_schema.jobs.c.job_id)).all()
-        return tuple(JobRecord(r.job_id, r.job_name, r.first_seen, r.last_seen, r.gone_since,
-                               r.restart_cost_seconds, r.restart_cost_samples) for r in rows)
+        return tuple(self._read_row("jobs", r.job_id, _job_record, r) for r in rows)
 
     def job(self, job_id: str) -> JobRecord | None:
         return next((j for j in self.jobs() if j.job_id == job_id), None)
@@ -412,8 +447,7 @@ class StateStore(AbstractContextManager["StateStore"]):
         with self._read() as connection:
             rows = connection.execute(select(table).where(table.c.job_id == job_id)
                                       .order_by(table.c.completed_at, table.c.id)).all()
-        return tuple(RescaleRecord(r.requested_at, r.completed_at, _parallelism(r.old_parallelism),
-                                   _parallelism(r.new_parallelism)) for r in rows)
+        return tuple(self._read_row("rescales", job_id, _rescale_record, r) for r in rows)
 
     def history(self, job_id: str, keep_seconds: float, now: float | None = None) -> History:
         """The core ``History`` the policy decides on, as it was before a restart."""
@@ -463,13 +497,13 @@ class StateStore(AbstractContextManager["StateStore"]):
         with self._read() as connection:
             rows = connection.execute(select(table).where(table.c.job_id == job_id)
                                       .order_by(table.c.created_at)).all()
-        return tuple(_intent(r) for r in rows)
+        return tuple(self._read_row("intents", job_id, _intent, r) for r in rows)
 
     def _pending(self, connection: Connection, job_id: str) -> Intent | None:
         table = _schema.intents
         row = connection.execute(select(table).where(table.c.job_id == job_id)
                                  .where(table.c.status == "pending")).first()
-        return _intent(row) if row is not None else None
+        return self._read_row("intents", job_id, _intent, row) if row is not None else None
 
     def reconcile(self, job_id: str, observed: Mapping[str, int], *, retry_window_seconds: float = 0.0,
                   now: float | None = None) -> Reconciliation:
@@ -543,8 +577,7 @@ class StateStore(AbstractContextManager["StateStore"]):
             query = query.where(table.c.due_at <= due_by)
         with self._read() as connection:
             rows = connection.execute(query.order_by(table.c.due_at, table.c.job_id, table.c.vertex_id)).all()
-        return tuple(ScaleDownTimer(r.job_id, r.vertex_id, r.target_parallelism, r.created_at, r.due_at)
-                     for r in rows)
+        return tuple(self._read_row("scale_down_timers", r.job_id, _timer, r) for r in rows)
 
     def _clear_applied_timers(self, connection: Connection, job_id: str, applied: Mapping[str, int]) -> None:
         table = _schema.scale_down_timers
@@ -574,7 +607,7 @@ class StateStore(AbstractContextManager["StateStore"]):
             query = query.where(table.c.minute >= int(since // 60))
         with self._read() as connection:
             rows = connection.execute(query.order_by(table.c.minute)).all()
-        return tuple(LoadSample(r.minute * 60.0, r.rate_sum / r.samples, r.samples) for r in rows)
+        return tuple(self._read_row("load_history", job_id, _load_sample, r) for r in rows)
 
     # --- retention -------------------------------------------------------------------------------
     def prune(self, retention: Retention, now: float | None = None) -> PruneCounts:
@@ -635,9 +668,38 @@ def _keep_newest(connection: Connection, table: Any, keep: int) -> int:
     return removed
 
 
+def _job_record(row: Any) -> JobRecord:
+    return JobRecord(_text(row.job_id, "job_id"), _text(row.job_name, "job_name"), _time(row.first_seen, "first_seen"),
+                     _time(row.last_seen, "last_seen"), _optional_time(row.gone_since, "gone_since"),
+                     _optional_time(row.restart_cost_seconds, "restart_cost_seconds"),
+                     _count(row.restart_cost_samples, "restart_cost_samples"))
+
+
+def _rescale_record(row: Any) -> RescaleRecord:
+    return RescaleRecord(_time(row.requested_at, "requested_at"), _time(row.completed_at, "completed_at"),
+                         _parallelism(row.old_parallelism), _parallelism(row.new_parallelism))
+
+
+def _timer(row: Any) -> ScaleDownTimer:
+    return ScaleDownTimer(_text(row.job_id, "job_id"), _text(row.vertex_id, "vertex_id"),
+                          _count(row.target_parallelism, "target_parallelism"), _time(row.created_at, "created_at"),
+                          _time(row.due_at, "due_at"))
+
+
+def _load_sample(row: Any) -> LoadSample:
+    samples = _count(row.samples, "samples")
+    rate = row.rate_sum / samples  # a text sum or 0 samples: TypeError or ZeroDivisionError -> damaged
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"rate {rate!r} is not a rate")
+    return LoadSample(_time(row.minute * 60.0, "minute"), rate, samples)
+
+
 def _intent(row: Any) -> Intent:
-    return Intent(row.intent_id, row.job_id, row.created_at, _parallelism(row.previous_parallelism),
-                  _parallelism(row.target_parallelism), row.status, row.finished_at, row.note)
+    if row.status not in ("pending", "done", "failed", "dropped"):
+        raise ValueError(f"status {str(row.status)[:20]!r} is not an intent's")
+    return Intent(_text(row.intent_id, "intent_id"), _text(row.job_id, "job_id"), _time(row.created_at, "created_at"),
+                  _parallelism(row.previous_parallelism), _parallelism(row.target_parallelism), row.status,
+                  _optional_time(row.finished_at, "finished_at"), row.note)
 
 
 _WRITE_OPTION = "flinkscale_write"

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from store_helpers import JOB, FakeClock, decision, snapshot
 
 from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
+from flinkscale.core.policy.base import RescaleRecord
 from flinkscale.store import StateStore, _schema, head_revision, known_revisions, parse_store_url, redacted
 from flinkscale.store._migrate import MIGRATIONS_DIR
 
@@ -110,6 +111,39 @@ def test_a_row_that_does_not_read_is_an_input_error_naming_the_table_and_the_job
             read(JOB)
     message = str(caught.value)
     assert message.startswith(f"{url}: the state store is damaged (a row of {table} for job {JOB} does not read")
+    assert "\n" not in message
+
+
+# (table, column, value edited in by hand, the read that meets it). SQLite keeps any value in any column.
+DAMAGED_COLUMNS = [
+    ("jobs", "gone_since", 1e300, "jobs"), ("jobs", "first_seen", "noon", "jobs"), ("jobs", "last_seen", -5, "jobs"),
+    ("jobs", "restart_cost_samples", -1, "jobs"),
+    ("rescales", "requested_at", "x", "rescales"), ("rescales", "old_parallelism", "not json", "rescales"),
+    ("rescales", "new_parallelism", '{"a": "x"}', "rescales"), ("rescales", "new_parallelism", '{"a": 0}', "rescales"),
+    ("intents", "target_parallelism", "[1]", "intents"), ("intents", "created_at", -1e18, "intents"),
+    ("intents", "status", "maybe", "intents"),
+    ("scale_down_timers", "due_at", "soon", "timers"), ("scale_down_timers", "target_parallelism", 1.5, "timers"),
+    ("load_history", "samples", 0, "load_history"), ("load_history", "rate_sum", "lots", "load_history"),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "value", "read"), DAMAGED_COLUMNS,
+                         ids=[f"{t}.{c}={v!r}" for t, c, v, _ in DAMAGED_COLUMNS])
+def test_a_damaged_column_is_an_input_error_naming_the_table_not_a_crash(
+        url: str, clock: FakeClock, table: str, column: str, value: object, read: str) -> None:
+    with StateStore.open(url, clock=clock) as store:
+        store.upsert_job(JOB, "job")
+        store.add_rescale(JOB, RescaleRecord(clock.now, clock.now + 5, {"v": 1}, {"v": 2}))
+        store.record_intent(JOB, {"v": 1}, {"v": 2})
+        store.set_timer(JOB, "v", 1, clock.now + 60)
+        store.record_load(JOB, clock.now, 100.0)
+    with sqlite3.connect(_db_path(url)) as db:
+        db.execute(f"UPDATE {table} SET {column} = ?", (value,))  # edited by hand or by a foreign tool
+    with StateStore.open(url, clock=clock) as store, pytest.raises(InputError) as caught:
+        {"jobs": store.jobs, "rescales": lambda: store.rescales(JOB), "intents": lambda: store.intents(JOB),
+         "timers": store.timers, "load_history": lambda: store.load_history(JOB)}[read]()
+    message = str(caught.value)
+    assert message.startswith(f"{url}: the state store is damaged (a row of {table} for job "), message
     assert "\n" not in message
 
 
