@@ -39,7 +39,7 @@ def _say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    debug = bool(os.environ.get("FLINKSCALE_DEBUG"))
+    debug = os.environ.get("FLINKSCALE_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     nul = _nul_argument(sys.argv[1:] if argv is None else argv)
     if nul is not None:
         _say(f"error: {nul}: contains a NUL byte, which no file name, URL or value may hold (see --help)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ job_app = typer.Typer(help="Submit, list, stop (with a savepoint) and rescale Fl
 # keyed-java: a Java DataStream job (keyed process function with state; java/jobs, built by `make java`).
 PIPELINES = ("clickstream", "clickstream-sql", "keyed-java")
 
+
+#: A file sink's directory: a URI with a scheme (file://, s3://, ...) and no whitespace.
+_DIR_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 
 @job_app.command("submit")
 def submit(
@@ -90,6 +94,16 @@ def submit(
         raise InputError(f"must be from 1 to {86400 * 365}, got {window_seconds}", field="--window-seconds")
     if max_parallelism is not None and not 1 <= max_parallelism <= 32768:
         raise InputError(f"must be from 1 to 32768, got {max_parallelism}", field="--max-parallelism")
+    if not 0 <= cost_rounds <= 1_000_000:
+        raise InputError(f"must be from 0 to 1000000, got {cost_rounds}", field="--cost-rounds")
+    from flinkscale.kafka.admin import check_topic_name  # confluent_kafka: loaded by the commands that use it
+
+    for flag, name in (("--topic", topic), ("--agg-topic", agg_topic), ("--shed-control-topic", shed_control_topic)):
+        if name or flag == "--topic":
+            check_topic_name(name, flag)
+    for flag, uri in (("--events-dir", events_dir), ("--agg-dir", agg_dir)):
+        if uri and not _DIR_URI.fullmatch(uri):
+            raise InputError(f"must be a directory URI such as file:///tmp/out, got {uri[:80]!r}", field=flag)
     # Only what was given: each pipeline keeps its own defaults otherwise.
     common: dict[str, Any] = {k: v for k, v in (("max_parallelism", max_parallelism), ("group", group))
                               if v is not None}

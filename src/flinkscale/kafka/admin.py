@@ -10,6 +10,7 @@ nothing unless someone configures it: an unreachable broker is one error line, n
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -61,6 +62,18 @@ def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
                              field="--bootstrap")
         addresses.append((host, int(port)))
     return addresses
+
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_topic_name(name: str, field: str) -> str:
+    """``name`` if Kafka accepts it as a topic (letters, digits, '.', '_', '-'; 1-249 of them; not '.' or '..'),
+    else an ``InputError`` naming ``field``: one line here, not the broker's answer (or a topic the SQL quotes)."""
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError(f"not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249): {name[:80]!r}",
+                         field=field)
+    return name
 
 
 def kafka_error_text(exc: BaseException) -> str:
@@ -153,6 +166,7 @@ class TopicAdmin:
         return {name: len(t.partitions) for name, t in metadata.topics.items() if not name.startswith("__")}
 
     def create_topic(self, name: str, partitions: int, exist_ok: bool = True) -> None:
+        check_topic_name(name, "TOPIC")
         require_at_least(partitions, 1, "--partitions")
         existing = self.topics()
         if name in existing:

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from flinkscale.core.errors import EndpointError, InputError
 from flinkscale.kafka import admin as kafka_admin
-from flinkscale.kafka.admin import CLIENT_LOGGING, TopicAdmin, check_bootstrap, kafka_error_text
+from flinkscale.kafka.admin import CLIENT_LOGGING, TopicAdmin, check_bootstrap, check_topic_name, kafka_error_text
 from flinkscale.pipelines.shedding import ControlMessage, parse_control_message
 
 
@@ -40,6 +40,7 @@ class ControlChannel:
     def __init__(self, bootstrap: str, topic: str, *, timeout: float | None = None, create: bool = True) -> None:
         if not topic:
             raise InputError("must name a Kafka topic", field="--topic")
+        check_topic_name(topic, "--topic")
         check_bootstrap(bootstrap)
         self.bootstrap = bootstrap
         self.topic = topic

@@ -533,6 +533,18 @@ def _flag_cases(tmp: Path) -> list[Case]:
     add("load-first-id-huge", (*load, "--rate", "1k/s", "-d", "10s", "--first-id", str(2**70)), "--first-id")
     add("load-format", (*load, "--rate", "1k/s", "-d", "10s", "--format", "xml"), "--format")
     add("dashboard-host-empty", ("dashboard", str(tmp), "--port", "0", "--host", ""), "--host")
+    sql = ("job", "submit", "clickstream-sql", "--print-sql")
+    add("job-submit-cost-rounds-negative", (*sql, "--cost-rounds", "-1"), "--cost-rounds")
+    add("job-submit-cost-rounds-huge", (*sql, "--cost-rounds", "999999999999"), "--cost-rounds")
+    add("job-submit-topic-empty", (*sql, "--topic", ""), "--topic")
+    add("job-submit-topic-newline", (*sql, "--topic", "clicks\nx"), "--topic")
+    add("job-submit-agg-topic-slash", (*sql, "--agg-topic", "a/b"), "--agg-topic")
+    add("job-submit-agg-dir-newline", (*sql, "--agg-dir", "file:///tmp/a\nb"), "--agg-dir")
+    add("job-submit-events-dir-no-scheme", (*sql, "--events-dir", "/not/a/url"), "--events-dir")
+    for name in ("", ".", "..", "bad topic", "bad/topic", "t" * 250):
+        add(f"kafka-create-topic-{name[:12]!r}", ("kafka", "create", name, "--bootstrap", NO_BROKER), "TOPIC")
+        add(f"shed-set-topic-{name[:12]!r}", ("shed", "set", "--topic", name, "--keep", "0.5", "--bootstrap",
+                                              NO_BROKER), "--topic")
     # --format is checked before anything is published, listed or sent (shed set once published, then ignored it)
     kafka, rest = ("--bootstrap", NO_BROKER, "--state-dir", state), ("--rest", "http://127.0.0.1:9")
     for label, argv in (("shed-set", ("shed", "set", "--topic", "c", "--keep", "0.5", *kafka)),

@@ -46,6 +46,15 @@ def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
         main(["decide", "--snapshot", "x.json"])
 
 
+@pytest.mark.parametrize("off", ["0", "false", "no", "off", ""])
+def test_debug_set_to_off_is_off(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                 off: str) -> None:
+    monkeypatch.setenv("FLINKSCALE_DEBUG", off)  # "0" once turned it on: any non-empty value did
+    monkeypatch.setattr(decide_module, "parse_set_options", _raise(RuntimeError("boom")))
+    assert main(["decide", "--snapshot", "x.json"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_a_usage_error_is_one_line_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kafka", "up", "--port", "seventy"]) == 2
     err = capsys.readouterr().err.strip()
