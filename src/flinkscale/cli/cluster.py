@@ -29,6 +29,40 @@ def _read_flink_config(path: Path) -> dict[str, str]:
     return config_options(data)
 
 
+#: Integer options the embedded cluster is often given by --set or --config, with the ranges Flink accepts.
+_INT_OPTIONS = {"taskmanager.numberOfTaskSlots": (1, 1000), "parallelism.default": (1, 32768),
+                "pipeline.max-parallelism": (1, 32768), "rest.port": (0, 65535)}
+
+
+def _process_size(given: str | None, flag_value: str, flag: str, key: str) -> str:
+    """A process size from --set/--config (``key``) or the flag, checked as a size; the text Flink gets."""
+    text, field = (given, key) if given is not None else (flag_value, flag)
+    parse_size(text, field=field)
+    return text
+
+
+def _check_memory_model(tm_size: str, jm_size: str) -> None:
+    """Sizes Flink's memory model refuses (a TaskManager of 1k, a JobManager of 0) fail here, in one line, not
+    in a JVM that never starts."""
+    from flinkscale.core.memory import (
+        JobManagerMemoryOptions,
+        TaskManagerMemoryOptions,
+        job_manager_memory,
+        task_manager_memory,
+    )
+
+    task_manager_memory(TaskManagerMemoryOptions(process_size=int(parse_size(tm_size))))
+    job_manager_memory(JobManagerMemoryOptions(process_size=int(parse_size(jm_size))))
+
+
+def _check_int_options(options: Mapping[str, str]) -> None:
+    for key, (low, high) in _INT_OPTIONS.items():
+        value = options.get(key)
+        if value is not None and not (value.strip().isascii() and value.strip().isdigit()
+                                      and low <= int(value) <= high):
+            raise InputError(f"must be a whole number from {low} to {high}, got {value[:40]!r}", field=key)
+
+
 @cluster_app.command("up")
 def up(
     task_managers: int = typer.Option(1, "--task-managers", "-n", help="Number of TaskManagers."),
@@ -53,14 +87,16 @@ def up(
         raise InputError(f"must be from 1 to 1000, got {task_managers}", field="--task-managers")
     if not 1 <= slots <= 1000:
         raise InputError(f"must be from 1 to 1000, got {slots}", field="--slots")
-    parse_size(taskmanager_memory, field="--tm-memory")
-    parse_size(jobmanager_memory, field="--jm-memory")
     extra = _read_flink_config(config) if config else {}
     extra.update(parse_set_options(settings))
-    spec = ClusterSpec(task_managers=task_managers, slots_per_task_manager=slots,
-                       taskmanager_process_size=extra.pop("taskmanager.memory.process.size", taskmanager_memory),
-                       jobmanager_process_size=extra.pop("jobmanager.memory.process.size", jobmanager_memory),
-                       rest_port=rest_port, extra_config=extra)
+    tm_size = _process_size(extra.pop("taskmanager.memory.process.size", None), taskmanager_memory, "--tm-memory",
+                            "taskmanager.memory.process.size")
+    jm_size = _process_size(extra.pop("jobmanager.memory.process.size", None), jobmanager_memory, "--jm-memory",
+                            "jobmanager.memory.process.size")
+    _check_memory_model(tm_size, jm_size)
+    _check_int_options(extra)
+    spec = ClusterSpec(task_managers=task_managers, slots_per_task_manager=slots, taskmanager_process_size=tm_size,
+                       jobmanager_process_size=jm_size, rest_port=rest_port, extra_config=extra)
     started = time.monotonic()
     with console.status("starting the Flink cluster") as status:
         info = LocalCluster(state_dir).up(spec, progress=lambda m: status.update(f"{m}"))

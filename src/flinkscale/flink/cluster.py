@@ -248,11 +248,11 @@ class LocalCluster:
             task_managers=spec.task_managers, slots_per_task_manager=spec.slots_per_task_manager,
             state_dir=str(self.state_dir), flink_home=str(home), java_home=str(java), started_at=time.time())
         self._write_info(info)
-        progress("starting JobManager")
-        self._run_script("jobmanager.sh", "start")
-        progress(f"starting {spec.task_managers} TaskManager(s)")
-        self.start_task_managers(spec.task_managers)
-        try:
+        try:  # whatever fails from here on (a TaskManager that does not start, too), nothing stays behind
+            progress("starting JobManager")
+            self._run_script("jobmanager.sh", "start")
+            progress(f"starting {spec.task_managers} TaskManager(s)")
+            self.start_task_managers(spec.task_managers)
             self._wait_ready(info, spec, progress)
         except BaseException:
             self.down()

@@ -625,6 +625,16 @@ def _flag_cases(tmp: Path) -> list[Case]:
     add("cluster-tms-0", ("cluster", "up", "--task-managers", "0", "--state-dir", state), "--task-managers")
     add("cluster-slots-0", ("cluster", "up", "--slots", "0", "--state-dir", state), "--slots")
     add("cluster-set-no-equals", ("cluster", "up", "--set", "oops", "--state-dir", state), "--set")
+    # Values Flink cannot start with fail before anything is started (they reached the JVM, or a script's error)
+    for label, args, field in (
+            ("set-tm-memory-lots", ("--set", "taskmanager.memory.process.size=lots"),
+             "taskmanager.memory.process.size"),
+            ("tm-memory-1k", ("--tm-memory", "1k"), "taskmanager.memory.process.size"),
+            ("jm-memory-0", ("--jm-memory", "0"), "jobmanager.memory.process.size"),
+            ("set-slots-abc", ("--set", "taskmanager.numberOfTaskSlots=abc"), "taskmanager.numberOfTaskSlots"),
+            ("set-rest-port-99999", ("--set", "rest.port=99999"), "rest.port"),
+            ("set-parallelism-negative", ("--set", "parallelism.default=-3"), "parallelism.default")):
+        add(f"cluster-{label}", ("cluster", "up", *args, "--state-dir", state), field)
     add("job-submit-parallelism-0", ("job", "submit", "clickstream", "--parallelism", "0", "--state-dir", state),
         "--parallelism")
     add("job-submit-cost-nan", ("job", "submit", "clickstream", "--cost-us", "nan", "--state-dir", state),
