@@ -183,7 +183,9 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"expected key=value, got {pair!r}", field="--set")
+            raise InputError(f"expected key=value, got {pair[:80]!r}", field="--set")
+        if any(c in pair for c in "\r\n\0"):  # a value goes into a config file line by line: no injected line
+            raise InputError(f"holds a line break: {pair[:80]!r}", field="--set")
         settings[key.strip()] = value.strip()
     return settings
 

@@ -625,6 +625,8 @@ def _flag_cases(tmp: Path) -> list[Case]:
     add("cluster-tms-0", ("cluster", "up", "--task-managers", "0", "--state-dir", state), "--task-managers")
     add("cluster-slots-0", ("cluster", "up", "--slots", "0", "--state-dir", state), "--slots")
     add("cluster-set-no-equals", ("cluster", "up", "--set", "oops", "--state-dir", state), "--set")
+    add("cluster-set-line-break", ("cluster", "up", "--set", "a=b\nrest.address: 0.0.0.0", "--state-dir", state),
+        "--set")
     # Values Flink cannot start with fail before anything is started (they reached the JVM, or a script's error)
     for label, args, field in (
             ("set-tm-memory-lots", ("--set", "taskmanager.memory.process.size=lots"),
