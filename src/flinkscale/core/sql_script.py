@@ -40,20 +40,25 @@ def position(text: str, offset: int) -> tuple[int, int]:
 def strip_comments(text: str) -> str:
     """The text with comments replaced by spaces of the same length (offsets stay valid)."""
     out = list(text)
-    for start, end in _comment_spans(text):
+    for start, end in _scan(text)[0]:
         for i in range(start, end):
             if out[i] != "\n":
                 out[i] = " "
     return "".join(out)
 
 
-def _comment_spans(text: str) -> list[tuple[int, int]]:
+def _scan(text: str) -> tuple[list[tuple[int, int]], tuple[int, str] | None]:
+    """The comment spans, and where the text opens a quote or a ``/*`` it never closes (and which), if it does:
+    one pass for ``strip_comments`` and ``unclosed``."""
     spans: list[tuple[int, int]] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch in "'`\"":
-            i = _skip_quoted(text, i)
+            end = _skip_quoted(text, i)
+            if text[end - 1] != ch or end == i + 1:
+                return spans, (i, f"a {ch} that is never closed")
+            i = end
         elif text.startswith("--", i):
             end = text.find("\n", i)
             end = n if end < 0 else end
@@ -61,35 +66,22 @@ def _comment_spans(text: str) -> list[tuple[int, int]]:
             i = end
         elif text.startswith("/*", i):
             end = text.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            spans.append((i, end))
-            i = end
+            if end < 0:
+                spans.append((i, n))
+                return spans, (i, "a /* comment that is never closed (*/)")
+            spans.append((i, end + 2))
+            i = end + 2
         else:
             i += 1
-    return spans
+    return spans, None
 
 
 def unclosed(text: str) -> tuple[int, str] | None:
     """Where the script opens what it never closes, and what (a ``/*`` comment, a quote, a statement set), or
     None. The SQL client refuses such a script; split as it is, the rest of the file would vanish into it."""
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "'`\"":
-            end = _skip_quoted(text, i)
-            if text[end - 1] != ch or end == i + 1:
-                return i, f"a {ch} that is never closed"
-            i = end
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            if end < 0:
-                return i, "a /* comment that is never closed (*/)"
-            i = end + 2
-        else:
-            i += 1
+    opened = _scan(text)[1]
+    if opened is not None:
+        return opened
     statements = split_statements(text)
     last = statements[-1] if statements else None
     if last is not None and _SET_BEGIN.match(strip_comments(last.text)) and not _END.search(
