@@ -23,21 +23,8 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from flinkscale import host
 from flinkscale.core.errors import InputError, RuntimeFailure
-from flinkscale.host import (
-    DEFAULT_STATE_DIR,
-    PortTaken,
-    StatePid,
-    StateTime,
-    check_ours,
-    listening_ports,
-    pid_alive,
-    port_in_use,
-    process_identity,
-    read_state_file,
-    start_on_port,
-    terminate,
-)
 
 DEFAULT_BROKER_PORT = 9092
 
@@ -49,10 +36,10 @@ class BrokerInfo:
 
     bootstrap: Annotated[str, Field(min_length=3, max_length=4096)]
     port: Annotated[int, Field(ge=1, le=65535)]
-    pid: StatePid
-    started_at: StateTime
+    pid: host.StatePid
+    started_at: host.StateTime
     # The broker process as started (psutil's create_time, argv): `down` signals the pid only if it still is it.
-    create_time: StateTime | None = None
+    create_time: host.StateTime | None = None
     cmdline: tuple[Annotated[str, Field(max_length=4096)], ...] | None = None
 
 
@@ -71,24 +58,24 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR) -> None:
+    def __init__(self, state_dir: Path = host.DEFAULT_STATE_DIR) -> None:
         self.dir = state_dir.resolve() / "kafka"
         self.info_file = self.dir / "broker.json"
 
     def info(self) -> BrokerInfo | None:
-        return read_state_file(self.info_file, BrokerInfo, "flinkscale broker state file")
+        return host.read_state_file(self.info_file, BrokerInfo, "flinkscale broker state file")
 
     def is_running(self) -> bool:
         info = self.info()
-        return info is not None and pid_alive(info.pid)
+        return info is not None and host.pid_alive(info.pid)
 
     def _is_ours(self, info: BrokerInfo) -> bool:
         """Whether broker.json's pid is the live broker `kafka up` started; ``RuntimeFailure`` if it is not."""
         if info.cmdline is not None:
-            return check_ours(info.pid, self.info_file, cmdline=list(info.cmdline), create_time=info.create_time,
+            return host.check_ours(info.pid, self.info_file, cmdline=list(info.cmdline), create_time=info.create_time,
                               not_before=info.started_at)
         # A broker.json from before the command line was recorded: the binary and its listener identify it.
-        return check_ours(info.pid, self.info_file, markers=("tansu", f"tcp://127.0.0.1:{info.port}"),
+        return host.check_ours(info.pid, self.info_file, markers=("tansu", f"tcp://127.0.0.1:{info.port}"),
                           create_time=info.create_time, not_before=info.started_at)
 
     def up(self, port: int = DEFAULT_BROKER_PORT, timeout: float = 20.0) -> BrokerInfo:
@@ -98,11 +85,11 @@ class EmbeddedBroker:
             info = self.info()
             raise InputError(f"a broker is already running from this state dir at {info.bootstrap if info else '?'}; "
                              "run `flinkscale kafka down` first", field=str(self.dir))
-        if port and port_in_use(port):
+        if port and host.port_in_use(port):
             raise InputError(f"port {port} is already in use; choose another with --port (0 picks a free one)",
                              field="--port")
         self.dir.mkdir(parents=True, exist_ok=True)
-        return start_on_port(lambda picked: self._start(picked, timeout), port,
+        return host.start_on_port(lambda picked: self._start(picked, timeout), port,
                              f"the broker (log: {self.dir / 'broker.log'})")
 
     def _start(self, port: int, timeout: float) -> BrokerInfo:
@@ -115,7 +102,7 @@ class EmbeddedBroker:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
-        identity = process_identity(proc.pid)
+        identity = host.process_identity(proc.pid)
         info = BrokerInfo(bootstrap=f"127.0.0.1:{port}", port=port, pid=proc.pid, started_at=started_at,
                           create_time=identity[0] if identity else None,
                           cmdline=tuple(identity[1]) if identity and identity[1] else None)
@@ -128,10 +115,10 @@ class EmbeddedBroker:
                     log.seek(log_offset)
                     output = log.read().decode(errors="replace")
                 if "in use" in output.lower():
-                    raise PortTaken(port)
+                    raise host.PortTaken(port)
                 raise RuntimeFailure(f"the broker exited at start-up (code {proc.returncode}): {output[-300:].strip()}")
             # Ready when the broker itself listens: a connection could reach whoever took the port instead.
-            if port in listening_ports(proc.pid):
+            if port in host.listening_ports(proc.pid):
                 return info
             time.sleep(0.1)
         self.down()
@@ -142,10 +129,10 @@ class EmbeddedBroker:
         if info is None:
             return None
         if self._is_ours(info):
-            terminate([info.pid], timeout)
+            host.terminate([info.pid], timeout)
         self.info_file.unlink()
         # A broker restarted at once on the same port can fail with "address in use" (flink-runtime.md 9).
         deadline = time.monotonic() + timeout
-        while port_in_use(info.port) and time.monotonic() < deadline:
+        while host.port_in_use(info.port) and time.monotonic() < deadline:
             time.sleep(0.2)
         return info.pid

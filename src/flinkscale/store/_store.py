@@ -40,19 +40,8 @@ from flinkscale.core.errors import EndpointError, InputError, RuntimeFailure
 from flinkscale.core.policy.base import Decision, History, RescaleRecord
 from flinkscale.core.snapshot import MetricsSnapshot
 from flinkscale.store import _migrate, _schema
+from flinkscale.store import records as rec
 from flinkscale.store._url import parse_store_url, redacted, sqlite_path
-from flinkscale.store.records import (
-    Intent,
-    IntentStatus,
-    JobRecord,
-    LeaseInfo,
-    LoadSample,
-    Outcome,
-    PruneCounts,
-    Reconciliation,
-    Retention,
-    ScaleDownTimer,
-)
 
 Clock = Callable[[], float]
 DAEMON_LEASE = "daemon"
@@ -267,7 +256,7 @@ class StateStore(AbstractContextManager["StateStore"]):
             yield
 
     # --- the lease -------------------------------------------------------------------------------
-    def acquire_lease(self, owner: str, ttl_seconds: float = 60.0) -> LeaseInfo:
+    def acquire_lease(self, owner: str, ttl_seconds: float = 60.0) -> rec.LeaseInfo:
         """Take the writer's lease, or raise ``LeaseHeld`` naming the owner while its lease is live."""
         now = self._clock()
         row = {"name": DAEMON_LEASE, "owner": owner, "acquired_at": now, "heartbeat_at": now,
@@ -323,12 +312,12 @@ class StateStore(AbstractContextManager["StateStore"]):
                                .where(_schema.lease.c.owner == self._owner))
         self._owner = None
 
-    def lease_holder(self) -> LeaseInfo | None:
+    def lease_holder(self) -> rec.LeaseInfo | None:
         with self._read() as connection:
             row = connection.execute(select(_schema.lease).where(_schema.lease.c.name == DAEMON_LEASE)).first()
         if row is None:
             return None
-        return LeaseInfo(row.owner, row.acquired_at, row.heartbeat_at, row.expires_at)
+        return rec.LeaseInfo(row.owner, row.acquired_at, row.heartbeat_at, row.expires_at)
 
     # --- jobs ------------------------------------------------------------------------------------
     def upsert_job(self, job_id: str, job_name: str, now: float | None = None) -> None:
@@ -350,12 +339,12 @@ class StateStore(AbstractContextManager["StateStore"]):
             connection.execute(update(table).where(table.c.job_id == job_id).where(table.c.gone_since.is_(None))
                                .values(gone_since=now))
 
-    def jobs(self) -> tuple[JobRecord, ...]:
+    def jobs(self) -> tuple[rec.JobRecord, ...]:
         with self._read() as connection:
             rows = connection.execute(select(_schema.jobs).order_by(_schema.jobs.c.job_id)).all()
         return tuple(self._read_row("jobs", r.job_id, _job_record, r) for r in rows)
 
-    def job(self, job_id: str) -> JobRecord | None:
+    def job(self, job_id: str) -> rec.JobRecord | None:
         return next((j for j in self.jobs() if j.job_id == job_id), None)
 
     # --- snapshots, decisions, rescales ----------------------------------------------------------
@@ -457,10 +446,10 @@ class StateStore(AbstractContextManager["StateStore"]):
 
     # --- intents ---------------------------------------------------------------------------------
     def record_intent(self, job_id: str, previous: Mapping[str, int], target: Mapping[str, int],
-                      now: float | None = None) -> Intent:
+                      now: float | None = None) -> rec.Intent:
         """Write the rescale about to be applied; refused while the job has another pending intent."""
         now = self._clock() if now is None else now
-        intent = Intent(uuid.uuid4().hex, job_id, now, dict(previous), dict(target), "pending")
+        intent = rec.Intent(uuid.uuid4().hex, job_id, now, dict(previous), dict(target), "pending")
         with self._write() as connection:
             pending = self._pending(connection, job_id)
             if pending is not None:
@@ -472,7 +461,7 @@ class StateStore(AbstractContextManager["StateStore"]):
                 target_parallelism=_dumps(intent.target_parallelism), status="pending"))
         return intent
 
-    def finish_intent(self, intent_id: str, status: IntentStatus, note: str | None = None,
+    def finish_intent(self, intent_id: str, status: rec.IntentStatus, note: str | None = None,
                       now: float | None = None) -> None:
         """Mark an intent done, failed or dropped; ``done`` also clears the scale-down timers it carried out."""
         if status == "pending":
@@ -488,25 +477,25 @@ class StateStore(AbstractContextManager["StateStore"]):
             if status == "done":
                 self._clear_applied_timers(connection, row.job_id, _parallelism(row.target_parallelism))
 
-    def pending_intent(self, job_id: str) -> Intent | None:
+    def pending_intent(self, job_id: str) -> rec.Intent | None:
         with self._read() as connection:
             return self._pending(connection, job_id)
 
-    def intents(self, job_id: str) -> tuple[Intent, ...]:
+    def intents(self, job_id: str) -> tuple[rec.Intent, ...]:
         table = _schema.intents
         with self._read() as connection:
             rows = connection.execute(select(table).where(table.c.job_id == job_id)
                                       .order_by(table.c.created_at)).all()
         return tuple(self._read_row("intents", job_id, _intent, r) for r in rows)
 
-    def _pending(self, connection: Connection, job_id: str) -> Intent | None:
+    def _pending(self, connection: Connection, job_id: str) -> rec.Intent | None:
         table = _schema.intents
         row = connection.execute(select(table).where(table.c.job_id == job_id)
                                  .where(table.c.status == "pending")).first()
         return self._read_row("intents", job_id, _intent, row) if row is not None else None
 
     def reconcile(self, job_id: str, observed: Mapping[str, int], *, retry_window_seconds: float = 0.0,
-                  now: float | None = None) -> Reconciliation:
+                  now: float | None = None) -> rec.Reconciliation:
         """Settle the job's pending intent against the parallelism the job runs at now.
 
         - observed == target on every target vertex: ``APPLIED``, marked done (with its timers cleared);
@@ -521,35 +510,35 @@ class StateStore(AbstractContextManager["StateStore"]):
         with self._write() as connection:
             intent = self._pending(connection, job_id)
             if intent is None:
-                return Reconciliation(Outcome.NOTHING_PENDING, None, "no pending intent")
+                return rec.Reconciliation(rec.Outcome.NOTHING_PENDING, None, "no pending intent")
             vertices = sorted(intent.target_parallelism)
             seen = {v: observed.get(v) for v in vertices}
             table = _schema.intents
 
-            def finish(status: IntentStatus, note: str) -> Intent:
+            def finish(status: rec.IntentStatus, note: str) -> rec.Intent:
                 connection.execute(update(table).where(table.c.intent_id == intent.intent_id)
                                    .values(status=status, finished_at=now, note=note))
-                return Intent(intent.intent_id, job_id, intent.created_at, intent.previous_parallelism,
-                              intent.target_parallelism, status, now, note)
+                return rec.Intent(intent.intent_id, job_id, intent.created_at, intent.previous_parallelism,
+                                  intent.target_parallelism, status, now, note)
 
             if all(seen[v] == intent.target_parallelism[v] for v in vertices):
                 reason = "the job already runs at the intent's target"
                 self._clear_applied_timers(connection, job_id, intent.target_parallelism)
-                return Reconciliation(Outcome.APPLIED, finish("done", reason), reason)
+                return rec.Reconciliation(rec.Outcome.APPLIED, finish("done", reason), reason)
             if all(seen[v] == intent.previous_parallelism.get(v) for v in vertices):
                 age = now - intent.created_at
                 if age < retry_window_seconds:
-                    return Reconciliation(Outcome.RETRY, intent,
-                                          f"not applied yet, {age:.0f}s old (retry window {retry_window_seconds:.0f}s)")
+                    note = f"not applied yet, {age:.0f}s old (retry window {retry_window_seconds:.0f}s)"
+                    return rec.Reconciliation(rec.Outcome.RETRY, intent, note)
                 reason = f"not applied and {age:.0f}s old: decide anew"
-                return Reconciliation(Outcome.DROPPED, finish("dropped", reason), reason)
+                return rec.Reconciliation(rec.Outcome.DROPPED, finish("dropped", reason), reason)
             reason = "the job runs at neither the previous nor the target parallelism: " + ", ".join(
                 f"{v}={seen[v]}" for v in vertices)
-            return Reconciliation(Outcome.DIVERGED, finish("dropped", reason), reason)
+            return rec.Reconciliation(rec.Outcome.DIVERGED, finish("dropped", reason), reason)
 
     # --- scale-down timers -----------------------------------------------------------------------
     def set_timer(self, job_id: str, vertex_id: str, target_parallelism: int, due_at: float,
-                  now: float | None = None) -> ScaleDownTimer:
+                  now: float | None = None) -> rec.ScaleDownTimer:
         """Start (or move) the vertex's scale-down timer."""
         now = self._clock() if now is None else now
         table = _schema.scale_down_timers
@@ -557,7 +546,7 @@ class StateStore(AbstractContextManager["StateStore"]):
             connection.execute(delete(table).where(table.c.job_id == job_id).where(table.c.vertex_id == vertex_id))
             connection.execute(insert(table).values(job_id=job_id, vertex_id=vertex_id, created_at=now,
                                                     target_parallelism=target_parallelism, due_at=due_at))
-        return ScaleDownTimer(job_id, vertex_id, target_parallelism, now, due_at)
+        return rec.ScaleDownTimer(job_id, vertex_id, target_parallelism, now, due_at)
 
     def clear_timer(self, job_id: str, vertex_id: str | None = None) -> None:
         table = _schema.scale_down_timers
@@ -567,7 +556,7 @@ class StateStore(AbstractContextManager["StateStore"]):
         with self._write() as connection:
             connection.execute(query)
 
-    def timers(self, job_id: str | None = None, due_by: float | None = None) -> tuple[ScaleDownTimer, ...]:
+    def timers(self, job_id: str | None = None, due_by: float | None = None) -> tuple[rec.ScaleDownTimer, ...]:
         """The pending scale-down timers (of one job; only those due by ``due_by``), soonest first."""
         table = _schema.scale_down_timers
         query = select(table)
@@ -600,7 +589,7 @@ class StateStore(AbstractContextManager["StateStore"]):
                 connection.execute(insert(table).values(job_id=job_id, minute=minute, rate_sum=source_rate,
                                                         samples=1))
 
-    def load_history(self, job_id: str, since: float | None = None) -> tuple[LoadSample, ...]:
+    def load_history(self, job_id: str, since: float | None = None) -> tuple[rec.LoadSample, ...]:
         table = _schema.load_history
         query = select(table).where(table.c.job_id == job_id)
         if since is not None:
@@ -610,7 +599,7 @@ class StateStore(AbstractContextManager["StateStore"]):
         return tuple(self._read_row("load_history", job_id, _load_sample, r) for r in rows)
 
     # --- retention -------------------------------------------------------------------------------
-    def prune(self, retention: Retention, now: float | None = None) -> PruneCounts:
+    def prune(self, retention: rec.Retention, now: float | None = None) -> rec.PruneCounts:
         now = self._clock() if now is None else now
         s = _schema
         with self._write() as connection:
@@ -629,7 +618,7 @@ class StateStore(AbstractContextManager["StateStore"]):
                 s.intents.c.finished_at < now - retention.finished_intent_seconds)).rowcount
             load = connection.execute(delete(s.load_history).where(
                 s.load_history.c.minute < int((now - retention.load_history_seconds) // 60))).rowcount
-        return PruneCounts(snapshots, decisions, rescales, intents, load, jobs_removed)
+        return rec.PruneCounts(snapshots, decisions, rescales, intents, load, jobs_removed)
 
     def backup(self, target: Path) -> None:
         """A consistent copy of a SQLite store while the daemon runs (SQLite's online backup); a new file."""
@@ -668,11 +657,12 @@ def _keep_newest(connection: Connection, table: Any, keep: int) -> int:
     return removed
 
 
-def _job_record(row: Any) -> JobRecord:
-    return JobRecord(_text(row.job_id, "job_id"), _text(row.job_name, "job_name"), _time(row.first_seen, "first_seen"),
-                     _time(row.last_seen, "last_seen"), _optional_time(row.gone_since, "gone_since"),
-                     _optional_time(row.restart_cost_seconds, "restart_cost_seconds"),
-                     _count(row.restart_cost_samples, "restart_cost_samples"))
+def _job_record(row: Any) -> rec.JobRecord:
+    return rec.JobRecord(_text(row.job_id, "job_id"), _text(row.job_name, "job_name"),
+                         _time(row.first_seen, "first_seen"), _time(row.last_seen, "last_seen"),
+                         _optional_time(row.gone_since, "gone_since"),
+                         _optional_time(row.restart_cost_seconds, "restart_cost_seconds"),
+                         _count(row.restart_cost_samples, "restart_cost_samples"))
 
 
 def _rescale_record(row: Any) -> RescaleRecord:
@@ -680,26 +670,27 @@ def _rescale_record(row: Any) -> RescaleRecord:
                          _parallelism(row.old_parallelism), _parallelism(row.new_parallelism))
 
 
-def _timer(row: Any) -> ScaleDownTimer:
-    return ScaleDownTimer(_text(row.job_id, "job_id"), _text(row.vertex_id, "vertex_id"),
-                          _count(row.target_parallelism, "target_parallelism"), _time(row.created_at, "created_at"),
-                          _time(row.due_at, "due_at"))
+def _timer(row: Any) -> rec.ScaleDownTimer:
+    return rec.ScaleDownTimer(_text(row.job_id, "job_id"), _text(row.vertex_id, "vertex_id"),
+                              _count(row.target_parallelism, "target_parallelism"), _time(row.created_at, "created_at"),
+                              _time(row.due_at, "due_at"))
 
 
-def _load_sample(row: Any) -> LoadSample:
+def _load_sample(row: Any) -> rec.LoadSample:
     samples = _count(row.samples, "samples")
     rate = row.rate_sum / samples  # a text sum or 0 samples: TypeError or ZeroDivisionError -> damaged
     if not math.isfinite(rate) or rate < 0:
         raise ValueError(f"rate {rate!r} is not a rate")
-    return LoadSample(_time(row.minute * 60.0, "minute"), rate, samples)
+    return rec.LoadSample(_time(row.minute * 60.0, "minute"), rate, samples)
 
 
-def _intent(row: Any) -> Intent:
+def _intent(row: Any) -> rec.Intent:
     if row.status not in ("pending", "done", "failed", "dropped"):
         raise ValueError(f"status {str(row.status)[:20]!r} is not an intent's")
-    return Intent(_text(row.intent_id, "intent_id"), _text(row.job_id, "job_id"), _time(row.created_at, "created_at"),
-                  _parallelism(row.previous_parallelism), _parallelism(row.target_parallelism), row.status,
-                  _optional_time(row.finished_at, "finished_at"), row.note)
+    return rec.Intent(_text(row.intent_id, "intent_id"), _text(row.job_id, "job_id"),
+                      _time(row.created_at, "created_at"), _parallelism(row.previous_parallelism),
+                      _parallelism(row.target_parallelism), row.status,
+                      _optional_time(row.finished_at, "finished_at"), row.note)
 
 
 _WRITE_OPTION = "flinkscale_write"
