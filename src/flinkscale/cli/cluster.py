@@ -35,15 +35,9 @@ _INT_OPTIONS = {"taskmanager.numberOfTaskSlots": (1, 1000), "parallelism.default
 
 
 def _process_size(given: str | None, flag_value: str, flag: str, key: str) -> str:
-    """A process size from --set/--config (``key``) or the flag, checked as a size; the text Flink gets."""
-    text, field = (given, key) if given is not None else (flag_value, flag)
-    parse_size(text, field=field)
-    return text
-
-
-def _check_memory_model(tm_size: str, jm_size: str) -> None:
-    """Sizes Flink's memory model refuses (a TaskManager of 1k, a JobManager of 0) fail here, in one line, not
-    in a JVM that never starts."""
+    """A process size from --set/--config (``key``) or the flag, checked as a size and by Flink's memory model
+    (a TaskManager of 1k, a JobManager of 0 fail here, in one line, not in a JVM that never starts); the text
+    Flink gets."""
     from flinkscale.core.memory import (
         JobManagerMemoryOptions,
         TaskManagerMemoryOptions,
@@ -51,8 +45,13 @@ def _check_memory_model(tm_size: str, jm_size: str) -> None:
         task_manager_memory,
     )
 
-    task_manager_memory(TaskManagerMemoryOptions(process_size=int(parse_size(tm_size))))
-    job_manager_memory(JobManagerMemoryOptions(process_size=int(parse_size(jm_size))))
+    text, field = (given, key) if given is not None else (flag_value, flag)
+    size = int(parse_size(text, field=field))
+    if key.startswith("taskmanager."):
+        task_manager_memory(TaskManagerMemoryOptions(process_size=size))
+    else:
+        job_manager_memory(JobManagerMemoryOptions(process_size=size))
+    return text
 
 
 def _check_int_options(options: Mapping[str, str]) -> None:
@@ -93,7 +92,6 @@ def up(
                             "taskmanager.memory.process.size")
     jm_size = _process_size(extra.pop("jobmanager.memory.process.size", None), jobmanager_memory, "--jm-memory",
                             "jobmanager.memory.process.size")
-    _check_memory_model(tm_size, jm_size)
     _check_int_options(extra)
     spec = ClusterSpec(task_managers=task_managers, slots_per_task_manager=slots, taskmanager_process_size=tm_size,
                        jobmanager_process_size=jm_size, rest_port=rest_port, extra_config=extra)

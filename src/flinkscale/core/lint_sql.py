@@ -194,12 +194,13 @@ def _read_statements(script: _Script) -> None:
     parentheses or nested calls, so about 40 levels exhaust Python's stack (subqueries go deeper). No real job
     nests so deep: such a statement is bad input, named by its file, line and column, not a failure of
     flinkscale. One place for both commands, and for the checks that walk the tree after the parse."""
-    opened = unclosed(script.text)
+    statements = split_statements(script.text)
+    opened = unclosed(script.text, statements)
     if opened is not None:
         line, column = position(script.text, opened[0])
         raise InputError(f"{opened[1]} (the SQL client refuses such a script)",
                          field=f"{script.filename}:{line}:{column}")
-    for statement in split_statements(script.text):
+    for statement in statements:
         try:
             _lint_statement(script, statement)
         except RecursionError:

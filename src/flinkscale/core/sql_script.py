@@ -9,6 +9,7 @@ the runner (``pipelines/sql_runner.py``), lint and ``plan --sql`` all split the 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _BEGIN = re.compile(r"\bBEGIN\s*$", re.IGNORECASE)
@@ -76,13 +77,15 @@ def _scan(text: str) -> tuple[list[tuple[int, int]], tuple[int, str] | None]:
     return spans, None
 
 
-def unclosed(text: str) -> tuple[int, str] | None:
+def unclosed(text: str, statements: Sequence[Statement] | None = None) -> tuple[int, str] | None:
     """Where the script opens what it never closes, and what (a ``/*`` comment, a quote, a statement set), or
-    None. The SQL client refuses such a script; split as it is, the rest of the file would vanish into it."""
+    None. The SQL client refuses such a script; split as it is, the rest of the file would vanish into it.
+    ``statements``: ``split_statements(text)`` when the caller has it already."""
     opened = _scan(text)[1]
     if opened is not None:
         return opened
-    statements = split_statements(text)
+    if statements is None:
+        statements = split_statements(text)
     last = statements[-1] if statements else None
     if last is not None and _SET_BEGIN.match(strip_comments(last.text)) and not _END.search(
             strip_comments(last.text).rstrip().rstrip(";")):

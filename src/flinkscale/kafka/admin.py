@@ -70,6 +70,8 @@ _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 def check_topic_name(name: str, field: str) -> str:
     """``name`` if Kafka accepts it as a topic (letters, digits, '.', '_', '-'; 1-249 of them; not '.' or '..'),
     else an ``InputError`` naming ``field``: one line here, not the broker's answer (or a topic the SQL quotes)."""
+    if not name:
+        raise InputError("must name a Kafka topic, got ''", field=field)
     if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
         raise InputError(f"not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249): {name[:80]!r}",
                          field=field)

@@ -38,8 +38,6 @@ class ControlChannel:
     """Publish and read the keep probability on ``topic`` (created with one partition if missing)."""
 
     def __init__(self, bootstrap: str, topic: str, *, timeout: float | None = None, create: bool = True) -> None:
-        if not topic:
-            raise InputError("must name a Kafka topic", field="--topic")
         check_topic_name(topic, "--topic")
         check_bootstrap(bootstrap)
         self.bootstrap = bootstrap
