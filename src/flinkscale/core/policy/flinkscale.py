@@ -247,9 +247,9 @@ class FlinkscaleSettings:
         return self
 
 
-@dataclass(frozen=True)
-class VertexCost:
-    """What one subtask of a vertex can process, and how unevenly records land on its subtasks.
+class VertexCost(NamedTuple):
+    """What one subtask of a vertex can process, and how unevenly records land on its subtasks (a named tuple:
+    one per vertex at every decision).
 
     The skew beyond the key-group layout is measured at one parallelism (``measured_at``). Spread over more
     subtasks it grows as if one hot key caused it: a key with share ``h`` of the records stays on one subtask,
@@ -517,7 +517,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
             reason = f"no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept{memo}"
             return _Plan(vertex, kept, numbers, min(p, upper), None, over_ceiling, reason, load_factor)
         skew_note = ""
-        before, _ = _recalled(skew_before, groups)
+        before = _recalled(skew_before, groups)[0] if skew_before is not None else None
         if before is not None and cost.records_per_subtask_second < math.inf:
             cost = VertexCost(cost.records_per_subtask_second, before.residual_skew, groups, before.measured_at)
             numbers["skew_carried"] = 1.0
@@ -525,10 +525,10 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
                          "(subtasks draining one are uneven by what they catch up on)")
         c = cost.records_per_subtask_second
         utilization = cost.busiest_utilization(target, p)
+        capacity = cost.full_speed_capacity(p)
         numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
                        cost_parallelism=float(cost.measured_at), layout_factor=ev.layout_factor(p, groups),
-                       true_processing_rate=cost.full_speed_capacity(p),
-                       utilization=utilization)
+                       true_processing_rate=capacity, utilization=utilization)
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
         if source_total > 0:
@@ -542,7 +542,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         trigger = over_ceiling
         if utilization > s.utilization_max + 1e-9 and not drains_in_time:  # exactly at the bound is inside it
             trigger = trigger or f"{_BUSY_TRIGGER} {utilization:.2f} > utilization.max {s.utilization_max}"
-        elif lag > 0 and drain_load > cost.full_speed_capacity(p) * (1 + 1e-9) and not drains_in_time:
+        elif lag > 0 and drain_load > capacity * (1 + 1e-9) and not drains_in_time:
             trigger = trigger or f"lag {lag:.0f} cannot drain within catch-up.duration"
         reason = (f"target {target:.1f}/s, busiest subtask at {utilization:.2f} now; needs "
                   f"{need_load:.1f}/s at full speed -> p {need}{skew_note}")
@@ -890,12 +890,17 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
 
 def _held(plans: Sequence[_Plan], reasons: Sequence[str]) -> tuple[VertexDecision, ...]:
     """Every vertex kept at its parallelism, ``reasons[i]`` for ``plans[i]``, with the plan's numbers (built
-    column by column: a decision that holds is what most decisions are)."""
+    column by column: a decision that holds is what most decisions are). The decisions take over the plans'
+    numbers dicts, completed with ``new_parallelism`` (the plans are the decision's own, made for it)."""
+    numbers = []
+    for p in plans:
+        p.numbers["new_parallelism"] = float(p.vertex.parallelism)
+        numbers.append(p.numbers)
     parallelism = [p.vertex.parallelism for p in plans]
     return tuple(frozen_instances(VertexDecision, {
         "vertex_id": [p.vertex.id for p in plans], "vertex_name": [p.vertex.name for p in plans],
         "current_parallelism": parallelism, "new_parallelism": parallelism, "reason": reasons,
-        "numbers": [{**p.numbers, "new_parallelism": float(p.vertex.parallelism)} for p in plans]}))
+        "numbers": numbers}))
 
 
 _NO_FORECAST = "no forecast yet (less than a day of load history): reactive rules"
