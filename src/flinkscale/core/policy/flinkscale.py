@@ -526,9 +526,12 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
         c = cost.records_per_subtask_second
         utilization = cost.busiest_utilization(target, p)
         capacity = cost.full_speed_capacity(p)
-        numbers.update(records_per_subtask_second=c, residual_skew=cost.residual_skew,
-                       cost_parallelism=float(cost.measured_at), layout_factor=ev.layout_factor(p, groups),
-                       true_processing_rate=capacity, utilization=utilization)
+        numbers["records_per_subtask_second"] = c
+        numbers["residual_skew"] = cost.residual_skew
+        numbers["cost_parallelism"] = float(cost.measured_at)
+        numbers["layout_factor"] = ev.layout_factor(p, groups)
+        numbers["true_processing_rate"] = capacity
+        numbers["utilization"] = utilization
         if groups:
             numbers["key_groups_or_partitions"] = float(groups)
         if source_total > 0:
