@@ -517,7 +517,7 @@ class FlinkscalePolicy(WindowedPolicy[FlinkscaleSettings]):
             reason = f"no usable busyTimeMsPerSecond / numRecordsInPerSecond: kept{memo}"
             return _Plan(vertex, kept, numbers, min(p, upper), None, over_ceiling, reason, load_factor)
         skew_note = ""
-        before = _recalled(skew_before, groups)[0] if skew_before is not None else None
+        before, _ = _recalled(skew_before, groups)
         if before is not None and cost.records_per_subtask_second < math.inf:
             cost = VertexCost(cost.records_per_subtask_second, before.residual_skew, groups, before.measured_at)
             numbers["skew_carried"] = 1.0
