@@ -424,8 +424,8 @@ def frozen_instances(cls: type[_T], columns: Mapping[str, Sequence[Any]], same: 
 
     The instances are the ones the constructor builds (every field set, in field order: equal, with the same
     repr and hash), each set by straight-line stores into its ``__dict__`` (``_row_builder``) instead of one
-    ``object.__setattr__`` per field, about three times as fast (six fields): for the simulator and the policies,
-    which build one per vertex at every decision."""
+    ``object.__setattr__`` per field: for the simulator and the policies, which build one per vertex at every
+    decision."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         if hasattr(cls, "__post_init__"):
