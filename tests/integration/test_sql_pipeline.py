@@ -13,11 +13,12 @@ One job, submitted through the Table API (no Python at run time), goes through t
    window the Horvitz-Thompson estimates in the window rows add up to 2 x the kept events seen by the events
    sink and lie within 4 standard errors of the true counts in the load generator's manifest.
 
-   The job states its own error bound: each window's estimate is within z x sqrt(variance) of the truth at the
-   job's ``shed_confidence`` (``clicks_relative_error`` in its rows). That claim is checked over at least
-   ``MIN_SHED_WINDOWS`` shed windows: 1 s windows over ``SHED_SECONDS`` of load, at least 95% of them within the
-   bound. The confidence is 99.5%: at 95% a single window misses 1 time in 20 and "95% of 40" would fail about
-   one run in three by chance alone (binomial P(3+ misses of 40) = 0.32); at 99.5% that chance is 0.001.
+   The job states its own error bound (each window's estimate within z x sqrt(variance) of the truth at the
+   job's ``shed_confidence``). Here it is checked on the windows this phase sheds; the claim "at least 95% of at
+   least 20 windows within it" is checked at 2x overload under the ShedController in
+   ``test_shedding.py::test_sql_profile_predicts_its_capacity_and_shedding_at_2x_holds_the_stated_bound``, where
+   p is set by the controller, not by hand. This phase checks what that test does not: the protocol (the Java
+   function keeps exactly the records Python's rule keeps) and `flinkscale shed set`.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ pytestmark = pytest.mark.integration
 
 WINDOW_SECONDS = 1
 SHED_CONFIDENCE = 0.995
-SHED_SECONDS = 44  # of load at p = 0.5: one shed window a second
-MIN_SHED_WINDOWS = 40
+SHED_SECONDS = 14  # of load at p = 0.5: one shed window a second
+MIN_SHED_WINDOWS = 12
 
 
 def keep_probability_metric(runtime: Runtime, job_id: str) -> set[float]:
@@ -159,7 +160,8 @@ def test_sql_pipeline_is_exactly_once_across_a_rescale_and_sheds_on_the_control_
     assert len(shed) >= MIN_SHED_WINDOWS, f"{len(shed)} shed windows: {report}"
     within = sum(shed.values())
     print(f"within the stated {SHED_CONFIDENCE:.1%} bound: {within} of {len(shed)} shed windows")
-    assert within >= 0.95 * len(shed), report
+    # At 99.5% a window misses 1 time in 200: one miss in ~14 windows happens (7% of runs), two in 1 run in 400.
+    assert within >= len(shed) - 1, report
 
 
 # --- a Java DataStream job ----------------------------------------------------------------------------------------

@@ -379,13 +379,13 @@ def choose_keep_probability(offered_rate: float, sustainable_rate: float,
         return ShedDecision(1.0, True, "no overload: the job sustains the offered rate, nothing is shed",
                             numbers, formula)
     if bound_p > capacity_p * (1 + 1e-9):  # a rounding-level overload is no reason to miss the target
-        reason = (f"target {target_error:.1%} at {confidence:.0%} confidence needs p >= {bound_p:.4f} for "
+        reason = (f"target {target_error:.1%} at {confidence * 100:g}% confidence needs p >= {bound_p:.4f} for "
                   f"{population:.0f} records per group per window, but capacity allows only p = {capacity_p:.4f}; "
                   f"keeping p = {keep:.4f} (error within target, lag keeps growing): scale out or accept a "
                   f"larger error")
         return ShedDecision(keep, False, reason, numbers, formula)
     reason = (f"overload {offered_rate / usable_rate:.2f}x: keep {keep:.2%} of records; expected error "
-              f"{numbers['expected_relative_error']:.2%} <= target {target_error:.1%} at {confidence:.0%}")
+              f"{numbers['expected_relative_error']:.2%} <= target {target_error:.1%} at {confidence * 100:g}%")
     return ShedDecision(keep, True, reason, numbers, formula)
 
 
@@ -412,12 +412,12 @@ def _choose_stratified(records_per_group: Mapping[str, float], capacity_p: float
         return ShedDecision(1.0, True, "no overload: the job sustains the offered rate, nothing is shed",
                             numbers, formula, {g: 1.0 for g in records_per_group})
     if rates.kept_records > capacity_records * (1 + 1e-9):
-        reason = (f"target {target_error:.1%} at {confidence:.0%} confidence needs {rates.bound_records:.0f} "
+        reason = (f"target {target_error:.1%} at {confidence * 100:g}% confidence needs {rates.bound_records:.0f} "
                   f"kept records per window but capacity allows {capacity_records:.0f}; every group stays at "
                   f"its bound (lag keeps growing): scale out or accept a larger error")
         return ShedDecision(keep, False, reason, numbers, formula, rates.per_group)
     reason = (f"overload: keep {rates.overall_keep_fraction:.2%} overall, small groups at their bound; worst "
-              f"group error {worst:.2%} <= target {target_error:.1%} at {confidence:.0%}")
+              f"group error {worst:.2%} <= target {target_error:.1%} at {confidence * 100:g}%")
     return ShedDecision(keep, True, reason, numbers, formula, rates.per_group)
 
 

@@ -180,6 +180,14 @@ def test_controller_says_when_the_target_cannot_be_met() -> None:
     assert "cannot" in decision.reason or "needs" in decision.reason
 
 
+
+@pytest.mark.parametrize(("confidence", "shown"), [(0.95, "at 95%"), (0.995, "at 99.5%"), (0.999, "at 99.9%")])
+def test_the_reason_states_the_confidence_as_given(confidence: float, shown: str) -> None:
+    # 99.5% once read "at 100%": a bound at certainty, which no sample gives.
+    met = choose_keep_probability(20_000.0, 10_000.0, 1_000_000.0, 0.02, confidence)
+    missed = choose_keep_probability(30_000.0, 10_000.0, 10_000.0, 0.02, confidence)
+    assert shown in met.reason and shown in missed.reason
+
 def test_controller_reserves_capacity_to_drain_the_backlog() -> None:
     decision = choose_keep_probability(10_000.0, 10_000.0, 1e7, backlog_drain_rate=2_000.0)
     assert decision.keep_probability == pytest.approx(0.8)
