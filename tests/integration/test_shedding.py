@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -122,10 +122,20 @@ def window_epoch(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("T", " ")).replace(tzinfo=UTC).timestamp())
 
 
-def window_totals(agg_dir: Path, generator: LoadGenerator) -> dict[int, tuple[float, float, float, float, int, int,
-                                                                           int]]:
-    """Window start -> the sums over its per-user rows (clicks and bytes estimates, their variances, records
-    sampled) and the true clicks and bytes from the generator's manifest; every window produced has rows."""
+class WindowTotals(NamedTuple):
+    """One window: the sums over its per-user rows, and the truth from the load generator's manifest."""
+
+    clicks: float
+    total_bytes: float
+    clicks_variance: float
+    total_bytes_variance: float
+    sampled: int
+    true_clicks: int
+    true_bytes: int
+
+
+def window_totals(agg_dir: Path, generator: LoadGenerator) -> dict[int, WindowTotals]:
+    """Window start -> its totals, in window order; every window produced has rows."""
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
     for row in read_rows(agg_dir):
         entry = sums[window_epoch(row["window_start"])]
@@ -137,7 +147,7 @@ def window_totals(agg_dir: Path, generator: LoadGenerator) -> dict[int, tuple[fl
         exact[window][0] += count
         exact[window][1] += size
     assert sums and set(sums) == set(exact), (sorted(sums), sorted(exact))
-    return {w: (c, b, cv, bv, round(n), exact[w][0], exact[w][1]) for w, (c, b, cv, bv, n) in sorted(sums.items())}
+    return {w: WindowTotals(c, b, cv, bv, round(n), *exact[w]) for w, (c, b, cv, bv, n) in sorted(sums.items())}
 
 
 def drain_stop(runtime: Runtime, job_id: str) -> None:
@@ -195,9 +205,17 @@ def shed_under_the_controller(load: Load, collector: Collector, arrivals: Arriva
     return lags, growth
 
 
-def drain_with_the_controller(collector: Collector, arrivals: ArrivalRate, controller: ShedController,
-                              log: list[str], timeout: float = 90.0) -> float:
-    """The load gone: the controller steps until p is back to 1 and the lag is 0 (or ``timeout``); the last lag."""
+def assert_lag_stops_growing(growth: list[float], rate: float, log: list[str]) -> None:
+    """Over the second half of a shedding phase the lag does not grow (it falls while a backlog drains): its mean
+    growth is at most 10% of ``rate``."""
+    later = growth[len(growth) // 2:]
+    assert sum(later) / len(later) <= 0.1 * rate, log
+
+
+def drain_and_stop(runtime: Runtime, job_id: str, collector: Collector, arrivals: ArrivalRate,
+                   controller: ShedController, log: list[str], timeout: float = 90.0) -> None:
+    """The load gone: the controller steps until p is back to 1 and the lag is 0 (asserted, within ``timeout``),
+    then the job stops with drain, which flushes every window to the exactly-once sink."""
     deadline = time.monotonic() + timeout
     lag = math.inf
     while time.monotonic() < deadline:
@@ -210,7 +228,10 @@ def drain_with_the_controller(collector: Collector, arrivals: ArrivalRate, contr
             log.append(step.describe())
             if lag == 0 and controller.keep_probability == 1.0:
                 break
-    return lag
+    assert controller.keep_probability == 1.0, log
+    assert lag == 0, log
+    time.sleep(3)  # the idle timeout advances the watermark past the last window
+    drain_stop(runtime, job_id)
 
 
 def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, tmp_path: Path) -> None:
@@ -272,16 +293,10 @@ def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, 
         lags_on, growth_on = shed_under_the_controller(load, collector, arrivals, controller, [overload] * 45, log)
         log.append(f"shedding on: lag {[round(x) for x in lags_on]}, published {published}")
         assert published and min(p for p, _ in published) < 0.8, log
-        later = growth_on[len(growth_on) // 2:]
-        # Bounded: over the second half the lag does not grow (it falls while the backlog drains).
-        assert sum(later) / len(later) <= 0.1 * sustainable, log
+        assert_lag_stops_growing(growth_on, sustainable, log)
 
-        # 4. load gone: p back to 1, the backlog drains.
-        lag = drain_with_the_controller(collector, arrivals, controller, log)
-        assert controller.keep_probability == 1.0, log
-        assert lag == 0, log
-        time.sleep(3)  # the idle timeout advances the watermark past the last window
-        drain_stop(runtime, job_id)
+        # 4. load gone: p back to 1, the backlog drains, every window is flushed.
+        drain_and_stop(runtime, job_id, collector, arrivals, controller, log)
     finally:
         load.wait()
         generator.close()
@@ -290,15 +305,14 @@ def test_shedding_bounds_lag_and_meets_the_accuracy_target(clean_jobs: Runtime, 
 
     z = z_for_confidence(CONFIDENCE)
     shed_windows: list[tuple[int, int, float, float, float, float]] = []
-    for window, (clicks, total_bytes, clicks_var, _bytes_var, sampled, true_clicks, true_bytes) in \
-            window_totals(agg_dir, generator).items():
-        if sampled == true_clicks:  # nothing shed in this window: the result is exact
-            assert (round(clicks), round(total_bytes)) == (true_clicks, true_bytes), window
+    for window, w in window_totals(agg_dir, generator).items():
+        if w.sampled == w.true_clicks:  # nothing shed in this window: the result is exact
+            assert (round(w.clicks), round(w.total_bytes)) == (w.true_clicks, w.true_bytes), window
             continue
-        clicks_error = abs(clicks - true_clicks) / true_clicks
-        bytes_error = abs(total_bytes - true_bytes) / true_bytes
-        stated = z * math.sqrt(clicks_var) / clicks
-        shed_windows.append((window, true_clicks, sampled / true_clicks, clicks_error, bytes_error, stated))
+        clicks_error = abs(w.clicks - w.true_clicks) / w.true_clicks
+        bytes_error = abs(w.total_bytes - w.true_bytes) / w.true_bytes
+        stated = z * math.sqrt(w.clicks_variance) / w.clicks
+        shed_windows.append((window, w.true_clicks, w.sampled / w.true_clicks, clicks_error, bytes_error, stated))
     print("window, records, kept fraction, clicks error, bytes error, stated clicks error")
     for shed_window in shed_windows:
         print(shed_window)
@@ -392,14 +406,10 @@ def test_sql_profile_predicts_its_capacity_and_shedding_at_2x_holds_the_stated_b
         lags, growth = shed_under_the_controller(load, collector, arrivals, controller,
                                                  [overload] * SQL_SHED_SECONDS, log)
         log.append(f"shedding on at {overload:.0f}/s: lag {[round(x) for x in lags]}")
-        later = growth[len(growth) // 2:]
-        assert sum(later) / len(later) <= 0.1 * measured, log  # bounded: it stops growing
+        assert_lag_stops_growing(growth, measured, log)
 
         # 4. load gone: p back to 1, the backlog drains, every window is flushed.
-        lag = drain_with_the_controller(collector, arrivals, controller, log)
-        assert controller.keep_probability == 1.0 and lag == 0, log
-        time.sleep(3)
-        drain_stop(runtime, job_id)
+        drain_and_stop(runtime, job_id, collector, arrivals, controller, log)
     finally:
         load.wait()
         generator.close()
@@ -407,14 +417,13 @@ def test_sql_profile_predicts_its_capacity_and_shedding_at_2x_holds_the_stated_b
         print("\n".join(log))
 
     z = z_for_confidence(SQL_CONFIDENCE)
-    windows = window_totals(agg_dir, generator)
     shed: list[tuple[int, int, float, bool]] = []
-    for window, (clicks, _bytes, variance, _bytes_variance, sampled, true_clicks, _true_bytes) in windows.items():
-        if sampled == true_clicks:  # nothing shed: exact
-            assert round(clicks) == true_clicks, window
-        elif true_clicks >= SQL_MIN_WINDOW_RECORDS:
-            shed.append((window, true_clicks, abs(clicks - true_clicks) / true_clicks,
-                         abs(clicks - true_clicks) <= z * math.sqrt(variance)))
+    for window, w in window_totals(agg_dir, generator).items():
+        if w.sampled == w.true_clicks:  # nothing shed: exact
+            assert round(w.clicks) == w.true_clicks, window
+        elif w.true_clicks >= SQL_MIN_WINDOW_RECORDS:
+            error = abs(w.clicks - w.true_clicks)
+            shed.append((window, w.true_clicks, error / w.true_clicks, error <= z * math.sqrt(w.clicks_variance)))
     print("window, records, relative error, within the stated bound")
     print("\n".join(str(w) for w in shed))
     assert len(shed) >= SQL_MIN_WINDOWS, shed

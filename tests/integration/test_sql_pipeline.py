@@ -27,7 +27,7 @@ import json
 import math
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from flinkscale.pipelines.launch import KeyedClicksJavaOptions, submit_clickstre
 from flinkscale.pipelines.shedding import keep_by_key_hash
 from tests.integration.conftest import Runtime
 from tests.integration.test_runtime import _committed_event_ids, _rescale_in_place, _wait_caught_up
-from tests.integration.test_shedding import read_rows, window_epoch
+from tests.integration.test_shedding import window_totals
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +73,6 @@ def wait_for_keep_probability(runtime: Runtime, job_id: str, p: float, timeout: 
             return
         time.sleep(1)
     raise AssertionError(f"the job's shedding functions report p = {seen}, not {p}")
-
-
-def per_window_truth(generator: LoadGenerator) -> dict[int, int]:
-    truth: dict[int, int] = defaultdict(int)
-    for (_user, window), (count, _size) in generator.manifest.per_window.items():
-        truth[window] += count
-    return truth
 
 
 def test_sql_pipeline_is_exactly_once_across_a_rescale_and_sheds_on_the_control_topic(
@@ -140,13 +133,9 @@ def test_sql_pipeline_is_exactly_once_across_a_rescale_and_sheds_on_the_control_
     for row in event_rows:
         window = row["event_time"] // 1000 // WINDOW_SECONDS * WINDOW_SECONDS
         expected_estimate[window] += 2 if row["event_id"] >= phase1[1] else 1
-    estimates: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for row in read_rows(agg):
-        window = window_epoch(row["window_start"])
-        estimates[window][0] += row["clicks_estimate"]
-        estimates[window][1] += row["clicks_variance"]
-    truth = per_window_truth(generator)
-    assert set(estimates) == set(truth)
+    windows = window_totals(agg, generator)  # every window produced has rows
+    estimates = {window: (w.clicks, w.clicks_variance) for window, w in windows.items()}
+    truth = {window: w.true_clicks for window, w in windows.items()}
     report: list[str] = []
     for window, (estimate, variance) in sorted(estimates.items()):
         report.append(f"{window}: estimate {estimate:.0f} true {truth[window]} se {math.sqrt(variance):.1f}")
